@@ -1,0 +1,42 @@
+"""The ``handrgbd`` command: one entry point, subcommands from each package.
+
+Subcommands are registered as ``name -> (help, "module:function")`` and imported only when
+run, so ``handrgbd --help`` stays fast and the core package imports nothing else. Each target
+is a ``main(argv) -> int`` function.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+#: subcommand -> (one-line help, "module:function" taking argv and returning an exit code)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "gl-info": ("open an OpenGL context, print the backend/renderer, render a test sphere",
+                "renderer.cli:gl_info_main"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = argparse.ArgumentParser(prog="handrgbd", description="RGB -> hand depth -> 3D hand tracking.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (help_text, _target) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    args, rest = parser.parse_known_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("OpenGL").setLevel(logging.WARNING)  # PyOpenGL's "no accelerate module" notice
+    module_name, func_name = COMMANDS[args.command][1].split(":")
+    func = getattr(importlib.import_module(module_name), func_name)
+    return int(func(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

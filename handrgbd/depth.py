@@ -1,0 +1,40 @@
+"""Depth encoding: float32 millimetres in memory (0 = no reading), uint16 PNG on disk.
+
+On disk a depth value ``d`` (uint16) means ``d * depth_unit_mm`` millimetres; 0 is no reading.
+These two functions are the only place the conversion happens.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["depth_mm_to_uint16", "uint16_to_depth_mm", "MAX_UINT16"]
+
+MAX_UINT16 = np.iinfo(np.uint16).max
+
+
+def uint16_to_depth_mm(raw: np.ndarray, depth_unit_mm: float = 1.0) -> np.ndarray:
+    """``(H, W) uint16`` sensor units -> ``(H, W) float32`` mm, 0 stays 0 (no reading)."""
+    raw = np.asarray(raw)
+    if raw.dtype != np.uint16:
+        raise ValueError(f"depth image must be uint16, got {raw.dtype}")
+    if not (np.isfinite(depth_unit_mm) and depth_unit_mm > 0):
+        raise ValueError(f"depth_unit_mm must be finite and > 0, got {depth_unit_mm}")
+    return raw.astype(np.float32) * np.float32(depth_unit_mm)
+
+
+def depth_mm_to_uint16(depth_mm: np.ndarray, depth_unit_mm: float = 1.0) -> np.ndarray:
+    """``(H, W) float`` mm -> ``(H, W) uint16`` units of ``depth_unit_mm`` (rounded).
+
+    Non-finite or non-positive values become 0 (no reading); values past the uint16 range raise,
+    since silently clipping would corrupt geometry.
+    """
+    if not (np.isfinite(depth_unit_mm) and depth_unit_mm > 0):
+        raise ValueError(f"depth_unit_mm must be finite and > 0, got {depth_unit_mm}")
+    d = np.asarray(depth_mm, dtype=np.float64)
+    valid = np.isfinite(d) & (d > 0)
+    units = np.where(valid, np.rint(np.where(valid, d, 0.0) / depth_unit_mm), 0.0)
+    if units.max(initial=0.0) > MAX_UINT16:
+        raise ValueError(f"depth {d[valid].max():.1f} mm exceeds the uint16 range at "
+                         f"{depth_unit_mm} mm per unit (max {MAX_UINT16 * depth_unit_mm:.1f} mm)")
+    return units.astype(np.uint16)
