@@ -31,6 +31,7 @@ from typing import NamedTuple
 import numpy as np
 from handrgbd.camera import CameraIntrinsics
 from renderer._gl import GL, Framebuffer, compile_program
+from renderer._kernels import tile_sums_kernel
 from renderer.context import GLContext, create_context
 from renderer.projection import DEFAULT_FAR_MM, DEFAULT_NEAR_MM, RegionOfInterest, gl_projection
 
@@ -110,13 +111,10 @@ def tile_sums(rendered_mm: np.ndarray, observed_mm: np.ndarray, observed_mask: n
     if not (d_max_mm > 0 and math.isfinite(d_max_mm)):
         raise ValueError(f"tile_sums: d_max_mm must be finite and > 0, got {d_max_mm}")
     n = r.shape[0]
-    rm = (r > 0).reshape(n, -1)
-    mf = m.reshape(-1)
-    union = rm | mf
-    diff = np.minimum(np.abs(r.reshape(n, -1) - o.reshape(-1)), np.float32(d_max_mm))
-    diff_sum = np.einsum("ij,ij->i", diff, union, dtype=np.float64)
-    return TileSums(diff_sum, union.sum(axis=1, dtype=np.float64),
-                    (rm & mf).sum(axis=1, dtype=np.float64))
+    out = np.empty((n, 3), dtype=np.float64)
+    tile_sums_kernel(np.ascontiguousarray(r.reshape(n, -1)), np.ascontiguousarray(o.reshape(-1)),
+                     np.ascontiguousarray(m.reshape(-1)), float(d_max_mm), out)
+    return TileSums(out[:, 0], out[:, 1], out[:, 2])
 
 
 # ---------------------------------------------------------------------------------------
@@ -232,15 +230,25 @@ void main() {
 }
 """
 
-# 12 triangles of the box [-1, 1]^3
-_BOX = np.array([
-    [-1, -1, -1], [1, -1, -1], [1, 1, -1], [-1, -1, -1], [1, 1, -1], [-1, 1, -1],
-    [-1, -1, 1], [1, 1, 1], [1, -1, 1], [-1, -1, 1], [-1, 1, 1], [1, 1, 1],
-    [-1, -1, -1], [-1, 1, 1], [-1, 1, -1], [-1, -1, -1], [-1, -1, 1], [-1, 1, 1],
-    [1, -1, -1], [1, 1, -1], [1, 1, 1], [1, -1, -1], [1, 1, 1], [1, -1, 1],
-    [-1, -1, -1], [1, -1, 1], [1, -1, -1], [-1, -1, -1], [-1, -1, 1], [1, -1, 1],
-    [-1, 1, -1], [1, 1, -1], [1, 1, 1], [-1, 1, -1], [1, 1, 1], [-1, 1, 1],
-], dtype=np.float32)
+def _box_triangles() -> np.ndarray:
+    """The 12 triangles of the box [-1, 1]^3, counter-clockwise seen from outside: (36, 3)."""
+    tris = []
+    for axis in range(3):
+        u, v = (axis + 1) % 3, (axis + 2) % 3
+        for sign in (-1.0, 1.0):
+            quad = []
+            for a, b in ((-1, -1), (1, -1), (1, 1), (-1, 1)):
+                p = np.zeros(3)
+                p[axis], p[u], p[v] = sign, a, b
+                quad.append(p)
+            q = np.array(quad)
+            if np.dot(np.cross(q[1] - q[0], q[2] - q[0]), q.mean(0)) < 0:
+                q = q[::-1]
+            tris += [q[0], q[1], q[2], q[0], q[2], q[3]]
+    return np.array(tris, dtype=np.float32)
+
+
+_BOX = _box_triangles()
 
 _INSTANCE_FLOATS = 16  # row0, row1, row2, (eye xyz, taper)
 
@@ -268,9 +276,13 @@ def _instance_data(t: np.ndarray, taper: np.ndarray) -> np.ndarray:
     if np.any(np.abs(det) < 1e-12):
         bad_n, bad_p = np.argwhere(np.abs(det) < 1e-12)[0]
         raise ValueError(f"transforms: singular (zero-size) primitive at hypothesis {bad_n}, primitive {bad_p}")
+    # Both unit shapes are symmetric under x -> -x, so a mirroring transform (a left hand) can
+    # be replaced by one with det > 0 showing the same solid: every proxy box then has the
+    # same winding on screen and one face-culling setting serves all instances.
+    A[..., :, 0] *= np.sign(det)[..., None]
     eye = np.linalg.solve(A, -tr[..., None])[..., 0]  # camera centre in object space
     out = np.empty((n, p, _INSTANCE_FLOATS), dtype=np.float32)
-    out[..., 0:12] = t[:, :, :3, :].reshape(n, p, 12)
+    out[..., 0:12] = np.concatenate([A, tr[..., None]], axis=-1).reshape(n, p, 12)
     out[..., 12:15] = eye
     out[..., 15] = taper[None, :]
     return out.reshape(n * p, _INSTANCE_FLOATS)
@@ -400,7 +412,12 @@ class HypothesisRenderer:
         self._fb.bind()
         GL.glEnable(GL.GL_DEPTH_TEST)
         GL.glDepthFunc(GL.GL_LESS)
-        GL.glDisable(GL.GL_CULL_FACE)
+        # Shade each proxy box once, through its far faces (correct even when the camera is
+        # inside a box). Boxes wind counter-clockwise outside-in, all det > 0 (see
+        # _instance_data), and the projection mirrors y: the far faces are GL's front faces.
+        GL.glEnable(GL.GL_CULL_FACE)
+        GL.glFrontFace(GL.GL_CCW)
+        GL.glCullFace(GL.GL_BACK)
         for i in range(4):
             GL.glEnable(GL.GL_CLIP_DISTANCE0 + i)
         GL.glClearColor(0.0, 0.0, 0.0, 0.0)
@@ -430,6 +447,7 @@ class HypothesisRenderer:
         GL.glBindVertexArray(0)
         for i in range(4):
             GL.glDisable(GL.GL_CLIP_DISTANCE0 + i)
+        GL.glDisable(GL.GL_CULL_FACE)
         img = self._fb.read(0, GL.GL_RED, GL.GL_FLOAT, np.float32, rows=used_rows * T)
         tiles = img.reshape(used_rows, T, self.cols, T).transpose(0, 2, 1, 3).reshape(-1, T, T)
         return tiles[:n]

@@ -1,0 +1,30 @@
+"""Shared fixtures: one GL context per test session (headless on CI: EGL, else OSMesa)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from handrgbd.camera import CameraIntrinsics
+
+
+@pytest.fixture(scope="session")
+def gl_context():
+    from renderer.context import create_context
+
+    ctx = create_context()
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def vga_camera() -> CameraIntrinsics:
+    """A 640 x 480 camera with f = 500 px and an off-centre principal point."""
+    return CameraIntrinsics(fx=500.0, fy=520.0, cx=318.3, cy=243.7, width=640, height=480)
+
+
+def translation(x: float, y: float, z: float, scale=(1.0, 1.0, 1.0)) -> np.ndarray:
+    """4x4 transform: scale the unit shape, then translate (mm)."""
+    m = np.diag([*scale, 1.0])
+    m[:3, 3] = (x, y, z)
+    return m
