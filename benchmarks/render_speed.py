@@ -134,6 +134,27 @@ def run(hypotheses: int = 64, tile_size: int = 64, repeats: int = 15, backend: s
     }
 
 
+def save_tiles_png(path: str, hypotheses: int, tile_size: int, backend: str | None = None) -> None:
+    """Render the workload once and save the tile grid (near = bright), for the README."""
+    import cv2
+
+    prims, transforms, camera, roi = hand_like_workload(hypotheses)
+    with create_context(backend) as ctx, HypothesisRenderer(prims, tile_size, hypotheses, context=ctx) as r:
+        depth = r.render(transforms, camera, roi)
+    cols = r.cols
+    rows = -(-hypotheses // cols)
+    grid = np.zeros((rows * tile_size, cols * tile_size), np.float32)
+    for n, tile in enumerate(depth):
+        i, j = divmod(n, cols)
+        grid[i * tile_size:(i + 1) * tile_size, j * tile_size:(j + 1) * tile_size] = tile
+    valid = grid > 0
+    lo, hi = grid[valid].min(), grid[valid].max()
+    scaled = np.where(valid, 255 - (grid - lo) / max(hi - lo, 1e-6) * 200, 0).astype(np.uint8)
+    colour = cv2.applyColorMap(scaled, cv2.COLORMAP_INFERNO)
+    colour[~valid] = 0
+    cv2.imwrite(path, colour)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--hypotheses", type=int, default=64, help="hypotheses per batch (default 64)")
@@ -141,8 +162,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=15, help="timed repeats per row (median reported)")
     parser.add_argument("--backend", default=None, help="GL backend: egl, osmesa, glfw (default: auto)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--png", default=None, help="also save the batch's depth tiles as a colour-mapped PNG")
     args = parser.parse_args(argv)
     res = run(args.hypotheses, args.tile, args.repeats, args.backend)
+    if args.png:
+        save_tiles_png(args.png, args.hypotheses, args.tile, args.backend)
     if args.json:
         print(json.dumps(res))
         return 0
