@@ -16,6 +16,8 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "gl-info": ("open an OpenGL context, print the backend/renderer, render a test sphere",
                 "renderer.cli:gl_info_main"),
+    "model": ("render the LibHand mesh and the tracker's primitives side by side for a pose",
+              "synth.model_figure:model_main"),
 }
 
 

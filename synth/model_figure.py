@@ -1,0 +1,104 @@
+"""``handrgbd model``: the two hand models side by side for one pose, with their joints drawn.
+
+Left: the LibHand mesh (textured, skinned by the 27 parameters); right: the tracker's 37
+primitives. Both show the 21 joints and the skeleton, projected with the same camera.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from handrgbd.camera import CameraIntrinsics
+from handrgbd.joints import BONES
+from tracker.kinematics import DEFAULT_HAND_LENGTH_MM
+from tracker.pose import CANONICAL_POSES, HandPose
+
+log = logging.getLogger(__name__)
+
+__all__ = ["render_models", "model_main"]
+
+# a three-quarter view: palm toward the camera, turned 25 degrees about y and tilted 15 about x
+_VIEW_QUATERNION = (0.968, 0.126, 0.213, -0.028)
+
+
+def _draw_skeleton(image: np.ndarray, uv: np.ndarray, colour=(40, 220, 40)) -> None:
+    import cv2
+
+    for a, b in BONES:
+        cv2.line(image, tuple(np.round(uv[a]).astype(int)), tuple(np.round(uv[b]).astype(int)), colour, 2, cv2.LINE_AA)
+    for p in uv:
+        cv2.circle(image, tuple(np.round(p).astype(int)), 4, (250, 60, 40), -1, cv2.LINE_AA)
+
+
+def render_models(pose: HandPose, size: int = 480, hand_length_mm: float = DEFAULT_HAND_LENGTH_MM,
+                  context=None) -> np.ndarray:
+    """``(size, 2 * size, 3) uint8`` RGB: LibHand mesh | primitives, each with its joints."""
+    from renderer.mesh import DirectionalLight, Lighting, Mesh, MeshRenderer
+    from renderer.shapes import primitive_meshes
+    from synth.libhand import LibHandModel
+    from tracker.kinematics import HandModel
+
+    params = pose.to_array()
+    libhand = LibHandModel(pose.side, hand_length_mm)
+    primitives = HandModel(pose.side, hand_length_mm)
+    posed = libhand.pose(params)
+    joints_prim = primitives.joints(params)[0]
+    transforms = primitives.primitives(params)[0]
+    # frame the hand: a camera looking at the palm centre from its distance
+    f = 1.6 * size
+    camera = CameraIntrinsics(f, f, (size - 1) / 2, (size - 1) / 2, size, size)
+    centre = posed.vertices[libhand.labels == 1].mean(0)
+    shift = np.eye(4)
+    shift[:2, 3] = -centre[:2]  # put the hand on the optical axis (both models shifted alike)
+    shift[2, 3] = max(0.0, 420.0 * hand_length_mm / 180.0 - centre[2])
+    lighting = Lighting(ambient=(0.45, 0.45, 0.45), lights=(DirectionalLight((0.3, 0.5, 1.0), (0.6, 0.6, 0.6)),))
+    with MeshRenderer(context=context) as r:
+        hand = r.upload(Mesh(posed.vertices, libhand.faces, normals=posed.normals, uv=libhand.uv,
+                             texture=libhand.asset.texture(), specular=0.15))
+        left = r.render([(hand, shift)], camera, lighting, background=(1.0, 1.0, 1.0)).rgb
+        scene = [(r.upload(m), shift @ t) for m, t in zip(primitive_meshes(primitives.primitive_set), transforms)]
+        right = r.render(scene, camera, lighting, background=(1.0, 1.0, 1.0)).rgb
+    to_cam = lambda j: j @ shift[:3, :3].T + shift[:3, 3]  # noqa: E731
+    left, right = np.ascontiguousarray(left), np.ascontiguousarray(right)
+    _draw_skeleton(left, camera.project(to_cam(posed.joints)))
+    _draw_skeleton(right, camera.project(to_cam(joints_prim)))
+    return np.concatenate([left, right], axis=1)
+
+
+def _load_pose(spec: str, side: str) -> HandPose:
+    if spec in CANONICAL_POSES or spec == "relaxed":
+        return HandPose.canonical(spec, orientation=_VIEW_QUATERNION, side=side)
+    path = Path(spec)
+    if not path.exists():
+        raise SystemExit(f"--pose {spec!r}: neither a pose name ({', '.join(sorted(CANONICAL_POSES))}, relaxed) "
+                         f"nor an existing pose JSON file")
+    return HandPose.load(path)
+
+
+def model_main(argv: list[str] | None = None) -> int:
+    """Render the LibHand mesh and the primitives model side by side for a pose."""
+    parser = argparse.ArgumentParser(prog="handrgbd model", description=model_main.__doc__)
+    parser.add_argument("--pose", default="open", help="canonical pose name or a pose JSON file (HandPose.save)")
+    parser.add_argument("--side", choices=("right", "left"), default="right", help="hand side for named poses")
+    parser.add_argument("--hand-length", type=float, default=DEFAULT_HAND_LENGTH_MM,
+                        help="wrist to middle fingertip, mm (default %(default)s)")
+    parser.add_argument("--size", type=int, default=480, help="pixels per panel")
+    parser.add_argument("--out", default="model.png", help="output PNG")
+    args = parser.parse_args(argv)
+    import cv2
+
+    pose = _load_pose(args.pose, args.side)
+    image = render_models(pose, args.size, args.hand_length)
+    if not cv2.imwrite(args.out, image[..., ::-1]):
+        raise SystemExit(f"cannot write {args.out}")
+    log.info("wrote %s", args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(model_main())

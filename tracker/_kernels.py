@@ -1,0 +1,156 @@
+"""numba kernels of the hand model: forward kinematics and primitive placement, batched over N.
+
+Pure functions over arrays; ``tracker.kinematics`` checks inputs and wraps them. Every kernel
+has a plain-numpy twin in tests/naive_hand.py. Flags are set once, here.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+JIT = dict(nogil=True, cache=True, fastmath=False)
+
+NUM_FRAMES = 16  # hand frame + 5 chains x 3 segments
+NUM_PRIMITIVES = 37
+
+
+@numba.njit(**JIT)
+def _rot_x(a):
+    c, s = math.cos(a), math.sin(a)
+    return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
+
+
+@numba.njit(**JIT)
+def _rot_z(a):
+    c, s = math.cos(a), math.sin(a)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+@numba.njit(**JIT)
+def _rot_axis(axis, a):
+    """Rodrigues: rotation by ``a`` about the unit ``axis``."""
+    x, y, z = axis[0], axis[1], axis[2]
+    c, s = math.cos(a), math.sin(a)
+    t = 1.0 - c
+    return np.array([[t * x * x + c, t * x * y - s * z, t * x * z + s * y],
+                     [t * x * y + s * z, t * y * y + c, t * y * z - s * x],
+                     [t * x * z - s * y, t * y * z + s * x, t * z * z + c]])
+
+
+@numba.njit(**JIT)
+def _quat_matrix(w, x, y, z):
+    n = math.sqrt(w * w + x * x + y * y + z * z)
+    w, x, y, z = w / n, x / n, y / n, z / n
+    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+                     [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+                     [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
+
+
+@numba.njit(parallel=True, **JIT)
+def forward_kinematics_kernel(params, wrist, base, base_rot, abd_sign, joint_axes, lengths, scale, mirror,
+                              joints, frames):
+    """params (N, 27) -> joints (N, 21, 3) and frames (N, 16, 3, 4), world (camera) frame, mm.
+
+    frames[:, 0] is the hand frame; frames[:, 1 + 3 f + k] the frame of segment k of chain f,
+    its origin at the segment's first joint, y along the segment. Each frame is [A | o] with
+    A = R(q) M s R_local (M = diag(mirror, 1, 1), s = scale): local millimetres of the default
+    hand -> camera millimetres.
+    """
+    n = params.shape[0]
+    M = np.eye(3)
+    M[0, 0] = mirror
+    for h in numba.prange(n):
+        p = params[h]
+        G = _quat_matrix(p[3], p[4], p[5], p[6]) @ M * scale
+        t = p[0:3]
+        frames[h, 0, :, :3] = G
+        frames[h, 0, :, 3] = t
+        joints[h, 0] = G @ wrist + t
+        for f in range(5):
+            # thumb: CMC flexion, CMC abduction, MCP, IP; fingers: MCP flexion, abduction, PIP, DIP
+            flex1, abd, flex2, flex3 = p[7 + 4 * f], p[8 + 4 * f], p[9 + 4 * f], p[10 + 4 * f]
+            R = base_rot[f] @ _rot_z(abd_sign[f] * abd) @ _rot_x(flex1)
+            pos = base[f].copy()
+            joints[h, 1 + 4 * f] = G @ pos + t
+            for k in range(3):
+                if k == 1:
+                    R = R @ _rot_axis(joint_axes[f, 0], flex2)
+                elif k == 2:
+                    R = R @ _rot_axis(joint_axes[f, 1], flex3)
+                fi = 1 + 3 * f + k
+                frames[h, fi, :, :3] = G @ R
+                frames[h, fi, :, 3] = G @ pos + t
+                pos = pos + lengths[f, k] * R[:, 1]
+                joints[h, 2 + 4 * f + k] = G @ pos + t
+
+
+@numba.njit(parallel=True, **JIT)
+def primitive_transforms_kernel(frames, lengths, radii, palm, thumb_meta, out):
+    """frames (N, 16, 3, 4) -> out (N, 37, 4, 4) unit-primitive -> camera transforms.
+
+    palm = (half_width, half_thickness, bottom_y, top_y, cap) mm; thumb_meta = ellipsoid
+    semi-axes (across, along, thickness) mm of the thumb metacarpal. Layout: see
+    tracker.kinematics.PRIMITIVE_LAYOUT.
+    """
+    n = frames.shape[0]
+    for h in numba.prange(n):
+        for i in range(37):
+            for r in range(4):
+                for c in range(4):
+                    out[h, i, r, c] = 0.0
+            out[h, i, 3, 3] = 1.0
+        A0 = frames[h, 0, :, :3]
+        o0 = frames[h, 0, :, 3]
+        hw, ht, yb, yt, cap = palm[0], palm[1], palm[2], palm[3], palm[4]
+        # 0: palm elliptic cylinder from y = bottom to y = top (along -y), 1-2: ellipsoid caps
+        for r in range(3):
+            out[h, 0, r, 0] = A0[r, 0] * hw
+            out[h, 0, r, 1] = A0[r, 2] * ht
+            out[h, 0, r, 2] = -A0[r, 1] * (yb - yt)
+            out[h, 0, r, 3] = o0[r] + A0[r, 1] * yb
+            for j, y in ((1, yb), (2, yt)):
+                out[h, j, r, 0] = A0[r, 0] * hw
+                out[h, j, r, 1] = A0[r, 1] * cap
+                out[h, j, r, 2] = A0[r, 2] * ht
+                out[h, j, r, 3] = o0[r] + A0[r, 1] * y
+        slot = 3
+        for f in range(5):
+            for k in range(3):
+                A = frames[h, 1 + 3 * f + k, :, :3]
+                o = frames[h, 1 + 3 * f + k, :, 3]
+                L = lengths[f, k]
+                ra, rb = radii[f, k], radii[f, k + 1]
+                if f == 0 and k == 0:
+                    # thumb metacarpal: ellipsoid centred on the segment
+                    for r in range(3):
+                        out[h, slot, r, 0] = A[r, 0] * thumb_meta[0]
+                        out[h, slot, r, 1] = A[r, 1] * thumb_meta[1]
+                        out[h, slot, r, 2] = A[r, 2] * thumb_meta[2]
+                        out[h, slot, r, 3] = o[r] + A[r, 1] * 0.5 * L
+                    slot += 1
+                    continue
+                if k == 0 or f == 0:
+                    # sphere at the segment's first joint (finger MCP, PIP, DIP; thumb MCP, IP)
+                    for r in range(3):
+                        for c in range(3):
+                            out[h, slot, r, c] = A[r, c] * ra
+                        out[h, slot, r, 3] = o[r]
+                    slot += 1
+                # cone from this joint to the next (to the tip sphere's centre on the last segment)
+                end = L - rb if k == 2 else L
+                for r in range(3):
+                    out[h, slot, r, 0] = A[r, 2] * ra
+                    out[h, slot, r, 1] = A[r, 0] * ra
+                    out[h, slot, r, 2] = A[r, 1] * end
+                    out[h, slot, r, 3] = o[r]
+                slot += 1
+                if f > 0 or k == 2:
+                    # sphere at the next joint (the tip sphere touches the fingertip)
+                    for r in range(3):
+                        for c in range(3):
+                            out[h, slot, r, c] = A[r, c] * rb
+                        out[h, slot, r, 3] = o[r] + A[r, 1] * end
+                    slot += 1

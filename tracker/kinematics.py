@@ -1,0 +1,125 @@
+"""Forward kinematics of the 27-parameter hand and its 37 primitives, batched over hypotheses.
+
+``HandModel(side, hand_length_mm)`` turns parameters ``(N, 27)`` into
+
+* joints ``(N, 21, 3) float64`` mm, camera frame, MediaPipe order (``handrgbd.Joint``);
+* primitive transforms ``(N, 37, 4, 4)`` for ``renderer.HypothesisRenderer`` with
+  ``model.primitive_set`` (22 spheres/ellipsoids, 15 cones/cylinders, ``PRIMITIVE_LAYOUT``);
+* segment frames ``(N, 16, 3, 4)`` (hand frame + 15 finger segments), which the LibHand mesh is
+  skinned with, so both hand models move the same skeleton.
+
+A left hand mirrors the right hand's geometry (hand-frame x negated) before the global
+rotation; the same parameters give mirror-image joints.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from renderer.tiled import PrimitiveKind, PrimitiveSet
+from tracker._kernels import NUM_FRAMES, NUM_PRIMITIVES, forward_kinematics_kernel, primitive_transforms_kernel
+from tracker.hand_geometry import HandGeometry, default_geometry
+from tracker.pose import FINGER_NAMES, NUM_PARAMS, SIDES
+
+__all__ = ["HandModel", "Kinematics", "PRIMITIVE_LAYOUT", "DEFAULT_HAND_LENGTH_MM", "finger_crossing_penalty"]
+
+#: Wrist to middle fingertip of an adult hand (mean of adult women ~172 mm and men ~189 mm).
+DEFAULT_HAND_LENGTH_MM = 180.0
+
+_FINGER_PRIMS = ("mcp_sphere", "proximal_cone", "pip_sphere", "middle_cone", "dip_sphere", "distal_cone", "tip_sphere")
+_THUMB_PRIMS = ("metacarpal_ellipsoid", "mcp_sphere", "proximal_cone", "ip_sphere", "distal_cone", "tip_sphere")
+#: Name of each of the 37 primitives, in order.
+PRIMITIVE_LAYOUT: tuple[str, ...] = (
+    ("palm_cylinder", "palm_cap_wrist", "palm_cap_knuckles")
+    + tuple(f"thumb_{p}" for p in _THUMB_PRIMS)
+    + tuple(f"{f}_{p}" for f in FINGER_NAMES[1:] for p in _FINGER_PRIMS)
+)
+assert len(PRIMITIVE_LAYOUT) == NUM_PRIMITIVES
+
+
+class Kinematics(NamedTuple):
+    """joints ``(N, 21, 3)`` mm; frames ``(N, 16, 3, 4)`` [A | o] local -> camera (see _kernels)."""
+
+    joints: np.ndarray
+    frames: np.ndarray
+
+
+def _check_params(params: np.ndarray) -> np.ndarray:
+    p = np.asarray(params, dtype=np.float64)
+    if p.ndim == 1:
+        p = p[None]
+    if p.ndim != 2 or p.shape[1] != NUM_PARAMS:
+        raise ValueError(f"pose parameters must have shape (N, {NUM_PARAMS}), got {np.shape(params)}")
+    if not np.all(np.isfinite(p)):
+        raise ValueError(f"pose parameters contain non-finite values (row {np.argwhere(~np.isfinite(p))[0][0]})")
+    if np.any(np.linalg.norm(p[:, 3:7], axis=1) < 1e-9):
+        raise ValueError("pose parameters contain a zero quaternion")
+    return np.ascontiguousarray(p)
+
+
+def finger_crossing_penalty(params: np.ndarray) -> np.ndarray:
+    """Oikonomidis et al.'s kc: sum over adjacent fingers (index..pinky) of
+    ``-min(abd_i - abd_(i+1), 0)``; 0 when no finger crosses its neighbour. ``(N,)`` radians."""
+    p = _check_params(params)
+    abd = p[:, [12, 16, 20, 24]]  # index, middle, ring, pinky MCP abduction (positive toward the thumb)
+    return -np.minimum(abd[:, :-1] - abd[:, 1:], 0.0).sum(axis=1)
+
+
+class HandModel:
+    """The 27-parameter hand of a given side and size.
+
+    side : ``"right"`` or ``"left"``.
+    hand_length_mm : wrist to middle fingertip; scales the whole geometry.
+    geometry : skeleton and primitive sizes (default: the shipped LibHand-calibrated geometry).
+    """
+
+    def __init__(self, side: str = "right", hand_length_mm: float = DEFAULT_HAND_LENGTH_MM,
+                 geometry: HandGeometry | None = None):
+        if side not in SIDES:
+            raise ValueError(f"side must be one of {SIDES}, got {side!r}")
+        if not (np.isfinite(hand_length_mm) and 50.0 <= hand_length_mm <= 400.0):
+            raise ValueError(f"hand_length_mm must be in [50, 400] mm, got {hand_length_mm}")
+        self.side = side
+        self.hand_length_mm = float(hand_length_mm)
+        self.geometry = default_geometry() if geometry is None else geometry
+        self.scale = self.hand_length_mm / self.geometry.hand_length_mm
+        g = self.geometry
+        self._palm = np.array([g.palm_half_width_mm, g.palm_half_thickness_mm, g.palm_bottom_y_mm,
+                               g.palm_top_y_mm, g.palm_cap_mm])
+        kinds, taper = [PrimitiveKind.CONE, PrimitiveKind.SPHERE, PrimitiveKind.SPHERE], [1.0, 1.0, 1.0]
+        for f in range(5):
+            r = g.radii_mm[f]
+            if f == 0:
+                kinds += [PrimitiveKind.SPHERE, PrimitiveKind.SPHERE, PrimitiveKind.CONE, PrimitiveKind.SPHERE,
+                          PrimitiveKind.CONE, PrimitiveKind.SPHERE]
+                taper += [1.0, 1.0, r[2] / r[1], 1.0, r[3] / r[2], 1.0]
+            else:
+                kinds += [PrimitiveKind.SPHERE, PrimitiveKind.CONE] * 3 + [PrimitiveKind.SPHERE]
+                taper += [1.0, r[1] / r[0], 1.0, r[2] / r[1], 1.0, r[3] / r[2], 1.0]
+        self.primitive_set = PrimitiveSet(kinds, taper)
+
+    def kinematics(self, params: np.ndarray) -> Kinematics:
+        """Joints and segment frames for parameters ``(N, 27)`` (or ``(27,)``)."""
+        p = _check_params(params)
+        g = self.geometry
+        joints = np.empty((p.shape[0], 21, 3))
+        frames = np.empty((p.shape[0], NUM_FRAMES, 3, 4))
+        forward_kinematics_kernel(p, g.wrist_mm, g.base_mm, g.base_rotation, g.abduction_sign, g.joint_axes,
+                                  g.lengths_mm, self.scale, -1.0 if self.side == "left" else 1.0, joints, frames)
+        return Kinematics(joints, frames)
+
+    def joints(self, params: np.ndarray) -> np.ndarray:
+        """``(N, 21, 3)`` joints in mm, camera frame."""
+        return self.kinematics(params).joints
+
+    def primitives(self, params: np.ndarray) -> np.ndarray:
+        """``(N, 37, 4, 4)`` unit-primitive -> camera transforms, for ``self.primitive_set``."""
+        return self.primitives_from_frames(self.kinematics(params).frames)
+
+    def primitives_from_frames(self, frames: np.ndarray) -> np.ndarray:
+        g = self.geometry
+        out = np.empty((frames.shape[0], NUM_PRIMITIVES, 4, 4))
+        primitive_transforms_kernel(frames, g.lengths_mm, g.radii_mm, self._palm, g.thumb_metacarpal_scale, out)
+        return out
