@@ -177,6 +177,11 @@ def _egl_displays(egl: ctypes.CDLL):
     yield "default", egl.eglGetDisplay(None)
 
 
+# EGL displays are process-wide and eglTerminate is not reference counted: terminating one
+# context's display would kill every other context on it. Count users per display here.
+_EGL_DISPLAY_USERS: dict[int, int] = {}
+
+
 class EGLContext(GLContext):
     """Headless EGL context with no surface (OpenGL core 3.3+, renders into FBOs)."""
 
@@ -198,9 +203,11 @@ class EGLContext(GLContext):
             context = self._create(display)
             if context:
                 self._display, self._context, self.display_kind = display, context, kind
+                _EGL_DISPLAY_USERS[display] = _EGL_DISPLAY_USERS.get(display, 0) + 1
                 break
             errors.append(f"{kind}: no OpenGL {GL_VERSION_REQUIRED} core context (0x{egl.eglGetError():x})")
-            egl.eglTerminate(display)
+            if not _EGL_DISPLAY_USERS.get(display):
+                egl.eglTerminate(display)
         if self._context is None:
             raise GLBackendError("egl: no usable EGL display (" + "; ".join(errors) +
                                  f"); on Debian install Mesa's EGL with: {APT_FIX}")
@@ -230,7 +237,10 @@ class EGLContext(GLContext):
         if self._context is not None:
             self._egl.eglMakeCurrent(self._display, None, None, None)
             self._egl.eglDestroyContext(self._display, self._context)
-            self._egl.eglTerminate(self._display)
+            _EGL_DISPLAY_USERS[self._display] -= 1
+            if _EGL_DISPLAY_USERS[self._display] == 0:
+                del _EGL_DISPLAY_USERS[self._display]
+                self._egl.eglTerminate(self._display)
             self._context = None
 
 

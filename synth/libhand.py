@@ -326,6 +326,11 @@ class LibHandModel:
         rest_frames = rest_model.kinematics(identity).frames[0]
         self._rest_inv = np.stack([np.linalg.inv(np.vstack([fr, [0, 0, 0, 1]])) for fr in rest_frames])
         self.labels = np.where(np.isin(rest.dominant, _FOREARM_BONES), FOREARM_LABEL, HAND_LABEL).astype(np.uint8)
+        forearm_face = (self.labels[self.faces] == FOREARM_LABEL).all(axis=1)
+        #: faces of the hand proper and of the forearm (a triangle is forearm when all its
+        #: vertices are): render them as two meshes to label the forearm apart from the hand.
+        self.hand_faces = self.faces[~forearm_face]
+        self.forearm_faces = self.faces[forearm_face]
 
     def skinning_matrices(self, params: np.ndarray) -> np.ndarray:
         """``(16, 3, 4)`` rest hand frame -> camera transforms of the 16 frames for one pose."""
@@ -342,8 +347,6 @@ class LibHandModel:
         v = np.empty_like(self.rest_vertices)
         n = np.empty_like(self.rest_normals)
         lbs_kernel(self._bone_index, self._bone_weight, M, self.rest_vertices, self.rest_normals, v, n)
-        if self.side == "left":
-            n = -n  # a mirror flips which side of each triangle is outside; keep normals outward
         joints = np.empty((21, 3))
         Mj = M[self._joint_frame]
         heads = np.einsum("jik,jk->ji", Mj[:, :, :3], self._joint_rest) + Mj[:, :, 3]

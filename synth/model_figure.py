@@ -49,13 +49,17 @@ def render_models(pose: HandPose, size: int = 480, hand_length_mm: float = DEFAU
     posed = libhand.pose(params)
     joints_prim = primitives.joints(params)[0]
     transforms = primitives.primitives(params)[0]
-    # frame the hand: a camera looking at the palm centre from its distance
-    f = 1.6 * size
-    camera = CameraIntrinsics(f, f, (size - 1) / 2, (size - 1) / 2, size, size)
-    centre = posed.vertices[libhand.labels == 1].mean(0)
+    # frame the hand: move it (both models alike) onto the optical axis and pick the focal
+    # length that makes the hand (not the forearm) fill 85% of the panel
+    hand_vertices = posed.vertices[libhand.labels == 1]
+    lo, hi = hand_vertices.min(0), hand_vertices.max(0)
+    centre = 0.5 * (lo + hi)
     shift = np.eye(4)
-    shift[:2, 3] = -centre[:2]  # put the hand on the optical axis (both models shifted alike)
+    shift[:2, 3] = -centre[:2]
     shift[2, 3] = max(0.0, 420.0 * hand_length_mm / 180.0 - centre[2])
+    moved = hand_vertices + shift[:3, 3]
+    f = 0.425 * size / np.max(np.abs(moved[:, :2]) / moved[:, 2:3])
+    camera = CameraIntrinsics(f, f, (size - 1) / 2, (size - 1) / 2, size, size)
     lighting = Lighting(ambient=(0.45, 0.45, 0.45), lights=(DirectionalLight((0.3, 0.5, 1.0), (0.6, 0.6, 0.6)),))
     with MeshRenderer(context=context) as r:
         hand = r.upload(Mesh(posed.vertices, libhand.faces, normals=posed.normals, uv=libhand.uv,

@@ -28,3 +28,13 @@ def translation(x: float, y: float, z: float, scale=(1.0, 1.0, 1.0)) -> np.ndarr
     m = np.diag([*scale, 1.0])
     m[:3, 3] = (x, y, z)
     return m
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true", default=False,
+                     help="rewrite golden files under tests/golden/ from the current code")
+
+
+@pytest.fixture
+def update_golden(request) -> bool:
+    return bool(request.config.getoption("--update-golden"))

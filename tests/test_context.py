@@ -107,3 +107,11 @@ def test_context_info_and_manager(gl_context):
     info = gl_context.info()
     assert set(info) == {"backend", "vendor", "renderer", "version"}
     assert info["backend"] in BACKENDS
+
+
+def test_closing_one_context_keeps_the_others(gl_context):
+    """EGL displays are shared: closing a second context must not terminate the first's display."""
+    other = create_context(gl_context.backend)
+    other.close()
+    gl_context.make_current()
+    assert gl_context.info()["renderer"]
