@@ -16,6 +16,10 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "gl-info": ("open an OpenGL context, print the backend/renderer, render a test sphere",
                 "renderer.cli:gl_info_main"),
+    "synth": ("render synthetic RGB-D hand frames with ground truth (recording folder)",
+              "synth.generator:synth_main"),
+    "show": ("contact sheet of a recording folder: RGB | depth | mask | joints",
+             "synth.show:show_main"),
     "model": ("render the LibHand mesh and the tracker's primitives side by side for a pose",
               "synth.model_figure:model_main"),
 }

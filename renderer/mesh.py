@@ -187,6 +187,7 @@ in vec3 v_color;
 in vec2 v_uv;
 uniform int u_color_source;   // 0 uniform albedo, 1 vertex colours, 2 texture
 uniform vec3 u_albedo;
+uniform vec3 u_tint;          // multiplies the albedo (skin tone, cloth colour) without re-uploading
 uniform sampler2D u_texture;
 uniform vec3 u_ambient;
 uniform int u_num_lights;
@@ -199,7 +200,7 @@ layout(location = 0) out vec4 o_color;
 layout(location = 1) out float o_depth;
 layout(location = 2) out uint o_label;
 void main() {
-    vec3 albedo = u_color_source == 0 ? u_albedo : (u_color_source == 1 ? v_color : texture(u_texture, v_uv).rgb);
+    vec3 albedo = u_tint * (u_color_source == 0 ? u_albedo : (u_color_source == 1 ? v_color : texture(u_texture, v_uv).rgb));
     vec3 n = normalize(v_normal);
     vec3 view = normalize(-v_pos);
     if (dot(n, view) < 0.0) n = -n;       // two-sided
@@ -225,6 +226,9 @@ class _GPUMesh:
 
     def __init__(self, mesh: Mesh):
         self.mesh = mesh
+        self.tint = (1.0, 1.0, 1.0)
+        self.specular = float(mesh.specular)
+        self.shininess = float(mesh.shininess)
         v = mesh.vertices
         self.num_vertices = v.shape[0]
         self.count = mesh.faces.size
@@ -286,6 +290,24 @@ class MeshHandle:
         self._renderer._make_current()
         self._renderer._meshes[self._key].update(vertices, normals)
 
+    def set_material(self, tint=None, specular: float | None = None, shininess: float | None = None) -> None:
+        """Change how the mesh looks without re-uploading it: ``tint`` (RGB >= 0) multiplies its
+        albedo (texture, vertex colours or colour); specular reflectance and exponent."""
+        gpu = self._renderer._meshes[self._key]
+        if tint is not None:
+            t = np.asarray(tint, dtype=np.float64)
+            if t.shape != (3,) or not np.all(np.isfinite(t)) or np.any(t < 0):
+                raise ValueError(f"tint must be 3 finite values >= 0, got {tint}")
+            gpu.tint = tuple(float(x) for x in t)
+        if specular is not None:
+            if not 0.0 <= specular <= 1.0:
+                raise ValueError(f"specular must be in [0, 1], got {specular}")
+            gpu.specular = float(specular)
+        if shininess is not None:
+            if not shininess > 0:
+                raise ValueError(f"shininess must be > 0, got {shininess}")
+            gpu.shininess = float(shininess)
+
 
 class MeshRenderer:
     """Render scenes of meshes seen by a :class:`CameraIntrinsics` of any size.
@@ -302,7 +324,7 @@ class MeshRenderer:
         self.context = create_context() if context is None else context
         self.context.make_current()
         self._program = compile_program(_VERTEX, _FRAGMENT)
-        names = ["u_model", "u_normal", "u_proj", "u_color_source", "u_albedo", "u_texture", "u_ambient",
+        names = ["u_model", "u_normal", "u_proj", "u_color_source", "u_albedo", "u_tint", "u_texture", "u_ambient",
                  "u_num_lights", "u_light_dir", "u_light_color", "u_specular", "u_shininess", "u_label"]
         self._u = {n: GL.glGetUniformLocation(self._program, n) for n in names}
         self._meshes: dict[int, _GPUMesh] = {}
@@ -338,10 +360,11 @@ class MeshRenderer:
                                                    (GL.GL_R8UI, GL.GL_RED_INTEGER, GL.GL_UNSIGNED_BYTE)])
         return self._fb
 
-    def render(self, scene: Sequence[tuple[MeshHandle, np.ndarray]], camera: CameraIntrinsics,
-               lighting: Lighting | None = None,
+    def render(self, scene: Sequence[tuple], camera: CameraIntrinsics, lighting: Lighting | None = None,
                background: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> RenderOutput:
-        """Render ``scene``: a list of ``(handle, pose)`` with pose a 4x4 mesh -> camera transform (mm).
+        """Render ``scene``: a list of ``(handle, pose)`` or ``(handle, pose, tint)``, pose a 4x4
+        mesh -> camera transform (mm), tint an RGB albedo multiplier for this item only (else the
+        handle's material tint). One mesh may appear several times under different poses.
 
         background : RGB in [0, 1] where nothing is drawn.
         """
@@ -350,9 +373,14 @@ class MeshRenderer:
         lighting = Lighting() if lighting is None else lighting
         items = []
         for i, item in enumerate(scene):
-            if not (isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], MeshHandle)):
-                raise ValueError(f"scene[{i}] must be (MeshHandle, 4x4 pose)")
-            handle, pose = item
+            if not (isinstance(item, (tuple, list)) and len(item) in (2, 3) and isinstance(item[0], MeshHandle)):
+                raise ValueError(f"scene[{i}] must be (MeshHandle, 4x4 pose[, tint])")
+            handle, pose = item[0], item[1]
+            tint = None
+            if len(item) == 3:
+                tint = np.asarray(item[2], dtype=np.float64)
+                if tint.shape != (3,) or not np.all(np.isfinite(tint)) or np.any(tint < 0):
+                    raise ValueError(f"scene[{i}]: tint must be 3 finite values >= 0")
             if handle._renderer is not self or handle._key not in self._meshes:
                 raise ValueError(f"scene[{i}]: mesh handle does not belong to this renderer (or was removed)")
             pose = np.asarray(pose, dtype=np.float64)
@@ -360,7 +388,7 @@ class MeshRenderer:
                 raise ValueError(f"scene[{i}]: pose must be a finite 4x4 matrix, got shape {pose.shape}")
             if not np.allclose(pose[3], [0, 0, 0, 1]) or abs(np.linalg.det(pose[:3, :3])) < 1e-12:
                 raise ValueError(f"scene[{i}]: pose must be an invertible affine transform")
-            items.append((self._meshes[handle._key], pose))
+            items.append((self._meshes[handle._key], pose, tint))
         self._make_current()
         fb = self._framebuffer(camera.width, camera.height)
         fb.bind()
@@ -383,15 +411,16 @@ class MeshRenderer:
             GL.glUniform3fv(u["u_light_color"], len(lighting.lights),
                             np.array([lt.color for lt in lighting.lights], np.float32))
         GL.glUniform1i(u["u_texture"], 0)
-        for gpu, pose in items:
+        for gpu, pose, tint in items:
             mesh = gpu.mesh
             GL.glUniformMatrix4fv(u["u_model"], 1, GL.GL_TRUE, pose.astype(np.float32))
             GL.glUniformMatrix3fv(u["u_normal"], 1, GL.GL_TRUE, np.linalg.inv(pose[:3, :3]).T.astype(np.float32))
             source = 2 if gpu.texture is not None else (1 if mesh.colors is not None else 0)
             GL.glUniform1i(u["u_color_source"], source)
             GL.glUniform3f(u["u_albedo"], *mesh.color)
-            GL.glUniform1f(u["u_specular"], float(mesh.specular))
-            GL.glUniform1f(u["u_shininess"], float(mesh.shininess))
+            GL.glUniform3f(u["u_tint"], *(gpu.tint if tint is None else tint))
+            GL.glUniform1f(u["u_specular"], gpu.specular)
+            GL.glUniform1f(u["u_shininess"], gpu.shininess)
             GL.glUniform1ui(u["u_label"], int(mesh.label))
             if gpu.texture is not None:
                 GL.glActiveTexture(GL.GL_TEXTURE0)

@@ -22,6 +22,7 @@ Run ``python -m synth.libhand --write-geometry`` to regenerate tracker/data/hand
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from dataclasses import dataclass
 from functools import lru_cache
@@ -34,6 +35,8 @@ from synth._kernels import lbs_kernel
 from tracker.hand_geometry import GEOMETRY_PATH, HandGeometry
 from tracker.kinematics import DEFAULT_HAND_LENGTH_MM, HandModel
 from tracker.pose import NUM_PARAMS
+
+log = logging.getLogger(__name__)
 
 __all__ = ["LibHandAsset", "LibHandModel", "load_libhand", "calibrate_geometry", "ASSET_DIR", "HAND_LABEL",
            "FOREARM_LABEL", "PosedMesh"]
@@ -283,6 +286,50 @@ class PosedMesh(NamedTuple):
     joints: np.ndarray
 
 
+def _extend_forearm(vertices, normals, uv, faces, weights, forearm, length_mm):
+    """LibHand's forearm ends in an open cut a few centimetres past the wrist, which a camera
+    would see as a hollow tube. Extrude that cut ring ``length_mm`` further along the forearm
+    (rigid with the palm, texture stretched from the ring) and close it with a flat cap."""
+    if length_mm <= 0:
+        return vertices, normals, uv, faces, weights, forearm
+    e = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1)
+    uniq, count = np.unique(e, axis=0, return_counts=True)
+    boundary = uniq[count == 1]
+    y_end = vertices[forearm, 1].max()
+    ring_v = np.unique(boundary)
+    ring_v = ring_v[forearm[ring_v] & (vertices[ring_v, 1] > y_end - 0.25 * np.ptp(vertices[forearm, 1]))]
+    in_ring = np.zeros(len(vertices), bool)
+    in_ring[ring_v] = True
+    # ring edges, oriented as in their face (so the new side faces keep the winding)
+    directed = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    key = {tuple(sorted(x)) for x in boundary.tolist()}
+    ring_edges = np.array([d for d in directed.tolist() if in_ring[d[0]] and in_ring[d[1]] and tuple(sorted(d)) in key])
+    if len(ring_edges) < 8:
+        log.warning("LibHand forearm cut not found: forearm not extended")
+        return vertices, normals, uv, faces, weights, forearm
+    centre = vertices[ring_v].mean(0)
+    axis = centre - vertices[~forearm].mean(0)
+    axis /= np.linalg.norm(axis)
+    n0 = len(vertices)
+    new_index = np.full(n0, -1)
+    new_index[ring_v] = n0 + np.arange(len(ring_v))
+    shift = (centre - vertices[ring_v]) @ axis + length_mm  # all new vertices on one plane
+    new_v = vertices[ring_v] + shift[:, None] * axis
+    cap_centre = centre + length_mm * axis
+    side = np.concatenate([np.stack([ring_edges[:, 1], ring_edges[:, 0], new_index[ring_edges[:, 0]]], 1),
+                           np.stack([ring_edges[:, 1], new_index[ring_edges[:, 0]], new_index[ring_edges[:, 1]]], 1)])
+    c = n0 + len(ring_v)
+    cap = np.stack([np.full(len(ring_edges), c), new_index[ring_edges[:, 0]], new_index[ring_edges[:, 1]]], 1)
+    w_new = np.zeros((len(ring_v) + 1, weights.shape[1]))
+    w_new[:, 0] = 1.0  # the forearm moves with the palm
+    return (np.vstack([vertices, new_v, cap_centre]),
+            np.vstack([normals, normals[ring_v], axis]),
+            np.vstack([uv, uv[ring_v], uv[ring_v].mean(0)]).astype(np.float32),
+            np.vstack([faces, side, cap]),
+            np.vstack([weights, w_new]),
+            np.concatenate([forearm, np.ones(len(ring_v) + 1, bool)]))
+
+
 class LibHandModel:
     """The LibHand mesh driven by the 27 parameters (``pose`` -> vertices, normals, joints).
 
@@ -290,26 +337,31 @@ class LibHandModel:
     """
 
     def __init__(self, side: str = "right", hand_length_mm: float = DEFAULT_HAND_LENGTH_MM,
-                 asset: LibHandAsset | None = None, geometry: HandGeometry | None = None):
+                 asset: LibHandAsset | None = None, geometry: HandGeometry | None = None,
+                 forearm_extension_mm: float = 250.0):
         self.asset = load_libhand() if asset is None else asset
         self.hand = HandModel(side, hand_length_mm, geometry)
         self.side = side
         g = self.hand.geometry
         rest = _rest_hand(self.asset, g.hand_length_mm)
-        self.rest_vertices = rest.vertices
-        self.rest_normals = self.asset.normals @ rest.to_hand[:3, :3].T
-        self.rest_normals = np.ascontiguousarray(self.rest_normals / np.linalg.norm(self.rest_normals, axis=1, keepdims=True))
-        self.rest_vertices = np.ascontiguousarray(self.rest_vertices)
-        self.faces = self.asset.faces
-        self.uv = self.asset.uv
-        self._tips = rest.tip_vertices
+        normals = self.asset.normals @ rest.to_hand[:3, :3].T
+        normals /= np.linalg.norm(normals, axis=1, keepdims=True)
         # skinning weights on our 16 frames: palm/forearm bones -> hand frame 0
         frame_of_bone = np.zeros(len(self.asset.bone_names), np.int64)
         for f, bones in enumerate(_CHAIN_BONES):
             for k, b in enumerate(bones):
                 frame_of_bone[b] = 1 + 3 * f + k
-        self.weights = np.zeros((self.rest_vertices.shape[0], 16))
-        np.add.at(self.weights.T, frame_of_bone, self.asset.weights.T)
+        weights = np.zeros((rest.vertices.shape[0], 16))
+        np.add.at(weights.T, frame_of_bone, self.asset.weights.T)
+        forearm = np.isin(rest.dominant, _FOREARM_BONES)
+        vertices, normals, uv, faces, weights, forearm = _extend_forearm(
+            rest.vertices, normals, self.asset.uv, self.asset.faces, weights, forearm, forearm_extension_mm)
+        self.rest_vertices = np.ascontiguousarray(vertices)
+        self.rest_normals = np.ascontiguousarray(normals)
+        self.faces = faces
+        self.uv = uv
+        self.weights = weights
+        self._tips = rest.tip_vertices
         # sparse form for the kernel: the _MAX_INFLUENCES largest weights per vertex, renormalised
         order = np.argsort(-self.weights, axis=1)[:, :_MAX_INFLUENCES]
         w = np.take_along_axis(self.weights, order, axis=1)
@@ -325,25 +377,31 @@ class LibHandModel:
         rest_model = HandModel("right", g.hand_length_mm, g)
         rest_frames = rest_model.kinematics(identity).frames[0]
         self._rest_inv = np.stack([np.linalg.inv(np.vstack([fr, [0, 0, 0, 1]])) for fr in rest_frames])
-        self.labels = np.where(np.isin(rest.dominant, _FOREARM_BONES), FOREARM_LABEL, HAND_LABEL).astype(np.uint8)
+        self.labels = np.where(forearm, FOREARM_LABEL, HAND_LABEL).astype(np.uint8)
         forearm_face = (self.labels[self.faces] == FOREARM_LABEL).all(axis=1)
         #: faces of the hand proper and of the forearm (a triangle is forearm when all its
         #: vertices are): render them as two meshes to label the forearm apart from the hand.
         self.hand_faces = self.faces[~forearm_face]
         self.forearm_faces = self.faces[forearm_face]
 
-    def skinning_matrices(self, params: np.ndarray) -> np.ndarray:
+    def _model(self, hand_length_mm: float | None) -> HandModel:
+        if hand_length_mm is None or hand_length_mm == self.hand.hand_length_mm:
+            return self.hand
+        return HandModel(self.side, hand_length_mm, self.hand.geometry)
+
+    def skinning_matrices(self, params: np.ndarray, hand_length_mm: float | None = None) -> np.ndarray:
         """``(16, 3, 4)`` rest hand frame -> camera transforms of the 16 frames for one pose."""
-        frames = self.hand.kinematics(params).frames[0]
+        frames = self._model(hand_length_mm).kinematics(params).frames[0]
         return np.einsum("kij,kjl->kil", frames, self._rest_inv)
 
-    def pose(self, params: np.ndarray) -> PosedMesh:
+    def pose(self, params: np.ndarray, hand_length_mm: float | None = None) -> PosedMesh:
         """Pose the mesh for parameters ``(27,)``: vertices and normals (camera frame, mm) by linear
-        blend skinning, and the 21 joints measured on the posed mesh."""
+        blend skinning, and the 21 joints measured on the posed mesh. ``hand_length_mm``
+        overrides the model's hand size for this call."""
         p = np.asarray(params, dtype=np.float64)
         if p.shape != (NUM_PARAMS,):
             raise ValueError(f"pose parameters must have shape ({NUM_PARAMS},), got {p.shape}")
-        M = self.skinning_matrices(p)  # (16, 3, 4)
+        M = self.skinning_matrices(p, hand_length_mm)  # (16, 3, 4)
         v = np.empty_like(self.rest_vertices)
         n = np.empty_like(self.rest_normals)
         lbs_kernel(self._bone_index, self._bone_weight, M, self.rest_vertices, self.rest_normals, v, n)

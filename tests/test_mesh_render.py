@@ -145,3 +145,13 @@ def test_closed_renderer_refuses_work(gl_context):
     r.close()  # idempotent
     with pytest.raises(ValueError, match="closed"):
         r.upload(quad(10.0))
+
+
+def test_material_tint_without_reupload(renderer):
+    cam = CameraIntrinsics(200.0, 200.0, 31.5, 31.5, 64, 64)
+    handle = renderer.upload(quad(400.0, color=(0.5, 0.5, 0.5)))
+    handle.set_material(tint=(2.0, 1.0, 0.5))
+    out = renderer.render([(handle, translation(0, 0, 500))], cam, FLAT)
+    np.testing.assert_allclose(out.rgb[32, 32], (255, 128, 64), atol=1)
+    with pytest.raises(ValueError, match="tint"):
+        handle.set_material(tint=(-1, 0, 0))

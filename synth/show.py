@@ -1,0 +1,107 @@
+"""``handrgbd show DIR``: a contact sheet of a recording, to judge data at a glance.
+
+One row per frame: RGB | sensor depth (colour map, black = no reading) | mask over RGB |
+joints and skeleton over RGB (projected with the frame's intrinsics). Columns whose data the
+recording lacks are left grey.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import cv2
+import numpy as np
+
+from handrgbd.joints import BONES
+from handrgbd.recording import Frame, Recording
+
+log = logging.getLogger(__name__)
+
+__all__ = ["contact_sheet", "show_main", "colorize_depth"]
+
+
+def colorize_depth(depth_mm: np.ndarray, lo: float | None = None, hi: float | None = None) -> np.ndarray:
+    """``(H, W)`` mm -> ``(H, W, 3) uint8`` RGB (turbo colour map near = red ... far = blue; 0 black)."""
+    valid = depth_mm > 0
+    if not valid.any():
+        return np.zeros((*depth_mm.shape, 3), np.uint8)
+    lo = np.percentile(depth_mm[valid], 1) if lo is None else lo
+    hi = np.percentile(depth_mm[valid], 99) if hi is None else hi
+    t = np.clip((depth_mm - lo) / max(hi - lo, 1e-6), 0, 1)
+    img = cv2.applyColorMap((255 * (1 - t)).astype(np.uint8), cv2.COLORMAP_TURBO)[..., ::-1]
+    img[~valid] = 0
+    return img
+
+
+def _panel(frame: Frame, kind: str, size: int) -> np.ndarray:
+    grey = np.full((size, size, 3), 90, np.uint8)
+    rgb = frame.rgb
+    if kind == "rgb":
+        img = rgb
+    elif kind == "depth":
+        img = None if frame.depth_mm is None else colorize_depth(frame.depth_mm)
+    elif kind == "mask":
+        if frame.mask is None:
+            img = None
+        else:
+            base = rgb if rgb is not None else np.zeros((*frame.mask.shape, 3), np.uint8)
+            img = base.copy()
+            img[frame.mask] = (0.5 * img[frame.mask] + [0, 127, 0]).astype(np.uint8)
+    else:
+        if frame.joints_mm is None:
+            img = None
+        else:
+            img = (rgb if rgb is not None else colorize_depth(frame.depth_mm)).copy()
+            uv = frame.camera.project(frame.joints_mm)
+            scale = max(1, img.shape[0] // 128)
+            for a, b in BONES:
+                cv2.line(img, tuple(np.round(uv[a]).astype(int)), tuple(np.round(uv[b]).astype(int)), (40, 230, 40),
+                         scale, cv2.LINE_AA)
+            for p in uv:
+                cv2.circle(img, tuple(np.round(p).astype(int)), scale + 1, (255, 50, 50), -1, cv2.LINE_AA)
+    if img is None:
+        return grey
+    h, w = img.shape[:2]
+    s = size / max(h, w)
+    img = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    grey[:img.shape[0], :img.shape[1]] = img
+    return grey
+
+
+def contact_sheet(recording: Recording, rows: int = 6, size: int = 192, start: int = 0) -> np.ndarray:
+    """``(rows * size, 4 * size, 3) uint8`` RGB sheet of ``rows`` frames spread over the recording."""
+    n = len(recording)
+    if n == 0:
+        raise ValueError(f"{recording.path}: no frames")
+    idx = np.unique(np.linspace(start, n - 1, min(rows, n - start)).round().astype(int))
+    lines = []
+    for i in idx:
+        frame = recording[int(i)]
+        lines.append(np.concatenate([_panel(frame, k, size) for k in ("rgb", "depth", "mask", "joints")], axis=1))
+    return np.concatenate(lines, axis=0)
+
+
+def show_main(argv: list[str] | None = None) -> int:
+    """Contact sheet of a recording folder: RGB | depth | mask | joints."""
+    parser = argparse.ArgumentParser(prog="handrgbd show", description=show_main.__doc__)
+    parser.add_argument("data", help="recording folder")
+    parser.add_argument("--out", default="sheet.png", help="output PNG")
+    parser.add_argument("--rows", type=int, default=6, help="frames shown (spread over the recording)")
+    parser.add_argument("--size", type=int, default=192, help="pixels per panel")
+    args = parser.parse_args(argv)
+    try:
+        sheet = contact_sheet(Recording(args.data), args.rows, args.size)
+    except ValueError as e:
+        log.error("%s", e)
+        return 2
+    if not cv2.imwrite(args.out, sheet[..., ::-1]):
+        log.error("cannot write %s", args.out)
+        return 2
+    log.info("wrote %s", args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(show_main())
