@@ -376,16 +376,13 @@ class FrameRenderer:
             used.add(side)
             model, hand, forearm, sleeve = self.hands[side]
             posed = model.pose(params, plan.hand_length_mm)
-            for h in (hand, forearm, sleeve):
+            arm = forearm if a.sleeve is None else sleeve
+            for h in (hand, arm):
                 h.update(posed.vertices, posed.normals)
             hand.set_material(tint=a.skin_tint, specular=a.specular)
-            forearm.set_material(tint=a.skin_tint, specular=a.specular)
-            scene.append((hand, np.eye(4)))
-            if a.sleeve is None:
-                scene.append((forearm, np.eye(4)))
-            else:
-                sleeve.set_material(tint=a.sleeve)
-                scene.append((sleeve, np.eye(4)))
+            arm.set_material(tint=a.skin_tint if a.sleeve is None else a.sleeve,
+                             specular=a.specular if a.sleeve is None else 0.0)
+            scene += [(hand, np.eye(4)), (arm, np.eye(4))]
         bg, bg_pose, temporary = self._background(plan, noise_rng)
         scene.append((bg, bg_pose))
         for prop in plan.props:

@@ -1,0 +1,168 @@
+"""Synthetic data: determinism, resume, ground truth consistency, sensor model statistics."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from handrgbd.camera import CameraIntrinsics
+from handrgbd.recording import Recording
+from synth.backgrounds import photo_textures
+from synth.generator import SynthConfig, generate, make_plans
+from synth.sensor import SensorModel, surface_cosine
+
+SMALL = SynthConfig(size=96)
+
+
+@pytest.fixture(scope="module")
+def small_set(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth") / "set"
+    generate(out, 6, seed=3, config=SMALL, workers=1, progress=False)
+    return out
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_recording_has_everything(small_set):
+    rec = Recording(small_set)
+    assert len(rec) == 6 and rec.has_rgb and rec.has_depth and rec.has_joints and rec.has_poses
+    frame = rec[2]
+    assert frame.rgb.shape == (96, 96, 3) and frame.depth_mm.shape == (96, 96)
+    assert frame.mask.any() and frame.joints_mm.shape == (21, 3) and frame.pose.shape == (27,)
+    assert 400 <= np.linalg.norm(frame.pose[:3]) <= 1300  # hands at 400-1000 mm (depth), a bit off-axis
+
+
+def test_deterministic_whatever_the_worker_count(small_set, tmp_path):
+    other = tmp_path / "two_workers"
+    generate(other, 6, seed=3, config=SMALL, workers=2, progress=False)
+    assert _files(other) == _files(small_set)
+
+
+def test_resume_renders_only_missing_frames(small_set, tmp_path):
+    import shutil
+
+    copy = tmp_path / "resumed"
+    shutil.copytree(small_set, copy)
+    (copy / "rgb" / "000004.png").unlink()
+    (copy / "depth" / "000001.png").unlink()
+    (copy / "joints.npy").unlink()
+    stats = generate(copy, 6, seed=3, config=SMALL, workers=1, progress=False)
+    assert stats["rendered"] == 2 and stats["skipped"] == 4
+    assert _files(copy) == _files(small_set)
+
+
+def test_other_settings_refuse_to_mix(small_set):
+    with pytest.raises(ValueError, match="other settings"):
+        generate(small_set, 6, seed=4, config=SMALL, progress=False)
+
+
+def test_joints_project_inside_the_mask(small_set):
+    import cv2
+
+    rec = Recording(small_set)
+    inside = total = 0
+    for frame in rec:
+        uv = np.round(frame.camera.project(frame.joints_mm)).astype(int)
+        grown = cv2.dilate(frame.mask.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+        ok = (uv[:, 0] >= 0) & (uv[:, 0] < 96) & (uv[:, 1] >= 0) & (uv[:, 1] < 96)
+        total += ok.sum()
+        inside += grown[uv[ok, 1], uv[ok, 0]].sum()
+    # joints hidden behind another object still project onto the hand's silhouette; a few may
+    # fall on an occluder (second hand, clutter): allow 10%
+    assert inside >= 0.9 * total
+
+
+def test_depth_at_mask_pixels_is_the_renderers(small_set, gl_context):
+    """The clean depth at hand pixels is the skinned mesh's depth; the sensor depth stays near it."""
+    from renderer.mesh import Mesh, MeshRenderer
+    from synth.libhand import LibHandModel
+
+    rec = Recording(small_set)
+    frame = rec[0]
+    plans = make_plans(SMALL, 3, 6)
+    plan = plans[0]
+    model = LibHandModel(plan.side)
+    posed = model.pose(plan.params, plan.hand_length_mm)
+    with MeshRenderer(context=gl_context, near_mm=50.0, far_mm=20000.0) as r:
+        alone = r.render([(r.upload(Mesh(posed.vertices, model.hand_faces, posed.normals)), np.eye(4))], plan.camera)
+    visible = frame.mask & alone.mask
+    assert visible.sum() > 100
+    np.testing.assert_allclose(frame.depth_gt_mm[visible], alone.depth_mm[visible], atol=0.51)  # 1 mm PNG units
+    measured = frame.depth_mm[visible]
+    valid = measured > 0
+    assert valid.mean() > 0.8
+    err = measured[valid] - frame.depth_gt_mm[visible][valid]
+    assert abs(np.median(err)) < 2.0 and np.percentile(np.abs(err), 90) < 15.0
+
+
+@pytest.mark.parametrize("z", [500.0, 1000.0])
+def test_sensor_noise_statistics(z):
+    cam = CameraIntrinsics(500.0, 500.0, 63.5, 63.5, 128, 128)
+    model = SensorModel()
+    wall = np.full((128, 128), z)
+    rng = np.random.default_rng(0)
+    noisy = model.apply(wall, cam, rng)
+    valid = noisy > 0
+    assert valid.mean() > 0.99
+    inner = noisy[8:-8, 8:-8][valid[8:-8, 8:-8]] - z
+    cos = surface_cosine(wall, cam)[8:-8, 8:-8].mean()
+    expected = math.sqrt(float(model.sigma_mm(z, cos)) ** 2 + 1 / 12)  # + 1 mm quantisation
+    assert abs(inner.mean()) < 0.1
+    assert inner.std() == pytest.approx(expected, rel=0.1)
+    # documented: about 1.4 mm at 0.5 m and 2.5 mm at 1 m facing the camera
+    assert model.sigma_mm(500.0) == pytest.approx(1.375) and model.sigma_mm(1000.0) == pytest.approx(2.5)
+
+
+def test_sensor_flying_pixels_and_grazing_dropouts():
+    cam = CameraIntrinsics(300.0, 300.0, 31.5, 31.5, 64, 64)
+    depth = np.full((64, 64), 1500.0)
+    depth[:, :32] = 600.0  # a step edge
+    noisy = SensorModel(sigma0_mm=0.0, sigma_k_mm_per_m2=0.0).apply(depth, cam, np.random.default_rng(1))
+    edge = noisy[:, 31]
+    between = (edge > 650) & (edge < 1450)
+    assert 0.2 < between.mean() < 0.8  # flying pixels: about flying_prob of the edge pixels
+    # a plane seen at 85 degrees incidence loses most of its pixels
+    a = math.radians(85)
+    n = np.array([math.sin(a), 0.0, -math.cos(a)])  # 85 degrees from the optical axis
+    jj, ii = np.meshgrid(np.arange(64), np.arange(64))
+    rays = np.stack([(jj - 31.5) / 300.0, (ii - 31.5) / 300.0, np.ones((64, 64))], -1)
+    slanted = (n @ [0.0, 0.0, 600.0]) / (rays @ n)
+    slanted[(slanted < 0) | (slanted > 3000)] = 0.0
+    assert (slanted > 0).mean() > 0.4
+    dropped = (SensorModel().apply(slanted, cam, np.random.default_rng(2)) == 0) & (slanted > 0)
+    assert dropped.sum() > 0.5 * (slanted > 0).sum()
+
+
+def test_splits_use_disjoint_backgrounds_and_skin_tones():
+    names = [{t.tobytes()[:4096] for t in photo_textures(s)} for s in ("train", "val", "test")]
+    assert not (names[0] & names[1]) and not (names[0] & names[2]) and not (names[1] & names[2])
+    tints = {s: np.array([p.appearance.skin_tint for p in make_plans(SynthConfig(size=64, split=s), 0, 40)])
+             for s in ("train", "test")}
+    # the red channel orders skin tones: the test split's tones are not the training split's
+    train_red, test_red = tints["train"][:, 0], tints["test"][:, 0]
+    assert min(np.abs(t - train_red).min() for t in test_red) > 0.0
+
+
+def test_sequences_are_smooth_with_a_fixed_camera():
+    config = SynthConfig(size=128, sequence=True, split="test")
+    plans = make_plans(config, 5, 60)
+    assert len({p.camera for p in plans}) == 1
+    from tracker.kinematics import HandModel
+
+    joints = HandModel(plans[0].side, plans[0].hand_length_mm).joints(np.stack([p.params for p in plans]))
+    step = np.linalg.norm(np.diff(joints, axis=0), axis=-1).max(axis=1)  # mm per frame at 30 fps
+    assert step.max() < 25.0  # < 0.75 m/s for every joint
+
+
+def test_bad_configs():
+    with pytest.raises(ValueError, match="split"):
+        SynthConfig(split="holdout")
+    with pytest.raises(ValueError, match="distance_mm"):
+        SynthConfig(distance_mm=(900.0, 400.0))
+    with pytest.raises(ValueError, match="frames"):
+        generate("/nonexistent/never", 0, 1, progress=False)
