@@ -56,6 +56,8 @@ _SKIN_TONES = np.array([[0.94, 0.80, 0.70], [0.90, 0.72, 0.60], [0.80, 0.60, 0.4
                         [0.66, 0.46, 0.32], [0.48, 0.32, 0.22], [0.32, 0.21, 0.15]])
 _SPLIT_ID = {s: i for i, s in enumerate(SPLITS)}
 SCENE_LABEL = 3
+#: distance behind the palm centre that scene objects keep (> 300 mm behind the hand's nearest point)
+CLEARANCE_MM = 300.0
 
 
 @dataclass(frozen=True)
@@ -154,17 +156,20 @@ def _sample_appearance(rng: np.random.Generator, config: SynthConfig, texture_me
         lights=tuple(lights),
         background=background,
         background_tint=rng.uniform(0.6, 1.2, 3),
-        background_depth_mm=float(rng.uniform(hand_z + 400, max(hand_z + 500, 3500.0))),
+        background_depth_mm=float(rng.uniform(hand_z + CLEARANCE_MM + 100, max(hand_z + CLEARANCE_MM + 200, 3500.0))),
     )
 
 
 def _sample_props(rng: np.random.Generator, config: SynthConfig, hand_centre: np.ndarray,
                   background_z: float) -> tuple:
+    # Everything stays more than 300 mm behind the hand's nearest point, so that the paper's
+    # foreground rule (eq. 1: nearest surface + 300 mm) picks the hand, the nearby forearm and a
+    # second hand, never clutter: as in the paper's recordings, where the body is further back.
     props = []
     for _ in range(rng.integers(0, config.max_clutter + 1)):
-        z = rng.uniform(hand_centre[2] + 120, background_z - 50)
-        xy = hand_centre[:2] * z / hand_centre[2] + rng.normal(0, 0.35 * z, 2) * [1.0, 0.6]
         size = rng.uniform(60, 400, 3)
+        z = rng.uniform(hand_centre[2] + CLEARANCE_MM + 0.5 * np.linalg.norm(size), background_z + 200)
+        xy = hand_centre[:2] * z / hand_centre[2] + rng.normal(0, 0.35 * z, 2) * [1.0, 0.6]
         q = sample_orientation(rng, uniform_fraction=1.0)
         R = HandPose([0, 0, 1], q, np.zeros((5, 4))).rotation
         m = np.eye(4)
@@ -175,7 +180,7 @@ def _sample_props(rng: np.random.Generator, config: SynthConfig, hand_centre: np
         m = np.eye(4)
         y = hand_centre[1] + rng.uniform(80, 300)  # below the hand (y is down)
         m[:3, :3] = np.diag([3000.0, 1.0, 3000.0])
-        m[:3, 3] = (hand_centre[0], y, hand_centre[2] + 800)
+        m[:3, 3] = (hand_centre[0], y, hand_centre[2] + CLEARANCE_MM + 3000.0)  # starts behind the hand
         props.append(Prop("table", m, rng.uniform(0.2, 0.8, 3)))
     return tuple(props)
 
