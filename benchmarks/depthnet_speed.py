@@ -1,0 +1,85 @@
+"""Depth network speed on the CPU: inference and training images/s for each preset.
+
+The ``paper`` preset is the baseline in the same run; ratios are against it. Medians over
+repeats after warm-up, ``--threads`` torch threads (default 2). Run:
+``python -m benchmarks.depthnet_speed [--json]``. Goals for ``cpu``: >= 25 img/s inference,
+>= 15 img/s training on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+
+import torch
+
+from benchmarks.render_speed import _commit
+from depthnet.model import PRESETS, DepthNet
+from depthnet.train import stage_losses
+
+
+def measure(name: str, batch: int = 8, repeats: int = 5) -> dict:
+    cfg = PRESETS[name]
+    net = DepthNet(cfg)
+    x = torch.rand(batch, 3, cfg.input_size, cfg.input_size)
+    h = cfg.output_size
+    mask, rel = torch.rand(batch, 1, h, h).round(), torch.randn(batch, 1, h, h) * 0.2
+    net.eval()
+    with torch.no_grad():
+        net(x)
+        t_inf = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            net(x)
+            t_inf.append(time.perf_counter() - t0)
+    net.train()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+    def step():
+        out = net(x)
+        loss = stage_losses(out.stages, cfg.mask_stages, mask, rel).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    step()
+    t_train = []
+    for _ in range(max(2, repeats // 2)):
+        t0 = time.perf_counter()
+        step()
+        t_train.append(time.perf_counter() - t0)
+    return {"infer_img_per_s": batch / statistics.median(t_inf), "train_img_per_s": batch / statistics.median(t_train),
+            "params_m": sum(p.numel() for p in net.parameters()) / 1e6, "input": cfg.input_size}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--threads", type=int, default=2, help="torch threads")
+    p.add_argument("--batch", type=int, default=8, help="batch size")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    res = {name: measure(name, args.batch) for name in ("paper", "cpu")}
+    out = {"cpu_infer_img_per_s": res["cpu"]["infer_img_per_s"], "cpu_train_img_per_s": res["cpu"]["train_img_per_s"],
+           "paper_infer_img_per_s": res["paper"]["infer_img_per_s"],
+           "paper_train_img_per_s": res["paper"]["train_img_per_s"], "presets": res, "threads": args.threads,
+           "batch": args.batch, "commit": _commit(), "cpu": platform.processor() or platform.machine(),
+           "torch": torch.__version__}
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    print(f"depthnet_speed  commit {out['commit']}  torch {out['torch']}  {args.threads} threads, batch {args.batch}")
+    print(f"{'preset':<8}{'params':>8}{'input':>7}{'infer img/s':>13}{'train img/s':>13}{'vs paper':>16}")
+    base = res["paper"]
+    for name, r in res.items():
+        ratio = f"{r['infer_img_per_s'] / base['infer_img_per_s']:.1f}x / {r['train_img_per_s'] / base['train_img_per_s']:.1f}x"
+        print(f"{name:<8}{r['params_m']:>7.2f}M{r['input']:>7}{r['infer_img_per_s']:>13.1f}{r['train_img_per_s']:>13.1f}{ratio:>16}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""Training samples from recording folders, with the paper's augmentation.
+
+``HandDepthDataset(folders, input_size, augment)`` yields ``Sample``s:
+
+* rgb ``(3, S, S) float32 in [0, 1]``;
+* mask ``(1, S/4, S/4)`` and relative depth ``(1, S/4, S/4)``: the paper's targets (eqs. 1-2,
+  ``depthnet.targets``) computed on the augmented depth at the output resolution;
+* the frame's file name, for error messages.
+
+Augmentation (paper): horizontal flip with p = 0.5, rotation uniform in [-90, 90] degrees, a
+random crop of 0.8 of the image (side) resized back, colour jitter: uniform [-20, 20] added per
+channel to RGB only. Geometric operations apply to RGB and depth together as one affine warp;
+depth is resampled with nearest neighbour (never blending a hand with the background), RGB
+bilinearly; pixels rotated in from outside are black and have no depth.
+
+Targets come from ``depth_gt/`` (exact) when the folder has it, else from ``depth/``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from depthnet.targets import make_targets
+from handrgbd.recording import Recording
+
+__all__ = ["Augmentation", "HandDepthDataset", "Sample", "augment_pair", "collate"]
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """The paper's augmentation parameters (``enabled=False``: none)."""
+
+    enabled: bool = True
+    flip_prob: float = 0.5
+    rotation_deg: float = 90.0
+    crop_fraction: float = 0.8
+    color_jitter: float = 20.0
+
+
+class Sample(NamedTuple):
+    rgb: torch.Tensor
+    mask: torch.Tensor
+    relative: torch.Tensor
+    name: str
+
+
+def augment_pair(rgb: np.ndarray, depth_mm: np.ndarray, size: int, aug: Augmentation,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One affine warp (flip, rotation, crop, resize) of RGB and depth to ``size x size``,
+    then colour jitter. Returns ``(rgb (size, size, 3) uint8, depth (size, size) float32)``."""
+    h, w = rgb.shape[:2]
+    # map output pixel centres to input pixel centres: start from a plain resize
+    scale = size / np.array([w, h], dtype=np.float64)
+    A = np.array([[scale[0], 0, 0.5 * scale[0] - 0.5], [0, scale[1], 0.5 * scale[1] - 0.5], [0, 0, 1]])
+    if aug.enabled:
+        c = (size - 1) / 2.0
+        to_centre = np.array([[1, 0, -c], [0, 1, -c], [0, 0, 1.0]])
+        back = np.array([[1, 0, c], [0, 1, c], [0, 0, 1.0]])
+        flip = np.diag([-1.0 if rng.random() < aug.flip_prob else 1.0, 1.0, 1.0])
+        a = math.radians(rng.uniform(-aug.rotation_deg, aug.rotation_deg))
+        rot = np.array([[math.cos(a), -math.sin(a), 0], [math.sin(a), math.cos(a), 0], [0, 0, 1]])
+        # crop: zoom in by 1 / crop_fraction about a random point that keeps the crop inside
+        zoom = 1.0 / aug.crop_fraction
+        slack = (1 - aug.crop_fraction) * size / 2
+        shift = rng.uniform(-slack, slack, 2) * zoom
+        crop = np.array([[zoom, 0, shift[0]], [0, zoom, shift[1]], [0, 0, 1]])
+        A = back @ crop @ rot @ flip @ to_centre @ A
+    M = A[:2]
+    out_rgb = cv2.warpAffine(rgb, M, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    out_depth = cv2.warpAffine(depth_mm.astype(np.float32), M, (size, size), flags=cv2.INTER_NEAREST,
+                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    if aug.enabled and aug.color_jitter > 0:
+        jitter = rng.uniform(-aug.color_jitter, aug.color_jitter, 3)
+        out_rgb = np.clip(out_rgb.astype(np.float32) + jitter, 0, 255).astype(np.uint8)
+    return out_rgb, out_depth
+
+
+def _downsample_depth(depth: np.ndarray, factor: int) -> np.ndarray:
+    """Nearest-neighbour to 1/factor: the pixel nearest each output pixel's centre."""
+    off = factor // 2
+    return depth[off::factor, off::factor]
+
+
+class HandDepthDataset(Dataset):
+    """Samples from one or more recording folders (they need rgb/ and depth/ or depth_gt/).
+
+    seed : base seed of the augmentation; a sample's randomness is ``(seed, epoch, index)``, so a
+        resumed run sees the same augmentations (call ``set_epoch`` each epoch).
+    """
+
+    def __init__(self, folders, input_size: int = 256, augmentation: Augmentation = Augmentation(),
+                 seed: int = 0, skip_bad: bool = False):
+        folders = [folders] if isinstance(folders, (str, Path)) else list(folders)
+        if not folders:
+            raise ValueError("HandDepthDataset needs at least one recording folder")
+        self.recordings = [Recording(f, skip_bad=skip_bad) for f in folders]
+        for rec in self.recordings:
+            if not rec.has_rgb or not (rec.has_depth or rec.has_depth_gt):
+                raise ValueError(f"{rec.path}: depthnet training needs rgb/ and depth/ (or depth_gt/)")
+        self.index = [(r, i) for r, rec in enumerate(self.recordings) for i in range(len(rec))]
+        self.input_size = input_size
+        self.augmentation = augmentation
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> Sample:
+        r, k = self.index[i]
+        rec = self.recordings[r]
+        frame = rec[k]
+        name = f"{rec.path}/{frame.name}"
+        depth = frame.depth_gt_mm if frame.depth_gt_mm is not None else frame.depth_mm
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, i]))
+        rgb, depth = augment_pair(frame.rgb, depth, self.input_size, self.augmentation, rng)
+        t = make_targets(_downsample_depth(depth, 4))
+        return Sample(torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(255.0),
+                      torch.from_numpy(t.mask)[None], torch.from_numpy(t.relative)[None], name)
+
+
+def collate(samples: list[Sample]) -> Sample:
+    return Sample(torch.stack([s.rgb for s in samples]), torch.stack([s.mask for s in samples]),
+                  torch.stack([s.relative for s in samples]), [s.name for s in samples])

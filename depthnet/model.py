@@ -1,0 +1,213 @@
+"""The paper's network: stacked hourglasses, the first stages supervised by the hand mask, the
+later ones by relative depth; the last depth map is the output.
+
+``DepthNet(config)``: ``(B, 3, S, S) float32 in [0, 1]`` -> ``DepthNetOutput`` with
+``stages (B, S_M + S_D, 1, S/4, S/4)``: stage maps in order (mask stages first). Presets:
+
+* ``paper``: 3 mask + 3 depth stages, width 128, 256 x 256 in, 64 x 64 out; the stem is a 7x7
+  stride-2 convolution and a residual block at 128 x 128, then pooling and two residual blocks
+  ("Init" in the paper).
+* ``cpu``: the same 3 + 3 stages at width 64 with a lighter stem (a 5x5 stride-2 convolution to
+  32 channels, a 3x3 stride-2 convolution, one residual block: no residual block at full
+  resolution), 192 x 192 in, 48 x 48 out. Measured on 2 cores (benchmarks/depthnet_speed.py):
+  paper 8.2 img/s inference / 3.7 training; this stem at 256 in: 42.8 / 13.9; at 192 in:
+  60.8 / 23.1, the only variant tried that meets both CPU goals (25 / 15). The cost: a 48 x 48
+  depth map instead of 64 x 64, and a quarter of the paper's parameters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from depthnet.layers import Hourglass, Residual
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DepthNetConfig", "DepthNet", "DepthNetOutput", "PRESETS", "Prediction", "WEIGHTS_DIR"]
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+
+@dataclass(frozen=True)
+class DepthNetConfig:
+    """mask_stages (S_M), depth_stages (S_D), width (channels), input_size (square, divisible by
+    64), hourglass_depth (4 halvings), stem ("paper" or "light")."""
+
+    mask_stages: int = 3
+    depth_stages: int = 3
+    width: int = 128
+    input_size: int = 256
+    hourglass_depth: int = 4
+    stem: str = "paper"
+
+    def __post_init__(self) -> None:
+        if self.mask_stages < 0 or self.depth_stages < 1:
+            raise ValueError(f"need mask_stages >= 0 and depth_stages >= 1, got {self.mask_stages}, {self.depth_stages}")
+        if self.width < 8:
+            raise ValueError(f"width must be >= 8, got {self.width}")
+        if self.input_size % (4 * 2 ** self.hourglass_depth):
+            raise ValueError(f"input_size must be divisible by {4 * 2 ** self.hourglass_depth}, got {self.input_size}")
+        if self.stem not in ("paper", "light"):
+            raise ValueError(f"stem must be 'paper' or 'light', got {self.stem!r}")
+
+    @property
+    def output_size(self) -> int:
+        return self.input_size // 4
+
+    @property
+    def stages(self) -> int:
+        return self.mask_stages + self.depth_stages
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PRESETS: dict[str, DepthNetConfig] = {
+    "paper": DepthNetConfig(3, 3, 128, 256, 4, "paper"),
+    "cpu": DepthNetConfig(3, 3, 64, 192, 4, "light"),
+}
+
+
+class DepthNetOutput(NamedTuple):
+    """stages ``(B, S, 1, h, w)``: every stage's map, mask stages first; ``mask_stages`` S_M."""
+
+    stages: torch.Tensor
+    mask_stages: int
+
+    @property
+    def depth(self) -> torch.Tensor:
+        """``(B, 1, h, w)``: the last stage, the relative depth estimate."""
+        return self.stages[:, -1]
+
+    @property
+    def mask(self) -> torch.Tensor | None:
+        """``(B, 1, h, w)``: the last mask stage (None without mask stages)."""
+        return self.stages[:, self.mask_stages - 1] if self.mask_stages else None
+
+
+class Prediction(NamedTuple):
+    """relative ``(H, W) float32`` (the paper's D_T; 1 = background), mask ``(H, W) bool``,
+    both at the input image's resolution."""
+
+    relative: np.ndarray
+    mask: np.ndarray
+
+
+class DepthNet(nn.Module):
+    def __init__(self, config: DepthNetConfig = PRESETS["paper"]):
+        super().__init__()
+        self.config = config
+        w = config.width
+        if config.stem == "paper":
+            self.stem = nn.Sequential(
+                nn.Conv2d(3, 64, 7, stride=2, padding=3), nn.BatchNorm2d(64), nn.ReLU(inplace=True),
+                Residual(64, 128), nn.MaxPool2d(2), Residual(128, 128), Residual(128, w))
+        else:
+            self.stem = nn.Sequential(
+                nn.Conv2d(3, 32, 5, stride=2, padding=2), nn.BatchNorm2d(32), nn.ReLU(inplace=True),
+                nn.Conv2d(32, w, 3, stride=2, padding=1), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
+                Residual(w, w))
+        n = config.stages
+        self.hourglasses = nn.ModuleList(Hourglass(config.hourglass_depth, w) for _ in range(n))
+        self.features = nn.ModuleList(
+            nn.Sequential(Residual(w, w), nn.Conv2d(w, w, 1), nn.BatchNorm2d(w), nn.ReLU(inplace=True))
+            for _ in range(n))
+        self.heads = nn.ModuleList(nn.Conv2d(w, 1, 1) for _ in range(n))
+        # Link layers: stage i's features and prediction re-enter stage i + 1
+        self.link_features = nn.ModuleList(nn.Conv2d(w, w, 1) for _ in range(n - 1))
+        self.link_preds = nn.ModuleList(nn.Conv2d(1, w, 1) for _ in range(n - 1))
+
+    def forward(self, rgb: torch.Tensor) -> DepthNetOutput:
+        """rgb ``(B, 3, S, S) float32 in [0, 1]`` -> ``DepthNetOutput``."""
+        x = self.stem(rgb - 0.5)
+        outs = []
+        for i, (hg, feat, head) in enumerate(zip(self.hourglasses, self.features, self.heads)):
+            f = feat(hg(x))
+            pred = head(f)
+            outs.append(pred)
+            if i + 1 < len(self.hourglasses):
+                x = x + self.link_features[i](f) + self.link_preds[i](pred)
+        return DepthNetOutput(torch.stack(outs, dim=1), self.config.mask_stages)
+
+    # ---- weights -------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | Path, map_location: str = "cpu") -> "DepthNet":
+        """Load a checkpoint or weights file written by ``depthnet.train`` (any preset)."""
+        path = Path(path)
+        try:
+            blob = torch.load(path, map_location=map_location, weights_only=True)
+        except FileNotFoundError:
+            raise ValueError(f"{path}: weights file not found") from None
+        except Exception as e:  # torch raises several types on corrupt files
+            raise ValueError(f"{path}: not a readable weights file ({type(e).__name__}: {e}); "
+                             f"re-train or re-download it (README: shipped weights)") from e
+        if not isinstance(blob, dict) or "model" not in blob or "config" not in blob:
+            raise ValueError(f"{path}: not a handrgbd depthnet weights file (needs 'model' and 'config')")
+        try:
+            config = DepthNetConfig(**blob["config"])
+        except TypeError as e:
+            raise ValueError(f"{path}: bad model config {blob['config']}: {e}") from e
+        net = cls(config)
+        try:
+            net.load_state_dict(blob["model"])
+        except RuntimeError as e:
+            raise ValueError(f"{path}: weights do not fit the config {config}: {str(e).splitlines()[0]}") from e
+        net.eval()
+        return net
+
+    @classmethod
+    def from_pretrained(cls, name: str = "cpu") -> "DepthNet":
+        """The shipped weights (``depthnet/weights/depthnet_<name>_*.pt``)."""
+        files = sorted(WEIGHTS_DIR.glob(f"depthnet_{name}_*.pt"))
+        if not files:
+            raise ValueError(f"no shipped weights for preset {name!r} in {WEIGHTS_DIR}; train them with the "
+                             f"command in the README (section: shipped weights)")
+        return cls.load(files[-1])
+
+    @torch.no_grad()
+    def predict(self, rgb: np.ndarray) -> Prediction:
+        """One RGB image ``(H, W, 3) uint8`` of any size -> relative depth and mask at ``(H, W)``.
+
+        The image is resized (not cropped) to the network's input; give it a crop around the hand.
+        """
+        import cv2
+
+        img = _check_rgb(rgb)
+        h, w = img.shape[:2]
+        s = self.config.input_size
+        x = cv2.resize(img, (s, s), interpolation=cv2.INTER_AREA if min(h, w) > s else cv2.INTER_LINEAR)
+        t = torch.from_numpy(x).permute(2, 0, 1)[None].float().div_(255.0)
+        was_training = self.training
+        self.eval()
+        out = self(t)
+        self.train(was_training)
+        rel = out.depth[0, 0].numpy()
+        mask_map = out.mask[0, 0].numpy() if out.mask is not None else (rel < 0.5).astype(np.float32)
+        rel = cv2.resize(rel, (w, h), interpolation=cv2.INTER_LINEAR)
+        mask = cv2.resize(mask_map, (w, h), interpolation=cv2.INTER_LINEAR) > 0.5
+        return Prediction(rel.astype(np.float32), mask)
+
+
+def _check_rgb(rgb: np.ndarray) -> np.ndarray:
+    img = np.asarray(rgb)
+    if img.dtype != np.uint8:
+        raise ValueError(f"RGB image must be uint8, got {img.dtype} (16-bit or float images: convert to 8-bit RGB)")
+    if img.ndim != 3 or img.shape[2] != 3:
+        what = "grayscale" if img.ndim == 2 else (f"{img.shape[2]}-channel" if img.ndim == 3 else f"{img.ndim}-D")
+        raise ValueError(f"RGB image must be (H, W, 3), got {what} {img.shape} (convert RGBA/grayscale to RGB)")
+    if min(img.shape[:2]) < 16:
+        raise ValueError(f"image {img.shape[1]}x{img.shape[0]} is too small (min 16 px per side)")
+    return img
+
+
+def file_digest(path: str | Path) -> str:
+    """First 10 hex digits of the file's SHA-256 (shipped weights carry it in their name)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:10]

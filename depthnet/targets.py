@@ -1,0 +1,51 @@
+"""Training targets and metric conversion, the paper's equations (1) and (2).
+
+Given a depth map ``D`` in mm (0 = no reading):
+
+* (1) foreground ``H = D < D_min + t`` over valid pixels, ``D_min`` the smallest valid depth,
+  ``t = 300 mm``;
+* (2) relative depth ``D_T = (D - mean(D[H])) / 200 mm`` on ``H``, and ``1`` on the background.
+
+The network predicts ``D_T``; ``relative_to_metric`` turns it back into millimetres given the
+hand's mean depth (from a sensor, as the paper's C2 setting, or estimated otherwise).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = ["Targets", "make_targets", "relative_to_metric", "FOREGROUND_MM", "DEPTH_SCALE_MM", "BACKGROUND"]
+
+FOREGROUND_MM = 300.0
+DEPTH_SCALE_MM = 200.0
+BACKGROUND = 1.0
+
+
+class Targets(NamedTuple):
+    """mask ``(H, W) float32`` in {0, 1}; relative ``(H, W) float32``; mean_depth_mm (nan if no hand)."""
+
+    mask: np.ndarray
+    relative: np.ndarray
+    mean_depth_mm: float
+
+
+def make_targets(depth_mm: np.ndarray, threshold_mm: float = FOREGROUND_MM) -> Targets:
+    """Equations (1) and (2) on one ``(H, W)`` depth map (mm, 0 = no reading)."""
+    d = np.asarray(depth_mm, dtype=np.float32)
+    valid = d > 0
+    if not valid.any():
+        return Targets(np.zeros_like(d), np.full_like(d, BACKGROUND), float("nan"))
+    fg = valid & (d < d[valid].min() + threshold_mm)
+    mean = float(d[fg].mean())
+    rel = np.where(fg, (d - mean) / DEPTH_SCALE_MM, BACKGROUND).astype(np.float32)
+    return Targets(fg.astype(np.float32), rel, mean)
+
+
+def relative_to_metric(relative: np.ndarray, mask: np.ndarray, mean_depth_mm: float) -> np.ndarray:
+    """Relative depth ``D_T`` -> millimetres on ``mask`` (0 elsewhere): ``mean + 200 D_T``."""
+    if not np.isfinite(mean_depth_mm) or mean_depth_mm <= 0:
+        raise ValueError(f"mean_depth_mm must be finite and > 0, got {mean_depth_mm}")
+    rel = np.asarray(relative, dtype=np.float32)
+    return np.where(np.asarray(mask, bool), mean_depth_mm + DEPTH_SCALE_MM * rel, 0.0).astype(np.float32)

@@ -1,0 +1,273 @@
+"""``handrgbd train``: train the depth network on recording folders, resumable, DDP-ready.
+
+Optimiser as the paper: Adam (lr 1e-3, weight decay 1e-5), StepLR halving every 30 of 100
+epochs, scaled to the epoch count (``step = round(30 * epochs / 100)``). Loss: the sum over
+stages of the per-pixel MSE (mask stages against the mask, depth stages against the relative
+depth). Every epoch: validation metrics (if ``--val``) appended to ``RUN/metrics.csv``;
+``RUN/config.json`` holds the resolved configuration.
+
+Checkpoints (``RUN/checkpoint.pt``: model, optimizer, scheduler, epoch, step, config) are
+written atomically (temporary file, then rename) every ``checkpoint_every`` steps and at each
+epoch end. ``--resume`` continues from it after any interruption (``kill -9`` included): the
+data order and augmentation of an epoch are a function of ``(seed, epoch)``, and the batches
+already done are skipped, so a resumed run takes exactly the steps of an uninterrupted one.
+
+Under ``torchrun --nproc_per_node K`` every process trains on its shard of each epoch's order
+(DistributedDataParallel; gloo on CPU, nccl on GPUs); rank 0 writes the files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn import functional as F
+
+from depthnet.data import Augmentation, HandDepthDataset, collate
+from depthnet.model import PRESETS, DepthNet, DepthNetConfig, file_digest
+
+log = logging.getLogger(__name__)
+
+__all__ = ["TrainConfig", "train", "train_main", "stage_losses", "NonFiniteLossError"]
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite (message names the batch's frames)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: tuple[str, ...]
+    out: str
+    val: tuple[str, ...] = ()
+    preset: str = "cpu"
+    model: DepthNetConfig | None = None
+    epochs: int = 10
+    batch_size: int = 8
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    lr_step_epochs: int | None = None   # None: 30 of 100 epochs, scaled to ``epochs``
+    lr_gamma: float = 0.5
+    seed: int = 0
+    max_frames: int | None = None      # use only the first N frames of the training data
+    val_frames: int | None = 200
+    checkpoint_every: int = 200
+    threads: int | None = None
+    augmentation: Augmentation = field(default_factory=Augmentation)
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS and self.model is None:
+            raise ValueError(f"unknown preset {self.preset!r}; choose from {sorted(PRESETS)}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size must be >= 1")
+
+    @property
+    def model_config(self) -> DepthNetConfig:
+        return self.model if self.model is not None else PRESETS[self.preset]
+
+    @property
+    def step_size(self) -> int:
+        return self.lr_step_epochs or max(1, round(30 * self.epochs / 100))
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["model"] = self.model_config.to_dict()
+        d["lr_step_epochs"] = self.step_size
+        return d
+
+
+def stage_losses(stages: torch.Tensor, mask_stages: int, mask: torch.Tensor, relative: torch.Tensor) -> torch.Tensor:
+    """``(S,)`` per-stage MSE: stages ``(B, S, 1, h, w)``; the first ``mask_stages`` against
+    ``mask (B, 1, h, w)``, the rest against ``relative``."""
+    losses = []
+    for s in range(stages.shape[1]):
+        target = mask if s < mask_stages else relative
+        losses.append(F.mse_loss(stages[:, s], target))
+    return torch.stack(losses)
+
+
+def _atomic_save(obj: dict, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    return np.random.default_rng(np.random.SeedSequence([seed, epoch, 7919])).permutation(n)
+
+
+def _distributed() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank(), dist.get_world_size()) if world > 1 else (0, 1)
+
+
+def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
+    """Train; returns the final metrics. Files go to ``config.out`` (rank 0 only)."""
+    from tqdm import tqdm
+
+    rank, world = _distributed()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    run_dir = Path(config.out)
+    ckpt_path = run_dir / "checkpoint.pt"
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not resume and ckpt_path.exists():
+            raise ValueError(f"{ckpt_path} exists: pass --resume to continue it, or choose a new --out")
+        (run_dir / "config.json").write_text(json.dumps(config.to_json(), indent=1, default=str) + "\n")
+    torch.manual_seed(config.seed)
+    data = HandDepthDataset(config.data, config.model_config.input_size, config.augmentation, config.seed)
+    n = len(data) if config.max_frames is None else min(len(data), config.max_frames)
+    net = DepthNet(config.model_config)
+    opt = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=config.step_size, gamma=config.lr_gamma)
+    steps_per_epoch = (n // world) // config.batch_size
+    if steps_per_epoch < 1:
+        raise ValueError(f"{n} frames over {world} process(es) do not fill one batch of {config.batch_size}")
+    start_epoch, start_step, global_step = 0, 0, 0
+    if resume and ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        if ck["config"] != config.model_config.to_dict():
+            raise ValueError(f"{ckpt_path}: checkpoint is of model {ck['config']}, not {config.model_config}")
+        net.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        start_epoch, start_step, global_step = ck["epoch"], ck["step_in_epoch"], ck["global_step"]
+        if start_step >= steps_per_epoch:
+            start_epoch, start_step = start_epoch + 1, 0
+        log.info("resuming %s at epoch %d step %d", ckpt_path, start_epoch, start_step)
+    model = torch.nn.parallel.DistributedDataParallel(net) if world > 1 else net
+
+    def save(epoch: int, step_in_epoch: int) -> None:
+        if rank == 0:
+            _atomic_save({"model": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                          "epoch": epoch, "step_in_epoch": step_in_epoch, "global_step": global_step,
+                          "config": config.model_config.to_dict()},
+                         ckpt_path)
+
+    metrics = {}
+    for epoch in range(start_epoch, config.epochs):
+        data.set_epoch(epoch)
+        order = _epoch_order(len(data), config.seed, epoch)[:n]
+        shard = order[rank::world][: steps_per_epoch * config.batch_size]
+        model.train()
+        first = start_step if epoch == start_epoch else 0
+        bar = tqdm(total=steps_per_epoch, initial=first, disable=not progress or rank != 0,
+                   desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch")
+        running, t0 = 0.0, time.perf_counter()
+        for step in range(first, steps_per_epoch):
+            idx = shard[step * config.batch_size:(step + 1) * config.batch_size]
+            batch = collate([data[int(i)] for i in idx])
+            pred = model(batch.rgb)
+            losses = stage_losses(pred.stages, config.model_config.mask_stages, batch.mask, batch.relative)
+            loss = losses.sum()
+            if not torch.isfinite(loss):
+                save(epoch, step)
+                raise NonFiniteLossError(f"loss is {loss.item()} at epoch {epoch} step {step}; batch frames: "
+                                         f"{', '.join(batch.name)}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            running += loss.item()
+            global_step += 1
+            bar.update()
+            bar.set_postfix(loss=f"{running / (step - first + 1):.4f}")
+            if (step + 1) % config.checkpoint_every == 0:
+                save(epoch, step + 1)
+        bar.close()
+        sched.step()
+        save(epoch + 1, 0)
+        metrics = {"epoch": epoch + 1, "train_loss": running / max(1, steps_per_epoch - first),
+                   "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - t0,
+                   "train_img_per_s": (steps_per_epoch - first) * config.batch_size * world / (time.perf_counter() - t0)}
+        if config.val and rank == 0:
+            from depthnet.evaluate import evaluate
+
+            net.eval()
+            for folder in config.val:
+                m = evaluate(net, folder, max_frames=config.val_frames)
+                metrics.update({"val_depth_error_mm": m["depth_error_mm"], "val_iou": m["iou"]})
+        if rank == 0:
+            _append_csv(run_dir / "metrics.csv", metrics)
+            log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()})
+    if rank == 0:
+        export = run_dir / "model.pt"
+        _atomic_save({"model": net.state_dict(), "config": config.model_config.to_dict()}, export)
+        metrics["weights"] = str(export)
+        metrics["weights_sha256_10"] = file_digest(export)
+    if world > 1:
+        dist.barrier()
+    metrics["steps"] = global_step  # over all (resumed) invocations
+    return metrics
+
+
+def _append_csv(path: Path, row: dict) -> None:
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(row))
+        if new:
+            w.writeheader()
+        w.writerow(row)
+
+
+def train_main(argv: list[str] | None = None) -> int:
+    """Train the hand depth network on recording folders."""
+    p = argparse.ArgumentParser(prog="handrgbd train", description=train_main.__doc__)
+    p.add_argument("--data", nargs="+", required=True, help="training recording folder(s)")
+    p.add_argument("--val", nargs="*", default=[], help="validation recording folder(s)")
+    p.add_argument("--out", required=True, help="run folder (config, metrics, checkpoints, model.pt)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="cpu", help="model preset")
+    p.add_argument("--stages", type=int, nargs=2, metavar=("S_M", "S_D"), default=None,
+                   help="override the preset's mask and depth stage counts (the ablation)")
+    p.add_argument("--width", type=int, default=None, help="override the preset's channel width")
+    p.add_argument("--input-size", type=int, default=None, help="override the preset's input size")
+    p.add_argument("--epochs", type=int, default=10, help="epochs (learning-rate steps scale with it)")
+    p.add_argument("--batch-size", type=int, default=8, help="batch size per process")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    p.add_argument("--seed", type=int, default=0, help="seed of data order and augmentation")
+    p.add_argument("--max-frames", type=int, default=None, help="train on the first N frames only")
+    p.add_argument("--val-frames", type=int, default=200, help="validation frames per epoch")
+    p.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--no-augment", action="store_true", help="disable the paper's augmentation")
+    p.add_argument("--resume", action="store_true", help="continue RUN/checkpoint.pt")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = p.parse_args(argv)
+    model = PRESETS[args.preset]
+    overrides = {k: v for k, v in (("width", args.width), ("input_size", args.input_size)) if v is not None}
+    if args.stages:
+        overrides.update(mask_stages=args.stages[0], depth_stages=args.stages[1])
+    try:
+        model = replace(model, **overrides) if overrides else None
+    except ValueError as e:
+        log.error("%s", e)
+        return 2
+    config = TrainConfig(tuple(args.data), args.out, tuple(args.val), args.preset, model, args.epochs, args.batch_size,
+                         args.lr, seed=args.seed, max_frames=args.max_frames, val_frames=args.val_frames,
+                         checkpoint_every=args.checkpoint_every, threads=args.threads,
+                         augmentation=Augmentation(enabled=not args.no_augment))
+    try:
+        metrics = train(config, resume=args.resume, progress=not args.no_progress)
+    except (ValueError, NonFiniteLossError) as e:
+        log.error("%s", e)
+        return 2
+    log.info("done: %s", metrics)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(train_main())

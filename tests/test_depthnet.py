@@ -1,0 +1,216 @@
+"""depthnet: targets, model shapes, augmentation, training resume and DDP, evaluation, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from depthnet.data import Augmentation, HandDepthDataset, augment_pair
+from depthnet.model import PRESETS, DepthNet, DepthNetConfig
+from depthnet.targets import make_targets, relative_to_metric
+from depthnet.train import NonFiniteLossError, TrainConfig, train
+
+TINY = DepthNetConfig(mask_stages=1, depth_stages=1, width=8, input_size=64, hourglass_depth=3, stem="light")
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    from synth.generator import SynthConfig, generate
+
+    out = tmp_path_factory.mktemp("dn") / "data"
+    generate(out, 8, seed=5, config=SynthConfig(size=64), progress=False)
+    return out
+
+
+def test_targets_follow_the_paper():
+    d = np.array([[0, 500, 520], [790, 801, 1500]], np.float32)  # 0 = no reading
+    t = make_targets(d)
+    np.testing.assert_array_equal(t.mask, [[0, 1, 1], [1, 0, 0]])  # D < 500 + 300
+    mean = (500 + 520 + 790) / 3
+    assert t.mean_depth_mm == pytest.approx(mean)
+    np.testing.assert_allclose(t.relative[0, 1], (500 - mean) / 200, rtol=1e-6)
+    assert t.relative[0, 0] == 1.0 and t.relative[1, 2] == 1.0  # background (and no reading) -> 1
+    back = relative_to_metric(t.relative, t.mask > 0, t.mean_depth_mm)
+    np.testing.assert_allclose(back[t.mask > 0], d[t.mask > 0], rtol=1e-6)
+    assert np.isnan(make_targets(np.zeros((4, 4))).mean_depth_mm)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_model_shapes(batch):
+    net = DepthNet(TINY)
+    out = net(torch.rand(batch, 3, 64, 64))
+    assert out.stages.shape == (batch, 2, 1, 16, 16)
+    assert out.depth.shape == (batch, 1, 16, 16) and out.mask.shape == (batch, 1, 16, 16)
+    assert PRESETS["paper"] == DepthNetConfig(3, 3, 128, 256, 4, "paper") and PRESETS["cpu"].output_size == 48
+
+
+def test_bad_configs():
+    with pytest.raises(ValueError, match="divisible"):
+        DepthNetConfig(input_size=100)
+    with pytest.raises(ValueError, match="depth_stages"):
+        DepthNetConfig(depth_stages=0)
+
+
+def test_augmentation_moves_rgb_and_depth_together():
+    """Encode each pixel's depth in its colour: after any augmentation they still agree."""
+    rng = np.random.default_rng(0)
+    blocks = rng.integers(1, 200, (4, 4)).astype(np.float32) * 5 + 400
+    depth = np.kron(blocks, np.ones((12, 12), np.float32))  # 12 px blocks: bilinear = nearest inside
+    rgb = np.repeat(((depth - 400) / 5).astype(np.uint8)[..., None], 3, axis=2)
+    for seed in range(5):
+        a_rgb, a_depth = augment_pair(rgb, depth, 64, Augmentation(color_jitter=0.0), np.random.default_rng(seed))
+        valid = a_depth > 0
+        assert set(np.unique(a_depth[valid])) <= set(np.unique(depth))  # nearest: no blended depths
+        # pixel centres map identically: away from colour edges, the colour decodes the depth
+        smooth = valid & (np.abs(a_rgb[..., 0].astype(float) * 5 + 400 - a_depth) < 1e-3)
+        assert smooth.sum() > 0.5 * valid.sum()
+    no_aug_rgb, no_aug_depth = augment_pair(rgb, depth, 48, Augmentation(enabled=False), rng)
+    np.testing.assert_array_equal(no_aug_depth, depth)
+    np.testing.assert_array_equal(no_aug_rgb, rgb)
+
+
+def test_colour_jitter_touches_rgb_only():
+    rgb = np.full((32, 32, 3), 100, np.uint8)
+    depth = np.full((32, 32), 600.0, np.float32)
+    aug = Augmentation(flip_prob=0.0, rotation_deg=0.0, crop_fraction=1.0, color_jitter=20.0)
+    out_rgb, out_depth = augment_pair(rgb, depth, 32, aug, np.random.default_rng(1))
+    np.testing.assert_array_equal(out_depth, depth)
+    shift = out_rgb.reshape(-1, 3)[0].astype(int) - 100
+    assert np.all(np.abs(shift) <= 20) and np.any(shift != 0)
+    assert np.all(out_rgb == out_rgb[0, 0])  # one offset per channel, the same everywhere
+
+
+def test_dataset_samples(tiny_data):
+    ds = HandDepthDataset(tiny_data, 64)
+    s = ds[0]
+    assert s.rgb.shape == (3, 64, 64) and s.mask.shape == (1, 16, 16) and s.relative.shape == (1, 16, 16)
+    assert 0 <= s.rgb.min() and s.rgb.max() <= 1 and s.mask.sum() > 0
+    ds.set_epoch(1)
+    assert not torch.equal(ds[0].rgb, s.rgb)  # a new epoch, new augmentation
+
+
+def _tiny_config(data, out, **kw):
+    return TrainConfig((str(data),), str(out), model=TINY, epochs=2, batch_size=2, checkpoint_every=1,
+                       val_frames=None, **kw)
+
+
+def test_resume_after_interruption_matches_uninterrupted(tiny_data, tmp_path, monkeypatch):
+    torch.set_num_threads(1)
+    full = train(_tiny_config(tiny_data, tmp_path / "full"), progress=False)
+    calls = {"n": 0}
+    original = HandDepthDataset.__getitem__
+
+    def crash_after_some(self, i):
+        calls["n"] += 1
+        if calls["n"] > 11:  # in the 2nd epoch (4 steps of 2 frames per epoch)
+            raise KeyboardInterrupt
+        return original(self, i)
+
+    monkeypatch.setattr(HandDepthDataset, "__getitem__", crash_after_some)
+    with pytest.raises(KeyboardInterrupt):
+        train(_tiny_config(tiny_data, tmp_path / "cut"), progress=False)
+    monkeypatch.setattr(HandDepthDataset, "__getitem__", original)
+    with pytest.raises(ValueError, match="--resume"):
+        train(_tiny_config(tiny_data, tmp_path / "cut"), progress=False)
+    resumed = train(_tiny_config(tiny_data, tmp_path / "cut"), resume=True, progress=False)
+    assert resumed["steps"] == full["steps"] == 8
+    a = torch.load(tmp_path / "full" / "model.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "cut" / "model.pt", weights_only=True)["model"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
+
+
+def test_resume_after_kill_9(tiny_data, tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "depthnet.train", "--data", str(tiny_data), "--out", str(out), "--preset", "cpu",
+           "--width", "8", "--input-size", "64", "--stages", "1", "1", "--epochs", "3", "--batch-size", "2",
+           "--checkpoint-every", "1", "--threads", "1", "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (out / "checkpoint.pt").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    ck = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert ck["global_step"] == 3 * 4 and ck["epoch"] == 3
+    assert len((out / "metrics.csv").read_text().strip().splitlines()) >= 2
+
+
+def test_nan_stops_with_the_file_names(tiny_data, tmp_path, monkeypatch):
+    original = HandDepthDataset.__getitem__
+
+    def poisoned(self, i):
+        s = original(self, i)
+        return s._replace(rgb=s.rgb * float("nan"))
+
+    monkeypatch.setattr(HandDepthDataset, "__getitem__", poisoned)
+    with pytest.raises(NonFiniteLossError, match="000"):
+        train(_tiny_config(tiny_data, tmp_path / "nan"), progress=False)
+
+
+def test_ddp_two_cpu_processes(tiny_data, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "-m", "depthnet.train", "--data", str(tiny_data), "--out", str(out), "--width", "8", "--input-size", "64",
+           "--stages", "1", "1", "--epochs", "1", "--batch-size", "2", "--threads", "1", "--no-progress"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    ck = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert ck["global_step"] == 2  # 8 frames / 2 processes / batch 2
+    DepthNet.load(out / "model.pt")
+
+
+def test_evaluate_and_predict(tiny_data, tmp_path):
+    from depthnet.evaluate import eval_main, evaluate
+
+    run = tmp_path / "ev"
+    train(replace(_tiny_config(tiny_data, run), epochs=1), progress=False)
+    net = DepthNet.load(run / "model.pt")
+    m = evaluate(net, tiny_data, figure=tmp_path / "fig.png")
+    assert np.isfinite(m["depth_error_mm"]) and 0 <= m["iou"] <= 1 and m["frames"] == 8
+    f = [v for _, v in m["f_curve"]]
+    assert f == sorted(f) and f[0] == 0.0
+    assert (tmp_path / "fig.png").exists()
+    assert eval_main(["--data", str(tiny_data), "--weights", str(run / "model.pt"), "--out", str(tmp_path / "o")]) == 0
+    assert {"depth_error_mm", "iou", "frames"} <= set(json.loads((tmp_path / "o" / "metrics.json").read_text()))
+    pred = net.predict(np.zeros((50, 70, 3), np.uint8))
+    assert pred.relative.shape == (50, 70) and pred.mask.shape == (50, 70) and pred.mask.dtype == bool
+
+
+@pytest.mark.parametrize("image, message", [
+    (np.zeros((64, 64), np.uint8), "grayscale"),
+    (np.zeros((64, 64, 4), np.uint8), "4-channel"),
+    (np.zeros((64, 64, 3), np.uint16), "uint8"),
+    (np.zeros((8, 8, 3), np.uint8), "too small"),
+])
+def test_predict_rejects_bad_images(image, message):
+    with pytest.raises(ValueError, match=message):
+        DepthNet(TINY).predict(image)
+
+
+def test_bad_weight_files(tmp_path):
+    bad = tmp_path / "corrupt.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="corrupt.pt"):
+        DepthNet.load(bad)
+    other = tmp_path / "other.pt"
+    torch.save({"model": DepthNet(TINY).state_dict(), "config": replace(TINY, width=16).to_dict()}, other)
+    with pytest.raises(ValueError, match="do not fit"):
+        DepthNet.load(other)
+    with pytest.raises(ValueError, match="not found"):
+        DepthNet.load(tmp_path / "missing.pt")
