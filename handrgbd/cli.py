@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
               "depthnet.train:train_main"),
     "eval": ("evaluate depth network weights: E (mm), F(e) curve, mask IoU, qualitative figure",
              "depthnet.evaluate:eval_main"),
+    "track": ("track a hand through a recording folder (PSO on depth) and score against ground truth",
+              "tracker.run:track_main"),
     "show": ("contact sheet of a recording folder: RGB | depth | mask | joints",
              "synth.show:show_main"),
     "model": ("render the LibHand mesh and the tracker's primitives side by side for a pose",

@@ -21,26 +21,12 @@ import math
 
 import numpy as np
 
-from tracker.pose import CANONICAL_POSES, LIMITS
+from tracker.pose import CANONICAL_POSES, LIMITS, axis_angle_quaternion, quaternion_multiply
 
 __all__ = ["sample_angles", "sample_orientation", "random_rotation_quaternion", "axis_angle_quaternion",
            "quaternion_multiply"]
 
 _GESTURES = sorted(CANONICAL_POSES)
-
-
-def quaternion_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Hamilton product of (w, x, y, z) quaternions (rotation b, then a)."""
-    w1, x1, y1, z1 = a
-    w2, x2, y2, z2 = b
-    return np.array([w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2, w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
-                     w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2, w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2])
-
-
-def axis_angle_quaternion(axis: np.ndarray, angle_rad: float) -> np.ndarray:
-    axis = np.asarray(axis, dtype=np.float64)
-    axis = axis / np.linalg.norm(axis)
-    return np.concatenate([[math.cos(angle_rad / 2)], math.sin(angle_rad / 2) * axis])
 
 
 def random_rotation_quaternion(rng: np.random.Generator) -> np.ndarray:

@@ -1,7 +1,9 @@
 """numba kernels of the hand model: forward kinematics and primitive placement, batched over N.
 
 Pure functions over arrays; ``tracker.kinematics`` checks inputs and wraps them. Every kernel
-has a plain-numpy twin in tests/naive_hand.py. Flags are set once, here.
+has a plain-numpy twin in tests/naive_hand.py. Flags are set once, here. They run serially:
+a hypothesis costs microseconds, less than waking threads (and the scoring kernel after them
+is the parallel one).
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ def _quat_matrix(w, x, y, z):
                      [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
 
 
-@numba.njit(parallel=True, **JIT)
+@numba.njit(**JIT)
 def forward_kinematics_kernel(params, wrist, base, base_rot, abd_sign, joint_axes, lengths, scale, mirror,
                               joints, frames):
     """params (N, 27) -> joints (N, 21, 3) and frames (N, 16, 3, 4), world (camera) frame, mm.
@@ -62,7 +64,7 @@ def forward_kinematics_kernel(params, wrist, base, base_rot, abd_sign, joint_axe
     n = params.shape[0]
     M = np.eye(3)
     M[0, 0] = mirror
-    for h in numba.prange(n):
+    for h in range(n):
         p = params[h]
         G = _quat_matrix(p[3], p[4], p[5], p[6]) @ M * scale
         t = p[0:3]
@@ -87,7 +89,7 @@ def forward_kinematics_kernel(params, wrist, base, base_rot, abd_sign, joint_axe
                 joints[h, 2 + 4 * f + k] = G @ pos + t
 
 
-@numba.njit(parallel=True, **JIT)
+@numba.njit(**JIT)
 def primitive_transforms_kernel(frames, lengths, radii, palm, thumb_meta, out):
     """frames (N, 16, 3, 4) -> out (N, 37, 4, 4) unit-primitive -> camera transforms.
 
@@ -96,7 +98,7 @@ def primitive_transforms_kernel(frames, lengths, radii, palm, thumb_meta, out):
     tracker.kinematics.PRIMITIVE_LAYOUT.
     """
     n = frames.shape[0]
-    for h in numba.prange(n):
+    for h in range(n):
         for i in range(37):
             for r in range(4):
                 for c in range(4):

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["HandPose", "PARAM_NAMES", "NUM_PARAMS", "LIMITS", "CANONICAL_POSES", "FINGER_NAMES",
-           "quaternion_to_matrix", "quaternion_slerp", "SIDES"]
+           "quaternion_to_matrix", "quaternion_slerp", "quaternion_multiply", "axis_angle_quaternion", "SIDES"]
 
 NUM_PARAMS = 27
 FINGER_NAMES = ("thumb", "index", "middle", "ring", "pinky")
@@ -79,6 +79,20 @@ def quaternion_to_matrix(q: np.ndarray) -> np.ndarray:
         np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
         np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
     ], -2)
+
+
+def quaternion_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamilton product of (w, x, y, z) quaternions (rotation b, then a)."""
+    w1, x1, y1, z1 = a
+    w2, x2, y2, z2 = b
+    return np.array([w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2, w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
+                     w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2, w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2])
+
+
+def axis_angle_quaternion(axis: np.ndarray, angle_rad: float) -> np.ndarray:
+    axis = np.asarray(axis, dtype=np.float64)
+    axis = axis / np.linalg.norm(axis)
+    return np.concatenate([[math.cos(angle_rad / 2)], math.sin(angle_rad / 2) * axis])
 
 
 def quaternion_slerp(q0: np.ndarray, q1: np.ndarray, t: float) -> np.ndarray:

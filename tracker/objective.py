@@ -1,0 +1,150 @@
+"""The tracker's objective (Oikonomidis, Kyriazis & Argyros, BMVC 2011) and its two backends.
+
+``E(h) = D(O, h) + lambda_k * kc(h)`` with
+
+    D = sum min(|o_d - r_d|, d_M) / (sum(o_s or r_m) + eps)
+        + lambda * (1 - 2 sum(o_s and r_m) / (sum(o_s and r_m) + sum(o_s or r_m)))
+
+over the pixels of a region-of-interest tile: ``o_d`` observed depth on the observed hand mask
+``o_s`` (0 elsewhere), ``r_d``/``r_m`` the hypothesis's rendered depth and silhouette, and
+``kc`` the finger-crossing penalty. Defaults d_M = 40 mm, lambda = 20, lambda_k = 10.
+
+Backends (``SCORERS``) render hypotheses into T x T tiles and return the three sums:
+
+* ``gl``: ``renderer.HypothesisRenderer`` (instanced OpenGL, ray-cast fragments);
+* ``cpu``: a numba kernel ray casting the same quadrics, parallel over hypotheses.
+
+``backend="auto"`` is ``gl`` when the OpenGL renderer is a hardware GPU and ``cpu`` when it is
+a software rasteriser (llvmpipe, softpipe, swrast), where the numba kernel is faster (see
+benchmarks/tracker_speed.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from handrgbd.camera import CameraIntrinsics
+from renderer.projection import DEFAULT_FAR_MM, DEFAULT_NEAR_MM, RegionOfInterest
+from renderer.tiled import PrimitiveSet, TileSums
+from tracker._raycast import render_tiles_kernel, score_tiles_kernel
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ObjectiveConfig", "CpuScorer", "GlScorer", "SCORERS", "make_scorer", "objective_from_sums",
+           "SOFTWARE_RENDERERS"]
+
+SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "swrast", "software")
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    d_max_mm: float = 40.0
+    lambda_silhouette: float = 20.0
+    lambda_crossing: float = 10.0
+    eps: float = 1e-6
+
+    def __post_init__(self) -> None:
+        for name in ("d_max_mm", "lambda_silhouette", "lambda_crossing", "eps"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v >= 0):
+                raise ValueError(f"ObjectiveConfig.{name} must be finite and >= 0, got {v}")
+        if self.d_max_mm == 0:
+            raise ValueError("ObjectiveConfig.d_max_mm must be > 0")
+
+
+def objective_from_sums(sums: TileSums, crossing: np.ndarray, config: ObjectiveConfig) -> np.ndarray:
+    """``(N,)`` objective values from the three sums and the crossing penalty ``kc``."""
+    depth_term = sums.depth_diff / (sums.union + config.eps)
+    silhouette = 1.0 - 2.0 * sums.intersection / (sums.intersection + sums.union + config.eps)
+    return depth_term + config.lambda_silhouette * silhouette + config.lambda_crossing * crossing
+
+
+class CpuScorer:
+    """numba ray casting into T x T tiles (no GL)."""
+
+    name = "cpu"
+
+    def __init__(self, primitives: PrimitiveSet, tile_size: int = 64, near_mm: float = DEFAULT_NEAR_MM,
+                 far_mm: float = DEFAULT_FAR_MM):
+        if tile_size <= 0:
+            raise ValueError(f"tile_size must be > 0, got {tile_size}")
+        self.tile_size = int(tile_size)
+        self.kinds = np.asarray(primitives.kinds, dtype=np.int64)
+        self.taper = np.asarray(primitives.taper, dtype=np.float64)
+        self.near, self.far = float(near_mm), float(far_mm)
+
+    def _camera(self, camera: CameraIntrinsics, roi: RegionOfInterest | None) -> CameraIntrinsics:
+        return (roi or RegionOfInterest.full(camera)).camera(camera, self.tile_size)
+
+    def render(self, transforms: np.ndarray, camera: CameraIntrinsics, roi: RegionOfInterest | None = None) -> np.ndarray:
+        """``(N, P, 4, 4)`` -> depth ``(N, T, T) float32`` mm, 0 = background (as the GL renderer)."""
+        c = self._camera(camera, roi)
+        out = np.empty((transforms.shape[0], self.tile_size, self.tile_size), np.float32)
+        render_tiles_kernel(np.ascontiguousarray(transforms, np.float64), self.kinds, self.taper, c.fx, c.fy, c.cx,
+                            c.cy, self.near, self.far, out)
+        return out
+
+    def sums(self, transforms: np.ndarray, camera: CameraIntrinsics, roi: RegionOfInterest | None,
+             observed_mm: np.ndarray, observed_mask: np.ndarray, d_max_mm: float) -> TileSums:
+        c = self._camera(camera, roi)
+        out = np.empty((transforms.shape[0], 3))
+        score_tiles_kernel(np.ascontiguousarray(transforms, np.float64), self.kinds, self.taper, c.fx, c.fy, c.cx, c.cy,
+                           self.near, self.far, np.ascontiguousarray(observed_mm, np.float64),
+                           np.ascontiguousarray(observed_mask, np.bool_), float(d_max_mm), out)
+        return TileSums(out[:, 0], out[:, 1], out[:, 2])
+
+    def close(self) -> None:
+        pass
+
+
+class GlScorer:
+    """The OpenGL instanced tile renderer (``renderer.HypothesisRenderer``) + numba sums."""
+
+    name = "gl"
+
+    def __init__(self, primitives: PrimitiveSet, tile_size: int = 64, capacity: int = 64, context=None):
+        from renderer.tiled import HypothesisRenderer
+
+        self.tile_size = int(tile_size)
+        self.renderer = HypothesisRenderer(primitives, tile_size, capacity, context=context)
+
+    def render(self, transforms, camera, roi=None) -> np.ndarray:
+        return self.renderer.render(transforms, camera, roi)
+
+    def sums(self, transforms, camera, roi, observed_mm, observed_mask, d_max_mm) -> TileSums:
+        return self.renderer.score(transforms, camera, roi, observed_mm, observed_mask, d_max_mm)[1]
+
+    def close(self) -> None:
+        self.renderer.close()
+
+
+SCORERS = {"cpu": CpuScorer, "gl": GlScorer}
+
+
+def make_scorer(backend: str, primitives: PrimitiveSet, tile_size: int = 64, capacity: int = 64):
+    """``"cpu" | "gl" | "auto"`` -> a scorer (see the module docstring for ``auto``)."""
+    if backend == "auto":
+        backend = _auto_backend()
+    if backend not in SCORERS:
+        raise ValueError(f"unknown scoring backend {backend!r}; choose from {sorted(SCORERS)} or 'auto'")
+    if backend == "cpu":
+        return CpuScorer(primitives, tile_size)
+    return GlScorer(primitives, tile_size, capacity)
+
+
+def _auto_backend() -> str:
+    try:
+        from renderer.context import create_context
+
+        with create_context() as ctx:
+            name = ctx.info()["renderer"].lower()
+    except Exception as e:  # no GL at all: the CPU backend is the only choice
+        log.info("no OpenGL context (%s): using the cpu scoring backend", e)
+        return "cpu"
+    backend = "cpu" if any(s in name for s in SOFTWARE_RENDERERS) else "gl"
+    log.info("GL renderer %r: scoring backend %s", name, backend)
+    return backend

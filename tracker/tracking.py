@@ -1,0 +1,279 @@
+"""The tracking loop: observation -> region of interest -> PSO over the 27 parameters -> joints.
+
+``Tracker(camera, config).step(depth_mm, mask=None, rgb=None) -> TrackResult``, one frame at a
+time:
+
+1. Observed hand mask (``config.mask_source``): ``"depth"`` (default) is the paper's eq. (1),
+   the valid pixels within 300 mm of the nearest one (the nearest taken as the 0.1th percentile
+   of valid depth, robust to single outliers); ``"given"`` uses the ``mask`` argument (e.g.
+   depthnet's, condition C2); ``"skin"`` a skin-colour detector on ``rgb`` (YCrCb box) inside
+   the depth foreground. Fewer than ``min_hand_pixels`` -> status ``"no_hand"``.
+2. Region of interest: the previous solution's projected joints, grown by ``roi_margin``
+   (FORTH's zoomed virtual camera); on (re-)initialisation, the mask's bounding box. The
+   observed depth (on the mask) and the mask are resampled onto the T x T tile grid.
+3. PSO (``tracker.pso``): the swarm is seeded around the previous frame's solution (particle 0
+   is that solution itself); on initialisation, around the best of a grid of canonical poses
+   x orientations placed at the palm centre estimated from the mask and depth, with
+   ``init_generations``.
+   While tracking, observed pixels more than ``wrist_cut_mm`` past the previous solution's
+   wrist (along the hand's axis) are dropped: the model has no forearm.
+4. Loss: an objective above ``lost_objective`` for ``lost_frames`` frames in a row, or no hand,
+   sends the tracker back to initialisation. Frames without a hand give ``status="no_hand"``
+   with ``joints=None``; never NaN.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+
+from handrgbd.camera import CameraIntrinsics
+from renderer.projection import RegionOfInterest
+from tracker.kinematics import DEFAULT_HAND_LENGTH_MM, HandModel, finger_crossing_penalty
+from tracker.objective import ObjectiveConfig, make_scorer, objective_from_sums
+from tracker.pose import SIDES, HandPose, axis_angle_quaternion, quaternion_multiply
+from tracker.pso import PSOConfig, optimize
+
+log = logging.getLogger(__name__)
+
+__all__ = ["TrackerConfig", "Tracker", "TrackResult", "depth_foreground", "skin_mask"]
+
+MASK_SOURCES = ("depth", "given", "skin")
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    side: str = "right"
+    hand_length_mm: float = DEFAULT_HAND_LENGTH_MM
+    pso: PSOConfig = field(default_factory=PSOConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    tile_size: int = 64
+    backend: str = "auto"
+    mask_source: str = "depth"
+    foreground_mm: float = 300.0
+    min_hand_pixels: int = 50
+    roi_margin: float = 0.3
+    seed_sigma_mm: float = 8.0
+    seed_sigma_quaternion: float = 0.03
+    seed_sigma_rad: float = 0.12
+    wrist_cut_mm: float | None = 0.0
+    init_generations: int = 40
+    lost_objective: float = 25.0
+    lost_frames: int = 3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.side not in SIDES:
+            raise ValueError(f"TrackerConfig.side must be one of {SIDES}, got {self.side!r}")
+        if self.mask_source not in MASK_SOURCES:
+            raise ValueError(f"TrackerConfig.mask_source must be one of {MASK_SOURCES}, got {self.mask_source!r}")
+        if self.tile_size < 8:
+            raise ValueError(f"TrackerConfig.tile_size must be >= 8, got {self.tile_size}")
+        if self.lost_frames < 1 or self.init_generations < 1:
+            raise ValueError("TrackerConfig.lost_frames and init_generations must be >= 1")
+
+
+class TrackResult(NamedTuple):
+    """status: ``"tracked"``, ``"lost"`` (fit too poor; re-initialising) or ``"no_hand"``."""
+
+    status: str
+    params: np.ndarray | None      # (27,)
+    joints_mm: np.ndarray | None   # (21, 3) camera frame
+    objective: float
+    roi: RegionOfInterest | None
+    seconds: float
+
+
+def depth_foreground(depth_mm: np.ndarray, threshold_mm: float = 300.0) -> np.ndarray:
+    """The paper's eq. (1): valid pixels nearer than the nearest valid depth + threshold."""
+    valid = depth_mm > 0
+    if not valid.any():
+        return valid
+    nearest = np.percentile(depth_mm[valid], 0.1)
+    return valid & (depth_mm < nearest + threshold_mm)
+
+
+def skin_mask(rgb: np.ndarray) -> np.ndarray:
+    """A simple skin detector: Cr in [135, 180] and Cb in [85, 135] (YCrCb), opened."""
+    ycrcb = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2YCrCb)
+    m = ((ycrcb[..., 1] >= 135) & (ycrcb[..., 1] <= 180) & (ycrcb[..., 2] >= 85) & (ycrcb[..., 2] <= 135))
+    return cv2.morphologyEx(m.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
+
+
+def _orientation_grid() -> np.ndarray:
+    """24 hand orientations (quaternions): palm, back or side toward the camera, at 8 rolls each."""
+    out = []
+    for facing in (np.array([1.0, 0, 0, 0]), axis_angle_quaternion([0, 1, 0], math.pi),
+                   axis_angle_quaternion([0, 1, 0], math.pi / 2)):
+        for roll in np.linspace(-math.pi, math.pi, 8, endpoint=False):
+            out.append(quaternion_multiply(axis_angle_quaternion([0, 0, 1], roll), facing))
+    return np.array(out)
+
+
+class Tracker:
+    """Model-based PSO hand tracker on depth (see the module docstring)."""
+
+    def __init__(self, camera: CameraIntrinsics, config: TrackerConfig | None = None):
+        if not isinstance(camera, CameraIntrinsics):
+            raise ValueError(f"camera must be CameraIntrinsics, got {type(camera).__name__}")
+        self.camera = camera
+        self.config = TrackerConfig() if config is None else config
+        self.model = HandModel(self.config.side, self.config.hand_length_mm)
+        self.scorer = make_scorer(self.config.backend, self.model.primitive_set, self.config.tile_size,
+                                  self.config.pso.particles)
+        self.rng = np.random.default_rng(self.config.seed)
+        self.previous: np.ndarray | None = None
+        self._bad_frames = 0
+
+    @property
+    def backend(self) -> str:
+        return self.scorer.name
+
+    def close(self) -> None:
+        self.scorer.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def reset(self, pose: HandPose | np.ndarray | None = None) -> None:
+        """Forget the track; with ``pose``, start from it (e.g. ground truth of frame 0)."""
+        if pose is None:
+            self.previous = None
+        else:
+            p = pose.to_array() if isinstance(pose, HandPose) else np.asarray(pose, dtype=np.float64)
+            self.previous = HandPose.from_array(p, self.config.side).clamped().to_array()
+        self._bad_frames = 0
+
+    # ---- observation ----------------------------------------------------------------------
+    def _check(self, depth_mm: np.ndarray, camera: CameraIntrinsics) -> np.ndarray:
+        d = np.asarray(depth_mm)
+        if d.ndim != 2:
+            raise ValueError(f"depth must be a 2-D (H, W) array in mm, got shape {d.shape}")
+        if d.dtype.kind not in "f":
+            raise ValueError(f"depth must be float millimetres, got {d.dtype} (convert raw sensor units with "
+                             f"handrgbd.uint16_to_depth_mm)")
+        if d.shape != (camera.height, camera.width):
+            raise ValueError(f"depth is {d.shape[1]}x{d.shape[0]} but the camera is {camera.width}x{camera.height}")
+        d = np.where(np.isfinite(d) & (d > 0), d, 0.0)  # NaN / negative = no reading
+        return d.astype(np.float32)
+
+    def _observation(self, depth, mask, rgb):
+        cfg = self.config
+        fg = depth_foreground(depth, cfg.foreground_mm)
+        if cfg.mask_source == "given":
+            if mask is None:
+                raise ValueError("mask_source='given' needs a mask for every frame")
+            m = np.asarray(mask, bool)
+            if m.shape != depth.shape:
+                raise ValueError(f"mask shape {m.shape} != depth shape {depth.shape}")
+            hand = m & (depth > 0)
+        elif cfg.mask_source == "skin":
+            if rgb is None:
+                raise ValueError("mask_source='skin' needs the RGB image")
+            hand = fg & skin_mask(rgb)
+        else:
+            hand = fg
+        return hand
+
+    def _cut_forearm(self, hand: np.ndarray, depth: np.ndarray, camera: CameraIntrinsics) -> np.ndarray:
+        """Drop observed pixels more than ``wrist_cut_mm`` past the previous solution's wrist,
+        along the hand's axis (the model has no forearm; masks from depth or skin include it)."""
+        j = self.model.joints(self.previous)[0]
+        wrist = j[0]
+        axis = j[9] - wrist  # toward the middle finger's knuckle
+        axis /= np.linalg.norm(axis)
+        v, u = np.nonzero(hand)
+        points = camera.unproject(np.stack([u, v], -1), depth[v, u])
+        keep = (points - wrist) @ axis > -self.config.wrist_cut_mm
+        out = np.zeros_like(hand)
+        out[v[keep], u[keep]] = True
+        return out
+
+    # ---- objective ------------------------------------------------------------------------
+    def _objective(self, camera, roi, obs_tile, mask_tile):
+        cfg = self.config
+
+        def f(X: np.ndarray) -> np.ndarray:
+            sums = self.scorer.sums(self.model.primitives(X), camera, roi, obs_tile, mask_tile, cfg.objective.d_max_mm)
+            return objective_from_sums(sums, finger_crossing_penalty(X), cfg.objective)
+
+        return f
+
+    def _seed_swarm(self, centre: np.ndarray, n: int) -> np.ndarray:
+        cfg = self.config
+        x = np.repeat(centre[None], n, axis=0)
+        x[1:, :3] += self.rng.normal(0, cfg.seed_sigma_mm, (n - 1, 3))
+        x[1:, 3:7] += self.rng.normal(0, cfg.seed_sigma_quaternion, (n - 1, 4))
+        x[1:, 7:] += self.rng.normal(0, cfg.seed_sigma_rad, (n - 1, 20))
+        return x
+
+    def _initial_candidates(self, depth, hand, camera) -> np.ndarray:
+        """Canonical poses x orientations at the palm centre estimated from mask and depth."""
+        v, u = np.nonzero(hand)
+        z = np.median(depth[v, u]) + 0.12 * self.config.hand_length_mm  # palm centre inside the hand
+        centre = camera.unproject(np.array([u.mean(), v.mean()]), z)
+        out = []
+        for q in _orientation_grid():
+            for name in ("open", "relaxed", "fist", "point", "pinch"):
+                out.append(HandPose.canonical(name, position_mm=centre, orientation=q, side=self.config.side).to_array())
+        return np.array(out)
+
+    # ---- one frame ------------------------------------------------------------------------
+    def step(self, depth_mm: np.ndarray, mask: np.ndarray | None = None, rgb: np.ndarray | None = None,
+             camera: CameraIntrinsics | None = None) -> TrackResult:
+        """Track one frame. depth ``(H, W)`` float mm (0/NaN = no reading); mask ``(H, W)`` bool
+        for ``mask_source="given"``; rgb ``(H, W, 3) uint8`` for ``"skin"``; camera overrides
+        the tracker's (per-frame intrinsics)."""
+        t0 = time.perf_counter()
+        cfg = self.config
+        camera = self.camera if camera is None else camera
+        depth = self._check(depth_mm, camera)
+        hand = self._observation(depth, mask, rgb)
+        if hand.sum() < cfg.min_hand_pixels:
+            self.previous, self._bad_frames = None, 0
+            return TrackResult("no_hand", None, None, float("nan"), None, time.perf_counter() - t0)
+        initialising = self.previous is None
+        if not initialising and cfg.wrist_cut_mm is not None:
+            hand = self._cut_forearm(hand, depth, camera)
+        if initialising:
+            roi = RegionOfInterest.from_mask(hand, margin=0.15)
+        else:
+            uv = camera.project(self.model.joints(self.previous)[0])
+            roi = RegionOfInterest.from_points(uv, margin=cfg.roi_margin)
+        T = cfg.tile_size
+        obs_tile = roi.sample(np.where(hand, depth, 0.0), T).astype(np.float32)
+        mask_tile = roi.sample(hand, T, fill=False)
+        f = self._objective(camera, roi, obs_tile, mask_tile)
+        n = cfg.pso.particles
+        if initialising:
+            candidates = self._initial_candidates(depth, hand, camera)
+            values = np.concatenate([f(candidates[i:i + n]) for i in range(0, len(candidates), n)])
+            best = candidates[np.argsort(values)[:max(1, n // 8)]]
+            swarm = np.concatenate([self._seed_swarm(b, int(math.ceil(n / len(best)))) for b in best])[:n]
+            pso = PSOConfig(n, cfg.init_generations, cfg.pso.c1, cfg.pso.c2, cfg.pso.redraw_every)
+        else:
+            swarm = self._seed_swarm(self.previous, n)
+            pso = cfg.pso
+        result = optimize(f, swarm, pso, self.rng)
+        params = result.best
+        if result.best_value > cfg.lost_objective:
+            self._bad_frames += 1
+        else:
+            self._bad_frames = 0
+        status = "tracked"
+        if self._bad_frames >= cfg.lost_frames:
+            status, self._bad_frames = "lost", 0
+            self.previous = None
+        else:
+            self.previous = params
+        joints = self.model.joints(params)[0]
+        return TrackResult(status, params, joints, result.best_value, roi, time.perf_counter() - t0)
