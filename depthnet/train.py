@@ -38,7 +38,7 @@ from depthnet.model import PRESETS, DepthNet, DepthNetConfig, file_digest
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TrainConfig", "train", "train_main", "stage_losses", "NonFiniteLossError"]
+__all__ = ["TrainConfig", "train", "train_main", "stage_losses", "NonFiniteLossError", "export_weights"]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -63,6 +63,7 @@ class TrainConfig:
     val_frames: int | None = 200
     checkpoint_every: int = 200
     threads: int | None = None
+    stop_after_epoch: int | None = None  # end early; the learning-rate schedule still follows ``epochs``
     augmentation: Augmentation = field(default_factory=Augmentation)
 
     def __post_init__(self) -> None:
@@ -160,7 +161,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
                          ckpt_path)
 
     metrics = {}
-    for epoch in range(start_epoch, config.epochs):
+    last_epoch = config.epochs if config.stop_after_epoch is None else min(config.epochs, config.stop_after_epoch)
+    for epoch in range(start_epoch, last_epoch):
         data.set_epoch(epoch)
         order = _epoch_order(len(data), config.seed, epoch)[:n]
         shard = order[rank::world][: steps_per_epoch * config.batch_size]
@@ -205,14 +207,22 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
             _append_csv(run_dir / "metrics.csv", metrics)
             log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()})
     if rank == 0:
-        export = run_dir / "model.pt"
-        _atomic_save({"model": net.state_dict(), "config": config.model_config.to_dict()}, export)
+        export = export_weights(ckpt_path, run_dir / "model.pt")
         metrics["weights"] = str(export)
         metrics["weights_sha256_10"] = file_digest(export)
     if world > 1:
         dist.barrier()
     metrics["steps"] = global_step  # over all (resumed) invocations
     return metrics
+
+
+def export_weights(checkpoint: str | Path, out: str | Path) -> Path:
+    """Weights-only file (model + config, float32) from a training checkpoint."""
+    ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    out = Path(out)
+    _atomic_save({"model": ck["model"], "config": ck["config"], "epoch": ck["epoch"],
+                  "global_step": ck["global_step"]}, out)
+    return out
 
 
 def _append_csv(path: Path, row: dict) -> None:
@@ -245,6 +255,8 @@ def train_main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--no-augment", action="store_true", help="disable the paper's augmentation")
     p.add_argument("--resume", action="store_true", help="continue RUN/checkpoint.pt")
+    p.add_argument("--stop-after", type=int, default=None, metavar="EPOCH",
+                   help="stop after this epoch (the learning-rate schedule still follows --epochs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     model = PRESETS[args.preset]
@@ -258,7 +270,7 @@ def train_main(argv: list[str] | None = None) -> int:
         return 2
     config = TrainConfig(tuple(args.data), args.out, tuple(args.val), args.preset, model, args.epochs, args.batch_size,
                          args.lr, seed=args.seed, max_frames=args.max_frames, val_frames=args.val_frames,
-                         checkpoint_every=args.checkpoint_every, threads=args.threads,
+                         checkpoint_every=args.checkpoint_every, threads=args.threads, stop_after_epoch=args.stop_after,
                          augmentation=Augmentation(enabled=not args.no_augment))
     try:
         metrics = train(config, resume=args.resume, progress=not args.no_progress)

@@ -214,3 +214,15 @@ def test_bad_weight_files(tmp_path):
         DepthNet.load(other)
     with pytest.raises(ValueError, match="not found"):
         DepthNet.load(tmp_path / "missing.pt")
+
+
+def test_ablation_runs_and_resumes(tiny_data, tmp_path, monkeypatch):
+    from experiments import ablation
+
+    monkeypatch.setitem(ablation.SETTINGS, "tiny", dict(model=TINY, epochs=1, train_frames=8, test_frames=4))
+    res = ablation.run(str(tiny_data), str(tiny_data), tmp_path, "tiny", variants=((0, 1), (1, 2)), progress=False)
+    assert set(res) == {"0+1", "1+2"} and all(np.isfinite(r["depth_error_mm"]) for r in res.values())
+    again = ablation.run(str(tiny_data), str(tiny_data), tmp_path, "tiny", variants=((0, 1), (1, 2)), progress=False)
+    assert again == res  # finished variants are reused
+    text = ablation.table(res)
+    assert "24.64" in text and "0+1" in text

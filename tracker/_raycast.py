@@ -154,14 +154,28 @@ def render_tiles_kernel(transforms, kinds, taper, fx, fy, cx, cy, near, far, out
 
 
 @numba.njit(parallel=True, **JIT)
-def score_tiles_kernel(transforms, kinds, taper, fx, fy, cx, cy, near, far, observed, mask, d_max, sums):
-    """Ray-cast and reduce at once: sums (N, 3) = (sum over union of min(|o - r|, d_max),
-    union count, intersection count); observed (T, T) mm, mask (T, T) bool."""
+def score_tiles_kernel(transforms, kinds, taper, fx, fy, cx, cy, near, far, observed, mask, d_max, free_offset, sums):
+    """Ray-cast and reduce at once: sums (N, 3) = (sum over union of min(|o + delta - r|, d_max),
+    union count, intersection count); observed (T, T) mm, mask (T, T) bool. delta = 0, or with
+    ``free_offset`` the mean of r - o over the pixels both cover (observed depth known only up
+    to a constant, as relative depth from RGB)."""
     n = transforms.shape[0]
     size = observed.shape[0]
     for h in numba.prange(n):
         zbuf = np.full((size, size), _NO_HIT)
         _render_one(transforms[h], kinds, taper, fx, fy, cx, cy, size, zbuf)
+        delta = 0.0
+        if free_offset:
+            acc = 0.0
+            cnt = 0
+            for i in range(size):
+                for j in range(size):
+                    z = zbuf[i, j]
+                    if z >= near and z <= far and mask[i, j] and observed[i, j] > 0.0:
+                        acc += z - observed[i, j]
+                        cnt += 1
+            if cnt > 0:
+                delta = acc / cnt
         diff = 0.0
         union = 0
         inter = 0
@@ -173,7 +187,8 @@ def score_tiles_kernel(transforms, kinds, taper, fx, fy, cx, cy, near, far, obse
                 om = mask[i, j]
                 if rm or om:
                     union += 1
-                    d = abs(observed[i, j] - r)
+                    o = observed[i, j] + delta if om else observed[i, j]
+                    d = abs(o - r)
                     diff += d if d < d_max else d_max
                     if rm and om:
                         inter += 1

@@ -89,12 +89,15 @@ class CpuScorer:
         return out
 
     def sums(self, transforms: np.ndarray, camera: CameraIntrinsics, roi: RegionOfInterest | None,
-             observed_mm: np.ndarray, observed_mask: np.ndarray, d_max_mm: float) -> TileSums:
+             observed_mm: np.ndarray, observed_mask: np.ndarray, d_max_mm: float,
+             free_offset: bool = False) -> TileSums:
+        """The objective's three sums; ``free_offset``: observed depth is known only up to a
+        constant, fitted per hypothesis (mean difference over the pixels both cover)."""
         c = self._camera(camera, roi)
         out = np.empty((transforms.shape[0], 3))
         score_tiles_kernel(np.ascontiguousarray(transforms, np.float64), self.kinds, self.taper, c.fx, c.fy, c.cx, c.cy,
                            self.near, self.far, np.ascontiguousarray(observed_mm, np.float64),
-                           np.ascontiguousarray(observed_mask, np.bool_), float(d_max_mm), out)
+                           np.ascontiguousarray(observed_mask, np.bool_), float(d_max_mm), bool(free_offset), out)
         return TileSums(out[:, 0], out[:, 1], out[:, 2])
 
     def close(self) -> None:
@@ -115,8 +118,18 @@ class GlScorer:
     def render(self, transforms, camera, roi=None) -> np.ndarray:
         return self.renderer.render(transforms, camera, roi)
 
-    def sums(self, transforms, camera, roi, observed_mm, observed_mask, d_max_mm) -> TileSums:
-        return self.renderer.score(transforms, camera, roi, observed_mm, observed_mask, d_max_mm)[1]
+    def sums(self, transforms, camera, roi, observed_mm, observed_mask, d_max_mm, free_offset: bool = False) -> TileSums:
+        if not free_offset:
+            return self.renderer.score(transforms, camera, roi, observed_mm, observed_mask, d_max_mm)[1]
+        depth = self.renderer.render(transforms, camera, roi)
+        both = (depth > 0) & observed_mask & (observed_mm > 0)
+        count = both.sum(axis=(1, 2))
+        delta = np.where(count > 0, np.where(both, depth - observed_mm, 0).sum(axis=(1, 2)) / np.maximum(count, 1), 0)
+        shifted = np.where(observed_mask, observed_mm[None] + delta[:, None, None], observed_mm[None]).astype(np.float32)
+        from renderer.tiled import tile_sums
+
+        parts = [tile_sums(depth[k:k + 1], shifted[k], observed_mask, d_max_mm) for k in range(depth.shape[0])]
+        return TileSums(*(np.concatenate(x) for x in zip(*parts)))
 
     def close(self) -> None:
         self.renderer.close()

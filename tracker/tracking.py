@@ -15,6 +15,9 @@ time:
    is that solution itself); on initialisation, around the best of a grid of canonical poses
    x orientations placed at the palm centre estimated from the mask and depth, with
    ``init_generations``.
+   With ``depth_offset_free`` the observed depth is taken as known up to a constant (relative
+   depth estimated from RGB): each hypothesis's depth term uses the best constant shift, and
+   the distance of the hand follows from its silhouette and the known hand size.
    While tracking, observed pixels more than ``wrist_cut_mm`` past the previous solution's
    wrist (along the hand's axis) are dropped: the model has no forearm.
 4. Loss: an objective above ``lost_objective`` for ``lost_frames`` frames in a row, or no hand,
@@ -63,6 +66,7 @@ class TrackerConfig:
     seed_sigma_quaternion: float = 0.03
     seed_sigma_rad: float = 0.12
     wrist_cut_mm: float | None = 0.0
+    depth_offset_free: bool = False
     init_generations: int = 40
     lost_objective: float = 25.0
     lost_frames: int = 3
@@ -203,7 +207,8 @@ class Tracker:
         cfg = self.config
 
         def f(X: np.ndarray) -> np.ndarray:
-            sums = self.scorer.sums(self.model.primitives(X), camera, roi, obs_tile, mask_tile, cfg.objective.d_max_mm)
+            sums = self.scorer.sums(self.model.primitives(X), camera, roi, obs_tile, mask_tile, cfg.objective.d_max_mm,
+                                    cfg.depth_offset_free)
             return objective_from_sums(sums, finger_crossing_penalty(X), cfg.objective)
 
         return f

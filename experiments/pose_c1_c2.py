@@ -1,0 +1,313 @@
+"""The paper's C1 vs C2 study, end to end, with ground truth where the data has it.
+
+On a recording folder (default: the embedded held-out synthetic test sequence):
+
+1. depthnet estimates every frame's relative depth and hand mask from RGB alone; E (mm over
+   true hand pixels), F(e) and mask IoU against the true depth (depth_gt/, else depth/).
+2. The tracker runs three times:
+   * C1: on the sensor depth (mask: eq. (1) on depth);
+   * C2: on the estimated depth made metric with the hand's mean depth from the sensor (the
+     paper's setting), with depthnet's mask;
+   * C2-rgb: with no sensor information at all: the estimated relative depth is placed at a
+     guessed distance, and the tracker fits the hand's distance itself (the depth term takes
+     the best constant shift per hypothesis; the silhouette of a hand of known size fixes the
+     distance).
+3. Reports the paper's number (mean distance of corresponding joints C1 vs C2; paper 24.71 mm)
+   and, with ground-truth joints, MPJPE / root-relative / PA-MPJPE and 3D PCK AUC of each
+   condition, and the tracker's speed.
+
+A folder with RGB but no depth runs depthnet and C2-rgb only; ``--independent`` then treats the
+frames as unrelated photographs (automatic initialisation on every frame).
+
+Run: ``python -m experiments.pose_c1_c2 [--data DIR] [--out DIR] [...]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import math
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from depthnet.model import DepthNet
+from depthnet.targets import DEPTH_SCALE_MM, make_targets, relative_to_metric
+from handrgbd.joints import BONES
+from handrgbd.recording import Recording
+from tracker.kinematics import DEFAULT_HAND_LENGTH_MM
+from tracker.metrics import PCK_THRESHOLDS_MM, pose_metrics
+from tracker.pso import PSOConfig
+from tracker.run import infer_side_and_length
+from tracker.tracking import Tracker, TrackerConfig
+
+log = logging.getLogger(__name__)
+
+__all__ = ["run", "main", "DEFAULT_DATA", "PAPER"]
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO / "data" / "embedded" / "test_sequence"
+PAPER = {"depth_error_mm": 22.88, "iou": 0.84, "c1_c2_joint_discrepancy_mm": 24.71}
+# apparent area of a 180 mm hand seen from the front, mm^2: sets C2-rgb's first distance guess
+_HAND_AREA_MM2 = 9000.0
+CONDITIONS = ("c1", "c2", "c2rgb")
+
+
+def _guess_distance(mask: np.ndarray, fx: float, fy: float, hand_length_mm: float) -> float:
+    area_px = max(int(mask.sum()), 1)
+    return math.sqrt(fx * fy * _HAND_AREA_MM2 * (hand_length_mm / 180.0) ** 2 / area_px)
+
+
+def run(data: str | Path = DEFAULT_DATA, out: str | Path = "out/pose_c1_c2", weights: str | None = None,
+        frames: int | None = None, particles: int = 64, generations: int = 25, backend: str = "auto",
+        init: str = "gt", seed: int = 0, independent: bool = False, progress: bool = True) -> dict:
+    """Run the study; writes everything to ``out`` and returns the results dict."""
+    from tqdm import tqdm
+
+    rec = Recording(data)
+    if not rec.has_rgb:
+        raise ValueError(f"{rec.path}: the study needs rgb/ (depth is estimated from it)")
+    n = len(rec) if frames is None else min(frames, len(rec))
+    if n == 0:
+        raise ValueError(f"{rec.path}: no frames")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    net = DepthNet.load(weights) if weights else DepthNet.from_pretrained()
+    has_depth, has_gt = rec.has_depth, rec.has_joints
+    if init == "gt" and not (rec.has_poses and has_gt):
+        log.warning("%s has no ground-truth pose: automatic initialisation instead of --init gt", rec.path)
+        init = "auto"
+    config = TrackerConfig(pso=PSOConfig(particles, generations), backend=backend, seed=seed)
+    if init == "gt":
+        side, length = infer_side_and_length(rec.poses[0].astype(np.float64), rec.joints_mm[0].astype(np.float64))
+        config = replace(config, side=side, hand_length_mm=length)
+    conditions = list(CONDITIONS) if has_depth else ["c2rgb"]
+    cond_cfg = {"c1": config, "c2": replace(config, mask_source="given"),
+                "c2rgb": replace(config, mask_source="given", depth_offset_free=True)}
+    (out / "config.json").write_text(json.dumps({
+        "data": str(data), "weights": weights or "shipped (DepthNet.from_pretrained)", "frames": n, "init": init,
+        "independent": independent, "depthnet": net.config.to_dict(),
+        "trackers": {c: asdict(cond_cfg[c]) for c in conditions}}, indent=1, default=str) + "\n")
+
+    # 1. depth from RGB ---------------------------------------------------------------------
+    t0 = time.perf_counter()
+    preds = [net.predict(rec[i].rgb) for i in tqdm(range(n), disable=not progress, desc="depthnet", unit="frame")]
+    depthnet_fps = n / (time.perf_counter() - t0)
+    errors, per_frame, inter, union = [], [], 0, 0
+    for i in range(n):
+        f = rec[i]
+        gt_depth = f.depth_gt_mm if f.depth_gt_mm is not None else f.depth_mm
+        row = {"frame": f.name}
+        if gt_depth is not None:
+            t = make_targets(gt_depth)
+            hand = t.mask > 0
+            err = np.abs(preds[i].relative - t.relative)[hand] * DEPTH_SCALE_MM
+            errors.append(err)
+            inter += (preds[i].mask & hand).sum()
+            union += (preds[i].mask | hand).sum()
+            row.update(depth_error_mm=float(err.mean()) if err.size else None,
+                       iou=float((preds[i].mask & hand).sum() / max((preds[i].mask | hand).sum(), 1)))
+        per_frame.append(row)
+    all_err = np.concatenate(errors) if errors else np.array([])
+    f_curve = [(int(e), float((all_err < e).mean())) for e in range(101)] if all_err.size else []
+
+    # 2. trackers -----------------------------------------------------------------------------
+    joints = {c: np.full((n, 21, 3), np.nan) for c in conditions}
+    status = {c: [] for c in conditions}
+    seconds = {c: 0.0 for c in conditions}
+    for c in conditions:
+        with Tracker(rec.camera, cond_cfg[c]) as tracker:
+            if init == "gt":
+                tracker.reset(rec.poses[0])
+            for i in tqdm(range(n), disable=not progress, desc=f"track {c}", unit="frame"):
+                f = rec[i]
+                if independent and i > 0:
+                    tracker.reset()
+                if c == "c1":
+                    depth, mask = f.depth_mm, None
+                elif c == "c2":
+                    mean = make_targets(f.depth_mm).mean_depth_mm  # the hand's mean depth from the sensor
+                    if not np.isfinite(mean):
+                        status[c].append("no_hand")
+                        continue
+                    depth, mask = relative_to_metric(preds[i].relative, preds[i].mask, mean), preds[i].mask
+                else:
+                    z = _guess_distance(preds[i].mask, f.camera.fx, f.camera.fy, cond_cfg[c].hand_length_mm)
+                    depth, mask = relative_to_metric(preds[i].relative, preds[i].mask, z), preds[i].mask
+                r = tracker.step(depth, mask=mask, camera=f.camera)
+                seconds[c] += r.seconds
+                status[c].append(r.status)
+                if r.joints_mm is not None:
+                    joints[c][i] = r.joints_mm
+        np.save(out / f"joints_{c}.npy", joints[c].astype(np.float32))
+
+    # 3. report ---------------------------------------------------------------------------------
+    gt = rec.joints_mm[:n] if has_gt else None
+    res = {"data": str(data), "frames": n,
+           "depth_error_mm": float(all_err.mean()) if all_err.size else None,
+           "iou": float(inter / union) if union else None,
+           "c1_c2_joint_discrepancy_mm": None, "c1_mpjpe_mm": None, "c2_mpjpe_mm": None, "c2rgb_mpjpe_mm": None,
+           "tracker_fps": _fps(status, seconds, "c1" if "c1" in conditions else "c2rgb"),
+           "depthnet_fps": depthnet_fps, "tracker_backend": None}
+    if "c1" in conditions:
+        d = np.linalg.norm(joints["c1"] - joints["c2"], axis=-1).mean(-1)
+        ok = np.isfinite(d)
+        res["c1_c2_joint_discrepancy_mm"] = float(d[ok].mean()) if ok.any() else None
+        for i, row in enumerate(per_frame):
+            row["c1_c2_mm"] = float(d[i]) if ok[i] else None
+    curves = {}
+    for c in conditions:
+        res[f"{c}_lost_frames"] = sum(s != "tracked" for s in status[c])
+        res[f"{c}_fps"] = _fps(status, seconds, c)
+        if gt is not None:
+            m = pose_metrics(joints[c], gt)
+            res[f"{c}_mpjpe_mm"] = m["mpjpe_mm"]
+            res[f"{c}_rr_mpjpe_mm"] = m["rr_mpjpe_mm"]
+            res[f"{c}_pa_mpjpe_mm"] = m["pa_mpjpe_mm"]
+            res[f"{c}_pck_auc_0_50"] = m["pck_auc_0_50"]
+            curves[c] = m["pck_curve"]
+            err = np.linalg.norm(joints[c] - gt, axis=-1).mean(-1)
+            for i, row in enumerate(per_frame):
+                row[f"{c}_error_mm"] = float(err[i]) if np.isfinite(err[i]) else None
+    res = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in res.items()}
+    (out / "results.json").write_text(json.dumps(res, indent=1) + "\n")
+    with open(out / "frames.csv", "w", newline="") as fh:
+        keys = list(dict.fromkeys(k for row in per_frame for k in row))
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        w.writerows(per_frame)
+    _figures(out, rec, preds, joints, f_curve, curves, per_frame, n)
+    return res
+
+
+def _fps(status: dict, seconds: dict, condition: str) -> float | None:
+    """Frames per second of one condition's tracker over the frames it tracked."""
+    tracked = sum(s != "no_hand" for s in status[condition])
+    return tracked / seconds[condition] if seconds[condition] > 0 else None
+
+
+def _figures(out: Path, rec: Recording, preds, joints, f_curve, curves, per_frame, n) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if f_curve:
+        e, fr = zip(*f_curve)
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        ax.plot(e, fr)
+        ax.set(xlabel="error e (mm)", ylabel="F(e): fraction of hand pixels", xlim=(0, 100), ylim=(0, 1))
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(out / "f_curve.png", dpi=100)
+        plt.close(fig)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for key, label in (("c1_c2_mm", "C1 vs C2"), ("c1_error_mm", "C1 vs truth"), ("c2_error_mm", "C2 vs truth"),
+                       ("c2rgb_error_mm", "C2-rgb vs truth")):
+        ys = [row.get(key) for row in per_frame]
+        if any(y is not None for y in ys):
+            ax.plot([y if y is not None else np.nan for y in ys], label=label)
+    ax.set(xlabel="frame", ylabel="mean joint distance (mm)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "discrepancy.png", dpi=100)
+    plt.close(fig)
+    if curves:
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        for c, curve in curves.items():
+            ax.plot(PCK_THRESHOLDS_MM, curve, label=c.upper().replace("RGB", "-rgb"))
+        ax.set(xlabel="threshold (mm)", ylabel="3D PCK", xlim=(0, 50), ylim=(0, 1))
+        ax.legend()
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(out / "pck.png", dpi=100)
+        plt.close(fig)
+    # qualitative figure (paper's Fig. 6 + skeletons): RGB | sensor depth | estimate | difference | skeletons
+    from synth.show import colorize_depth
+
+    rows = []
+    for i in np.unique(np.linspace(0, n - 1, min(4, n)).round().astype(int)):
+        f = rec[int(i)]
+        size = 192
+        def fit(img):
+            return cv2.resize(img, (size, size), interpolation=cv2.INTER_NEAREST)
+        sensor = f.depth_mm if f.depth_mm is not None else np.zeros(f.rgb.shape[:2], np.float32)
+        t = make_targets(sensor) if f.depth_mm is not None else None
+        mean = t.mean_depth_mm if t is not None and np.isfinite(t.mean_depth_mm) else 500.0
+        est = relative_to_metric(preds[i].relative, preds[i].mask, mean)
+        hand = (t.mask > 0) if t is not None else preds[i].mask
+        lo, hi = mean - 150, mean + 150
+        diff = np.clip(np.abs(est - sensor) / 50.0, 0, 1)
+        diff_img = cv2.applyColorMap((255 * diff).astype(np.uint8), cv2.COLORMAP_HOT)[..., ::-1].copy()
+        diff_img[~(hand & preds[i].mask)] = 40
+        skel = f.rgb.copy()
+        for c, colour in (("c1", (40, 220, 40)), ("c2", (255, 80, 40)), ("c2rgb", (60, 120, 255))):
+            if c in joints and np.isfinite(joints[c][i]).all():
+                uv = f.camera.project(joints[c][i])
+                for a, b in BONES:
+                    cv2.line(skel, tuple(np.round(uv[a]).astype(int)), tuple(np.round(uv[b]).astype(int)), colour, 1,
+                             cv2.LINE_AA)
+        rows.append(np.concatenate([fit(f.rgb), fit(colorize_depth(np.where(hand, sensor, 0), lo, hi)),
+                                    fit(colorize_depth(est, lo, hi)), fit(diff_img), fit(skel)], axis=1))
+    cv2.imwrite(str(out / "qualitative.png"), np.concatenate(rows, axis=0)[..., ::-1])
+
+
+def _table(res: dict) -> str:
+    def fmt(v, unit=""):
+        return "-" if v is None else (f"{v:.2f}{unit}" if isinstance(v, float) else str(v))
+
+    lines = [f"{'quantity':<44}{'ours':>12}{'paper':>10}", "-" * 66]
+    rows = [("depth error E over hand pixels (mm)", res["depth_error_mm"], PAPER["depth_error_mm"]),
+            ("mask IoU", res["iou"], PAPER["iou"]),
+            ("C1 vs C2 mean joint distance (mm)", res["c1_c2_joint_discrepancy_mm"], PAPER["c1_c2_joint_discrepancy_mm"]),
+            ("C1 MPJPE vs truth (mm)", res["c1_mpjpe_mm"], None),
+            ("C2 MPJPE vs truth (mm)", res["c2_mpjpe_mm"], None),
+            ("C2-rgb MPJPE vs truth (mm)", res["c2rgb_mpjpe_mm"], None)]
+    for c in CONDITIONS:
+        if res.get(f"{c}_pa_mpjpe_mm") is not None:
+            rows.append((f"{c.upper().replace('RGB', '-rgb')} PA-MPJPE / PCK AUC 0-50 mm",
+                         f"{res[f'{c}_pa_mpjpe_mm']:.1f} / {res[f'{c}_pck_auc_0_50']:.3f}", None))
+    rows += [("tracker fps (C1, 2 CPU cores / paper: GTX 580)", res["tracker_fps"], 15.0),
+             ("depthnet fps", res["depthnet_fps"], None)]
+    for name, ours, paper in rows:
+        lines.append(f"{name:<44}{fmt(ours):>12}{fmt(paper):>10}")
+    lines.append(f"frames: {res['frames']}; paper: Kinect v2 recordings, GPU (15 Hz tracker)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="The paper's C1 vs C2 study (tracking on sensor vs estimated depth).")
+    p.add_argument("--data", default=str(DEFAULT_DATA), help="recording folder (default: the embedded test sequence)")
+    p.add_argument("--out", default="out/pose_c1_c2", help="output folder")
+    p.add_argument("--weights", default=None, help="depthnet weights (default: the shipped cpu weights)")
+    p.add_argument("--frames", type=int, default=None, help="use the first N frames")
+    p.add_argument("--particles", type=int, default=64, help="PSO particles")
+    p.add_argument("--generations", type=int, default=25, help="PSO generations")
+    p.add_argument("--backend", choices=("auto", "gl", "cpu"), default="auto", help="tracker scoring backend")
+    p.add_argument("--init", choices=("gt", "auto"), default="gt", help="frame 0 from ground truth, or automatic")
+    p.add_argument("--seed", type=int, default=0, help="tracker random seed")
+    p.add_argument("--independent", action="store_true", help="automatic initialisation on every frame")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("OpenGL").setLevel(logging.WARNING)
+    try:
+        res = run(args.data, args.out, args.weights, args.frames, args.particles, args.generations, args.backend,
+                  args.init, args.seed, args.independent, progress=not args.no_progress)
+    except ValueError as e:
+        log.error("%s", e)
+        return 2
+    print(_table(res))
+    print(f"results: {Path(args.out) / 'results.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
