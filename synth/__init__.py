@@ -1,6 +1,6 @@
-"""synth: the realistic hand (LibHand mesh posed by the 27 parameters) and, to come, the
-synthetic RGB-D data generator."""
+"""synth: the realistic hand (LibHand mesh posed by the 27 parameters), the synthetic RGB-D
+data generator (``synth.generator``), the sensor model and contact sheets.
 
-from synth.libhand import FOREARM_LABEL, HAND_LABEL, LibHandModel, calibrate_geometry, load_libhand
-
-__all__ = ["LibHandModel", "load_libhand", "calibrate_geometry", "HAND_LABEL", "FOREARM_LABEL"]
+Import the modules you need (``from synth.libhand import LibHandModel``); nothing is imported
+eagerly so ``python -m synth.<module>`` runs cleanly.
+"""

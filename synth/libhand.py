@@ -16,7 +16,8 @@ The forearm is kept (real images show one). It moves rigidly with the palm (the 
 have no wrist joint) and has its own label (``FOREARM_LABEL``) so a data generator can leave it
 out of the hand mask.
 
-Run ``python -m synth.libhand --write-geometry`` to regenerate tracker/data/hand_geometry.json.
+Run ``python -m synth.libhand --write-geometry`` to regenerate tracker/data/hand_geometry.json
+(measurement, then the size refinement: about a minute).
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from tracker.pose import NUM_PARAMS
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LibHandAsset", "LibHandModel", "load_libhand", "calibrate_geometry", "ASSET_DIR", "HAND_LABEL",
+__all__ = ["LibHandAsset", "LibHandModel", "load_libhand", "calibrate_geometry", "refine_size_factors",
+           "apply_size_factors", "size_fit_loss", "ASSET_DIR", "HAND_LABEL",
            "FOREARM_LABEL", "PosedMesh"]
 
 ASSET_DIR = Path(__file__).resolve().parent / "assets" / "libhand"
@@ -194,9 +196,85 @@ def _median_radius(points: np.ndarray, start: np.ndarray, direction: np.ndarray,
     return np.linalg.norm(radial, axis=1)
 
 
-def calibrate_geometry(asset: LibHandAsset | None = None,
-                       hand_length_mm: float = DEFAULT_HAND_LENGTH_MM) -> HandGeometry:
-    """Measure the kinematic skeleton and primitive sizes on the LibHand mesh (see module doc)."""
+def apply_size_factors(geometry: HandGeometry, factors: np.ndarray) -> HandGeometry:
+    """The geometry with its measured primitive sizes multiplied by ``factors`` (26,): radii
+    (5 x 4, row-major), palm half width, half thickness, cap, thumb metacarpal (3)."""
+    from dataclasses import replace
+
+    f = np.asarray(factors, dtype=np.float64)
+    base = geometry.size_factors
+    rel = f / base  # sizes in ``geometry`` already carry ``base``
+    return replace(geometry, radii_mm=geometry.radii_mm * rel[:20].reshape(5, 4),
+                   palm_half_width_mm=geometry.palm_half_width_mm * rel[20],
+                   palm_half_thickness_mm=geometry.palm_half_thickness_mm * rel[21],
+                   palm_cap_mm=geometry.palm_cap_mm * rel[22],
+                   thumb_metacarpal_scale=geometry.thumb_metacarpal_scale * rel[23:26], size_factors=f)
+
+
+def size_fit_loss(geometry: HandGeometry, asset: LibHandAsset | None = None, num_poses: int = 24, seed: int = 0,
+                  context=None):
+    """``loss(factors (26,)) -> float``: the tracker's objective (depth + silhouette terms) of the
+    primitives, sized by ``factors``, against the mesh rendered at ``num_poses`` random poses
+    (the synthetic prior, seeded; 128 x 128, hand only), averaged; the poses are the true ones."""
+    from handrgbd.camera import CameraIntrinsics
+    from renderer.mesh import Mesh, MeshRenderer
+    from renderer.projection import RegionOfInterest
+    from synth.poses import sample_angles, sample_orientation
+    from tracker.objective import CpuScorer, ObjectiveConfig, objective_from_sums
+
+    rng = np.random.default_rng(seed)
+    model = LibHandModel("right", geometry.hand_length_mm, asset, geometry)
+    camera = CameraIntrinsics(220.0, 220.0, 63.5, 63.5, 128, 128)
+    poses = np.array([np.r_[0.0, 0.0, 500.0 * geometry.hand_length_mm / 180.0, sample_orientation(rng),
+                            sample_angles(rng).ravel()] for _ in range(num_poses)])
+    observed = []
+    with MeshRenderer(context=context) as r:
+        for p in poses:
+            posed = model.pose(p)
+            hand = r.upload(Mesh(posed.vertices, model.hand_faces, posed.normals, label=HAND_LABEL))
+            arm = r.upload(Mesh(posed.vertices, model.forearm_faces, posed.normals, label=FOREARM_LABEL))
+            out = r.render([(hand, np.eye(4)), (arm, np.eye(4))], camera)
+            r.remove(hand)
+            r.remove(arm)
+            mask = out.labels == HAND_LABEL
+            observed.append((np.where(mask, out.depth_mm, 0.0), mask))
+    roi = RegionOfInterest(0, 0, 128, 128)
+    objective = ObjectiveConfig()
+
+    def loss(theta):
+        hm = HandModel("right", geometry.hand_length_mm, apply_size_factors(geometry, theta))
+        scorer = CpuScorer(hm.primitive_set, 128)
+        transforms = hm.primitives(poses)
+        total = 0.0
+        for k, (depth, mask) in enumerate(observed):
+            sums = scorer.sums(transforms[k:k + 1], camera, roi, depth, mask, objective.d_max_mm)
+            total += objective_from_sums(sums, np.zeros(1), objective)[0]
+        return total / len(observed)
+
+    return loss
+
+
+def refine_size_factors(geometry: HandGeometry, asset: LibHandAsset | None = None, num_poses: int = 24,
+                        seed: int = 0, context=None) -> np.ndarray:
+    """Fit the 26 size factors so the primitives reproduce the mesh's rendered depth: minimise
+    ``size_fit_loss`` by Powell's method within [0.6, 1.6]. Deterministic for a seed; about a
+    minute on 2 cores."""
+    from scipy.optimize import minimize
+
+    loss = size_fit_loss(geometry, asset, num_poses, seed, context)
+    start = np.asarray(geometry.size_factors, dtype=np.float64)
+    result = minimize(loss, start, method="Powell", bounds=[(0.6, 1.6)] * len(start),
+                      options=dict(maxiter=2, xtol=1e-2, ftol=1e-3))
+    factors = np.round(result.x, 4)
+    factors[0] = 1.0  # the thumb's CMC radius has no primitive: keep it as measured
+    log.info("size refinement: objective %.3f -> %.3f (%d evaluations)", loss(start), loss(factors), result.nfev)
+    return factors
+
+
+def calibrate_geometry(asset: LibHandAsset | None = None, hand_length_mm: float = DEFAULT_HAND_LENGTH_MM,
+                       size_factors: np.ndarray | None = None) -> HandGeometry:
+    """Measure the kinematic skeleton and primitive sizes on the LibHand mesh (see module doc),
+    then scale the sizes by ``size_factors`` (see ``refine_size_factors``; None = as measured)."""
     asset = load_libhand() if asset is None else asset
     rest = _rest_hand(asset, hand_length_mm)
     zhat = np.array([0.0, 0.0, 1.0])
@@ -267,12 +345,14 @@ def calibrate_geometry(asset: LibHandAsset | None = None,
     half_width = 0.5 * (np.percentile(px, 95) - np.percentile(px, 5))
     half_thickness = 0.5 * (np.percentile(pz, 95) - np.percentile(pz, 5))
     cap = 0.3 * half_width
-    return HandGeometry(
+    measured = HandGeometry(
         hand_length_mm=hand_length_mm, wrist_mm=rest.wrist, base_mm=rest.chain_joints[:, 0],
         base_rotation=base_rot, abduction_sign=abd_sign, joint_axes=joint_axes, lengths_mm=lengths,
         radii_mm=radii, rest_angles_rad=rest_angles, palm_half_width_mm=half_width,
         palm_half_thickness_mm=half_thickness, palm_bottom_y_mm=float(rest.wrist[1]) - cap,
-        palm_top_y_mm=float(mcp_y) + 0.5 * cap, palm_cap_mm=cap, thumb_metacarpal_scale=thumb_meta)
+        palm_top_y_mm=float(mcp_y) + 0.5 * cap, palm_cap_mm=cap, thumb_metacarpal_scale=thumb_meta,
+        size_factors=np.ones(26))
+    return measured if size_factors is None else apply_size_factors(measured, size_factors)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -420,7 +500,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write-geometry", action="store_true",
                         help=f"recalibrate and write {GEOMETRY_PATH.relative_to(Path.cwd()) if GEOMETRY_PATH.is_relative_to(Path.cwd()) else GEOMETRY_PATH}")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     geometry = calibrate_geometry()
+    geometry = apply_size_factors(geometry, refine_size_factors(geometry))
     if args.write_geometry:
         geometry.save(GEOMETRY_PATH)
         print(f"wrote {GEOMETRY_PATH}")

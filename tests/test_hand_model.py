@@ -219,7 +219,7 @@ def test_geometry_file_reproduces_from_libhand():
     from synth.libhand import calibrate_geometry
 
     stored = HandGeometry.load(GEOMETRY_PATH).to_dict()
-    fresh = calibrate_geometry().to_dict()
+    fresh = calibrate_geometry(size_factors=stored["size_factors"]).to_dict()
     for key, value in stored.items():
         np.testing.assert_allclose(np.asarray(fresh[key]), np.asarray(value), atol=1e-6, err_msg=key)
 
@@ -330,3 +330,16 @@ def test_both_models_occupy_the_same_volume(gl_context, libhand):
     # measured on 35 poses: IoU 0.82-0.91, median |depth difference| 2-4.5 mm (one pose 7.7 mm)
     assert min(ious) >= 0.78
     assert np.median(depth_diffs) < 4.0 and max(depth_diffs) < 10.0
+
+
+def test_size_refinement_lowers_the_objective_at_the_true_pose(gl_context):
+    """The stored size factors fit the mesh better than the raw measurement, on poses other than
+    the ones they were fitted on."""
+    from synth.libhand import apply_size_factors, calibrate_geometry, size_fit_loss
+
+    stored = HandGeometry.load(GEOMETRY_PATH)
+    measured = calibrate_geometry()
+    assert np.all((stored.size_factors >= 0.6) & (stored.size_factors <= 1.6))
+    np.testing.assert_allclose(apply_size_factors(measured, stored.size_factors).radii_mm, stored.radii_mm)
+    loss = size_fit_loss(measured, num_poses=8, seed=123, context=gl_context)
+    assert loss(stored.size_factors) < 0.97 * loss(np.ones(26))

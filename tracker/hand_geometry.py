@@ -22,6 +22,9 @@ MCP) and three segments:
 * ``lengths_mm`` ``(5, 3)``, ``base_mm`` ``(5, 3)``: segment lengths and base joint positions.
 * ``radii_mm`` ``(5, 4)``: radius of the primitive spheres at the four joints of each chain.
 * ``rest_angles_rad`` ``(5, 4)``: the LibHand mesh's modelled pose in our parameters.
+* ``size_factors`` ``(26,)``: how the primitive sizes (radii, palm, thumb metacarpal) were
+  scaled from their direct measurement to best match the mesh's rendered depth (see
+  ``synth.libhand.refine_size_factors``); the stored sizes already include them.
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ __all__ = ["HandGeometry", "default_geometry", "GEOMETRY_PATH", "NUM_CHAINS"]
 
 GEOMETRY_PATH = Path(__file__).resolve().parent / "data" / "hand_geometry.json"
 NUM_CHAINS = 5
+#: multipliers applied to the measured sizes: radii (5 x 4), palm half width, half thickness,
+#: cap, thumb metacarpal ellipsoid (3); fitted so the primitives match the mesh's depth
+NUM_SIZE_FACTORS = 26
 
 _ARRAYS = {
     "wrist_mm": (3,),
@@ -53,6 +59,7 @@ _ARRAYS = {
     "palm_top_y_mm": (),
     "palm_cap_mm": (),
     "thumb_metacarpal_scale": (3,),
+    "size_factors": (NUM_SIZE_FACTORS,),
 }
 
 
@@ -79,6 +86,7 @@ class HandGeometry:
     palm_top_y_mm: float
     palm_cap_mm: float
     thumb_metacarpal_scale: np.ndarray
+    size_factors: np.ndarray
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.hand_length_mm) and self.hand_length_mm > 0):
