@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
              "depthnet.evaluate:eval_main"),
     "track": ("track a hand through a recording folder (PSO on depth) and score against ground truth",
               "tracker.run:track_main"),
+    "compare": ("compare trackers across depth sources against ground truth (table, CSV, JSON, PCK plot)",
+                "experiments.compare_depth_sources:main"),
     "show": ("contact sheet of a recording folder: RGB | depth | mask | joints",
              "synth.show:show_main"),
     "model": ("render the LibHand mesh and the tracker's primitives side by side for a pose",

@@ -1,0 +1,335 @@
+"""Compare trackers across depth sources: one command, one table, one plot.
+
+How much does a depth source cost the tracker, and how does the pipeline stand against an
+RGB-only tool? For every recording folder with ground-truth joints, every named depth source
+and every tracker, track the sequence and score it: MPJPE, root-relative MPJPE, PA-MPJPE, 3D
+PCK AUC (0-50 mm), fraction of frames lost, fps.
+
+Depth sources are *providers*: ``provider(frame, state) -> Observation``; register your own in
+``PROVIDERS`` (see docs/compare.md). Built in:
+
+* ``clean``: ``depth_gt/``, the noise-free rendered depth;
+* ``sensor``: ``depth/``, the Kinect-like sensor depth;
+* ``degraded:NOISE_MM:HOLES``: the sensor depth with extra Gaussian noise and a fraction of
+  pixels dropped (e.g. ``degraded:8:0.3``);
+* ``depthnet`` / ``depthnet:WEIGHTS``: depth estimated from RGB, made metric with the sensor's
+  mean hand depth (the paper's C2), with depthnet's mask;
+* ``depthnet-rgb`` / ``depthnet-rgb:WEIGHTS``: the same from RGB alone (the distance is fitted by
+  the tracker: C2-rgb).
+
+Trackers: ``pso:PARTICLESxGENERATIONS[:BACKEND]`` (ours), and ``mediapipe``: MediaPipe Hands
+0.10.21 world landmarks from RGB (compared root-relative and after Procrustes alignment; its
+absolute MPJPE is not defined). Without the ``handrgbd[mediapipe]`` extra that row says how to
+install it instead of failing.
+
+Outputs: a terminal table, ``OUT/comparison.csv``, ``OUT/comparison.json`` (list of rows),
+``OUT/pck.png`` (one curve per row). Rows run in parallel (``--workers``) with a progress bar;
+finished rows are kept in ``OUT/rows/`` and reused when the command is run again.
+
+    python -m experiments.compare_depth_sources --data data/embedded/test_sequence \\
+        --sources clean sensor degraded:8:0.3 depthnet depthnet-rgb --trackers pso:64x25 mediapipe
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import logging
+import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from handrgbd.recording import Frame, Recording
+from tracker.metrics import PCK_THRESHOLDS_MM, auc, pa_mpjpe, pck_curve, root_relative_mpjpe
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Observation", "PROVIDERS", "make_provider", "run_row", "compare", "main"]
+
+DEFAULT_DATA = str(Path(__file__).resolve().parents[1] / "data" / "embedded" / "test_sequence")
+MEDIAPIPE_HINT = "pip install 'handrgbd[mediapipe]'  (mediapipe==0.10.21; it pins numpy<2: use a separate venv)"
+
+
+class Observation(NamedTuple):
+    """What a depth source gives the tracker for one frame.
+
+    depth_mm : ``(H, W) float32`` mm, 0 = no reading.
+    mask : ``(H, W) bool`` hand mask, or None (the tracker segments the depth itself).
+    offset_free : the depth is known only up to a constant (relative depth from RGB).
+    """
+
+    depth_mm: np.ndarray
+    mask: np.ndarray | None = None
+    offset_free: bool = False
+
+
+Provider = Callable[[Frame, dict], Observation]
+
+
+def _clean(frame: Frame, state: dict) -> Observation:
+    if frame.depth_gt_mm is None:
+        raise ValueError(f"frame {frame.name}: source 'clean' needs depth_gt/")
+    return Observation(frame.depth_gt_mm)
+
+
+def _sensor(frame: Frame, state: dict) -> Observation:
+    if frame.depth_mm is None:
+        raise ValueError(f"frame {frame.name}: source 'sensor' needs depth/")
+    return Observation(frame.depth_mm)
+
+
+def _degraded(noise_mm: float, holes: float) -> Provider:
+    def provider(frame: Frame, state: dict) -> Observation:
+        d = _sensor(frame, state).depth_mm
+        rng = np.random.default_rng([int(noise_mm * 1000), int(holes * 1000), frame.index])
+        noisy = np.where(d > 0, d + rng.normal(0, noise_mm, d.shape), 0.0)
+        noisy[rng.random(d.shape) < holes] = 0.0
+        return Observation(noisy.astype(np.float32))
+    return provider
+
+
+def _depthnet(weights: str | None, rgb_only: bool) -> Provider:
+    def provider(frame: Frame, state: dict) -> Observation:
+        from depthnet.model import DepthNet
+        from depthnet.targets import make_targets, relative_to_metric
+
+        if "net" not in state:
+            state["net"] = DepthNet.load(weights) if weights else DepthNet.from_pretrained()
+        if frame.rgb is None:
+            raise ValueError(f"frame {frame.name}: depthnet sources need rgb/")
+        pred = state["net"].predict(frame.rgb)
+        if rgb_only:
+            return Observation(relative_to_metric(pred.relative, pred.mask, 600.0), pred.mask, offset_free=True)
+        mean = make_targets(_sensor(frame, state).depth_mm).mean_depth_mm
+        if not np.isfinite(mean):
+            return Observation(np.zeros_like(pred.relative), pred.mask)
+        return Observation(relative_to_metric(pred.relative, pred.mask, mean), pred.mask)
+    return provider
+
+
+#: name -> provider factory (called with the text after the first ':' split on ':', or nothing)
+PROVIDERS: dict[str, Callable[..., Provider]] = {
+    "clean": lambda: _clean,
+    "sensor": lambda: _sensor,
+    "degraded": lambda noise="8", holes="0.3": _degraded(float(noise), float(holes)),
+    "depthnet": lambda weights=None: _depthnet(weights, rgb_only=False),
+    "depthnet-rgb": lambda weights=None: _depthnet(weights, rgb_only=True),
+}
+
+
+def make_provider(spec: str) -> Provider:
+    name, *args = spec.split(":")
+    if name not in PROVIDERS:
+        raise ValueError(f"unknown depth source {spec!r}; known: {sorted(PROVIDERS)}")
+    return PROVIDERS[name](*args)
+
+
+@dataclass(frozen=True)
+class Row:
+    data: str
+    source: str
+    tracker: str
+
+    @property
+    def key(self) -> str:
+        return hashlib.sha1(f"{self.data}|{self.source}|{self.tracker}".encode()).hexdigest()[:16]
+
+
+def _metrics(pred: np.ndarray, gt: np.ndarray, statuses: list[str], seconds: float, absolute: bool = True) -> dict:
+    curve = pck_curve(pred, gt)
+    from tracker.metrics import mpjpe
+
+    return {"mpjpe_mm": mpjpe(pred, gt) if absolute else None, "rr_mpjpe_mm": root_relative_mpjpe(pred, gt),
+            "pa_mpjpe_mm": pa_mpjpe(pred, gt), "pck_auc_0_50": auc(curve) if absolute else None,
+            "lost_fraction": float(np.mean([s != "tracked" for s in statuses])) if statuses else None,
+            "fps": len(statuses) / seconds if seconds > 0 else None,
+            "pck_curve": curve.tolist() if absolute else None}
+
+
+def _run_pso(row: Row, rec: Recording, spec: str) -> dict:
+    from tracker.pso import PSOConfig
+    from tracker.run import infer_side_and_length
+    from tracker.tracking import Tracker, TrackerConfig
+
+    parts = spec.split(":")
+    particles, generations = (int(x) for x in (parts[1] if len(parts) > 1 else "64x25").lower().split("x"))
+    backend = parts[2] if len(parts) > 2 else "auto"
+    provider = make_provider(row.source)
+    side, length = infer_side_and_length(rec.poses[0].astype(float), rec.joints_mm[0].astype(float))
+    base = TrackerConfig(side=side, hand_length_mm=length, pso=PSOConfig(particles, generations), backend=backend)
+    state: dict = {}
+    joints = np.full((len(rec), 21, 3), np.nan)
+    statuses, seconds = [], 0.0
+    tracker = None
+    for i in range(len(rec)):
+        frame = rec[i]
+        obs = provider(frame, state)
+        if tracker is None:
+            cfg = replace(base, mask_source="given" if obs.mask is not None else "depth", depth_offset_free=obs.offset_free)
+            tracker = Tracker(rec.camera, cfg)
+            tracker.reset(rec.poses[0])
+        r = tracker.step(obs.depth_mm, mask=obs.mask, camera=frame.camera)
+        statuses.append(r.status)
+        seconds += r.seconds
+        if r.joints_mm is not None:
+            joints[i] = r.joints_mm
+    if tracker is not None:
+        tracker.close()
+    return _metrics(joints, rec.joints_mm, statuses, seconds)
+
+
+def _run_mediapipe(row: Row, rec: Recording) -> dict:
+    """MediaPipe Hands world landmarks (metres, hand-centred) -> mm, compared root-relative / PA."""
+    try:
+        import mediapipe as mp  # noqa: F401
+    except ImportError:
+        return {"error": f"mediapipe is not installed: {MEDIAPIPE_HINT}"}
+    import time
+
+    hands = mp.solutions.hands.Hands(static_image_mode=False, max_num_hands=1, model_complexity=1)
+    joints = np.full((len(rec), 21, 3), np.nan)
+    statuses, t0 = [], time.perf_counter()
+    try:
+        for i in range(len(rec)):
+            result = hands.process(rec[i].rgb)
+            if result.multi_hand_world_landmarks:
+                lm = result.multi_hand_world_landmarks[0].landmark
+                joints[i] = np.array([[p.x, p.y, p.z] for p in lm]) * 1000.0
+                statuses.append("tracked")
+            else:
+                statuses.append("no_hand")
+    finally:
+        hands.close()
+    return _metrics(joints, rec.joints_mm, statuses, time.perf_counter() - t0, absolute=False)
+
+
+def run_row(row: Row) -> dict:
+    """Track one (data, source, tracker) combination; returns the row's fields."""
+    rec = Recording(row.data)
+    if not (rec.has_joints and rec.has_poses):
+        raise ValueError(f"{rec.path}: comparison needs ground-truth joints.npy and poses.npy")
+    if row.tracker == "mediapipe":
+        res = _run_mediapipe(row, rec)
+    elif row.tracker.startswith("pso"):
+        res = _run_pso(row, rec, row.tracker)
+    else:
+        raise ValueError(f"unknown tracker {row.tracker!r}: pso:PxG[:backend] or mediapipe")
+    return {"data": row.data, "source": "rgb" if row.tracker == "mediapipe" else row.source, "tracker": row.tracker,
+            "frames": len(rec), **res}
+
+
+def compare(data: list[str], sources: list[str], trackers: list[str], out: str | Path, workers: int = 1,
+            progress: bool = True) -> list[dict]:
+    from tqdm import tqdm
+
+    for s in sources:
+        make_provider(s)  # fail early on a bad name
+    out = Path(out)
+    (out / "rows").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for d in data:
+        for t in trackers:
+            for s in (sources if t != "mediapipe" else ["rgb"]):
+                rows.append(Row(d, s, t))
+    results: dict[str, dict] = {}
+    todo = []
+    for r in rows:
+        cached = out / "rows" / f"{r.key}.json"
+        if cached.exists():
+            results[r.key] = json.loads(cached.read_text())
+        else:
+            todo.append(r)
+    bar = tqdm(total=len(rows), initial=len(rows) - len(todo), disable=not progress, desc="compare", unit="row")
+
+    def done(r: Row, res: dict) -> None:
+        results[r.key] = res
+        (out / "rows" / f"{r.key}.json").write_text(json.dumps(res) + "\n")
+        bar.update()
+
+    if workers > 1 and len(todo) > 1:
+        import multiprocessing as mp
+
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            futures = {pool.submit(run_row, r): r for r in todo}
+            for fut in as_completed(futures):
+                done(futures[fut], fut.result())
+    else:
+        for r in todo:
+            done(r, run_row(r))
+    bar.close()
+    table = [results[r.key] for r in rows]
+    _write(out, table)
+    return table
+
+
+FIELDS = ("data", "source", "tracker", "frames", "mpjpe_mm", "rr_mpjpe_mm", "pa_mpjpe_mm", "pck_auc_0_50",
+          "lost_fraction", "fps", "error")
+
+
+def _write(out: Path, table: list[dict]) -> None:
+    (out / "comparison.json").write_text(json.dumps([{k: r.get(k) for k in FIELDS} for r in table], indent=1) + "\n")
+    with open(out / "comparison.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=FIELDS)
+        w.writeheader()
+        w.writerows({k: r.get(k) for k in FIELDS} for r in table)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in table:
+        if r.get("pck_curve"):
+            ax.plot(PCK_THRESHOLDS_MM, r["pck_curve"], label=f"{r['source']} / {r['tracker']}")
+    ax.set(xlabel="threshold (mm)", ylabel="3D PCK", xlim=(0, 50), ylim=(0, 1))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "pck.png", dpi=100)
+    plt.close(fig)
+
+
+def format_table(table: list[dict]) -> str:
+    def f(v, spec=".1f"):
+        return "-" if v is None else format(v, spec)
+
+    lines = [f"{'source':<22}{'tracker':<16}{'MPJPE':>7}{'RR':>7}{'PA':>7}{'AUC':>7}{'lost':>6}{'fps':>7}", "-" * 79]
+    for r in table:
+        if r.get("error"):
+            lines.append(f"{r['source']:<22}{r['tracker']:<16}  {r['error']}")
+            continue
+        lines.append(f"{r['source']:<22}{r['tracker']:<16}{f(r['mpjpe_mm']):>7}{f(r['rr_mpjpe_mm']):>7}"
+                     f"{f(r['pa_mpjpe_mm']):>7}{f(r['pck_auc_0_50'], '.3f'):>7}{f(r['lost_fraction'], '.2f'):>6}"
+                     f"{f(r['fps']):>7}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Compare trackers across depth sources on recordings with ground truth."""
+    p = argparse.ArgumentParser(prog="handrgbd compare", description=main.__doc__)
+    p.add_argument("--data", nargs="+", default=[DEFAULT_DATA], help="recording folders with ground-truth joints")
+    p.add_argument("--sources", nargs="+", default=["clean", "sensor", "degraded:8:0.3", "depthnet", "depthnet-rgb"],
+                   help="depth sources (see the module docstring)")
+    p.add_argument("--trackers", nargs="+", default=["pso:64x25", "mediapipe"], help="pso:PxG[:backend] | mediapipe")
+    p.add_argument("--out", default="out/compare", help="output folder (finished rows are reused)")
+    p.add_argument("--workers", type=int, default=1, help="parallel processes")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        table = compare(args.data, args.sources, args.trackers, args.out, args.workers, progress=not args.no_progress)
+    except ValueError as e:
+        log.error("%s", e)
+        return 2
+    print(format_table(table))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
