@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
               "tracker.run:track_main"),
     "compare": ("compare trackers across depth sources against ground truth (table, CSV, JSON, PCK plot)",
                 "experiments.compare_depth_sources:main"),
+    "live": ("track a hand in 3D from an RGB camera or video, in a window or headless",
+             "live.app:live_main"),
     "show": ("contact sheet of a recording folder: RGB | depth | mask | joints",
              "synth.show:show_main"),
     "model": ("render the LibHand mesh and the tracker's primitives side by side for a pose",

@@ -66,6 +66,7 @@ class SynthConfig:
 
     size: int = 256
     full_frame: bool = False
+    frame_aspect: float = 16 / 9   # full frames: 16/9 is the whole Kinect view, 4/3 its central part
     sequence: bool = False
     split: str = "train"
     distance_mm: tuple[float, float] = (400.0, 1000.0)
@@ -87,8 +88,8 @@ class SynthConfig:
             raise ValueError(f"size must be in [32, 4096], got {self.size}")
         if not 100 <= self.distance_mm[0] < self.distance_mm[1]:
             raise ValueError(f"distance_mm must be (near, far) with 100 <= near < far, got {self.distance_mm}")
-        if self.full_frame and self.sequence:
-            raise ValueError("full_frame and sequence cannot be combined (a sequence uses a fixed crop)")
+        if not 1.0 <= self.frame_aspect <= 16 / 9 + 1e-9:
+            raise ValueError(f"frame_aspect must be in [1, 16/9], got {self.frame_aspect}")
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -210,8 +211,11 @@ def _crop_camera(joints: np.ndarray, rng: np.random.Generator | None, config: Sy
 
 
 def _full_camera(config: SynthConfig) -> CameraIntrinsics:
+    """The Kinect view (its central ``frame_aspect`` part) at ``size`` pixels wide."""
     cam = KINECT_V2_COLOR
-    return cam.resize(config.size, int(round(config.size * cam.height / cam.width)))
+    width = cam.height * config.frame_aspect
+    x0 = (cam.width - width) / 2
+    return cam.crop_resize((x0, 0, x0 + width, cam.height), config.size, int(round(config.size / config.frame_aspect)))
 
 
 def _plausible_orientation(rng: np.random.Generator, centre: np.ndarray) -> np.ndarray:
@@ -283,7 +287,7 @@ def plan_sequence(config: SynthConfig, seed: int, num_frames: int, texture_mean:
                                      ((1 - t) * a.angles_rad + t * b.angles_rad).ravel()]))
     poses = np.array(poses)
     joints = model.joints(poses)
-    camera = _crop_camera(joints, None, config, scale=1.1)
+    camera = _full_camera(config) if config.full_frame else _crop_camera(joints, None, config, scale=1.1)
     appearance = _sample_appearance(rng, config, texture_mean, float(poses[:, 2].mean()))
     props = _sample_props(rng, config, poses[:, :3].mean(0), appearance.background_depth_mm)
     return [FramePlan(i, poses[i], side, length, camera, appearance, props, None) for i in range(num_frames)]
@@ -520,11 +524,14 @@ def synth_main(argv: list[str] | None = None) -> int:
                         help="disjoint backgrounds and skin tones per split (seeds are also split-specific)")
     parser.add_argument("--sequence", action="store_true", help="one smooth 30 fps trajectory, fixed crop")
     parser.add_argument("--full-frame", action="store_true", help="the whole Kinect v2 view instead of hand crops")
+    parser.add_argument("--aspect", type=float, default=16 / 9,
+                        help="full frames: width/height (16/9 = the whole view, 1.333 = its central 4:3 part)")
     parser.add_argument("--workers", type=int, default=1, help="parallel processes (output does not depend on it)")
     parser.add_argument("--mask-includes-forearm", action="store_true", help="label the forearm as hand in mask/")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     config = SynthConfig(size=args.size, split=args.split, sequence=args.sequence, full_frame=args.full_frame,
+                         frame_aspect=args.aspect,
                          mask_includes_forearm=args.mask_includes_forearm)
     try:
         stats = generate(args.out, args.frames, args.seed, config, args.workers, progress=not args.no_progress)

@@ -1,0 +1,262 @@
+"""``handrgbd live``: track a hand in 3D from a plain RGB camera (or a video file), in a window
+or headless.
+
+    handrgbd live --camera 0                                   # window: q quit, r re-initialise,
+                                                               # space pause, s snapshot
+    handrgbd live --video hand.mp4 --headless --output out.mp4 --joints out.jsonl
+
+Headless runs write the annotated video and one JSON line per frame:
+``{"frame", "t", "status": "tracked|lost|no_hand", "joints_mm": [[x, y, z] * 21], "fps"}``
+(``joints_mm`` is null without a hand). The video is written to a temporary file and renamed
+when complete, so an interrupted run (end of stream, a stall, Ctrl-C) leaves either a playable
+video or none, never half of one; the JSON lines are flushed frame by frame.
+
+Camera intrinsics come from ``--intrinsics camera.json`` (our recording format's camera.json),
+else from the image size and ``--hfov`` (default 60 degrees, a typical webcam).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import queue
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from handrgbd.camera import CameraIntrinsics
+from handrgbd.joints import BONES
+
+log = logging.getLogger(__name__)
+
+__all__ = ["run_live", "live_main", "annotate", "open_capture", "CaptureError"]
+
+
+class CaptureError(RuntimeError):
+    """The camera or video cannot be opened (message lists what to try)."""
+
+
+def open_capture(camera: int | None, video: str | None) -> cv2.VideoCapture:
+    if video is not None:
+        if not Path(video).exists():
+            raise CaptureError(f"video file {video!r} does not exist")
+        cap = cv2.VideoCapture(video)
+        if not cap.isOpened():
+            raise CaptureError(f"cannot open video {video!r}: not a video OpenCV can decode (try re-encoding it as "
+                               f"H.264 MP4 or MJPEG AVI)")
+        return cap
+    cap = cv2.VideoCapture(int(camera))
+    if not cap.isOpened():
+        raise CaptureError(
+            f"cannot open camera {camera}. Try: another index (--camera 1, 2 ...; ls /dev/video* lists them on "
+            f"Linux); closing other programs that use the camera (it may be busy); permission to the device "
+            f"(add yourself to the 'video' group); or a video file instead: --video FILE")
+    return cap
+
+
+class _Reader:
+    """Frames from a capture on a thread, so a stalled stream can be detected (timeout)."""
+
+    def __init__(self, cap: cv2.VideoCapture):
+        self.cap = cap
+        self.frames: queue.Queue = queue.Queue(maxsize=2)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            ok, frame = self.cap.read()
+            self.frames.put(frame if ok else None)
+            if not ok:
+                return
+
+    def read(self, timeout: float) -> np.ndarray | None:
+        """Next BGR frame; None at the end of the stream; raises queue.Empty after ``timeout`` s."""
+        return self.frames.get(timeout=timeout)
+
+
+def annotate(rgb: np.ndarray, camera: CameraIntrinsics, result, fps: float, silhouette: np.ndarray | None = None,
+             depth_panel: bool = True) -> np.ndarray:
+    """The frame with the model's silhouette, the skeleton, the estimated depth inset and fps."""
+    img = rgb.copy()
+    if silhouette is not None and silhouette.any():
+        img[silhouette] = (0.55 * img[silhouette] + 0.45 * np.array([60, 140, 255])).astype(np.uint8)
+    if result.joints_mm is not None:
+        uv = camera.project(result.joints_mm)
+        for a, b in BONES:
+            cv2.line(img, tuple(np.round(uv[a]).astype(int)), tuple(np.round(uv[b]).astype(int)), (40, 230, 40), 2,
+                     cv2.LINE_AA)
+        for p in uv:
+            cv2.circle(img, tuple(np.round(p).astype(int)), 3, (255, 60, 40), -1, cv2.LINE_AA)
+    if depth_panel and result.relative is not None and result.mask is not None and result.mask.any():
+        from synth.show import colorize_depth
+
+        rel = np.where(result.mask, result.relative + 2.0, 0.0).astype(np.float32)
+        ys, xs = np.nonzero(result.mask)
+        panel = colorize_depth(rel[ys.min():ys.max() + 1, xs.min():xs.max() + 1], 1.5, 2.5)
+        s = img.shape[0] // 4
+        panel = cv2.resize(panel, (s, s), interpolation=cv2.INTER_NEAREST)
+        img[:s, -s:] = panel
+    cv2.putText(img, f"{result.status}  {fps:4.1f} fps", (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2,
+                cv2.LINE_AA)
+    return img
+
+
+def _silhouette(pipeline, result, shape) -> np.ndarray | None:
+    """The fitted model's silhouette over the frame (ray-cast in the tracker's region)."""
+    if result.params is None or result.crop is None:
+        return None
+    from renderer.projection import RegionOfInterest
+    from tracker.objective import CpuScorer
+
+    model = pipeline.tracker.model
+    uv = pipeline.camera.project(result.joints_mm)
+    roi = RegionOfInterest.from_points(uv, margin=0.4)
+    size = 128
+    depth = CpuScorer(model.primitive_set, size).render(model.primitives(result.params), pipeline.camera, roi)[0]
+    # back to full-frame pixels: nearest tile pixel for each frame pixel inside the region
+    H, W = shape
+    out = np.zeros((H, W), bool)
+    x0, y0, x1, y1 = roi.box
+    cols = np.arange(max(0, int(x0)), min(W, int(np.ceil(x1))))
+    rows = np.arange(max(0, int(y0)), min(H, int(np.ceil(y1))))
+    if cols.size == 0 or rows.size == 0:
+        return out
+    j = np.clip(((cols + 0.5 - x0) * size / (x1 - x0)).astype(int), 0, size - 1)
+    i = np.clip(((rows + 0.5 - y0) * size / (y1 - y0)).astype(int), 0, size - 1)
+    out[np.ix_(rows, cols)] = depth[np.ix_(i, j)] > 0
+    return out
+
+
+def run_live(camera: int | None = 0, video: str | None = None, headless: bool = False, output: str | None = None,
+             joints_path: str | None = None, intrinsics: str | None = None, hfov_deg: float = 60.0,
+             weights: str | None = None, max_frames: int | None = None, stall_timeout: float = 5.0,
+             progress: bool = True) -> dict:
+    """Run the live loop; returns ``{"frames", "tracked", "fps"}``. See the module docstring."""
+    from depthnet.model import DepthNet
+    from live.pipeline import LivePipeline, default_camera
+
+    cap = open_capture(camera, video)
+    reader = _Reader(cap)
+    writer = None
+    tmp_video = None
+    jsonl = open(joints_path, "w") if joints_path else None
+    viewer = None
+    pipeline = None
+    frames = tracked = 0
+    t_start = time.perf_counter()
+    fps = 0.0
+    paused = False
+    try:
+        first = reader.read(stall_timeout)
+        if first is None:
+            raise CaptureError("the stream ended before its first frame (empty or truncated video?)")
+        H, W = first.shape[:2]
+        cam = (CameraIntrinsics.from_dict(json.loads(Path(intrinsics).read_text())) if intrinsics
+               else default_camera(W, H, hfov_deg))
+        if cam.size != (W, H):
+            raise CaptureError(f"intrinsics are for {cam.width}x{cam.height} but the frames are {W}x{H}")
+        net = DepthNet.load(weights) if weights else DepthNet.from_pretrained()
+        pipeline = LivePipeline(cam, net)
+        if output:
+            tmp_video = str(Path(output).with_name(f".{Path(output).stem}.partial{Path(output).suffix or '.mp4'}"))
+            vfps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+            writer = cv2.VideoWriter(tmp_video, cv2.VideoWriter_fourcc(*"mp4v"), vfps if vfps > 0 else 30.0, (W, H))
+        if not headless:
+            from renderer.viewer import ImageViewer
+
+            viewer = ImageViewer(W, H, "handrgbd live")
+        bgr = first
+        while bgr is not None:
+            t0 = time.perf_counter()
+            if not paused:
+                rgb = np.ascontiguousarray(bgr[..., ::-1])
+                result = pipeline.process(rgb)
+                frames += 1
+                tracked += result.status == "tracked"
+                fps = 0.9 * fps + 0.1 / max(time.perf_counter() - t0, 1e-6) if frames > 1 else 1.0 / max(
+                    time.perf_counter() - t0, 1e-6)
+                shown = annotate(rgb, cam, result, fps, _silhouette(pipeline, result, (H, W)))
+                if writer is not None:
+                    writer.write(np.ascontiguousarray(shown[..., ::-1]))
+                if jsonl is not None:
+                    jsonl.write(json.dumps({"frame": frames - 1, "t": round(time.perf_counter() - t_start, 4),
+                                            "status": result.status,
+                                            "joints_mm": None if result.joints_mm is None else
+                                            np.round(result.joints_mm, 2).tolist(), "fps": round(fps, 2)}) + "\n")
+                    jsonl.flush()
+            if viewer is not None:
+                viewer.show(shown)
+                for key in viewer.poll():
+                    if key == "q":
+                        return {"frames": frames, "tracked": tracked, "fps": frames / (time.perf_counter() - t_start)}
+                    if key == "r":
+                        pipeline.reset()
+                    if key == " ":
+                        paused = not paused
+                    if key == "s":
+                        stamp = time.strftime("%Y%m%d-%H%M%S")
+                        cv2.imwrite(f"snapshot-{stamp}.png", shown[..., ::-1])
+                        if result.joints_mm is not None:
+                            np.save(f"snapshot-{stamp}-joints.npy", result.joints_mm)
+            if max_frames is not None and frames >= max_frames:
+                break
+            try:
+                bgr = reader.read(stall_timeout) if not paused else bgr
+            except queue.Empty:
+                log.warning("no frame for %.1f s: the stream stalled; stopping", stall_timeout)
+                break
+    except KeyboardInterrupt:
+        log.info("interrupted: closing outputs")
+    finally:
+        if writer is not None:
+            writer.release()
+            if frames > 0:
+                os.replace(tmp_video, output)
+            elif os.path.exists(tmp_video):
+                os.remove(tmp_video)
+        if jsonl is not None:
+            jsonl.close()
+        if viewer is not None:
+            viewer.close()
+        if pipeline is not None:
+            pipeline.close()
+        cap.release()
+    return {"frames": frames, "tracked": tracked, "fps": frames / max(time.perf_counter() - t_start, 1e-9)}
+
+
+def live_main(argv: list[str] | None = None) -> int:
+    """Track a hand in 3D from an RGB camera or video, in a window or headless."""
+    p = argparse.ArgumentParser(prog="handrgbd live", description=live_main.__doc__)
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--camera", type=int, default=0, help="camera index (default 0)")
+    src.add_argument("--video", default=None, help="a video file instead of a camera")
+    p.add_argument("--headless", action="store_true", help="no window (write --output and/or --joints)")
+    p.add_argument("--output", default=None, help="annotated video (.mp4)")
+    p.add_argument("--joints", default=None, help="JSON lines, one per frame")
+    p.add_argument("--intrinsics", default=None, help="camera.json with fx, fy, cx, cy, width, height")
+    p.add_argument("--hfov", type=float, default=60.0, help="horizontal field of view (deg) without --intrinsics")
+    p.add_argument("--weights", default=None, help="depthnet weights (default: shipped)")
+    p.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
+    p.add_argument("--stall-timeout", type=float, default=5.0, help="seconds without a frame before stopping")
+    args = p.parse_args(argv)
+    if args.headless and not (args.output or args.joints):
+        p.error("--headless needs --output and/or --joints")
+    try:
+        stats = run_live(None if args.video else args.camera, args.video, args.headless, args.output, args.joints,
+                         args.intrinsics, args.hfov, args.weights, args.max_frames, args.stall_timeout)
+    except (CaptureError, ValueError) as e:
+        log.error("%s", e)
+        return 2
+    log.info("%d frames, %d tracked, %.1f fps", stats["frames"], stats["tracked"], stats["fps"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(live_main())
