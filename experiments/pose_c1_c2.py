@@ -41,7 +41,6 @@ from depthnet.model import DepthNet
 from depthnet.targets import DEPTH_SCALE_MM, make_targets, relative_to_metric
 from handrgbd.joints import BONES
 from handrgbd.recording import Recording
-from tracker.kinematics import DEFAULT_HAND_LENGTH_MM
 from tracker.metrics import PCK_THRESHOLDS_MM, pose_metrics
 from tracker.pso import PSOConfig
 from tracker.run import infer_side_and_length

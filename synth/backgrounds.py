@@ -10,7 +10,6 @@ Procedural: fractal value noise, stripes, checkers, gradients, generated from a 
 from __future__ import annotations
 
 import logging
-import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -96,7 +95,3 @@ def procedural_texture(rng: np.random.Generator, size: int = TEXTURE_SIZE) -> np
         t = (t - t.min()) / max(np.ptp(t), 1e-9)
     img = c0 + t[..., None] * (c1 - c0)
     return np.clip(img + rng.normal(0, 4, img.shape), 0, 255).astype(np.uint8)
-
-
-def textures_dir_hint() -> str:
-    return os.pathsep.join(str(d) for d in _photo_dirs())
