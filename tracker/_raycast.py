@@ -97,18 +97,27 @@ def _render_one(transforms, kinds, taper, fx, fy, cx, cy, size, zbuf):
         ez = -(inv[2, 0] * t[0] + inv[2, 1] * t[1] + inv[2, 2] * t[2])
         cone = kinds[p] == 1
         tp = taper[p]
-        r = max(1.0, tp) if cone else 1.0
-        z0 = 0.0 if cone else -1.0
-        # screen bounding box of the proxy box's 8 corners
+        # exact camera-axis-aligned bounding box of the primitive: an ellipsoid's half extent
+        # along camera axis k is the norm of row k of A; a capped cone is the union of its end discs
+        lo = np.empty(3)
+        hi = np.empty(3)
+        for k in range(3):
+            if cone:
+                rk = math.sqrt(A[k, 0] * A[k, 0] + A[k, 1] * A[k, 1])
+                c0, c1 = t[k], t[k] + A[k, 2]
+                lo[k] = min(c0 - rk, c1 - tp * rk)
+                hi[k] = max(c0 + rk, c1 + tp * rk)
+            else:
+                rk = math.sqrt(A[k, 0] * A[k, 0] + A[k, 1] * A[k, 1] + A[k, 2] * A[k, 2])
+                lo[k] = t[k] - rk
+                hi[k] = t[k] + rk
+        # its screen bounding box from the box's 8 corners
         umin, umax, vmin, vmax = 1e30, -1e30, 1e30, -1e30
         behind = False
         for i in range(8):
-            px = r if (i & 1) else -r
-            py = r if (i & 2) else -r
-            pz = 1.0 if (i & 4) else z0
-            X = A[0, 0] * px + A[0, 1] * py + A[0, 2] * pz + t[0]
-            Y = A[1, 0] * px + A[1, 1] * py + A[1, 2] * pz + t[1]
-            Z = A[2, 0] * px + A[2, 1] * py + A[2, 2] * pz + t[2]
+            X = hi[0] if (i & 1) else lo[0]
+            Y = hi[1] if (i & 2) else lo[1]
+            Z = hi[2] if (i & 4) else lo[2]
             if Z <= 1e-3:
                 behind = True
                 break
