@@ -169,3 +169,18 @@ def test_real_sr305_frames_automatic_initialisation():
             lo, hi = cloud.min(0) - 30.0, cloud.max(0) + 30.0  # bounds of the hand's point cloud, 3 cm slack
             inside = np.all((r.joints_mm >= lo) & (r.joints_mm <= hi), axis=1)
             assert inside.mean() >= 0.9, frame.name
+
+
+def test_track_command_writes_results_and_overlays(tmp_path):
+    import json
+
+    from tracker.run import track_main
+
+    code = track_main(["data/embedded/test_sequence", "--out", str(tmp_path), "--init", "gt", "--backend", "cpu",
+                       "--frames", "4", "--particles", "24", "--generations", "6", "--overlay", "--json"])
+    assert code == 0
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert {"frames", "fps", "mpjpe_mm", "lost_frames"} <= set(res) and res["frames"] == 4
+    assert np.isfinite(res["mpjpe_mm"]) and res["mpjpe_mm"] < 50
+    assert np.load(tmp_path / "joints.npy").shape == (4, 21, 3)
+    assert len(list((tmp_path / "overlay").glob("*.png"))) == 4

@@ -44,9 +44,28 @@ def infer_side_and_length(pose: np.ndarray, joints: np.ndarray) -> tuple[str, fl
     return best[1], float(best[2])
 
 
+def _overlay(frame, joints: np.ndarray | None, status: str) -> np.ndarray:
+    """RGB (or the depth colour map) with the tracked skeleton and the frame's status, RGB uint8."""
+    import cv2
+
+    from handrgbd.joints import BONES
+    from synth.show import colorize_depth
+
+    img = frame.rgb.copy() if frame.rgb is not None else colorize_depth(frame.depth_mm)
+    if joints is not None:
+        uv = frame.camera.project(joints)
+        for a, b in BONES:
+            cv2.line(img, tuple(np.round(uv[a]).astype(int)), tuple(np.round(uv[b]).astype(int)), (40, 230, 40), 1,
+                     cv2.LINE_AA)
+    cv2.putText(img, f"{frame.name} {status}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+    return img
+
+
 def track_recording(data: str | Path, out: str | Path | None, config: TrackerConfig, init: str = "auto",
-                    mask_dir: str | Path | None = None, frames: int | None = None, progress: bool = True) -> dict:
-    """Track every frame of a recording; returns the results dict (also written to ``out``)."""
+                    mask_dir: str | Path | None = None, frames: int | None = None, progress: bool = True,
+                    overlay: bool = False) -> dict:
+    """Track every frame of a recording; returns the results dict (also written to ``out``).
+    ``overlay``: also write ``out/overlay/NAME.png`` (skeleton over RGB, or over the depth)."""
     from tqdm import tqdm
 
     rec = Recording(data)
@@ -80,6 +99,11 @@ def track_recording(data: str | Path, out: str | Path | None, config: TrackerCon
                 if r.joints_mm is not None:
                     joints[i], poses[i] = r.joints_mm, r.params
                 rows.append({"frame": frame.name, "status": r.status, "objective": r.objective, "seconds": r.seconds})
+                if overlay and out:
+                    import cv2
+
+                    (out / "overlay").mkdir(exist_ok=True)
+                    cv2.imwrite(str(out / "overlay" / f"{frame.name}.png"), _overlay(frame, r.joints_mm, r.status)[..., ::-1])
         finally:  # results so far are never lost
             results = _summarise(rows, joints, gt, tracker.backend)
             if out:
@@ -121,6 +145,7 @@ def track_main(argv: list[str] | None = None) -> int:
     p.add_argument("--hand-length", type=float, default=DEFAULT_HAND_LENGTH_MM, help="wrist to middle tip, mm")
     p.add_argument("--frames", type=int, default=None, help="track only the first N frames")
     p.add_argument("--seed", type=int, default=0, help="PSO random seed")
+    p.add_argument("--overlay", action="store_true", help="also write OUT/overlay/*.png (skeleton over the image)")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object")
     args = p.parse_args(argv)
     mask_dir = None if args.mask in ("depth", "skin") else args.mask
@@ -128,7 +153,8 @@ def track_main(argv: list[str] | None = None) -> int:
         config = TrackerConfig(side=args.side, hand_length_mm=args.hand_length,
                                pso=PSOConfig(args.particles, args.generations), backend=args.backend,
                                mask_source="given" if mask_dir else args.mask, seed=args.seed)
-        res = track_recording(args.data, args.out, config, args.init, mask_dir, args.frames, progress=not args.json)
+        res = track_recording(args.data, args.out, config, args.init, mask_dir, args.frames, progress=not args.json,
+                              overlay=args.overlay)
     except ValueError as e:
         log.error("%s", e)
         return 2
