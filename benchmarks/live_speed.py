@@ -1,6 +1,7 @@
 """Live tracking speed: end-to-end frames/s on a 640 x 480 synthetic video, split by stage.
 
-Stages per frame (medians): localisation (a coarse depthnet pass, only when no hand is being
+The tracker is told the hand's side and size (a live user passes ``--side`` / ``--hand-length``);
+joints are scored against the video's ground truth. Stages per frame (medians): localisation (a coarse depthnet pass, only when no hand is being
 followed), depthnet on the crop, tracker (metric depth from RGB + PSO), drawing (silhouette,
 skeleton, depth inset). The baseline in the same run is depthnet alone on the full frame
 (what a depth-only product would cost). Goal: >= 10 fps end to end on 2 CPU cores.
@@ -33,6 +34,7 @@ def run(frames: int = 40, particles: int | None = None, generations: int | None 
     from synth.generator import SynthConfig, generate
     from tracker.metrics import mpjpe, pa_mpjpe
     from tracker.pso import PSOConfig
+    from tracker.run import infer_side_and_length
 
     with tempfile.TemporaryDirectory() as tmp:
         generate(f"{tmp}/seq", frames, seed=4, config=SynthConfig(size=640, sequence=True, full_frame=True,
@@ -42,7 +44,9 @@ def run(frames: int = 40, particles: int | None = None, generations: int | None 
         gt = rec.joints_mm
         camera = rec.camera  # the true intrinsics, so the joints can be scored against truth
     net = DepthNet.from_pretrained()
+    side, length = infer_side_and_length(rec.poses[0].astype(float), rec.joints_mm[0].astype(float))
     config = LiveConfig()
+    config = replace(config, tracker=replace(config.tracker, side=side, hand_length_mm=length))
     if particles or generations:
         pso = config.tracker.pso
         config = replace(config, tracker=replace(config.tracker, pso=PSOConfig(particles or pso.particles,

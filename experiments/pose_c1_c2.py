@@ -8,8 +8,8 @@ On a recording folder (default: the embedded held-out synthetic test sequence):
    * C1: on the sensor depth (mask: eq. (1) on depth);
    * C2: on the estimated depth made metric with the hand's mean depth from the sensor (the
      paper's setting), with depthnet's mask;
-   * C2-rgb: with no sensor information at all: the estimated relative depth is placed at a
-     guessed distance, and the tracker fits the hand's distance itself (the depth term takes
+   * C2-rgb: with no sensor information at all: the estimated relative depth is placed at the
+     distance given by the palm's width in depthnet's mask, and the tracker fits the distance (the depth term takes
      the best constant shift per hypothesis; the silhouette of a hand of known size fixes the
      distance).
 3. Reports the paper's number (mean distance of corresponding joints C1 vs C2; paper 24.71 mm)
@@ -28,7 +28,6 @@ import argparse
 import csv
 import json
 import logging
-import math
 import sys
 import time
 from dataclasses import asdict, replace
@@ -44,7 +43,7 @@ from handrgbd.recording import Recording
 from tracker.metrics import PCK_THRESHOLDS_MM, pose_metrics
 from tracker.pso import PSOConfig
 from tracker.run import infer_side_and_length
-from tracker.tracking import Tracker, TrackerConfig
+from tracker.tracking import Tracker, TrackerConfig, distance_from_mask
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +52,7 @@ __all__ = ["run", "main", "DEFAULT_DATA", "PAPER"]
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO / "data" / "embedded" / "test_sequence"
 PAPER = {"depth_error_mm": 22.88, "iou": 0.84, "c1_c2_joint_discrepancy_mm": 24.71}
-# apparent area of a 180 mm hand seen from the front, mm^2: sets C2-rgb's first distance guess
-_HAND_AREA_MM2 = 9000.0
 CONDITIONS = ("c1", "c2", "c2rgb")
-
-
-def _guess_distance(mask: np.ndarray, fx: float, fy: float, hand_length_mm: float) -> float:
-    area_px = max(int(mask.sum()), 1)
-    return math.sqrt(fx * fy * _HAND_AREA_MM2 * (hand_length_mm / 180.0) ** 2 / area_px)
 
 
 def run(data: str | Path = DEFAULT_DATA, out: str | Path = "out/pose_c1_c2", weights: str | None = None,
@@ -137,7 +129,10 @@ def run(data: str | Path = DEFAULT_DATA, out: str | Path = "out/pose_c1_c2", wei
                         continue
                     depth, mask = relative_to_metric(preds[i].relative, preds[i].mask, mean), preds[i].mask
                 else:
-                    z = _guess_distance(preds[i].mask, f.camera.fx, f.camera.fy, cond_cfg[c].hand_length_mm)
+                    if not preds[i].mask.any():
+                        status[c].append("no_hand")
+                        continue
+                    z = distance_from_mask(preds[i].mask, f.camera, cond_cfg[c].hand_length_mm)
                     depth, mask = relative_to_metric(preds[i].relative, preds[i].mask, z), preds[i].mask
                 r = tracker.step(depth, mask=mask, camera=f.camera)
                 seconds[c] += r.seconds

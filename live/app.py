@@ -137,7 +137,7 @@ def _silhouette(pipeline, result, shape) -> np.ndarray | None:
 def run_live(camera: int | None = 0, video: str | None = None, headless: bool = False, output: str | None = None,
              joints_path: str | None = None, intrinsics: str | None = None, hfov_deg: float = 60.0,
              weights: str | None = None, max_frames: int | None = None, stall_timeout: float = 5.0,
-             progress: bool = True) -> dict:
+             progress: bool = True, side: str = "right", hand_length_mm: float = 180.0) -> dict:
     """Run the live loop; returns ``{"frames", "tracked", "fps"}``. See the module docstring."""
     from depthnet.model import DepthNet
     from live.pipeline import LivePipeline, default_camera
@@ -163,7 +163,13 @@ def run_live(camera: int | None = 0, video: str | None = None, headless: bool = 
         if cam.size != (W, H):
             raise CaptureError(f"intrinsics are for {cam.width}x{cam.height} but the frames are {W}x{H}")
         net = DepthNet.load(weights) if weights else DepthNet.from_pretrained()
-        pipeline = LivePipeline(cam, net)
+        from dataclasses import replace
+
+        from live.pipeline import LiveConfig
+
+        config = LiveConfig()
+        config = replace(config, tracker=replace(config.tracker, side=side, hand_length_mm=hand_length_mm))
+        pipeline = LivePipeline(cam, net, config)
         if output:
             tmp_video = str(Path(output).with_name(f".{Path(output).stem}.partial{Path(output).suffix or '.mp4'}"))
             vfps = cap.get(cv2.CAP_PROP_FPS) or 30.0
@@ -243,6 +249,8 @@ def live_main(argv: list[str] | None = None) -> int:
     p.add_argument("--intrinsics", default=None, help="camera.json with fx, fy, cx, cy, width, height")
     p.add_argument("--hfov", type=float, default=60.0, help="horizontal field of view (deg) without --intrinsics")
     p.add_argument("--weights", default=None, help="depthnet weights (default: shipped)")
+    p.add_argument("--side", choices=("right", "left"), default="right", help="which hand to track")
+    p.add_argument("--hand-length", type=float, default=180.0, help="wrist to middle fingertip, mm")
     p.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
     p.add_argument("--stall-timeout", type=float, default=5.0, help="seconds without a frame before stopping")
     args = p.parse_args(argv)
@@ -250,7 +258,8 @@ def live_main(argv: list[str] | None = None) -> int:
         p.error("--headless needs --output and/or --joints")
     try:
         stats = run_live(None if args.video else args.camera, args.video, args.headless, args.output, args.joints,
-                         args.intrinsics, args.hfov, args.weights, args.max_frames, args.stall_timeout)
+                         args.intrinsics, args.hfov, args.weights, args.max_frames, args.stall_timeout,
+                         side=args.side, hand_length_mm=args.hand_length)
     except (CaptureError, ValueError) as e:
         log.error("%s", e)
         return 2

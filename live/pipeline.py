@@ -8,7 +8,7 @@
 2. **Depth from RGB**: depthnet on the crop: relative depth and mask, pasted into full-frame
    maps.
 3. **Metric depth from RGB alone** (as C2-rgb in experiments/pose_c1_c2.py): the relative depth
-   is placed at a distance guessed from the mask's apparent size, and the tracker treats the
+   is placed at the distance given by the palm's width in the mask (``distance_from_mask``), and the tracker treats the
    depth as known up to a constant (``depth_offset_free``), fitting the hand's distance from its
    silhouette and the known hand size.
 4. **Tracking**: the PSO tracker with temporal seeding, loss detection and re-initialisation.
@@ -18,7 +18,6 @@ Timings per stage are in ``LiveResult.timings`` (seconds).
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
@@ -31,12 +30,9 @@ from depthnet.targets import relative_to_metric
 from handrgbd.camera import CameraIntrinsics
 from renderer.projection import RegionOfInterest
 from tracker.pso import PSOConfig
-from tracker.tracking import Tracker, TrackerConfig
+from tracker.tracking import Tracker, TrackerConfig, distance_from_mask
 
 __all__ = ["LiveConfig", "LivePipeline", "LiveResult", "default_camera"]
-
-_HAND_AREA_MM2 = 9000.0  # apparent area of a 180 mm hand seen from the front
-
 
 def default_camera(width: int, height: int, hfov_deg: float = 60.0) -> CameraIntrinsics:
     """A typical webcam: square pixels, centred principal point, 60 degrees horizontal field of view."""
@@ -125,14 +121,15 @@ class LivePipeline:
             return LiveResult("no_hand", None, None, crop, relative, mask, t)
         # metric depth from RGB alone + tracking
         t2 = time.perf_counter()
-        length = self.tracker.config.hand_length_mm
-        z = math.sqrt(self.camera.fx * self.camera.fy * _HAND_AREA_MM2 * (length / 180.0) ** 2 / mask.sum())
+        z = distance_from_mask(mask, self.camera, self.tracker.config.hand_length_mm)
         depth = relative_to_metric(relative, mask, z)
         r = self.tracker.step(depth, mask=mask)
         t["tracker"] = time.perf_counter() - t2
-        if r.status == "tracked":
+        self.crop = None
+        if r.status == "tracked" and np.all(r.joints_mm[:, 2] > 50.0):
             uv = self.camera.project(r.joints_mm)
-            self.crop = RegionOfInterest.from_points(uv, margin=self.config.crop_margin, square=True)
-        else:
-            self.crop = None
+            crop = RegionOfInterest.from_points(uv, margin=self.config.crop_margin, square=True)
+            inside = crop.x1 > 0 and crop.y1 > 0 and crop.x0 < W and crop.y0 < H
+            if inside and crop.x1 - crop.x0 <= 2 * max(W, H):  # else: lost in practice, localise again
+                self.crop = crop
         return LiveResult(r.status, r.joints_mm, r.params, crop, relative, mask, t)

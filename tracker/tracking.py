@@ -45,7 +45,7 @@ from tracker.pso import PSOConfig, optimize
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TrackerConfig", "Tracker", "TrackResult", "depth_foreground", "skin_mask"]
+__all__ = ["TrackerConfig", "Tracker", "TrackResult", "depth_foreground", "skin_mask", "distance_from_mask"]
 
 MASK_SOURCES = ("depth", "given", "skin")
 
@@ -92,6 +92,23 @@ class TrackResult(NamedTuple):
     objective: float
     roi: RegionOfInterest | None
     seconds: float
+
+
+#: radius of the largest disc inside a 180 mm hand's silhouette (the palm), mm; measured on
+#: synthetic renders (33-37 mm over orientations) and scaled with the hand length
+PALM_INSCRIBED_RADIUS_MM = 34.0
+
+
+def distance_from_mask(mask: np.ndarray, camera: CameraIntrinsics, hand_length_mm: float = 180.0) -> float:
+    """Distance (mm) of a hand from its silhouette alone: the palm is the silhouette's widest
+    part, so the largest inscribed disc (radius r px) gives ``z = f * R_palm / r``. Unlike the
+    silhouette's area, this ignores a forearm or sleeve in the mask."""
+    m = np.ascontiguousarray(mask, dtype=np.uint8)
+    r = float(cv2.distanceTransform(m, cv2.DIST_L2, 5).max())
+    if r <= 0:
+        raise ValueError("distance_from_mask: the mask is empty")
+    f = math.sqrt(camera.fx * camera.fy)
+    return f * PALM_INSCRIBED_RADIUS_MM * hand_length_mm / 180.0 / r
 
 
 def depth_foreground(depth_mm: np.ndarray, threshold_mm: float = 300.0) -> np.ndarray:
