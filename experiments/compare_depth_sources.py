@@ -105,7 +105,10 @@ def _depthnet(weights: str | None, rgb_only: bool) -> Provider:
             raise ValueError(f"frame {frame.name}: depthnet sources need rgb/")
         pred = state["net"].predict(frame.rgb)
         if rgb_only:
-            return Observation(relative_to_metric(pred.relative, pred.mask, 600.0), pred.mask, offset_free=True)
+            from tracker.tracking import distance_from_mask
+
+            z = distance_from_mask(pred.mask, frame.camera) if pred.mask.any() else 600.0
+            return Observation(relative_to_metric(pred.relative, pred.mask, z), pred.mask, offset_free=True)
         mean = make_targets(_sensor(frame, state).depth_mm).mean_depth_mm
         if not np.isfinite(mean):
             return Observation(np.zeros_like(pred.relative), pred.mask)
