@@ -39,7 +39,7 @@ from synth.backgrounds import SPLITS, photo_textures, procedural_texture
 from synth.poses import axis_angle_quaternion, quaternion_multiply, sample_angles, sample_orientation
 from synth.sensor import SensorModel
 from tracker.kinematics import HandModel
-from tracker.pose import HandPose, quaternion_slerp
+from tracker.pose import LIMITS, HandPose, quaternion_slerp
 
 log = logging.getLogger(__name__)
 
@@ -271,7 +271,7 @@ def plan_sequence(config: SynthConfig, seed: int, num_frames: int, texture_mean:
         prev = keys[-1]
         step = np.concatenate([rng.normal(0, 25, 3), [0, 0, 0, 0], np.zeros(20)])
         q = quaternion_multiply(axis_angle_quaternion(rng.normal(size=3), rng.uniform(0, 0.6)), prev.orientation)
-        angles = np.clip(0.5 * prev.angles_rad + 0.5 * sample_angles(rng), *np.moveaxis(_limits(), -1, 0))
+        angles = np.clip(0.5 * prev.angles_rad + 0.5 * sample_angles(rng), LIMITS[..., 0], LIMITS[..., 1])
         pos = prev.position_mm + step[:3]
         pos[2] = np.clip(pos[2], *config.distance_mm)
         keys.append(HandPose(pos, q, angles, side))
@@ -290,12 +290,6 @@ def plan_sequence(config: SynthConfig, seed: int, num_frames: int, texture_mean:
     appearance = _sample_appearance(rng, config, texture_mean, float(poses[:, 2].mean()))
     props = _sample_props(rng, config, poses[:, :3].mean(0), appearance.background_depth_mm)
     return [FramePlan(i, poses[i], side, length, camera, appearance, props, None) for i in range(num_frames)]
-
-
-def _limits():
-    from tracker.pose import LIMITS
-
-    return LIMITS
 
 
 # ---------------------------------------------------------------------------------------------
