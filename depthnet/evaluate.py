@@ -94,7 +94,7 @@ def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, f
 
 def _panel(rgb: np.ndarray, t, rel: np.ndarray, hand: np.ndarray, size: int = 160) -> np.ndarray:
     """RGB | true relative depth | estimate | |difference| (colour-coded, 0-50 mm)."""
-    from synth.show import colorize_depth
+    from handrgbd.draw import colorize_depth
 
     def up(img):
         return cv2.resize(img, (size, size), interpolation=cv2.INTER_NEAREST)

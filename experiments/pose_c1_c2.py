@@ -38,7 +38,6 @@ import numpy as np
 
 from depthnet.model import DepthNet
 from depthnet.targets import DEPTH_SCALE_MM, make_targets, relative_to_metric
-from handrgbd.joints import BONES
 from handrgbd.recording import Recording
 from tracker.metrics import PCK_THRESHOLDS_MM, pose_metrics
 from tracker.pso import PSOConfig
@@ -224,7 +223,7 @@ def _figures(out: Path, rec: Recording, preds, joints, f_curve, curves, per_fram
         fig.savefig(out / "pck.png", dpi=100)
         plt.close(fig)
     # qualitative figure (paper's Fig. 6 + skeletons): RGB | sensor depth | estimate | difference | skeletons
-    from synth.show import colorize_depth
+    from handrgbd.draw import colorize_depth, draw_skeleton
 
     rows = []
     for i in np.unique(np.linspace(0, n - 1, min(4, n)).round().astype(int)):
@@ -244,10 +243,7 @@ def _figures(out: Path, rec: Recording, preds, joints, f_curve, curves, per_fram
         skel = f.rgb.copy()
         for c, colour in (("c1", (40, 220, 40)), ("c2", (255, 80, 40)), ("c2rgb", (60, 120, 255))):
             if c in joints and np.isfinite(joints[c][i]).all():
-                uv = f.camera.project(joints[c][i])
-                for a, b in BONES:
-                    cv2.line(skel, tuple(np.round(uv[a]).astype(int)), tuple(np.round(uv[b]).astype(int)), colour, 1,
-                             cv2.LINE_AA)
+                draw_skeleton(skel, f.camera.project(joints[c][i]), colour, 1)
         rows.append(np.concatenate([fit(f.rgb), fit(colorize_depth(np.where(hand, sensor, 0), lo, hi)),
                                     fit(colorize_depth(est, lo, hi)), fit(diff_img), fit(skel)], axis=1))
     cv2.imwrite(str(out / "qualitative.png"), np.concatenate(rows, axis=0)[..., ::-1])

@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from handrgbd.camera import CameraIntrinsics
-from handrgbd.joints import BONES
+from handrgbd.draw import colorize_depth, draw_skeleton
 
 log = logging.getLogger(__name__)
 
@@ -88,15 +88,8 @@ def annotate(rgb: np.ndarray, camera: CameraIntrinsics, result, fps: float, silh
     if silhouette is not None and silhouette.any():
         img[silhouette] = (0.55 * img[silhouette] + 0.45 * np.array([60, 140, 255])).astype(np.uint8)
     if result.joints_mm is not None:
-        uv = camera.project(result.joints_mm)
-        for a, b in BONES:
-            cv2.line(img, tuple(np.round(uv[a]).astype(int)), tuple(np.round(uv[b]).astype(int)), (40, 230, 40), 2,
-                     cv2.LINE_AA)
-        for p in uv:
-            cv2.circle(img, tuple(np.round(p).astype(int)), 3, (255, 60, 40), -1, cv2.LINE_AA)
+        draw_skeleton(img, camera.project(result.joints_mm), (40, 230, 40), 2, dot_radius=3, dot_colour=(255, 60, 40))
     if depth_panel and result.relative is not None and result.mask is not None and result.mask.any():
-        from synth.show import colorize_depth
-
         rel = np.where(result.mask, result.relative + 2.0, 0.0).astype(np.float32)
         ys, xs = np.nonzero(result.mask)
         panel = colorize_depth(rel[ys.min():ys.max() + 1, xs.min():xs.max() + 1], 1.5, 2.5)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from handrgbd.camera import CameraIntrinsics
-from handrgbd.joints import BONES
+from handrgbd.draw import draw_skeleton
 from tracker.kinematics import DEFAULT_HAND_LENGTH_MM
 from tracker.pose import CANONICAL_POSES, HandPose
 
@@ -26,13 +26,8 @@ __all__ = ["render_models", "model_main"]
 _VIEW_QUATERNION = (0.968, 0.126, 0.213, -0.028)
 
 
-def _draw_skeleton(image: np.ndarray, uv: np.ndarray, colour=(40, 220, 40)) -> None:
-    import cv2
-
-    for a, b in BONES:
-        cv2.line(image, tuple(np.round(uv[a]).astype(int)), tuple(np.round(uv[b]).astype(int)), colour, 2, cv2.LINE_AA)
-    for p in uv:
-        cv2.circle(image, tuple(np.round(p).astype(int)), 4, (250, 60, 40), -1, cv2.LINE_AA)
+def _draw_skeleton(image: np.ndarray, uv: np.ndarray) -> None:
+    draw_skeleton(image, uv, (40, 220, 40), 2, dot_radius=4, dot_colour=(250, 60, 40))
 
 
 def render_models(pose: HandPose, size: int = 480, hand_length_mm: float = DEFAULT_HAND_LENGTH_MM,

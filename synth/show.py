@@ -14,25 +14,12 @@ import sys
 import cv2
 import numpy as np
 
-from handrgbd.joints import BONES
+from handrgbd.draw import colorize_depth, draw_skeleton
 from handrgbd.recording import Frame, Recording
 
 log = logging.getLogger(__name__)
 
 __all__ = ["contact_sheet", "show_main", "colorize_depth"]
-
-
-def colorize_depth(depth_mm: np.ndarray, lo: float | None = None, hi: float | None = None) -> np.ndarray:
-    """``(H, W)`` mm -> ``(H, W, 3) uint8`` RGB (turbo colour map near = red ... far = blue; 0 black)."""
-    valid = depth_mm > 0
-    if not valid.any():
-        return np.zeros((*depth_mm.shape, 3), np.uint8)
-    lo = np.percentile(depth_mm[valid], 1) if lo is None else lo
-    hi = np.percentile(depth_mm[valid], 99) if hi is None else hi
-    t = np.clip((depth_mm - lo) / max(hi - lo, 1e-6), 0, 1)
-    img = cv2.applyColorMap((255 * (1 - t)).astype(np.uint8), cv2.COLORMAP_TURBO)[..., ::-1]
-    img[~valid] = 0
-    return img
 
 
 def _panel(frame: Frame, kind: str, size: int) -> np.ndarray:
@@ -56,11 +43,7 @@ def _panel(frame: Frame, kind: str, size: int) -> np.ndarray:
             img = (rgb if rgb is not None else colorize_depth(frame.depth_mm)).copy()
             uv = frame.camera.project(frame.joints_mm)
             scale = max(1, img.shape[0] // 128)
-            for a, b in BONES:
-                cv2.line(img, tuple(np.round(uv[a]).astype(int)), tuple(np.round(uv[b]).astype(int)), (40, 230, 40),
-                         scale, cv2.LINE_AA)
-            for p in uv:
-                cv2.circle(img, tuple(np.round(p).astype(int)), scale + 1, (255, 50, 50), -1, cv2.LINE_AA)
+            draw_skeleton(img, uv, (40, 230, 40), scale, dot_radius=scale + 1, dot_colour=(255, 50, 50))
     if img is None:
         return grey
     h, w = img.shape[:2]

@@ -48,15 +48,11 @@ def _overlay(frame, joints: np.ndarray | None, status: str) -> np.ndarray:
     """RGB (or the depth colour map) with the tracked skeleton and the frame's status, RGB uint8."""
     import cv2
 
-    from handrgbd.joints import BONES
-    from synth.show import colorize_depth
+    from handrgbd.draw import colorize_depth, draw_skeleton
 
     img = frame.rgb.copy() if frame.rgb is not None else colorize_depth(frame.depth_mm)
     if joints is not None:
-        uv = frame.camera.project(joints)
-        for a, b in BONES:
-            cv2.line(img, tuple(np.round(uv[a]).astype(int)), tuple(np.round(uv[b]).astype(int)), (40, 230, 40), 1,
-                     cv2.LINE_AA)
+        draw_skeleton(img, frame.camera.project(joints), (40, 230, 40), 1)
     cv2.putText(img, f"{frame.name} {status}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
     return img
 

@@ -1,0 +1,39 @@
+"""Drawing helpers shared by every package's figures: depth colour maps and skeletons.
+
+Both draw on ``(H, W, 3) uint8`` RGB images with OpenCV; nothing else is imported, so any
+package (depthnet, tracker, synth, live, experiments) may use them.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from handrgbd.joints import BONES
+
+__all__ = ["colorize_depth", "draw_skeleton"]
+
+
+def colorize_depth(depth_mm: np.ndarray, lo: float | None = None, hi: float | None = None) -> np.ndarray:
+    """``(H, W)`` mm -> ``(H, W, 3) uint8`` RGB (turbo colour map near = red ... far = blue; 0 black)."""
+    valid = depth_mm > 0
+    if not valid.any():
+        return np.zeros((*depth_mm.shape, 3), np.uint8)
+    lo = np.percentile(depth_mm[valid], 1) if lo is None else lo
+    hi = np.percentile(depth_mm[valid], 99) if hi is None else hi
+    t = np.clip((depth_mm - lo) / max(hi - lo, 1e-6), 0, 1)
+    img = cv2.applyColorMap((255 * (1 - t)).astype(np.uint8), cv2.COLORMAP_TURBO)[..., ::-1]
+    img[~valid] = 0
+    return img
+
+
+def draw_skeleton(image: np.ndarray, uv: np.ndarray, colour=(40, 230, 40), thickness: int = 1,
+                  dot_radius: int = 0, dot_colour=(255, 60, 40)) -> None:
+    """Draw the 20 bones of ``uv (21, 2)`` pixel coordinates on ``image`` in place; with
+    ``dot_radius`` > 0 also a dot on every joint."""
+    pts = [tuple(p) for p in np.round(uv).astype(int)]
+    for a, b in BONES:
+        cv2.line(image, pts[a], pts[b], colour, thickness, cv2.LINE_AA)
+    if dot_radius > 0:
+        for p in pts:
+            cv2.circle(image, p, dot_radius, dot_colour, -1, cv2.LINE_AA)
