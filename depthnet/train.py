@@ -11,6 +11,8 @@ written atomically (temporary file, then rename) every ``checkpoint_every`` step
 epoch end. ``--resume`` continues from it after any interruption (``kill -9`` included): the
 data order and augmentation of an epoch are a function of ``(seed, epoch)``, and the batches
 already done are skipped, so a resumed run takes exactly the steps of an uninterrupted one.
+``--init WEIGHTS`` starts from trained weights instead of a random initialisation (fine-tuning
+on new data); the optimiser and schedule start fresh, and config.json records the file's digest.
 
 Under ``torchrun --nproc_per_node K`` every process trains on its shard of each epoch's order
 (DistributedDataParallel; gloo on CPU, nccl on GPUs); rank 0 writes the files.
@@ -65,6 +67,7 @@ class TrainConfig:
     threads: int | None = None
     stop_after_epoch: int | None = None  # end early; the learning-rate schedule still follows ``epochs``
     augmentation: Augmentation = field(default_factory=Augmentation)
+    init: str | None = None             # weights file to start from (fine-tuning); ignored on resume
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS and self.model is None:
@@ -84,6 +87,8 @@ class TrainConfig:
         d = asdict(self)
         d["model"] = self.model_config.to_dict()
         d["lr_step_epochs"] = self.step_size
+        if self.init is not None:
+            d["init_sha256_10"] = file_digest(self.init) if Path(self.init).is_file() else None
         return d
 
 
@@ -134,6 +139,12 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
     data = HandDepthDataset(config.data, config.model_config.input_size, config.augmentation, config.seed)
     n = len(data) if config.max_frames is None else min(len(data), config.max_frames)
     net = DepthNet(config.model_config)
+    if config.init is not None and not (resume and ckpt_path.exists()):
+        start = DepthNet.load(config.init)  # clear errors for missing/corrupt files
+        if start.config != config.model_config:
+            raise ValueError(f"{config.init}: weights are of model {start.config}, not {config.model_config}")
+        net.load_state_dict(start.state_dict())
+        log.info("starting from %s", config.init)
     opt = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=config.step_size, gamma=config.lr_gamma)
     steps_per_epoch = (n // world) // config.batch_size
@@ -255,6 +266,8 @@ def train_main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--no-augment", action="store_true", help="disable the paper's augmentation")
     p.add_argument("--resume", action="store_true", help="continue RUN/checkpoint.pt")
+    p.add_argument("--init", default=None, metavar="WEIGHTS",
+                   help="start from these weights (fine-tuning; same model config); a resume ignores it")
     p.add_argument("--stop-after", type=int, default=None, metavar="EPOCH",
                    help="stop after this epoch (the learning-rate schedule still follows --epochs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -271,7 +284,7 @@ def train_main(argv: list[str] | None = None) -> int:
     config = TrainConfig(tuple(args.data), args.out, tuple(args.val), args.preset, model, args.epochs, args.batch_size,
                          args.lr, seed=args.seed, max_frames=args.max_frames, val_frames=args.val_frames,
                          checkpoint_every=args.checkpoint_every, threads=args.threads, stop_after_epoch=args.stop_after,
-                         augmentation=Augmentation(enabled=not args.no_augment))
+                         augmentation=Augmentation(enabled=not args.no_augment), init=args.init)
     try:
         metrics = train(config, resume=args.resume, progress=not args.no_progress)
     except (ValueError, NonFiniteLossError) as e:

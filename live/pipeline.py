@@ -3,7 +3,7 @@
 ``LivePipeline(camera).process(rgb) -> LiveResult`` for full frames ``(H, W, 3) uint8`` RGB:
 
 1. **Localisation**: when no hand is being followed, a coarse depthnet pass on the whole frame
-   gives a hand mask; its largest blob's bounding box (grown, square) becomes the crop. While
+   (letterboxed to a square) gives a hand mask; its largest blob's bounding box (grown, square) becomes the crop. While
    tracking, the crop follows the tracked hand (its projected joints, grown by 40%).
 2. **Depth from RGB**: depthnet on the crop: relative depth and mask, pasted into full-frame
    maps.
@@ -82,8 +82,14 @@ class LivePipeline:
         self.crop = None
 
     def _localise(self, rgb: np.ndarray) -> RegionOfInterest | None:
-        pred = self.net.predict(rgb)
-        mask = _largest_blob(pred.mask)
+        # letterboxed to a square (black bars, as crops past the image edge): depthnet squashes
+        # any input to its square input size, and a squashed hand is a shape it never saw
+        H, W = rgb.shape[:2]
+        side = max(H, W)
+        oy, ox = (side - H) // 2, (side - W) // 2
+        square = np.zeros((side, side, 3), np.uint8)
+        square[oy:oy + H, ox:ox + W] = rgb
+        mask = _largest_blob(self.net.predict(square).mask[oy:oy + H, ox:ox + W])
         if mask.sum() < self.config.min_mask_pixels:
             return None
         return RegionOfInterest.from_mask(mask, margin=0.25, square=True)

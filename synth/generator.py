@@ -71,6 +71,12 @@ class SynthConfig:
     distance_mm: tuple[float, float] = (400.0, 1000.0)
     crop_scale: tuple[float, float] = (1.15, 1.6)
     crop_shift: float = 0.18
+    #: share of crops drawn from ``wide_crop_scale`` instead: the hand small among background,
+    #: as on a whole webcam frame (teaches localisation and rejection of background)
+    wide_crop_prob: float = 0.25
+    wide_crop_scale: tuple[float, float] = (1.6, 3.5)
+    #: share of poses drawn from the 69 real poses (``synth.poses.sample_angles``)
+    real_pose_fraction: float = 0.3
     hand_length_mm: tuple[float, float] = (165.0, 195.0)
     second_hand_prob: float = 0.15
     sleeve_prob: float = 0.4
@@ -87,6 +93,9 @@ class SynthConfig:
             raise ValueError(f"size must be in [32, 4096], got {self.size}")
         if not 100 <= self.distance_mm[0] < self.distance_mm[1]:
             raise ValueError(f"distance_mm must be (near, far) with 100 <= near < far, got {self.distance_mm}")
+        for name in ("wide_crop_prob", "real_pose_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not 1.0 <= self.frame_aspect <= 16 / 9 + 1e-9:
             raise ValueError(f"frame_aspect must be in [1, 16/9], got {self.frame_aspect}")
 
@@ -168,7 +177,8 @@ def _sample_props(rng: np.random.Generator, config: SynthConfig, hand_centre: np
     props = []
     for _ in range(rng.integers(0, config.max_clutter + 1)):
         size = rng.uniform(60, 400, 3)
-        z = rng.uniform(hand_centre[2] + CLEARANCE_MM + 0.5 * np.linalg.norm(size), background_z + 200)
+        near = hand_centre[2] + CLEARANCE_MM + 0.5 * np.linalg.norm(size)
+        z = rng.uniform(near, max(near, background_z + 200))  # a big box near a near wall: at the wall
         xy = hand_centre[:2] * z / hand_centre[2] + rng.normal(0, 0.35 * z, 2) * [1.0, 0.6]
         q = sample_orientation(rng, uniform_fraction=1.0)
         R = HandPose([0, 0, 1], q, np.zeros((5, 4))).rotation
@@ -201,7 +211,10 @@ def _crop_camera(joints: np.ndarray, rng: np.random.Generator | None, config: Sy
     uv = cam.project(joints.reshape(-1, 3))
     pad = hand_pad_mm * cam.fx / joints.reshape(-1, 3)[:, 2].min()
     lo, hi = uv.min(0) - pad, uv.max(0) + pad + 1
-    side = (hi - lo).max() * (scale if scale is not None else rng.uniform(*config.crop_scale))
+    if scale is None:
+        wide = config.wide_crop_prob > 0 and rng.random() < config.wide_crop_prob
+        scale = rng.uniform(*(config.wide_crop_scale if wide else config.crop_scale))
+    side = (hi - lo).max() * scale
     centre = 0.5 * (lo + hi)
     if rng is not None:
         centre = centre + rng.uniform(-config.crop_shift, config.crop_shift, 2) * side
@@ -230,7 +243,8 @@ def _plausible_orientation(rng: np.random.Generator, centre: np.ndarray) -> np.n
 
 def _sample_params(rng: np.random.Generator, config: SynthConfig) -> tuple[np.ndarray, float]:
     centre, z = _place_hand(rng, config)
-    params = np.concatenate([centre, _plausible_orientation(rng, centre), sample_angles(rng).ravel()])
+    params = np.concatenate([centre, _plausible_orientation(rng, centre),
+                             sample_angles(rng, config.real_pose_fraction).ravel()])
     return params, z
 
 
@@ -248,7 +262,7 @@ def plan_frame(config: SynthConfig, seed: int, index: int, texture_mean: np.ndar
     if rng.random() < config.second_hand_prob:
         other = params.copy()
         other[3:7] = _plausible_orientation(rng, other[:3])
-        other[7:] = sample_angles(rng).ravel()
+        other[7:] = sample_angles(rng, config.real_pose_fraction).ravel()
         offset = rng.normal(0, 1, 2)
         offset = offset / np.linalg.norm(offset) * rng.uniform(0.5, 1.0) * length
         other[:2] += offset
@@ -271,7 +285,8 @@ def plan_sequence(config: SynthConfig, seed: int, num_frames: int, texture_mean:
         prev = keys[-1]
         step = np.concatenate([rng.normal(0, 25, 3), [0, 0, 0, 0], np.zeros(20)])
         q = quaternion_multiply(axis_angle_quaternion(rng.normal(size=3), rng.uniform(0, 0.6)), prev.orientation)
-        angles = np.clip(0.5 * prev.angles_rad + 0.5 * sample_angles(rng), LIMITS[..., 0], LIMITS[..., 1])
+        angles = np.clip(0.5 * prev.angles_rad + 0.5 * sample_angles(rng, config.real_pose_fraction),
+                         LIMITS[..., 0], LIMITS[..., 1])
         pos = prev.position_mm + step[:3]
         pos[2] = np.clip(pos[2], *config.distance_mm)
         keys.append(HandPose(pos, q, angles, side))
@@ -519,12 +534,17 @@ def synth_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full-frame", action="store_true", help="the whole Kinect v2 view instead of hand crops")
     parser.add_argument("--aspect", type=float, default=16 / 9,
                         help="full frames: width/height (16/9 = the whole view, 1.333 = its central 4:3 part)")
+    parser.add_argument("--real-pose-fraction", type=float, default=SynthConfig.real_pose_fraction,
+                        help="share of poses from the 69 real Intel poses (0 = the prior of the v1 weights' data)")
+    parser.add_argument("--wide-crop-prob", type=float, default=SynthConfig.wide_crop_prob,
+                        help="share of crops 1.6-3.5x the hand instead of 1.15-1.6x (0 = as the v1 weights' data)")
     parser.add_argument("--workers", type=int, default=1, help="parallel processes (output does not depend on it)")
     parser.add_argument("--mask-includes-forearm", action="store_true", help="label the forearm as hand in mask/")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     config = SynthConfig(size=args.size, split=args.split, sequence=args.sequence, full_frame=args.full_frame,
-                         frame_aspect=args.aspect,
+                         frame_aspect=args.aspect, real_pose_fraction=args.real_pose_fraction,
+                         wide_crop_prob=args.wide_crop_prob,
                          mask_includes_forearm=args.mask_includes_forearm)
     try:
         stats = generate(args.out, args.frames, args.seed, config, args.workers, progress=not args.no_progress)

@@ -5,7 +5,9 @@ Finger angles come from a mixture (``sample_angles``):
 * a canonical gesture (``tracker.CANONICAL_POSES``) with Gaussian jitter (0.12 rad),
 * free articulation: every angle uniform within its limits, with the DIP following the PIP
   (``dip = 0.7 pip + noise``, the coupling of real fingers), abduction kept uncrossed,
-* the interpolation of two such samples at a random fraction.
+* the interpolation of two such samples at a random fraction,
+* with probability ``real_fraction``: one of 69 real poses tracked by Intel RealSense
+  (``synth.intel_poses``, fitted to our parameters) with Gaussian jitter (0.08 rad).
 
 Orientations (``sample_orientation``): half uniform over all rotations (Shoemake's method), half
 "facing": palm or back of the hand toward the camera, tilted up to 70 degrees about a random
@@ -21,6 +23,7 @@ import math
 
 import numpy as np
 
+from synth.intel_poses import real_pose_angles
 from tracker.pose import CANONICAL_POSES, LIMITS, axis_angle_quaternion, quaternion_multiply
 
 __all__ = ["sample_angles", "sample_orientation", "random_rotation_quaternion", "axis_angle_quaternion",
@@ -64,9 +67,18 @@ def _gesture(rng: np.random.Generator) -> np.ndarray:
     return CANONICAL_POSES[_GESTURES[rng.integers(len(_GESTURES))]] + rng.normal(0, 0.12, (5, 4))
 
 
-def sample_angles(rng: np.random.Generator) -> np.ndarray:
-    """``(5, 4)`` finger angles (radians) within ``LIMITS``, from the mixture in the module doc."""
+def sample_angles(rng: np.random.Generator, real_fraction: float = 0.0) -> np.ndarray:
+    """``(5, 4)`` finger angles (radians) within ``LIMITS``, from the mixture in the module doc.
+    With ``real_fraction == 0`` no real pose is drawn and the random stream is the one of the
+    prior before real poses were added (older data sets reproduce)."""
+    if not 0.0 <= real_fraction <= 1.0:
+        raise ValueError(f"real_fraction must be in [0, 1], got {real_fraction}")
     u = rng.random()
+    if u < real_fraction:
+        real = real_pose_angles()
+        a = real[rng.integers(len(real))] + rng.normal(0, 0.08, (5, 4))
+        return np.clip(a, LIMITS[..., 0], LIMITS[..., 1])
+    u = (u - real_fraction) / (1.0 - real_fraction)
     if u < 0.4:
         a = _gesture(rng)
     elif u < 0.75:

@@ -127,6 +127,26 @@ def test_resume_after_interruption_matches_uninterrupted(tiny_data, tmp_path, mo
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
 
 
+def test_init_starts_from_given_weights(tiny_data, tmp_path):
+    torch.set_num_threads(1)
+    train(_tiny_config(tiny_data, tmp_path / "first"), progress=False)
+    start = tmp_path / "first" / "model.pt"
+    # lr 0: parameters stay where they started (BatchNorm statistics still move, so compare parameters)
+    train(_tiny_config(tiny_data, tmp_path / "tuned", lr=0.0, init=str(start)), progress=False)
+    train(_tiny_config(tiny_data, tmp_path / "fresh", lr=0.0, seed=1), progress=False)
+    params = {n for n, _ in DepthNet(TINY).named_parameters()}
+    a, b, c = (torch.load(tmp_path / d / "model.pt", weights_only=True)["model"] for d in ("first", "tuned", "fresh"))
+    for k in params:
+        torch.testing.assert_close(a[k], b[k])
+    assert any(not torch.equal(a[k], c[k]) for k in params)
+    config = json.loads((tmp_path / "tuned" / "config.json").read_text())
+    assert config["init"] == str(start) and len(config["init_sha256_10"]) == 10
+    other = replace(TINY, width=16)
+    with pytest.raises(ValueError, match="model.pt: weights are of model"):
+        train(TrainConfig((str(tiny_data),), str(tmp_path / "bad"), model=other, epochs=1, batch_size=2,
+                          val_frames=None, init=str(start)), progress=False)
+
+
 def test_resume_after_kill_9(tiny_data, tmp_path):
     import signal
     import time

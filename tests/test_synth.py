@@ -166,3 +166,36 @@ def test_bad_configs():
         SynthConfig(distance_mm=(900.0, 400.0))
     with pytest.raises(ValueError, match="frames"):
         generate("/nonexistent/never", 0, 1, progress=False)
+    with pytest.raises(ValueError, match="wide_crop_prob"):
+        SynthConfig(wide_crop_prob=1.5)
+    with pytest.raises(ValueError, match="real_pose_fraction"):
+        SynthConfig(real_pose_fraction=-0.1)
+
+
+def _hand_extent_in_crop(config: SynthConfig, n: int = 40) -> np.ndarray:
+    """Projected joints' extent over the crop side, per planned frame."""
+    from synth.generator import plan_frame
+    from tracker.kinematics import HandModel
+
+    out = []
+    for i in range(n):
+        plan = plan_frame(config, 11, i, np.array([0.6, 0.45, 0.35]))
+        uv = plan.camera.project(HandModel(plan.side, plan.hand_length_mm).joints(plan.params)[0])
+        out.append((uv.max(0) - uv.min(0)).max() / plan.camera.width)
+    return np.array(out)
+
+
+def test_wide_crops_show_a_smaller_hand():
+    close = _hand_extent_in_crop(SynthConfig(wide_crop_prob=0.0))
+    wide = _hand_extent_in_crop(SynthConfig(wide_crop_prob=1.0))
+    # joints span less than the padded box, so the extent is below 1 / scale
+    assert close.min() > 0.4 and np.all(wide < 1 / 1.6 + 1e-6) and np.median(wide) < 0.75 * np.median(close)
+
+
+def test_big_clutter_in_front_of_a_near_wall_plans():
+    # train split, seed 0, frame 2329: a big box whose nearest allowed depth is past the wall
+    # used to raise "high - low < 0" in numpy
+    from synth.generator import plan_frame
+
+    plan = plan_frame(SynthConfig(), 0, 2329, np.array([0.6, 0.45, 0.35]))
+    assert all(np.isfinite(p.pose).all() for p in plan.props)
