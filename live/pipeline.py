@@ -81,15 +81,30 @@ class LivePipeline:
         self.tracker.reset()
         self.crop = None
 
+    def _predict_square(self, rgb: np.ndarray, x0: int, y0: int, side: int):
+        """depthnet on the square ``(x0, y0, side)`` of the frame (black where it leaves the
+        image), pasted back at full size: ``(relative (H, W) float32, 1 outside; mask (H, W))``,
+        or None when the square misses the image."""
+        H, W = rgb.shape[:2]
+        sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + side, W), min(y0 + side, H)
+        if sx1 <= sx0 or sy1 <= sy0:
+            return None
+        patch = np.zeros((side, side, 3), np.uint8)
+        patch[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = rgb[sy0:sy1, sx0:sx1]
+        pred = self.net.predict(patch)
+        relative = np.ones((H, W), np.float32)
+        mask = np.zeros((H, W), bool)
+        relative[sy0:sy1, sx0:sx1] = pred.relative[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0]
+        mask[sy0:sy1, sx0:sx1] = pred.mask[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0]
+        return relative, mask
+
     def _localise(self, rgb: np.ndarray) -> RegionOfInterest | None:
-        # letterboxed to a square (black bars, as crops past the image edge): depthnet squashes
-        # any input to its square input size, and a squashed hand is a shape it never saw
+        # the whole frame letterboxed to a square (black bars, as crops past the image edge):
+        # depthnet squashes any input to its square input size, and a squashed hand is a shape
+        # it never saw
         H, W = rgb.shape[:2]
         side = max(H, W)
-        oy, ox = (side - H) // 2, (side - W) // 2
-        square = np.zeros((side, side, 3), np.uint8)
-        square[oy:oy + H, ox:ox + W] = rgb
-        mask = _largest_blob(self.net.predict(square).mask[oy:oy + H, ox:ox + W])
+        mask = _largest_blob(self._predict_square(rgb, -((side - W) // 2), -((side - H) // 2), side)[1])
         if mask.sum() < self.config.min_mask_pixels:
             return None
         return RegionOfInterest.from_mask(mask, margin=0.25, square=True)
@@ -108,18 +123,11 @@ class LivePipeline:
         # depthnet on the crop (pixels outside the image are black), pasted back at full size
         t1 = time.perf_counter()
         x0, y0, x1, y1 = (int(round(v)) for v in crop.box)
-        side = max(x1 - x0, y1 - y0, 16)
-        patch = np.zeros((side, side, 3), np.uint8)
-        sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + side, W), min(y0 + side, H)
-        if sx1 <= sx0 or sy1 <= sy0:
+        predicted = self._predict_square(rgb, x0, y0, max(x1 - x0, y1 - y0, 16))
+        if predicted is None:
             self.reset()
             return LiveResult("no_hand", None, None, None, None, None, t)
-        patch[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = rgb[sy0:sy1, sx0:sx1]
-        pred = self.net.predict(patch)
-        relative = np.ones((H, W), np.float32)
-        mask = np.zeros((H, W), bool)
-        relative[sy0:sy1, sx0:sx1] = pred.relative[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0]
-        mask[sy0:sy1, sx0:sx1] = pred.mask[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0]
+        relative, mask = predicted
         mask = _largest_blob(mask)
         t["depthnet"] = time.perf_counter() - t1
         if mask.sum() < self.config.min_mask_pixels:
