@@ -31,7 +31,8 @@ from depthnet.layers import Hourglass, Residual
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DepthNetConfig", "DepthNet", "DepthNetOutput", "PRESETS", "Prediction", "WEIGHTS_DIR"]
+__all__ = ["DepthNetConfig", "DepthNet", "DepthNetOutput", "PRESETS", "Prediction", "WEIGHTS_DIR", "pretrained_path",
+           "file_digest"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
@@ -166,11 +167,7 @@ class DepthNet(nn.Module):
     @classmethod
     def from_pretrained(cls, name: str = "cpu") -> "DepthNet":
         """The shipped weights (``depthnet/weights/depthnet_<name>_*.pt``)."""
-        files = sorted(WEIGHTS_DIR.glob(f"depthnet_{name}_*.pt"))
-        if not files:
-            raise ValueError(f"no shipped weights for preset {name!r} in {WEIGHTS_DIR}; train them with the "
-                             f"command in the README (section: shipped weights)")
-        return cls.load(files[-1])
+        return cls.load(pretrained_path(name))
 
     @torch.no_grad()
     def predict(self, rgb: np.ndarray) -> Prediction:
@@ -211,3 +208,15 @@ def _check_rgb(rgb: np.ndarray) -> np.ndarray:
 def file_digest(path: str | Path) -> str:
     """First 10 hex digits of the file's SHA-256 (shipped weights carry it in their name)."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:10]
+
+
+def pretrained_path(name: str = "cpu") -> Path:
+    """The one shipped weights file of preset ``name``: ``depthnet/weights/depthnet_<name>_<digest>.pt``."""
+    files = sorted(WEIGHTS_DIR.glob(f"depthnet_{name}_*.pt"))
+    if not files:
+        raise ValueError(f"no shipped weights for preset {name!r} in {WEIGHTS_DIR}; train them with the "
+                         f"command in the README (section: shipped weights)")
+    if len(files) > 1:
+        raise ValueError(f"several shipped weights for preset {name!r} in {WEIGHTS_DIR}: "
+                         f"{[f.name for f in files]}; keep one")
+    return files[0]

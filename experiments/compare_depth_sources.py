@@ -5,8 +5,9 @@ RGB-only tool? For every recording folder with ground-truth joints, every named 
 and every tracker, track the sequence and score it: MPJPE, root-relative MPJPE, PA-MPJPE, 3D
 PCK AUC (0-50 mm), fraction of frames lost, fps.
 
-Depth sources are *providers*: ``provider(frame, state) -> Observation``; register your own in
-``PROVIDERS`` (see docs/compare.md). Built in:
+Depth sources are *providers*: ``provider(frame, state) -> Observation``, where ``state`` is one
+dict per tracked sequence (it holds ``hand_length_mm``, the tracker's hand length, and whatever the
+provider keeps between frames); register your own in ``PROVIDERS`` (see docs/compare.md). Built in:
 
 * ``clean``: ``depth_gt/``, the noise-free rendered depth;
 * ``sensor``: ``depth/``, the Kinect-like sensor depth;
@@ -24,7 +25,8 @@ install it instead of failing.
 
 Outputs: a terminal table, ``OUT/comparison.csv``, ``OUT/comparison.json`` (list of rows),
 ``OUT/pck.png`` (one curve per row). Rows run in parallel (``--workers``) with a progress bar;
-finished rows are kept in ``OUT/rows/`` and reused when the command is run again.
+finished rows are kept in ``OUT/rows/`` and reused when the command is run again (keyed by data,
+source, tracker and the digest of a depthnet source's weights).
 
     python -m experiments.compare_depth_sources --data data/embedded/test_sequence \\
         --sources clean sensor degraded:8:0.3 depthnet depthnet-rgb --trackers pso:64x25 mediapipe
@@ -105,9 +107,11 @@ def _depthnet(weights: str | None, rgb_only: bool) -> Provider:
             raise ValueError(f"frame {frame.name}: depthnet sources need rgb/")
         pred = state["net"].predict(frame.rgb)
         if rgb_only:
+            from tracker.kinematics import DEFAULT_HAND_LENGTH_MM
             from tracker.tracking import distance_from_mask
 
-            z = distance_from_mask(pred.mask, frame.camera) if pred.mask.any() else 600.0
+            length = state.get("hand_length_mm", DEFAULT_HAND_LENGTH_MM)  # the tracker's hand, as pose_c1_c2 and live
+            z = distance_from_mask(pred.mask, frame.camera, length) if pred.mask.any() else 600.0
             return Observation(relative_to_metric(pred.relative, pred.mask, z), pred.mask, offset_free=True)
         mean = make_targets(_sensor(frame, state).depth_mm).mean_depth_mm
         if not np.isfinite(mean):
@@ -135,13 +139,30 @@ def make_provider(spec: str) -> Provider:
 
 @dataclass(frozen=True)
 class Row:
+    """One table row. ``inputs`` fingerprints what the name does not say (the weights file's
+    digest for depthnet sources), so a cached row is not reused after the weights change."""
+
     data: str
     source: str
     tracker: str
+    inputs: str = ""
 
     @property
     def key(self) -> str:
-        return hashlib.sha1(f"{self.data}|{self.source}|{self.tracker}".encode()).hexdigest()[:16]
+        return hashlib.sha1(f"{self.data}|{self.source}|{self.tracker}|{self.inputs}".encode()).hexdigest()[:16]
+
+
+def _inputs_fingerprint(source: str) -> str:
+    """The digest of the weights a depthnet source uses ('' for the other sources)."""
+    name, *args = source.split(":")
+    if not name.startswith("depthnet"):
+        return ""
+    from depthnet.model import file_digest, pretrained_path
+
+    path = Path(args[0]) if args else pretrained_path()
+    if not path.is_file():
+        raise ValueError(f"depth source {source!r}: weights file {path} not found")
+    return file_digest(path)
 
 
 def _metrics(pred: np.ndarray, gt: np.ndarray, statuses: list[str], seconds: float, absolute: bool = True) -> dict:
@@ -166,7 +187,7 @@ def _run_pso(row: Row, rec: Recording, spec: str) -> dict:
     provider = make_provider(row.source)
     side, length = infer_side_and_length(rec.poses[0].astype(float), rec.joints_mm[0].astype(float))
     base = TrackerConfig(side=side, hand_length_mm=length, pso=PSOConfig(particles, generations), backend=backend)
-    state: dict = {}
+    state: dict = {"hand_length_mm": length}
     joints = np.full((len(rec), 21, 3), np.nan)
     statuses, seconds = [], 0.0
     tracker = None
@@ -233,13 +254,14 @@ def compare(data: list[str], sources: list[str], trackers: list[str], out: str |
 
     for s in sources:
         make_provider(s)  # fail early on a bad name
+    inputs = {s: _inputs_fingerprint(s) for s in sources}
     out = Path(out)
     (out / "rows").mkdir(parents=True, exist_ok=True)
     rows = []
     for d in data:
         for t in trackers:
             for s in (sources if t != "mediapipe" else ["rgb"]):
-                rows.append(Row(d, s, t))
+                rows.append(Row(d, s, t, inputs.get(s, "")))
     results: dict[str, dict] = {}
     todo = []
     for r in rows:
@@ -292,7 +314,8 @@ def _write(out: Path, table: list[dict]) -> None:
             ax.plot(PCK_THRESHOLDS_MM, r["pck_curve"], label=f"{r['source']} / {r['tracker']}")
     ax.set(xlabel="threshold (mm)", ylabel="3D PCK", xlim=(0, 50), ylim=(0, 1))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    if ax.lines:  # rows without a curve (errors, root-relative only) have nothing to label
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "pck.png", dpi=100)
     plt.close(fig)

@@ -13,11 +13,28 @@ JIT = dict(nogil=True, cache=True, fastmath=False)
 
 @numba.njit(parallel=True, **JIT)
 def tile_sums_kernel(rendered: np.ndarray, observed: np.ndarray, mask: np.ndarray, d_max: float,
-                     out: np.ndarray) -> None:
+                     free_offset: bool, out: np.ndarray) -> None:
     """rendered (N, M) float32, observed (M,) float32, mask (M,) bool -> out (N, 3) float64:
-    sum over the union of min(|o - r|, d_max), union count, intersection count."""
+    sum over the union of min(|o + delta - r|, d_max), union count, intersection count.
+
+    delta = 0, or with ``free_offset`` the mean of r - o over the pixels where both have depth
+    and the mask is set (observed depth known only up to a constant), added inside the mask.
+    The tracker's CPU kernel (``tracker._raycast.score_tiles_kernel``) fuses the same sums into
+    its ray casting; the two are kept in their own modules because numba's on-disk cache does
+    not notice a change in a callee from another file, and a test pins one to the other."""
     n, m = rendered.shape
     for h in numba.prange(n):
+        delta = 0.0
+        if free_offset:
+            acc = 0.0
+            cnt = 0
+            for k in range(m):
+                r = rendered[h, k]
+                if r > 0.0 and mask[k] and observed[k] > 0.0:
+                    acc += r - observed[k]
+                    cnt += 1
+            if cnt > 0:
+                delta = acc / cnt
         diff = 0.0
         union = 0
         inter = 0
@@ -27,7 +44,8 @@ def tile_sums_kernel(rendered: np.ndarray, observed: np.ndarray, mask: np.ndarra
             om = mask[k]
             if rm or om:
                 union += 1
-                d = abs(observed[k] - r)
+                o = observed[k] + delta if om else observed[k]
+                d = abs(o - r)
                 diff += d if d < d_max else d_max
                 if rm and om:
                     inter += 1

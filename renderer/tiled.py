@@ -95,12 +95,15 @@ class TileSums(NamedTuple):
 
 
 def tile_sums(rendered_mm: np.ndarray, observed_mm: np.ndarray, observed_mask: np.ndarray,
-              d_max_mm: float) -> TileSums:
+              d_max_mm: float, free_offset: bool = False) -> TileSums:
     """The three sums of Oikonomidis et al.'s depth term, for all hypotheses at once.
 
     rendered_mm : ``(N, T, T) float32`` rendered depth (0 = background).
     observed_mm : ``(T, T)`` observed depth in the same tile (0 = no reading).
     observed_mask : ``(T, T) bool`` observed hand mask.
+    free_offset : the observed depth is known only up to a constant (relative depth from RGB):
+        each hypothesis shifts the observation inside the mask by the mean rendered - observed
+        difference over the pixels both cover.
     Pixels where one side has no depth count the clamp value ``d_max_mm``.
     """
     r = np.asarray(rendered_mm, dtype=np.float32)
@@ -113,7 +116,7 @@ def tile_sums(rendered_mm: np.ndarray, observed_mm: np.ndarray, observed_mask: n
     n = r.shape[0]
     out = np.empty((n, 3), dtype=np.float64)
     tile_sums_kernel(np.ascontiguousarray(r.reshape(n, -1)), np.ascontiguousarray(o.reshape(-1)),
-                     np.ascontiguousarray(m.reshape(-1)), float(d_max_mm), out)
+                     np.ascontiguousarray(m.reshape(-1)), float(d_max_mm), bool(free_offset), out)
     return TileSums(out[:, 0], out[:, 1], out[:, 2])
 
 
@@ -468,8 +471,9 @@ class HypothesisRenderer:
             GL.glEnableVertexAttribArray(loc)
 
     def score(self, transforms: np.ndarray, camera: CameraIntrinsics, roi: RegionOfInterest | None,
-              observed_mm: np.ndarray, observed_mask: np.ndarray, d_max_mm: float) -> tuple[np.ndarray, TileSums]:
+              observed_mm: np.ndarray, observed_mask: np.ndarray, d_max_mm: float,
+              free_offset: bool = False) -> tuple[np.ndarray, TileSums]:
         """Render and compute :func:`tile_sums` against observed tiles ``(T, T)`` (see
         :meth:`RegionOfInterest.sample`). Returns ``(depth (N, T, T), TileSums)``."""
         depth = self.render(transforms, camera, roi)
-        return depth, tile_sums(depth, observed_mm, observed_mask, d_max_mm)
+        return depth, tile_sums(depth, observed_mm, observed_mask, d_max_mm, free_offset)

@@ -43,3 +43,30 @@ def test_custom_provider_in_a_few_lines(tmp_path, monkeypatch):
     assert row["source"] == "median5" and np.isfinite(row["mpjpe_mm"])
     with pytest.raises(ValueError, match="unknown depth source"):
         make_provider("lidar")
+
+
+def test_changed_weights_are_not_reused(tmp_path, monkeypatch):
+    """A depthnet row cached with one weights file is re-run when that file changes."""
+    import shutil
+
+    import experiments.compare_depth_sources as cds
+    from depthnet.model import pretrained_path
+
+    ran = []
+
+    def fake_run_row(row):
+        ran.append(row)
+        return {"data": row.data, "source": row.source, "tracker": row.tracker, "frames": 1, "mpjpe_mm": 1.0}
+
+    monkeypatch.setattr(cds, "run_row", fake_run_row)
+    weights = tmp_path / "w.pt"
+    shutil.copy(pretrained_path(), weights)
+    sources, out = [f"depthnet:{weights}", "clean"], tmp_path / "cmp"
+    compare([DEFAULT_DATA], sources, ["pso:8x2:cpu"], out, progress=False)
+    compare([DEFAULT_DATA], sources, ["pso:8x2:cpu"], out, progress=False)
+    assert [r.source for r in ran] == sources  # the second run reused both rows
+    weights.write_bytes(weights.read_bytes() + b"\0")  # same path, other bytes
+    compare([DEFAULT_DATA], sources, ["pso:8x2:cpu"], out, progress=False)
+    assert [r.source for r in ran] == [*sources, sources[0]]  # only the depthnet row ran again
+    with pytest.raises(ValueError, match="not found"):
+        compare([DEFAULT_DATA], [f"depthnet:{tmp_path / 'missing.pt'}"], ["pso:8x2:cpu"], out, progress=False)

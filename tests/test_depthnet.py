@@ -245,3 +245,16 @@ def test_ablation_runs_and_resumes(tiny_data, tmp_path, monkeypatch):
     assert again == res  # finished variants are reused
     text = ablation.table(res)
     assert "24.64" in text and "0+1" in text
+
+
+def test_pretrained_path_finds_exactly_one_file(tmp_path, monkeypatch):
+    import depthnet.model as dm
+
+    monkeypatch.setattr(dm, "WEIGHTS_DIR", tmp_path)
+    with pytest.raises(ValueError, match="no shipped weights"):
+        dm.pretrained_path("cpu")
+    (tmp_path / "depthnet_cpu_aaaaaaaaaa.pt").write_bytes(b"x")
+    assert dm.pretrained_path("cpu").name == "depthnet_cpu_aaaaaaaaaa.pt"
+    (tmp_path / "depthnet_cpu_bbbbbbbbbb.pt").write_bytes(b"y")
+    with pytest.raises(ValueError, match="several shipped weights"):
+        dm.pretrained_path("cpu")

@@ -173,17 +173,23 @@ def test_depth_test_keeps_the_nearest_surface(gl_context):
     assert d[0][15:17, 15:17].min() == pytest.approx(480.0, abs=0.1)
 
 
-def _tile_sums_reference(rendered, observed, mask, d_max):
-    """Plain loops, straight from the paper's definition."""
+def _tile_sums_reference(rendered, observed, mask, d_max, free_offset=False):
+    """Plain loops, straight from the paper's definition; ``free_offset`` first moves the masked
+    observation by the mean rendered - observed difference where both have depth."""
     out = []
     for r in rendered:
+        o = observed.astype(float)
+        if free_offset:
+            both = (r > 0) & mask & (observed > 0)
+            if both.any():
+                o = np.where(mask, o + float(np.mean(r[both].astype(float) - o[both])), o)
         diff = union = inter = 0.0
         for i in range(r.shape[0]):
             for j in range(r.shape[1]):
                 rm, om = r[i, j] > 0, bool(mask[i, j])
                 if rm or om:
                     union += 1
-                    diff += min(abs(float(observed[i, j]) - float(r[i, j])), d_max)
+                    diff += min(abs(float(o[i, j]) - float(r[i, j])), d_max)
                 inter += rm and om
         out.append((diff, union, inter))
     return np.array(out)
@@ -194,9 +200,23 @@ def test_tile_sums_match_reference():
     rendered = np.where(rng.random((5, 12, 12)) < 0.4, rng.uniform(400, 700, (5, 12, 12)), 0).astype(np.float32)
     observed = np.where(rng.random((12, 12)) < 0.8, rng.uniform(400, 700, (12, 12)), 0).astype(np.float32)
     mask = (observed > 0) & (rng.random((12, 12)) < 0.6)
-    sums = tile_sums(rendered, observed, mask, 40.0)
-    ref = _tile_sums_reference(rendered, observed, mask, 40.0)
-    np.testing.assert_allclose(np.stack(sums, -1), ref, rtol=1e-5)
+    for free in (False, True):
+        sums = tile_sums(rendered, observed, mask, 40.0, free_offset=free)
+        ref = _tile_sums_reference(rendered, observed, mask, 40.0, free_offset=free)
+        np.testing.assert_allclose(np.stack(sums, -1), ref, rtol=1e-5)
+
+
+def test_free_offset_ignores_a_constant_shift_of_the_observation():
+    rng = np.random.default_rng(8)
+    rendered = np.where(rng.random((4, 16, 16)) < 0.5, rng.uniform(450, 550, (4, 16, 16)), 0).astype(np.float32)
+    observed = rendered[2] + rng.normal(0, 3, (16, 16)).astype(np.float32) * (rendered[2] > 0)
+    mask = observed > 0
+    base = np.stack(tile_sums(rendered, observed, mask, 40.0, free_offset=True), -1)
+    moved = np.stack(tile_sums(rendered, np.where(mask, observed + 150, 0), mask, 40.0, free_offset=True), -1)
+    np.testing.assert_allclose(moved, base, rtol=1e-4)
+    fixed = np.stack(tile_sums(rendered, np.where(mask, observed + 150, 0), mask, 40.0), -1)
+    assert fixed[2, 0] >= 0.99 * 40.0 * fixed[2, 1]  # without it, 150 mm clamps every pixel
+    assert base[2, 0] < 5.0 * base[2, 1]  # with it, the noise is all that is left
 
 
 def test_score_of_the_true_pose_is_best(gl_context, vga_camera):

@@ -85,6 +85,11 @@ def test_gl_and_cpu_backends_agree(gl_context):
         kc = np.zeros(48)
         e1, e2 = objective_from_sums(s1, kc, ObjectiveConfig()), objective_from_sums(s2, kc, ObjectiveConfig())
         np.testing.assert_allclose(e1[1:], e2[1:], rtol=0.01)
+        rel = np.where(obs > 0, obs - 300.0, 0)  # known up to a constant, as depth from RGB
+        f1 = objective_from_sums(cpu.sums(T, CAM, roi, rel, obs > 0, 40.0, free_offset=True), kc, ObjectiveConfig())
+        f2 = objective_from_sums(gl.sums(T, CAM, roi, rel, obs > 0, 40.0, free_offset=True), kc, ObjectiveConfig())
+        np.testing.assert_allclose(f1[1:], f2[1:], rtol=0.01)
+        assert f1[0] == pytest.approx(e1[0], abs=1e-3) and np.argmin(f1) == 0  # the offset found is 300 mm
     finally:
         gl.close()
 

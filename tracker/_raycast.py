@@ -167,7 +167,8 @@ def score_tiles_kernel(transforms, kinds, taper, fx, fy, cx, cy, near, far, obse
     """Ray-cast and reduce at once: sums (N, 3) = (sum over union of min(|o + delta - r|, d_max),
     union count, intersection count); observed (T, T) mm, mask (T, T) bool. delta = 0, or with
     ``free_offset`` the mean of r - o over the pixels both cover (observed depth known only up
-    to a constant, as relative depth from RGB)."""
+    to a constant, as relative depth from RGB). The same sums as ``renderer.tiled.tile_sums``
+    (kept apart: numba's cache does not see a change in another module's callee; tests pin both)."""
     n = transforms.shape[0]
     size = observed.shape[0]
     for h in numba.prange(n):

@@ -119,17 +119,7 @@ class GlScorer:
         return self.renderer.render(transforms, camera, roi)
 
     def sums(self, transforms, camera, roi, observed_mm, observed_mask, d_max_mm, free_offset: bool = False) -> TileSums:
-        if not free_offset:
-            return self.renderer.score(transforms, camera, roi, observed_mm, observed_mask, d_max_mm)[1]
-        depth = self.renderer.render(transforms, camera, roi)
-        both = (depth > 0) & observed_mask & (observed_mm > 0)
-        count = both.sum(axis=(1, 2))
-        delta = np.where(count > 0, np.where(both, depth - observed_mm, 0).sum(axis=(1, 2)) / np.maximum(count, 1), 0)
-        shifted = np.where(observed_mask, observed_mm[None] + delta[:, None, None], observed_mm[None]).astype(np.float32)
-        from renderer.tiled import tile_sums
-
-        parts = [tile_sums(depth[k:k + 1], shifted[k], observed_mask, d_max_mm) for k in range(depth.shape[0])]
-        return TileSums(*(np.concatenate(x) for x in zip(*parts)))
+        return self.renderer.score(transforms, camera, roi, observed_mm, observed_mask, d_max_mm, free_offset)[1]
 
     def close(self) -> None:
         self.renderer.close()
