@@ -4,6 +4,9 @@
   metric with the true hand's mean depth (the paper's setting): ``200 |D_T est - D_T true|``.
 * F(e), e = 0..100 mm: fraction of true hand pixels with error below e (the paper's Fig. 5).
 * IoU of the predicted mask (last mask stage > 0.5) with the true hand (eq. 1 on true depth).
+* E by hand size: frames binned by the fraction of the output the true hand covers
+  (``HAND_FRACTION_BINS``); a hand far away or in a wide crop is a few output pixels wide, and
+  most of them are edges.
 
 Ground truth is ``depth_gt/`` when present (synthetic), else ``depth/`` (a real sensor), both
 at the network's output resolution (nearest neighbour). Frames are resized whole to the input
@@ -33,6 +36,8 @@ log = logging.getLogger(__name__)
 __all__ = ["evaluate", "eval_main", "THRESHOLDS_MM"]
 
 THRESHOLDS_MM = np.arange(0, 101)
+#: bins of the fraction of output pixels that are true hand, for E by hand size
+HAND_FRACTION_BINS = (0.0, 0.08, 0.15, 0.25, 1.0)
 _NO_AUG = Augmentation(enabled=False)
 
 
@@ -56,7 +61,8 @@ def _frames(net: DepthNet, rec: Recording, indices, batch: int = 8):
 def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, figure: str | Path | None = None,
              figure_frames: int = 4) -> dict:
     """Metrics on a recording folder (needs rgb/ and depth/ or depth_gt/). Returns
-    ``{"depth_error_mm", "iou", "frames", "pixels", "f_curve": [(e, F(e))...]}``; with ``figure``
+    ``{"depth_error_mm", "iou", "frames", "pixels", "f_curve": [(e, F(e))...], "by_hand_fraction":
+    [{"hand_fraction": [lo, hi], "frames", "depth_error_mm"}...]}``; with ``figure``
     also writes the paper's Fig. 6 style panel (RGB | true depth | estimate | difference)."""
     rec = Recording(folder)
     if not rec.has_rgb or not (rec.has_depth or rec.has_depth_gt):
@@ -66,6 +72,7 @@ def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, f
     was_training = net.training
     net.eval()
     errors, inter, union, frames = [], 0, 0, 0
+    size_sums = np.zeros((len(HAND_FRACTION_BINS) - 1, 3))  # per bin: frames, error sum, pixels
     panels = []
     show = set(indices[np.linspace(0, n - 1, min(figure_frames, n)).round().astype(int)]) if figure else set()
     for f, rgb, depth, rel, mask in _frames(net, rec, indices):
@@ -76,6 +83,8 @@ def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, f
         hand = t.mask > 0
         err = np.abs(rel - t.relative)[hand] * DEPTH_SCALE_MM
         errors.append(err)
+        b = min(np.searchsorted(HAND_FRACTION_BINS, hand.mean(), side="right") - 1, len(size_sums) - 1)
+        size_sums[b] += (1, err.sum(), err.size)
         pred_mask = (mask > 0.5) if mask is not None else (rel < 0.5)
         inter += (pred_mask & hand).sum()
         union += (pred_mask | hand).sum()
@@ -88,8 +97,10 @@ def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, f
     curve = [(int(e), float((err < e).mean())) for e in THRESHOLDS_MM]
     if figure and panels:
         cv2.imwrite(str(figure), np.concatenate(panels, axis=0)[..., ::-1])
+    by_size = [{"hand_fraction": [lo, hi], "frames": int(n), "depth_error_mm": float(e / px) if px else None}
+               for (lo, hi), (n, e, px) in zip(zip(HAND_FRACTION_BINS[:-1], HAND_FRACTION_BINS[1:]), size_sums)]
     return {"depth_error_mm": float(err.mean()), "iou": float(inter / max(union, 1)), "frames": frames,
-            "pixels": int(err.size), "f_curve": curve}
+            "pixels": int(err.size), "f_curve": curve, "by_hand_fraction": by_size}
 
 
 def _panel(rgb: np.ndarray, t, rel: np.ndarray, hand: np.ndarray, size: int = 160) -> np.ndarray:
@@ -134,12 +145,17 @@ def eval_main(argv: list[str] | None = None) -> int:
             w.writerows(m["f_curve"])
         _plot_curve(m["f_curve"], out / "f_curve.png")
         (out / "metrics.json").write_text(json.dumps({k: v for k, v in m.items() if k != "f_curve"}, indent=1))
-    summary = {"depth_error_mm": m["depth_error_mm"], "iou": m["iou"], "frames": m["frames"]}
+    summary = {"depth_error_mm": m["depth_error_mm"], "iou": m["iou"], "frames": m["frames"],
+               "by_hand_fraction": m["by_hand_fraction"]}
     if args.json:
         print(json.dumps(summary))
     else:
         print(f"E = {m['depth_error_mm']:.2f} mm over {m['pixels']} hand pixels, IoU = {m['iou']:.3f}, "
               f"{m['frames']} frames (paper: E 22.88 mm, IoU 0.84)")
+        for b in m["by_hand_fraction"]:
+            e = "-" if b["depth_error_mm"] is None else f"{b['depth_error_mm']:.2f} mm"
+            print(f"  hand covers {b['hand_fraction'][0]:.0%}-{b['hand_fraction'][1]:.0%} of the image: "
+                  f"E = {e} over {b['frames']} frames")
     return 0
 
 

@@ -205,6 +205,10 @@ def test_evaluate_and_predict(tiny_data, tmp_path):
     f = [v for _, v in m["f_curve"]]
     assert f == sorted(f) and f[0] == 0.0
     assert (tmp_path / "fig.png").exists()
+    bins = m["by_hand_fraction"]  # the size bins partition the frames; E is their pixel-weighted mean
+    assert sum(b["frames"] for b in bins) == m["frames"]
+    per_bin = [b["depth_error_mm"] for b in bins if b["frames"]]
+    assert min(per_bin) - 1e-4 <= m["depth_error_mm"] <= max(per_bin) + 1e-4
     assert eval_main(["--data", str(tiny_data), "--weights", str(run / "model.pt"), "--out", str(tmp_path / "o")]) == 0
     assert {"depth_error_mm", "iou", "frames"} <= set(json.loads((tmp_path / "o" / "metrics.json").read_text()))
     pred = net.predict(np.zeros((50, 70, 3), np.uint8))
