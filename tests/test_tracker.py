@@ -189,3 +189,18 @@ def test_track_command_writes_results_and_overlays(tmp_path):
     assert np.isfinite(res["mpjpe_mm"]) and res["mpjpe_mm"] < 50
     assert np.load(tmp_path / "joints.npy").shape == (4, 21, 3)
     assert len(list((tmp_path / "overlay").glob("*.png"))) == 4
+
+
+def test_offset_free_tracking_finds_the_distance_from_the_silhouette():
+    """Depth known up to a constant: a start 200 mm too far comes back to the true distance, from
+    the silhouette's size alone (the regression on real estimated depth is in test_pose_c1_c2)."""
+    truth = _pose(z=450.0)
+    depth = _render_full(truth)
+    shifted = np.where(depth > 0, depth - 150.0, 0.0).astype(np.float32)  # off by a constant
+    start = truth.copy()
+    start[2] += 200.0
+    with Tracker(CAM, TrackerConfig(backend="cpu", seed=5, depth_offset_free=True, mask_source="given")) as tr:
+        tr.reset(start)
+        for _ in range(8):
+            r = tr.step(shifted, mask=depth > 0)
+    assert r.status == "tracked" and abs(r.params[2] - truth[2]) < 20.0

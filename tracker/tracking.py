@@ -270,6 +270,11 @@ class Tracker:
             roi = RegionOfInterest.from_mask(hand, margin=0.15)
         else:
             uv = camera.project(self.model.joints(self.previous)[0])
+            if cfg.depth_offset_free:
+                # the silhouette is the only evidence of distance: the tile must see all of it, or a
+                # hypothesis that drifts away shrinks the tile onto part of the hand and runs off
+                ys, xs = np.nonzero(hand)
+                uv = np.vstack([uv, [[xs.min(), ys.min()], [xs.max(), ys.max()]]])
             roi = RegionOfInterest.from_points(uv, margin=cfg.roi_margin)
         T = cfg.tile_size
         obs_tile = roi.sample(np.where(hand, depth, 0.0), T).astype(np.float32)
