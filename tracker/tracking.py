@@ -9,7 +9,8 @@ time:
    depthnet's, condition C2); ``"skin"`` a skin-colour detector on ``rgb`` (YCrCb box) inside
    the depth foreground. Fewer than ``min_hand_pixels`` -> status ``"no_hand"``.
 2. Region of interest: the previous solution's projected joints, grown by ``roi_margin``
-   (FORTH's zoomed virtual camera); on (re-)initialisation, the mask's bounding box. The
+   (FORTH's zoomed virtual camera), and with ``depth_offset_free`` also the mask's box; on
+   (re-)initialisation, the mask's bounding box. The
    observed depth (on the mask) and the mask are resampled onto the T x T tile grid.
 3. PSO (``tracker.pso``): the swarm is seeded around the previous frame's solution (particle 0
    is that solution itself); on initialisation, around the best of a grid of canonical poses
