@@ -155,7 +155,7 @@ class Row:
 def _inputs_fingerprint(source: str) -> str:
     """The digest of the weights a depthnet source uses ('' for the other sources)."""
     name, *args = source.split(":")
-    if not name.startswith("depthnet"):
+    if name not in ("depthnet", "depthnet-rgb"):  # the built-in sources whose argument is a weights file
         return ""
     from depthnet.model import file_digest, pretrained_path
 
