@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 
 from handrgbd.camera import CameraIntrinsics
-from synth.backgrounds import SPLITS, photo_textures, procedural_texture
+from synth.backgrounds import SPLITS, collage_texture, photo_textures, procedural_texture
 from synth.poses import axis_angle_quaternion, quaternion_multiply, sample_angles, sample_orientation
 from synth.sensor import SensorModel
 from tracker.kinematics import HandModel
@@ -81,6 +81,9 @@ class SynthConfig:
     second_hand_prob: float = 0.15
     sleeve_prob: float = 0.4
     table_prob: float = 0.4
+    #: share of backgrounds turned into a dead-leaves collage over the photo or procedural texture
+    #: (``synth.backgrounds.collage_texture``): skin-like blobs and edges the network must reject
+    collage_prob: float = 0.5
     max_clutter: int = 4
     mask_includes_forearm: bool = False
     keyframe_every: int = 24
@@ -93,7 +96,7 @@ class SynthConfig:
             raise ValueError(f"size must be in [32, 4096], got {self.size}")
         if not 100 <= self.distance_mm[0] < self.distance_mm[1]:
             raise ValueError(f"distance_mm must be (near, far) with 100 <= near < far, got {self.distance_mm}")
-        for name in ("wide_crop_prob", "real_pose_fraction"):
+        for name in ("wide_crop_prob", "real_pose_fraction", "collage_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not 1.0 <= self.frame_aspect <= 16 / 9 + 1e-9:
@@ -112,6 +115,7 @@ class Appearance(NamedTuple):
     background: int                 # index into the split's photos, or -1 - k for procedural seed k
     background_tint: np.ndarray
     background_depth_mm: float
+    collage: int = -1               # seed of a collage over that background, or -1 for none
 
 
 class Prop(NamedTuple):
@@ -167,6 +171,13 @@ def _sample_appearance(rng: np.random.Generator, config: SynthConfig, texture_me
         background_tint=rng.uniform(0.6, 1.2, 3),
         background_depth_mm=float(rng.uniform(hand_z + CLEARANCE_MM + 100, max(hand_z + CLEARANCE_MM + 200, 3500.0))),
     )
+
+
+def _with_collage(appearance: Appearance, rng: np.random.Generator, config: SynthConfig) -> Appearance:
+    # its own random stream, so that the rest of a plan is what it was before collages existed
+    if rng.random() < config.collage_prob:
+        return appearance._replace(collage=int(rng.integers(1 << 31)))
+    return appearance
 
 
 def _sample_props(rng: np.random.Generator, config: SynthConfig, hand_centre: np.ndarray,
@@ -256,7 +267,7 @@ def plan_frame(config: SynthConfig, seed: int, index: int, texture_mean: np.ndar
     length = float(rng.uniform(*config.hand_length_mm))
     joints = HandModel(side, length).joints(params)[0]
     camera = _full_camera(config) if config.full_frame else _crop_camera(joints, rng, config)
-    appearance = _sample_appearance(rng, config, texture_mean, z)
+    appearance = _with_collage(_sample_appearance(rng, config, texture_mean, z), _rng(config, seed, index, 1), config)
     props = _sample_props(rng, config, params[:3], appearance.background_depth_mm)
     second = None
     if rng.random() < config.second_hand_prob:
@@ -302,7 +313,8 @@ def plan_sequence(config: SynthConfig, seed: int, num_frames: int, texture_mean:
     poses = np.array(poses)
     joints = model.joints(poses)
     camera = _full_camera(config) if config.full_frame else _crop_camera(joints, None, config, scale=1.1)
-    appearance = _sample_appearance(rng, config, texture_mean, float(poses[:, 2].mean()))
+    appearance = _with_collage(_sample_appearance(rng, config, texture_mean, float(poses[:, 2].mean())),
+                               _rng(config, seed, 1 << 30, 1), config)
     props = _sample_props(rng, config, poses[:, :3].mean(0), appearance.background_depth_mm)
     return [FramePlan(i, poses[i], side, length, camera, appearance, props, None) for i in range(num_frames)]
 
@@ -363,10 +375,15 @@ class FrameRenderer:
         from renderer.mesh import Mesh
 
         a = plan.appearance
-        if a.background >= 0:
+        temporary = a.background < 0 or a.collage >= 0
+        if not temporary:
             handle = self.photos[a.background]
         else:
-            tex = procedural_texture(np.random.default_rng(-1 - a.background), 256)
+            photos = photo_textures(self.config.split)
+            tex = (photos[a.background] if a.background >= 0 else
+                   procedural_texture(np.random.default_rng(-1 - a.background), 256))
+            if a.collage >= 0:
+                tex = collage_texture(np.random.default_rng(a.collage), tex, photos)
             v, f, uv = self._quad
             handle = self.renderer.upload(Mesh(v, f, uv=uv, texture=tex, label=SCENE_LABEL))
         handle.set_material(tint=a.background_tint)
@@ -377,7 +394,7 @@ class FrameRenderer:
         centre = cam.unproject(np.array([(cam.width - 1) / 2, (cam.height - 1) / 2]), z)
         pose = np.diag([half_w, half_w, 1.0, 1.0])
         pose[:3, 3] = centre
-        return handle, pose, a.background < 0
+        return handle, pose, temporary
 
     def render(self, plan: FramePlan, noise_rng: np.random.Generator):
         """-> (rgb uint8, depth_mm float32 (sensor), depth_gt_mm float32, mask bool)."""
@@ -538,13 +555,15 @@ def synth_main(argv: list[str] | None = None) -> int:
                         help="share of poses from the 69 real Intel poses (0 = the prior of the v1 weights' data)")
     parser.add_argument("--wide-crop-prob", type=float, default=SynthConfig.wide_crop_prob,
                         help="share of crops 1.6-3.5x the hand instead of 1.15-1.6x (0 = as the v1 weights' data)")
+    parser.add_argument("--collage-prob", type=float, default=SynthConfig.collage_prob,
+                        help="share of dead-leaves collage backgrounds (0 = as the v1-v3 weights' data)")
     parser.add_argument("--workers", type=int, default=1, help="parallel processes (output does not depend on it)")
     parser.add_argument("--mask-includes-forearm", action="store_true", help="label the forearm as hand in mask/")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     config = SynthConfig(size=args.size, split=args.split, sequence=args.sequence, full_frame=args.full_frame,
                          frame_aspect=args.aspect, real_pose_fraction=args.real_pose_fraction,
-                         wide_crop_prob=args.wide_crop_prob,
+                         wide_crop_prob=args.wide_crop_prob, collage_prob=args.collage_prob,
                          mask_includes_forearm=args.mask_includes_forearm)
     try:
         stats = generate(args.out, args.frames, args.seed, config, args.workers, progress=not args.no_progress)

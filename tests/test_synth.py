@@ -10,7 +10,7 @@ import pytest
 
 from handrgbd.camera import CameraIntrinsics
 from handrgbd.recording import Recording
-from synth.backgrounds import photo_textures
+from synth.backgrounds import collage_texture, photo_textures
 from synth.generator import SynthConfig, generate, make_plans
 from synth.sensor import SensorModel, surface_cosine
 
@@ -170,6 +170,8 @@ def test_bad_configs():
         SynthConfig(wide_crop_prob=1.5)
     with pytest.raises(ValueError, match="real_pose_fraction"):
         SynthConfig(real_pose_fraction=-0.1)
+    with pytest.raises(ValueError, match="collage_prob"):
+        SynthConfig(collage_prob=1.5)
 
 
 def _hand_extent_in_crop(config: SynthConfig, n: int = 40) -> np.ndarray:
@@ -199,3 +201,44 @@ def test_big_clutter_in_front_of_a_near_wall_plans():
 
     plan = plan_frame(SynthConfig(), 0, 2329, np.array([0.6, 0.45, 0.35]))
     assert all(np.isfinite(p.pose).all() for p in plan.props)
+
+
+def test_collage_texture_layers_shapes_over_the_base():
+    base = np.full((64, 64, 3), 128, np.uint8)
+    a = collage_texture(np.random.default_rng(5), base, (), size=128)
+    assert a.shape == (128, 128, 3) and a.dtype == np.uint8
+    np.testing.assert_array_equal(a, collage_texture(np.random.default_rng(5), base, (), size=128))
+    skin = []
+    for seed in range(12):
+        c = collage_texture(np.random.default_rng(seed), base, (), size=128).astype(int)
+        covered = np.abs(c - 128).max(-1) > 12  # shapes over the flat grey base (shading ramps included)
+        assert 0.02 < covered.mean() < 1.0
+        r, g, b = c[..., 0], c[..., 1], c[..., 2]
+        skin.append(((r > 90) & (g > 0.5 * r) & (g < 0.9 * r) & (b < 0.97 * g) & (b > 0.5 * g)).mean())
+    assert np.mean(skin) > 0.02  # skin-like distractors are common
+
+
+def test_collage_backgrounds_change_only_the_background(gl_context):
+    """collage_prob has its own random stream: hand, camera and scene are those of the plain plan."""
+    from synth.generator import FrameRenderer
+
+    plain = make_plans(SynthConfig(size=96, collage_prob=0.0), 3, 40)
+    mixed = make_plans(SynthConfig(size=96, collage_prob=0.5), 3, 40)
+    assert all(p.appearance.collage == -1 for p in plain)
+    assert 8 <= sum(m.appearance.collage >= 0 for m in mixed) <= 32
+    for p, m in zip(plain, mixed):
+        np.testing.assert_array_equal(p.params, m.params)
+        np.testing.assert_array_equal(p.appearance.skin_tint, m.appearance.skin_tint)
+        assert p.camera == m.camera and p.appearance.background == m.appearance.background
+    i = next(k for k, m in enumerate(mixed) if m.appearance.collage >= 0)
+    with FrameRenderer(SynthConfig(size=96), context=gl_context) as r:
+        rgb0, _, gt0, mask0 = r.render(plain[i], np.random.default_rng(0))
+        rgb1, _, gt1, mask1 = r.render(mixed[i], np.random.default_rng(0))
+    np.testing.assert_array_equal(mask0, mask1)
+    np.testing.assert_array_equal(gt0, gt1)
+    import cv2
+
+    inner = cv2.erode(mask0.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0  # away from the blurred edge
+    assert inner.sum() > 50
+    np.testing.assert_array_equal(rgb0[inner], rgb1[inner])
+    assert np.abs(rgb0.astype(int) - rgb1)[~mask0].mean() > 5  # the background is not the plain one
