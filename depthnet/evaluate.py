@@ -44,6 +44,7 @@ _NO_AUG = Augmentation(enabled=False)
 @torch.no_grad()
 def _frames(net: DepthNet, rec: Recording, indices, batch: int = 8):
     s = net.config.input_size
+    device = next(net.parameters()).device
     for start in range(0, len(indices), batch):
         items = []
         for i in indices[start:start + batch]:
@@ -52,10 +53,11 @@ def _frames(net: DepthNet, rec: Recording, indices, batch: int = 8):
             rgb, depth = augment_pair(f.rgb, gt, s, _NO_AUG, np.random.default_rng(0))
             items.append((f, rgb, depth))
         x = torch.from_numpy(np.stack([it[1] for it in items]).transpose(0, 3, 1, 2).copy()).float() / 255.0
-        out = net(x)
+        out = net(x.to(device))
+        est = out.depth.cpu().numpy()
+        masks = out.mask.cpu().numpy() if out.mask is not None else None
         for k, (f, rgb, depth) in enumerate(items):
-            mask = out.mask[k, 0].numpy() if out.mask is not None else None
-            yield f, rgb, _downsample_depth(depth, 4), out.depth[k, 0].numpy(), mask
+            yield f, rgb, _downsample_depth(depth, 4), est[k, 0], masks[k, 0] if masks is not None else None
 
 
 def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, figure: str | Path | None = None,

@@ -16,6 +16,11 @@ on new data); the optimiser and schedule start fresh, and config.json records th
 
 Under ``torchrun --nproc_per_node K`` every process trains on its shard of each epoch's order
 (DistributedDataParallel; gloo on CPU, nccl on GPUs); rank 0 writes the files.
+
+``--device auto`` trains on the GPU when torch sees one (process ``LOCAL_RANK``'s GPU under
+torchrun), else on the CPU; ``--workers N`` decodes and augments batches in N loader processes.
+Neither changes what is trained on: a sample's augmentation is a function of ``(seed, epoch,
+index)`` wherever it is computed, and checkpoints resume on either device.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn import functional as F
+from torch.utils.data import DataLoader
 
 from depthnet.data import Augmentation, HandDepthDataset, collate
 from depthnet.model import PRESETS, DepthNet, DepthNetConfig, file_digest
@@ -68,12 +74,18 @@ class TrainConfig:
     stop_after_epoch: int | None = None  # end early; the learning-rate schedule still follows ``epochs``
     augmentation: Augmentation = field(default_factory=Augmentation)
     init: str | None = None             # weights file to start from (fine-tuning); ignored on resume
+    device: str = "auto"                # "auto" (cuda when available), "cpu" or "cuda"
+    workers: int = 0                    # data-loader processes (0: load in the training process)
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS and self.model is None:
             raise ValueError(f"unknown preset {self.preset!r}; choose from {sorted(PRESETS)}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be >= 1")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be auto, cpu or cuda, not {self.device!r}")
+        if self.workers < 0:
+            raise ValueError(f"workers must be >= 0, not {self.workers}")
 
     @property
     def model_config(self) -> DepthNetConfig:
@@ -121,10 +133,23 @@ def _distributed() -> tuple[int, int]:
     return (dist.get_rank(), dist.get_world_size()) if world > 1 else (0, 1)
 
 
+def _training_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise ValueError("--device cuda: torch sees no CUDA GPU")
+    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    torch.cuda.set_device(device)
+    return device
+
+
 def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
     """Train; returns the final metrics. Files go to ``config.out`` (rank 0 only)."""
     from tqdm import tqdm
 
+    device = _training_device(config.device)  # before the process group: nccl wants the GPU set
     rank, world = _distributed()
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -145,6 +170,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
             raise ValueError(f"{config.init}: weights are of model {start.config}, not {config.model_config}")
         net.load_state_dict(start.state_dict())
         log.info("starting from %s", config.init)
+    net.to(device)
     opt = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=config.step_size, gamma=config.lr_gamma)
     steps_per_epoch = (n // world) // config.batch_size
@@ -162,7 +188,10 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
         if start_step >= steps_per_epoch:
             start_epoch, start_step = start_epoch + 1, 0
         log.info("resuming %s at epoch %d step %d", ckpt_path, start_epoch, start_step)
-    model = torch.nn.parallel.DistributedDataParallel(net) if world > 1 else net
+    if world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    else:
+        model = net
 
     def save(epoch: int, step_in_epoch: int) -> None:
         if rank == 0:
@@ -182,11 +211,14 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
         bar = tqdm(total=steps_per_epoch, initial=first, disable=not progress or rank != 0,
                    desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch")
         running, t0 = 0.0, time.perf_counter()
-        for step in range(first, steps_per_epoch):
-            idx = shard[step * config.batch_size:(step + 1) * config.batch_size]
-            batch = collate([data[int(i)] for i in idx])
-            pred = model(batch.rgb)
-            losses = stage_losses(pred.stages, config.model_config.mask_stages, batch.mask, batch.relative)
+        batches = [[int(i) for i in shard[k * config.batch_size:(k + 1) * config.batch_size]]
+                   for k in range(first, steps_per_epoch)]
+        loader = DataLoader(data, batch_sampler=batches, collate_fn=collate, num_workers=config.workers,
+                            pin_memory=device.type == "cuda")
+        for step, batch in enumerate(loader, start=first):
+            pred = model(batch.rgb.to(device, non_blocking=True))
+            losses = stage_losses(pred.stages, config.model_config.mask_stages, batch.mask.to(device, non_blocking=True),
+                                  batch.relative.to(device, non_blocking=True))
             loss = losses.sum()
             if not torch.isfinite(loss):
                 save(epoch, step)
@@ -264,6 +296,9 @@ def train_main(argv: list[str] | None = None) -> int:
     p.add_argument("--val-frames", type=int, default=200, help="validation frames per epoch")
     p.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="train on the GPU when there is one (auto), or force cpu / cuda")
+    p.add_argument("--workers", type=int, default=0, help="data-loader processes (0: none)")
     p.add_argument("--no-augment", action="store_true", help="disable the paper's augmentation")
     p.add_argument("--resume", action="store_true", help="continue RUN/checkpoint.pt")
     p.add_argument("--init", default=None, metavar="WEIGHTS",
@@ -284,7 +319,8 @@ def train_main(argv: list[str] | None = None) -> int:
     config = TrainConfig(tuple(args.data), args.out, tuple(args.val), args.preset, model, args.epochs, args.batch_size,
                          args.lr, seed=args.seed, max_frames=args.max_frames, val_frames=args.val_frames,
                          checkpoint_every=args.checkpoint_every, threads=args.threads, stop_after_epoch=args.stop_after,
-                         augmentation=Augmentation(enabled=not args.no_augment), init=args.init)
+                         augmentation=Augmentation(enabled=not args.no_augment), init=args.init,
+                         device=args.device, workers=args.workers)
     try:
         metrics = train(config, resume=args.resume, progress=not args.no_progress)
     except (ValueError, NonFiniteLossError) as e:

@@ -127,6 +127,23 @@ def test_resume_after_interruption_matches_uninterrupted(tiny_data, tmp_path, mo
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
 
 
+def test_loader_workers_train_the_same_steps(tiny_data, tmp_path):
+    # augmentation is a function of (seed, epoch, index): loading in worker processes changes nothing
+    torch.set_num_threads(1)
+    train(replace(_tiny_config(tiny_data, tmp_path / "inline"), epochs=1), progress=False)
+    train(replace(_tiny_config(tiny_data, tmp_path / "workers"), epochs=1, workers=2, device="cpu"), progress=False)
+    a, b = (torch.load(tmp_path / d / "model.pt", weights_only=True)["model"] for d in ("inline", "workers"))
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="device must be"):
+        _tiny_config(tiny_data, tmp_path / "x", device="gpu")
+    with pytest.raises(ValueError, match="workers must be"):
+        _tiny_config(tiny_data, tmp_path / "x", workers=-1)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            train(_tiny_config(tiny_data, tmp_path / "cuda", device="cuda"), progress=False)
+
+
 def test_init_starts_from_given_weights(tiny_data, tmp_path):
     torch.set_num_threads(1)
     train(_tiny_config(tiny_data, tmp_path / "first"), progress=False)
