@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 __all__ = ["TrainConfig", "train", "train_main", "stage_losses", "NonFiniteLossError", "export_weights"]
 
 
+DEVICES = ("auto", "cpu", "cuda")  # auto: cuda when torch sees a GPU
+
+
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite (message names the batch's frames)."""
 
@@ -82,7 +85,7 @@ class TrainConfig:
             raise ValueError(f"unknown preset {self.preset!r}; choose from {sorted(PRESETS)}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be >= 1")
-        if self.device not in ("auto", "cpu", "cuda"):
+        if self.device not in DEVICES:
             raise ValueError(f"device must be auto, cpu or cuda, not {self.device!r}")
         if self.workers < 0:
             raise ValueError(f"workers must be >= 0, not {self.workers}")
@@ -296,7 +299,7 @@ def train_main(argv: list[str] | None = None) -> int:
     p.add_argument("--val-frames", type=int, default=200, help="validation frames per epoch")
     p.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+    p.add_argument("--device", choices=DEVICES, default="auto",
                    help="train on the GPU when there is one (auto), or force cpu / cuda")
     p.add_argument("--workers", type=int, default=0, help="data-loader processes (0: none)")
     p.add_argument("--no-augment", action="store_true", help="disable the paper's augmentation")
