@@ -29,6 +29,7 @@ import argparse
 import csv
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -79,6 +80,7 @@ class TrainConfig:
     init: str | None = None             # weights file to start from (fine-tuning); ignored on resume
     device: str = "auto"                # "auto" (cuda when available), "cpu" or "cuda"
     workers: int = 0                    # data-loader processes (0: load in the training process)
+    hand_weight: float = 1.0            # depth stages: squared error on true hand pixels x this (1: the paper)
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS and self.model is None:
@@ -89,6 +91,8 @@ class TrainConfig:
             raise ValueError(f"device must be auto, cpu or cuda, not {self.device!r}")
         if self.workers < 0:
             raise ValueError(f"workers must be >= 0, not {self.workers}")
+        if not (self.hand_weight >= 1.0 and math.isfinite(self.hand_weight)):
+            raise ValueError(f"hand_weight must be finite and >= 1, not {self.hand_weight}")
 
     @property
     def model_config(self) -> DepthNetConfig:
@@ -107,13 +111,21 @@ class TrainConfig:
         return d
 
 
-def stage_losses(stages: torch.Tensor, mask_stages: int, mask: torch.Tensor, relative: torch.Tensor) -> torch.Tensor:
+def stage_losses(stages: torch.Tensor, mask_stages: int, mask: torch.Tensor, relative: torch.Tensor,
+                 hand_weight: float = 1.0) -> torch.Tensor:
     """``(S,)`` per-stage MSE: stages ``(B, S, 1, h, w)``; the first ``mask_stages`` against
-    ``mask (B, 1, h, w)``, the rest against ``relative``."""
+    ``mask (B, 1, h, w)``, the rest against ``relative``. With ``hand_weight`` w > 1 a depth
+    stage's loss is the mean of ``(1 + (w - 1) mask) (pred - relative)^2``: the hand's shape
+    weighs more against the background (w = 1 is the paper's plain MSE)."""
+    weight = 1.0 + (hand_weight - 1.0) * mask if hand_weight != 1.0 else None
     losses = []
     for s in range(stages.shape[1]):
-        target = mask if s < mask_stages else relative
-        losses.append(F.mse_loss(stages[:, s], target))
+        if s < mask_stages:
+            losses.append(F.mse_loss(stages[:, s], mask))
+        elif weight is None:
+            losses.append(F.mse_loss(stages[:, s], relative))
+        else:
+            losses.append((weight * (stages[:, s] - relative) ** 2).mean())
     return torch.stack(losses)
 
 
@@ -221,7 +233,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
         for step, batch in enumerate(loader, start=first):
             pred = model(batch.rgb.to(device, non_blocking=True))
             losses = stage_losses(pred.stages, config.model_config.mask_stages, batch.mask.to(device, non_blocking=True),
-                                  batch.relative.to(device, non_blocking=True))
+                                  batch.relative.to(device, non_blocking=True), config.hand_weight)
             loss = losses.sum()
             if not torch.isfinite(loss):
                 save(epoch, step)
@@ -302,6 +314,8 @@ def train_main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", choices=DEVICES, default="auto",
                    help="train on the GPU when there is one (auto), or force cpu / cuda")
     p.add_argument("--workers", type=int, default=0, help="data-loader processes (0: none)")
+    p.add_argument("--hand-weight", type=float, default=1.0,
+                   help="weight of true hand pixels in the depth stages' squared error (1: the paper's MSE)")
     p.add_argument("--no-augment", action="store_true", help="disable the paper's augmentation")
     p.add_argument("--resume", action="store_true", help="continue RUN/checkpoint.pt")
     p.add_argument("--init", default=None, metavar="WEIGHTS",
@@ -323,7 +337,7 @@ def train_main(argv: list[str] | None = None) -> int:
                          args.lr, seed=args.seed, max_frames=args.max_frames, val_frames=args.val_frames,
                          checkpoint_every=args.checkpoint_every, threads=args.threads, stop_after_epoch=args.stop_after,
                          augmentation=Augmentation(enabled=not args.no_augment), init=args.init,
-                         device=args.device, workers=args.workers)
+                         device=args.device, workers=args.workers, hand_weight=args.hand_weight)
     try:
         metrics = train(config, resume=args.resume, progress=not args.no_progress)
     except (ValueError, NonFiniteLossError) as e:

@@ -15,7 +15,7 @@ import torch
 from depthnet.data import Augmentation, HandDepthDataset, augment_pair
 from depthnet.model import PRESETS, DepthNet, DepthNetConfig
 from depthnet.targets import make_targets, relative_to_metric
-from depthnet.train import NonFiniteLossError, TrainConfig, train
+from depthnet.train import NonFiniteLossError, TrainConfig, stage_losses, train
 
 TINY = DepthNetConfig(mask_stages=1, depth_stages=1, width=8, input_size=64, hourglass_depth=3, stem="light")
 
@@ -56,6 +56,24 @@ def test_bad_configs():
         DepthNetConfig(input_size=100)
     with pytest.raises(ValueError, match="depth_stages"):
         DepthNetConfig(depth_stages=0)
+
+
+def test_stage_losses_against_numpy():
+    rng = np.random.default_rng(3)
+    stages = rng.normal(size=(2, 4, 1, 6, 6)).astype(np.float32)
+    mask = (rng.random((2, 1, 6, 6)) > 0.6).astype(np.float32)
+    rel = np.where(mask > 0, rng.normal(0, 0.2, (2, 1, 6, 6)), 1.0).astype(np.float32)
+    t = [torch.from_numpy(a) for a in (stages, mask, rel)]
+    for w in (1.0, 7.0):
+        got = stage_losses(t[0], 2, t[1], t[2], hand_weight=w).numpy()
+        want = [((stages[:, s] - mask) ** 2).mean() for s in range(2)]
+        want += [((1 + (w - 1) * mask) * (stages[:, s] - rel) ** 2).mean() for s in range(2, 4)]
+        np.testing.assert_allclose(got, want, rtol=1e-5)
+    # the paper's loss is torch's MSE exactly
+    assert torch.equal(stage_losses(*t[:1], 2, *t[1:]), stage_losses(*t[:1], 2, *t[1:], hand_weight=1.0))
+    for bad in (0.5, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="hand_weight"):
+            TrainConfig(("d",), "o", hand_weight=bad)
 
 
 def test_augmentation_moves_rgb_and_depth_together():
