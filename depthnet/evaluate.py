@@ -3,6 +3,9 @@
 * E: mean absolute depth error (mm) over the true hand pixels of all frames, the estimate made
   metric with the true hand's mean depth (the paper's setting): ``200 |D_T est - D_T true|``.
 * F(e), e = 0..100 mm: fraction of true hand pixels with error below e (the paper's Fig. 5).
+* Flat-hand reference E: the error of an estimate that puts every true hand pixel at the hand's
+  mean depth (``D_T = 0``), from the truth alone. E is only informative below it: it says how
+  much of the hand's shape the network gets.
 * IoU of the predicted mask (last mask stage > 0.5) with the true hand (eq. 1 on true depth).
 * E by hand size: frames binned by the fraction of the output the true hand covers
   (``HAND_FRACTION_BINS``); a hand far away or in a wide crop is a few output pixels wide, and
@@ -63,7 +66,7 @@ def _frames(net: DepthNet, rec: Recording, indices, batch: int = 8):
 def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, figure: str | Path | None = None,
              figure_frames: int = 4) -> dict:
     """Metrics on a recording folder (needs rgb/ and depth/ or depth_gt/). Returns
-    ``{"depth_error_mm", "iou", "frames", "pixels", "f_curve": [(e, F(e))...], "by_hand_fraction":
+    ``{"depth_error_mm", "flat_error_mm", "iou", "frames", "pixels", "f_curve": [(e, F(e))...], "by_hand_fraction":
     [{"hand_fraction": [lo, hi], "frames", "depth_error_mm"}...]}``; with ``figure``
     also writes the paper's Fig. 6 style panel (RGB | true depth | estimate | difference)."""
     rec = Recording(folder)
@@ -73,7 +76,7 @@ def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, f
     indices = np.linspace(0, len(rec) - 1, n).round().astype(int) if n < len(rec) else np.arange(n)
     was_training = net.training
     net.eval()
-    errors, inter, union, frames = [], 0, 0, 0
+    errors, inter, union, frames, flat_sum = [], 0, 0, 0, 0.0
     size_sums = np.zeros((len(HAND_FRACTION_BINS) - 1, 3))  # per bin: frames, error sum, pixels
     panels = []
     show = set(indices[np.linspace(0, n - 1, min(figure_frames, n)).round().astype(int)]) if figure else set()
@@ -85,6 +88,7 @@ def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, f
         hand = t.mask > 0
         err = np.abs(rel - t.relative)[hand] * DEPTH_SCALE_MM
         errors.append(err)
+        flat_sum += float(np.abs(t.relative[hand]).sum()) * DEPTH_SCALE_MM
         b = min(np.searchsorted(HAND_FRACTION_BINS, hand.mean(), side="right") - 1, len(size_sums) - 1)
         size_sums[b] += (1, err.sum(), err.size)
         pred_mask = (mask > 0.5) if mask is not None else (rel < 0.5)
@@ -101,7 +105,7 @@ def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, f
         cv2.imwrite(str(figure), np.concatenate(panels, axis=0)[..., ::-1])
     by_size = [{"hand_fraction": [lo, hi], "frames": int(n), "depth_error_mm": float(e / px) if px else None}
                for (lo, hi), (n, e, px) in zip(zip(HAND_FRACTION_BINS[:-1], HAND_FRACTION_BINS[1:]), size_sums)]
-    return {"depth_error_mm": float(err.mean()), "iou": float(inter / max(union, 1)), "frames": frames,
+    return {"depth_error_mm": float(err.mean()), "flat_error_mm": flat_sum / err.size, "iou": float(inter / max(union, 1)), "frames": frames,
             "pixels": int(err.size), "f_curve": curve, "by_hand_fraction": by_size}
 
 
@@ -147,13 +151,15 @@ def eval_main(argv: list[str] | None = None) -> int:
             w.writerows(m["f_curve"])
         _plot_curve(m["f_curve"], out / "f_curve.png")
         (out / "metrics.json").write_text(json.dumps({k: v for k, v in m.items() if k != "f_curve"}, indent=1))
-    summary = {"depth_error_mm": m["depth_error_mm"], "iou": m["iou"], "frames": m["frames"],
+    summary = {"depth_error_mm": m["depth_error_mm"], "flat_error_mm": m["flat_error_mm"], "iou": m["iou"],
+               "frames": m["frames"],
                "by_hand_fraction": m["by_hand_fraction"]}
     if args.json:
         print(json.dumps(summary))
     else:
         print(f"E = {m['depth_error_mm']:.2f} mm over {m['pixels']} hand pixels, IoU = {m['iou']:.3f}, "
-              f"{m['frames']} frames (paper: E 22.88 mm, IoU 0.84)")
+              f"{m['frames']} frames (paper: E 22.88 mm, IoU 0.84); a flat hand at its mean depth: "
+              f"E = {m['flat_error_mm']:.2f} mm")
         for b in m["by_hand_fraction"]:
             e = "-" if b["depth_error_mm"] is None else f"{b['depth_error_mm']:.2f} mm"
             print(f"  hand covers {b['hand_fraction'][0]:.0%}-{b['hand_fraction'][1]:.0%} of the image: "

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from dataclasses import replace
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -240,6 +241,17 @@ def test_evaluate_and_predict(tiny_data, tmp_path):
     f = [v for _, v in m["f_curve"]]
     assert f == sorted(f) and f[0] == 0.0
     assert (tmp_path / "fig.png").exists()
+    # the flat-hand reference from the recording's truth alone (eq. 1-2 at output resolution)
+    from depthnet.data import _downsample_depth
+    from handrgbd.recording import Recording
+    rec, flat = Recording(tiny_data), []
+    for i in range(len(rec)):
+        d = rec[i].depth_gt_mm if rec[i].depth_gt_mm is not None else rec[i].depth_mm
+        d = cv2.resize(d, (net.config.input_size,) * 2, interpolation=cv2.INTER_NEAREST)
+        d = _downsample_depth(d, 4)
+        fg = (d > 0) & (d < d[d > 0].min() + 300)
+        flat.append(np.abs(d[fg] - d[fg].mean()) / 200 * 200)
+    assert m["flat_error_mm"] == pytest.approx(np.concatenate(flat).mean(), rel=1e-4)
     bins = m["by_hand_fraction"]  # the size bins partition the frames; E is their pixel-weighted mean
     assert sum(b["frames"] for b in bins) == m["frames"]
     per_bin = [b["depth_error_mm"] for b in bins if b["frames"]]
