@@ -204,3 +204,21 @@ def test_offset_free_tracking_finds_the_distance_from_the_silhouette():
         for _ in range(8):
             r = tr.step(shifted, mask=depth > 0)
     assert r.status == "tracked" and abs(r.params[2] - truth[2]) < 20.0
+
+
+def test_a_drifted_solution_does_not_cut_away_the_whole_hand():
+    """The forearm cut is relative to the previous wrist; a previous solution far beyond the
+    observed hand would cut every pixel (this crashed offset-free tracking on estimated depth)."""
+    truth = _pose(z=450.0)
+    depth = _render_full(truth)
+    j = HandModel("right").joints(truth)[0]
+    axis = (j[9] - j[0]) / np.linalg.norm(j[9] - j[0])
+    start = truth.copy()
+    start[:3] += 600.0 * axis  # every observed point lies far behind this wrist
+    for offset_free in (True, False):
+        with Tracker(CAM, TrackerConfig(backend="cpu", seed=5, depth_offset_free=offset_free,
+                                        mask_source="given")) as tr:
+            tr.reset(start)
+            assert not tr._cut_forearm(depth > 0, depth, CAM).any()  # the situation this test is about
+            r = tr.step(depth, mask=depth > 0)
+            assert r.params is not None and np.isfinite(r.objective)

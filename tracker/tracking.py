@@ -266,7 +266,11 @@ class Tracker:
             return TrackResult("no_hand", None, None, float("nan"), None, time.perf_counter() - t0)
         initialising = self.previous is None
         if not initialising and cfg.wrist_cut_mm is not None:
-            hand = self._cut_forearm(hand, depth, camera)
+            cut = self._cut_forearm(hand, depth, camera)
+            # a previous solution that has drifted off the observation would cut all of it away:
+            # then keep the whole silhouette, the evidence the swarm needs to come back
+            if cut.sum() >= cfg.min_hand_pixels:
+                hand = cut
         if initialising:
             roi = RegionOfInterest.from_mask(hand, margin=0.15)
         else:
