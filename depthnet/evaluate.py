@@ -66,8 +66,8 @@ def _frames(net: DepthNet, rec: Recording, indices, batch: int = 8):
 def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, figure: str | Path | None = None,
              figure_frames: int = 4) -> dict:
     """Metrics on a recording folder (needs rgb/ and depth/ or depth_gt/). Returns
-    ``{"depth_error_mm", "flat_error_mm", "iou", "frames", "pixels", "f_curve": [(e, F(e))...], "by_hand_fraction":
-    [{"hand_fraction": [lo, hi], "frames", "depth_error_mm"}...]}``; with ``figure``
+    ``{"depth_error_mm", "flat_error_mm", "iou", "frames", "pixels", "f_curve": [(e, F(e))...],
+    "by_hand_fraction": [{"hand_fraction": [lo, hi], "frames", "depth_error_mm"}...]}``; with ``figure``
     also writes the paper's Fig. 6 style panel (RGB | true depth | estimate | difference)."""
     rec = Recording(folder)
     if not rec.has_rgb or not (rec.has_depth or rec.has_depth_gt):
@@ -105,8 +105,8 @@ def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, f
         cv2.imwrite(str(figure), np.concatenate(panels, axis=0)[..., ::-1])
     by_size = [{"hand_fraction": [lo, hi], "frames": int(n), "depth_error_mm": float(e / px) if px else None}
                for (lo, hi), (n, e, px) in zip(zip(HAND_FRACTION_BINS[:-1], HAND_FRACTION_BINS[1:]), size_sums)]
-    return {"depth_error_mm": float(err.mean()), "flat_error_mm": flat_sum / err.size, "iou": float(inter / max(union, 1)), "frames": frames,
-            "pixels": int(err.size), "f_curve": curve, "by_hand_fraction": by_size}
+    return {"depth_error_mm": float(err.mean()), "flat_error_mm": flat_sum / err.size,
+            "iou": float(inter / max(union, 1)), "frames": frames, "pixels": int(err.size), "f_curve": curve, "by_hand_fraction": by_size}
 
 
 def _panel(rgb: np.ndarray, t, rel: np.ndarray, hand: np.ndarray, size: int = 160) -> np.ndarray:
@@ -152,8 +152,7 @@ def eval_main(argv: list[str] | None = None) -> int:
         _plot_curve(m["f_curve"], out / "f_curve.png")
         (out / "metrics.json").write_text(json.dumps({k: v for k, v in m.items() if k != "f_curve"}, indent=1))
     summary = {"depth_error_mm": m["depth_error_mm"], "flat_error_mm": m["flat_error_mm"], "iou": m["iou"],
-               "frames": m["frames"],
-               "by_hand_fraction": m["by_hand_fraction"]}
+               "frames": m["frames"], "by_hand_fraction": m["by_hand_fraction"]}
     if args.json:
         print(json.dumps(summary))
     else:
