@@ -106,7 +106,8 @@ def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, f
     by_size = [{"hand_fraction": [lo, hi], "frames": int(n), "depth_error_mm": float(e / px) if px else None}
                for (lo, hi), (n, e, px) in zip(zip(HAND_FRACTION_BINS[:-1], HAND_FRACTION_BINS[1:]), size_sums)]
     return {"depth_error_mm": float(err.mean()), "flat_error_mm": flat_sum / err.size,
-            "iou": float(inter / max(union, 1)), "frames": frames, "pixels": int(err.size), "f_curve": curve, "by_hand_fraction": by_size}
+            "iou": float(inter / max(union, 1)), "frames": frames, "pixels": int(err.size), "f_curve": curve,
+            "by_hand_fraction": by_size}
 
 
 def _panel(rgb: np.ndarray, t, rel: np.ndarray, hand: np.ndarray, size: int = 160) -> np.ndarray:
