@@ -52,7 +52,7 @@ from tracker.metrics import PCK_THRESHOLDS_MM, auc, pa_mpjpe, pck_curve, root_re
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Observation", "PROVIDERS", "make_provider", "run_row", "compare", "main"]
+__all__ = ["Observation", "PROVIDERS", "make_provider", "run_row", "compare", "pooled", "format_table", "main"]
 
 DEFAULT_DATA = str(Path(__file__).resolve().parents[1] / "data" / "embedded" / "test_sequence")
 MEDIAPIPE_HINT = "pip install 'handrgbd[mediapipe]'  (mediapipe==0.10.21; it pins numpy<2: use a separate venv)"
@@ -146,10 +146,12 @@ class Row:
     source: str
     tracker: str
     inputs: str = ""
+    seed: int = 0
 
     @property
     def key(self) -> str:
-        return hashlib.sha1(f"{self.data}|{self.source}|{self.tracker}|{self.inputs}".encode()).hexdigest()[:16]
+        seed = f"|seed={self.seed}" if self.seed else ""  # seed 0 keeps the keys rows were cached under before
+        return hashlib.sha1(f"{self.data}|{self.source}|{self.tracker}|{self.inputs}{seed}".encode()).hexdigest()[:16]
 
 
 def _inputs_fingerprint(source: str) -> str:
@@ -169,7 +171,7 @@ def _metrics(pred: np.ndarray, gt: np.ndarray, statuses: list[str], seconds: flo
     curve = pck_curve(pred, gt)
     from tracker.metrics import mpjpe
 
-    return {"mpjpe_mm": mpjpe(pred, gt) if absolute else None, "rr_mpjpe_mm": root_relative_mpjpe(pred, gt),
+    return {"scored_frames": int(np.isfinite(pred).all(axis=(1, 2)).sum()), "mpjpe_mm": mpjpe(pred, gt) if absolute else None, "rr_mpjpe_mm": root_relative_mpjpe(pred, gt),
             "pa_mpjpe_mm": pa_mpjpe(pred, gt), "pck_auc_0_50": auc(curve) if absolute else None,
             "lost_fraction": float(np.mean([s != "tracked" for s in statuses])) if statuses else None,
             "fps": len(statuses) / seconds if seconds > 0 else None,
@@ -186,7 +188,8 @@ def _run_pso(row: Row, rec: Recording, spec: str) -> dict:
     backend = parts[2] if len(parts) > 2 else "auto"
     provider = make_provider(row.source)
     side, length = infer_side_and_length(rec.poses[0].astype(float), rec.joints_mm[0].astype(float))
-    base = TrackerConfig(side=side, hand_length_mm=length, pso=PSOConfig(particles, generations), backend=backend)
+    base = TrackerConfig(side=side, hand_length_mm=length, pso=PSOConfig(particles, generations), backend=backend,
+                         seed=row.seed)
     state: dict = {"hand_length_mm": length}
     joints = np.full((len(rec), 21, 3), np.nan)
     statuses, seconds = [], 0.0
@@ -245,11 +248,17 @@ def run_row(row: Row) -> dict:
     else:
         raise ValueError(f"unknown tracker {row.tracker!r}: pso:PxG[:backend] or mediapipe")
     return {"data": row.data, "source": "rgb" if row.tracker == "mediapipe" else row.source, "tracker": row.tracker,
-            "frames": len(rec), **res}
+            "seed": row.seed if row.tracker != "mediapipe" else None, "frames": len(rec), **res}
 
 
 def compare(data: list[str], sources: list[str], trackers: list[str], out: str | Path, workers: int = 1,
-            progress: bool = True) -> list[dict]:
+            progress: bool = True, seeds: tuple[int, ...] = (0,)) -> list[dict]:
+    """Track every (data, source, tracker, seed) row; returns the rows, in that order.
+
+    ``seeds``: the PSO trackers' random seeds (each seed is one row; MediaPipe runs once). With
+    several data folders or seeds, ``OUT/pooled.json`` holds each (source, tracker) pooled over
+    its rows (see :func:`pooled`).
+    """
     from tqdm import tqdm
 
     for s in sources:
@@ -261,7 +270,8 @@ def compare(data: list[str], sources: list[str], trackers: list[str], out: str |
     for d in data:
         for t in trackers:
             for s in (sources if t != "mediapipe" else ["rgb"]):
-                rows.append(Row(d, s, t, inputs.get(s, "")))
+                for seed in (seeds if t != "mediapipe" else (0,)):
+                    rows.append(Row(d, s, t, inputs.get(s, ""), int(seed)))
     results: dict[str, dict] = {}
     todo = []
     for r in rows:
@@ -293,12 +303,59 @@ def compare(data: list[str], sources: list[str], trackers: list[str], out: str |
     return table
 
 
-FIELDS = ("data", "source", "tracker", "frames", "mpjpe_mm", "rr_mpjpe_mm", "pa_mpjpe_mm", "pck_auc_0_50",
+FIELDS = ("data", "source", "tracker", "seed", "frames", "scored_frames", "mpjpe_mm", "rr_mpjpe_mm", "pa_mpjpe_mm", "pck_auc_0_50",
           "lost_fraction", "fps", "error")
+
+
+#: pooled as means over frames: weighted by each row's scored frames (frames with joints)
+_PER_SCORED_FRAME = ("mpjpe_mm", "rr_mpjpe_mm", "pa_mpjpe_mm", "pck_auc_0_50")
+
+
+def pooled(table: list[dict]) -> list[dict]:
+    """Each (source, tracker) over all its rows (data folders and seeds), one dict per pair.
+
+    MPJPE, root-relative MPJPE, PA-MPJPE and PCK AUC are per-frame means, so they pool as means
+    weighted by each row's scored frames (frames with joints; ``frames`` for rows cached before
+    that field existed): the value over all frames together. ``lost_fraction`` pools weighted by
+    ``frames``, fps as all frames over all seconds. Rows with an error are left out. ``rows``
+    counts the rows pooled and ``mpjpe_worst_mm`` is the worst row's MPJPE, because one lost
+    sequence can dominate the pooled value.
+    """
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in table:
+        if not r.get("error"):
+            groups.setdefault((r["source"], r["tracker"]), []).append(r)
+    result = []
+    for (source, tracker), rows in groups.items():
+        frames = np.array([r["frames"] for r in rows], np.float64)
+        scored = np.array([r.get("scored_frames", r["frames"]) for r in rows], np.float64)
+        p = {"data": f"pooled over {len(rows)} rows", "source": source, "tracker": tracker, "rows": len(rows),
+             "frames": int(frames.sum()), "scored_frames": int(scored.sum())}
+        for k in _PER_SCORED_FRAME:
+            v = np.array([np.nan if r.get(k) is None else r[k] for r in rows], np.float64)
+            ok = np.isfinite(v) & (scored > 0)
+            p[k] = float((v[ok] * scored[ok]).sum() / scored[ok].sum()) if ok.any() else None
+        lost = np.array([np.nan if r.get("lost_fraction") is None else r["lost_fraction"] for r in rows])
+        ok = np.isfinite(lost)
+        p["lost_fraction"] = float((lost[ok] * frames[ok]).sum() / frames[ok].sum()) if ok.any() else None
+        fps = np.array([np.nan if r.get("fps") is None else r["fps"] for r in rows])
+        ok = np.isfinite(fps) & (fps > 0)
+        p["fps"] = float(frames[ok].sum() / (frames[ok] / fps[ok]).sum()) if ok.any() else None
+        worst = [r["mpjpe_mm"] for r in rows if r.get("mpjpe_mm") is not None]
+        p["mpjpe_worst_mm"] = float(max(worst)) if worst else None
+        result.append(p)
+    return result
+
+
+def _several(table: list[dict]) -> bool:
+    """More than one data folder or tracker seed (MediaPipe rows have no seed)."""
+    return len({r["data"] for r in table}) > 1 or len({r.get("seed") for r in table} - {None}) > 1
 
 
 def _write(out: Path, table: list[dict]) -> None:
     (out / "comparison.json").write_text(json.dumps([{k: r.get(k) for k in FIELDS} for r in table], indent=1) + "\n")
+    if _several(table):
+        (out / "pooled.json").write_text(json.dumps(pooled(table), indent=1) + "\n")
     with open(out / "comparison.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=FIELDS)
         w.writeheader()
@@ -322,17 +379,32 @@ def _write(out: Path, table: list[dict]) -> None:
 
 
 def format_table(table: list[dict]) -> str:
+    """The rows as a text table; with several data folders or seeds, each row names its folder
+    and seed, and the rows pooled per (source, tracker) follow (:func:`pooled`)."""
     def f(v, spec=".1f"):
         return "-" if v is None else format(v, spec)
 
-    lines = [f"{'source':<22}{'tracker':<16}{'MPJPE':>7}{'RR':>7}{'PA':>7}{'AUC':>7}{'lost':>6}{'fps':>7}", "-" * 79]
-    for r in table:
+    several = _several(table)
+    head = f"{'data':<22}{'seed':>5} " if several else ""
+    lines = [f"{head}{'source':<22}{'tracker':<16}{'MPJPE':>7}{'RR':>7}{'PA':>7}{'AUC':>7}{'lost':>6}{'fps':>7}"]
+    lines.append("-" * len(lines[0]))
+
+    def line(r: dict, data: str, seed: str) -> str:
+        lead = f"{data[-22:]:<22}{seed:>5} " if several else ""
         if r.get("error"):
-            lines.append(f"{r['source']:<22}{r['tracker']:<16}  {r['error']}")
-            continue
-        lines.append(f"{r['source']:<22}{r['tracker']:<16}{f(r['mpjpe_mm']):>7}{f(r['rr_mpjpe_mm']):>7}"
-                     f"{f(r['pa_mpjpe_mm']):>7}{f(r['pck_auc_0_50'], '.3f'):>7}{f(r['lost_fraction'], '.2f'):>6}"
-                     f"{f(r['fps']):>7}")
+            return f"{lead}{r['source']:<22}{r['tracker']:<16}  {r['error']}"
+        return (f"{lead}{r['source']:<22}{r['tracker']:<16}{f(r.get('mpjpe_mm')):>7}{f(r.get('rr_mpjpe_mm')):>7}"
+                f"{f(r.get('pa_mpjpe_mm')):>7}{f(r.get('pck_auc_0_50'), '.3f'):>7}"
+                f"{f(r.get('lost_fraction'), '.2f'):>6}{f(r.get('fps')):>7}")
+
+    for r in table:
+        seed = r.get("seed")
+        lines.append(line(r, Path(r["data"]).name, "-" if seed is None else str(seed)))
+    if several:
+        lines.append("-" * len(lines[0]))
+        for p in pooled(table):
+            worst = f"  (worst row {f(p['mpjpe_worst_mm'])})" if p["mpjpe_worst_mm"] is not None else ""
+            lines.append(line(p, f"pooled: {p['rows']} rows", "") + worst)
     return "\n".join(lines)
 
 
@@ -344,12 +416,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="depth sources (see the module docstring)")
     p.add_argument("--trackers", nargs="+", default=["pso:64x25", "mediapipe"], help="pso:PxG[:backend] | mediapipe")
     p.add_argument("--out", default="out/compare", help="output folder (finished rows are reused)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="PSO tracker seeds (one row each)")
     p.add_argument("--workers", type=int, default=1, help="parallel processes")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        table = compare(args.data, args.sources, args.trackers, args.out, args.workers, progress=not args.no_progress)
+        table = compare(args.data, args.sources, args.trackers, args.out, args.workers, progress=not args.no_progress,
+                        seeds=tuple(args.seeds))
     except ValueError as e:
         log.error("%s", e)
         return 2

@@ -70,3 +70,62 @@ def test_changed_weights_are_not_reused(tmp_path, monkeypatch):
     assert [r.source for r in ran] == [*sources, sources[0]]  # only the depthnet row ran again
     with pytest.raises(ValueError, match="not found"):
         compare([DEFAULT_DATA], [f"depthnet:{tmp_path / 'missing.pt'}"], ["pso:8x2:cpu"], out, progress=False)
+
+
+def test_pooled_rows_equal_the_metrics_over_all_frames_together():
+    """Pooling per-row values (weighted by scored frames) = computing the metrics on every frame at once."""
+    from experiments.compare_depth_sources import _metrics, pooled
+    from tracker.metrics import auc, mpjpe, pa_mpjpe, pck_curve, root_relative_mpjpe
+
+    rng = np.random.default_rng(3)
+    gts = [rng.normal(0, 50, (n, 21, 3)) for n in (5, 12)]
+    preds = [g + rng.normal(0, s, g.shape) for g, s in zip(gts, (4.0, 15.0))]
+    preds[1][3] = np.nan  # one frame without joints
+    table = []
+    for i, (p, g, seconds) in enumerate(zip(preds, gts, (0.5, 3.0))):
+        m = _metrics(p, g, ["tracked"] * (len(g) - 2) + ["lost"] * 2, seconds)
+        table.append({"data": f"seq{i}", "source": "s", "tracker": "t", "seed": 0, "frames": len(g), **m})
+    table.append({"data": "seq9", "source": "s", "tracker": "t", "seed": 0, "frames": 7, "error": "boom"})
+    table.append({"data": "seq0", "source": "other", "tracker": "t", "seed": 0, "frames": 5, **_metrics(
+        preds[0], gts[0], ["tracked"] * 5, 1.0)})
+    (p,) = [r for r in pooled(table) if r["source"] == "s"]
+    P, G = np.concatenate(preds), np.concatenate(gts)
+    assert p["rows"] == 2 and p["frames"] == 17 and p["scored_frames"] == 16
+    assert p["mpjpe_mm"] == pytest.approx(mpjpe(P, G))
+    assert p["rr_mpjpe_mm"] == pytest.approx(root_relative_mpjpe(P, G))
+    assert p["pa_mpjpe_mm"] == pytest.approx(pa_mpjpe(P, G))
+    assert p["pck_auc_0_50"] == pytest.approx(auc(pck_curve(P, G)))
+    assert p["lost_fraction"] == pytest.approx(4 / 17)
+    assert p["fps"] == pytest.approx(17 / 3.5)
+    assert p["mpjpe_worst_mm"] == pytest.approx(mpjpe(preds[1], gts[1]))
+    text = format_table(table)
+    assert "pooled: 2 rows" in text and "seq9" in text and "boom" in text
+
+
+def test_seeds_are_rows_and_reach_the_tracker(tmp_path, monkeypatch):
+    import hashlib
+
+    import experiments.compare_depth_sources as cds
+
+    row0 = cds.Row(DEFAULT_DATA, "clean", "pso:8x2:cpu")
+    old_key = hashlib.sha1(f"{DEFAULT_DATA}|clean|pso:8x2:cpu|".encode()).hexdigest()[:16]
+    assert row0.key == old_key  # rows cached before seeds existed are still found
+    assert cds.Row(DEFAULT_DATA, "clean", "pso:8x2:cpu", seed=1).key != old_key
+    # the seed reaches the tracker: two seeds track the same frames differently
+    a, b = (cds.run_row(cds.Row(DEFAULT_DATA, "clean", "pso:8x2:cpu", seed=s)) for s in (0, 1))
+    assert a["seed"] == 0 and b["seed"] == 1 and a["mpjpe_mm"] != b["mpjpe_mm"]
+
+    ran = []
+
+    def fake_run_row(row):
+        ran.append((row.tracker, row.seed))
+        return {"data": row.data, "source": row.source, "tracker": row.tracker, "seed": row.seed, "frames": 1,
+                "mpjpe_mm": 1.0 + row.seed}
+
+    monkeypatch.setattr(cds, "run_row", fake_run_row)
+    table = compare([DEFAULT_DATA], ["clean"], ["pso:8x2:cpu", "mediapipe"], tmp_path, progress=False, seeds=(0, 1))
+    assert ran == [("pso:8x2:cpu", 0), ("pso:8x2:cpu", 1), ("mediapipe", 0)]
+    pooled_rows = json.loads((tmp_path / "pooled.json").read_text())
+    assert {(r["tracker"], r["rows"], r["mpjpe_mm"]) for r in pooled_rows} == {("pso:8x2:cpu", 2, 1.5),
+                                                                              ("mediapipe", 1, 1.0)}
+    assert "pooled: 2 rows" in format_table(table)
