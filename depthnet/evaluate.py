@@ -7,6 +7,11 @@
   mean depth (``D_T = 0``), from the truth alone. E is only informative below it: it says how
   much of the hand's shape the network gets.
 * IoU of the predicted mask (last mask stage > 0.5) with the true hand (eq. 1 on true depth).
+* Tilt error (degrees, median over frames): the angle between the planes fitted (total least
+  squares, in camera space) to the true and to the estimated hand surface, over the pixels that
+  are hand in both. The tracker needs the hand's tilt most from the depth (docs/depthnet.md,
+  "Tracking on several sequences"), and E hardly sees it. Its reference, the flat hand's tilt
+  error, is the true plane's angle to the image plane.
 * E by hand size: frames binned by the fraction of the output the true hand covers
   (``HAND_FRACTION_BINS``); a hand far away or in a wide crop is a few output pixels wide, and
   most of them are edges.
@@ -36,12 +41,47 @@ from handrgbd.recording import Recording
 
 log = logging.getLogger(__name__)
 
-__all__ = ["evaluate", "eval_main", "THRESHOLDS_MM"]
+__all__ = ["evaluate", "eval_main", "plane_normal", "tilt_error_deg", "THRESHOLDS_MM"]
 
 THRESHOLDS_MM = np.arange(0, 101)
 #: bins of the fraction of output pixels that are true hand, for E by hand size
 HAND_FRACTION_BINS = (0.0, 0.08, 0.15, 0.25, 1.0)
 _NO_AUG = Augmentation(enabled=False)
+
+
+#: fewest pixels (hand in truth and estimate) for a frame's tilt error
+MIN_TILT_PIXELS = 20
+
+
+def plane_normal(points_mm: np.ndarray) -> np.ndarray:
+    """Unit normal ``(3,)`` of the total-least-squares plane through ``(N, 3)`` points (N >= 3),
+    oriented toward the camera (z < 0; +z when the plane contains the viewing direction)."""
+    p = np.asarray(points_mm, np.float64)
+    if p.ndim != 2 or p.shape[1] != 3 or len(p) < 3:
+        raise ValueError(f"points must be (N >= 3, 3), got {p.shape}")
+    n = np.linalg.svd(p - p.mean(0), full_matrices=False)[2][-1]
+    return -n if n[2] > 0 else n
+
+
+def tilt_error_deg(uv: np.ndarray, z_true_mm: np.ndarray, z_est_mm: np.ndarray, camera) -> float:
+    """Angle (degrees, 0-90) between the planes fitted to two depth readings of the same pixels.
+
+    uv : ``(N, 2)`` pixel coordinates of ``camera`` (a ``CameraIntrinsics``); z_true_mm, z_est_mm :
+    ``(N,)`` depths (mm, > 0) at those pixels.
+    """
+    a = plane_normal(camera.unproject(uv, z_true_mm))
+    b = plane_normal(camera.unproject(uv, z_est_mm))
+    return float(np.degrees(np.arccos(np.clip(abs(a @ b), 0.0, 1.0))))
+
+
+def _output_uv(frame_size: tuple[int, int], input_size: int, factor: int, rows, cols) -> np.ndarray:
+    """Frame pixel coordinates ``(N, 2)`` of output pixels (row, col): the output keeps every
+    ``factor``-th input pixel (``_downsample_depth``) of the whole frame resized to the input."""
+    w, h = frame_size
+    off = factor // 2
+    u = (np.asarray(cols) * factor + off + 0.5) * w / input_size - 0.5
+    v = (np.asarray(rows) * factor + off + 0.5) * h / input_size - 0.5
+    return np.stack([u, v], axis=-1)
 
 
 @torch.no_grad()
@@ -66,7 +106,7 @@ def _frames(net: DepthNet, rec: Recording, indices, batch: int = 8):
 def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, figure: str | Path | None = None,
              figure_frames: int = 4) -> dict:
     """Metrics on a recording folder (needs rgb/ and depth/ or depth_gt/). Returns
-    ``{"depth_error_mm", "flat_error_mm", "iou", "frames", "pixels", "f_curve": [(e, F(e))...],
+    ``{"depth_error_mm", "flat_error_mm", "tilt_error_deg", "flat_tilt_error_deg", "iou", "frames", "pixels", "f_curve": [(e, F(e))...],
     "by_hand_fraction": [{"hand_fraction": [lo, hi], "frames", "depth_error_mm"}...]}``; with ``figure``
     also writes the paper's Fig. 6 style panel (RGB | true depth | estimate | difference)."""
     rec = Recording(folder)
@@ -76,7 +116,7 @@ def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, f
     indices = np.linspace(0, len(rec) - 1, n).round().astype(int) if n < len(rec) else np.arange(n)
     was_training = net.training
     net.eval()
-    errors, inter, union, frames, flat_sum = [], 0, 0, 0, 0.0
+    errors, inter, union, frames, flat_sum, tilts, flat_tilts = [], 0, 0, 0, 0.0, [], []
     size_sums = np.zeros((len(HAND_FRACTION_BINS) - 1, 3))  # per bin: frames, error sum, pixels
     panels = []
     show = set(indices[np.linspace(0, n - 1, min(figure_frames, n)).round().astype(int)]) if figure else set()
@@ -94,6 +134,15 @@ def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, f
         pred_mask = (mask > 0.5) if mask is not None else (rel < 0.5)
         inter += (pred_mask & hand).sum()
         union += (pred_mask | hand).sum()
+        both = hand & pred_mask
+        if both.sum() >= MIN_TILT_PIXELS:
+            rows, cols = np.nonzero(both)
+            uv = _output_uv((f.rgb.shape[1], f.rgb.shape[0]), net.config.input_size, 4, rows, cols)
+            z_true = depth[both].astype(np.float64)
+            z_est = t.mean_depth_mm + rel[both].astype(np.float64) * DEPTH_SCALE_MM
+            if (z_est > 0).all():
+                tilts.append(tilt_error_deg(uv, z_true, z_est, f.camera))
+                flat_tilts.append(tilt_error_deg(uv, z_true, np.full_like(z_true, t.mean_depth_mm), f.camera))
         if f.index in show:
             panels.append(_panel(rgb, t, rel, hand))
     net.train(was_training)
@@ -106,6 +155,8 @@ def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, f
     by_size = [{"hand_fraction": [lo, hi], "frames": int(n), "depth_error_mm": float(e / px) if px else None}
                for (lo, hi), (n, e, px) in zip(zip(HAND_FRACTION_BINS[:-1], HAND_FRACTION_BINS[1:]), size_sums)]
     return {"depth_error_mm": float(err.mean()), "flat_error_mm": flat_sum / err.size,
+            "tilt_error_deg": float(np.median(tilts)) if tilts else None,
+            "flat_tilt_error_deg": float(np.median(flat_tilts)) if flat_tilts else None,
             "iou": float(inter / max(union, 1)), "frames": frames, "pixels": int(err.size), "f_curve": curve,
             "by_hand_fraction": by_size}
 
@@ -152,7 +203,8 @@ def eval_main(argv: list[str] | None = None) -> int:
             w.writerows(m["f_curve"])
         _plot_curve(m["f_curve"], out / "f_curve.png")
         (out / "metrics.json").write_text(json.dumps({k: v for k, v in m.items() if k != "f_curve"}, indent=1))
-    summary = {"depth_error_mm": m["depth_error_mm"], "flat_error_mm": m["flat_error_mm"], "iou": m["iou"],
+    summary = {"depth_error_mm": m["depth_error_mm"], "flat_error_mm": m["flat_error_mm"],
+               "tilt_error_deg": m["tilt_error_deg"], "flat_tilt_error_deg": m["flat_tilt_error_deg"], "iou": m["iou"],
                "frames": m["frames"], "by_hand_fraction": m["by_hand_fraction"]}
     if args.json:
         print(json.dumps(summary))
@@ -160,6 +212,9 @@ def eval_main(argv: list[str] | None = None) -> int:
         print(f"E = {m['depth_error_mm']:.2f} mm over {m['pixels']} hand pixels, IoU = {m['iou']:.3f}, "
               f"{m['frames']} frames (paper: E 22.88 mm, IoU 0.84); a flat hand at its mean depth: "
               f"E = {m['flat_error_mm']:.2f} mm")
+        if m["tilt_error_deg"] is not None:
+            print(f"  tilt error (median over frames) {m['tilt_error_deg']:.1f} deg; a flat hand: "
+                  f"{m['flat_tilt_error_deg']:.1f} deg")
         for b in m["by_hand_fraction"]:
             e = "-" if b["depth_error_mm"] is None else f"{b['depth_error_mm']:.2f} mm"
             print(f"  hand covers {b['hand_fraction'][0]:.0%}-{b['hand_fraction'][1]:.0%} of the image: "

@@ -253,6 +253,8 @@ def test_evaluate_and_predict(tiny_data, tmp_path):
         fg = (d > 0) & (d < d[d > 0].min() + 300)
         flat.append(np.abs(d[fg] - d[fg].mean()))  # mm
     assert m["flat_error_mm"] == pytest.approx(np.concatenate(flat).mean(), rel=1e-4)
+    for k in ("tilt_error_deg", "flat_tilt_error_deg"):  # None when no frame has 20 pixels hand in both masks
+        assert (m[k] is None) == (m["tilt_error_deg"] is None) and (m[k] is None or 0 <= m[k] <= 90)
     bins = m["by_hand_fraction"]  # the size bins partition the frames; E is their pixel-weighted mean
     assert sum(b["frames"] for b in bins) == m["frames"]
     per_bin = [b["depth_error_mm"] for b in bins if b["frames"]]
@@ -310,3 +312,41 @@ def test_pretrained_path_finds_exactly_one_file(tmp_path, monkeypatch):
     (tmp_path / "depthnet_cpu_bbbbbbbbbb.pt").write_bytes(b"y")
     with pytest.raises(ValueError, match="several shipped weights"):
         dm.pretrained_path("cpu")
+
+
+def test_tilt_error_against_analytic_planes():
+    """Planes through a point 500 mm away, tilted about the x axis: the angle is the tilt difference."""
+    from depthnet.evaluate import tilt_error_deg
+    from handrgbd.camera import CameraIntrinsics
+
+    cam = CameraIntrinsics(300.0, 310.0, 60.0, 50.0, 128, 96)
+    uv = np.stack(np.meshgrid(np.arange(20.0, 100), np.arange(20.0, 80)), -1).reshape(-1, 2)
+    ray = np.stack([(uv[:, 0] - cam.cx) / cam.fx, (uv[:, 1] - cam.cy) / cam.fy, np.ones(len(uv))], -1)
+
+    def depth(tilt_deg):  # plane through (0, 0, 500) with normal (0, sin t, -cos t): z along each ray
+        n = np.array([0.0, np.sin(np.radians(tilt_deg)), -np.cos(np.radians(tilt_deg))])
+        return (n @ [0.0, 0.0, 500.0]) / (ray @ n)
+
+    assert tilt_error_deg(uv, depth(25), depth(25), cam) == pytest.approx(0.0, abs=1e-5)
+    assert tilt_error_deg(uv, depth(25), depth(-10), cam) == pytest.approx(35.0, abs=1e-6)
+    assert tilt_error_deg(uv, depth(25), np.full(len(uv), 480.0), cam) == pytest.approx(25.0, abs=1e-6)
+    # a constant offset is not a tilt
+    assert tilt_error_deg(uv, depth(25), depth(25) + 40.0, cam) < 2.0
+
+
+def test_output_pixels_map_to_the_frame_pixels_they_sample():
+    """_output_uv against the evaluation path itself: a depth map that encodes each frame pixel's column and row."""
+    from depthnet.data import Augmentation, _downsample_depth, augment_pair
+    from depthnet.evaluate import _output_uv
+
+    h, w, size = 90, 130, 64
+    v, u = np.mgrid[:h, :w]
+    code = (1000 + u + 1000 * v).astype(np.float32)  # column and row, exactly representable
+    _, warped = augment_pair(np.zeros((h, w, 3), np.uint8), code, size, Augmentation(enabled=False),
+                             np.random.default_rng(0))
+    out = _downsample_depth(warped, 4)
+    rows, cols = np.nonzero(out > 0)
+    uv = _output_uv((w, h), size, 4, rows, cols)
+    sampled = out[rows, cols] - 1000
+    assert np.all(np.abs(uv[:, 0] - sampled % 1000) <= 0.5 + 1e-6)  # nearest neighbour: within half a pixel
+    assert np.all(np.abs(uv[:, 1] - sampled // 1000) <= 0.5 + 1e-6)
