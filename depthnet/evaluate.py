@@ -37,6 +37,7 @@ import torch
 from depthnet.data import Augmentation, _downsample_depth, augment_pair
 from depthnet.model import DepthNet
 from depthnet.targets import DEPTH_SCALE_MM, make_targets
+from handrgbd.camera import CameraIntrinsics
 from handrgbd.recording import Recording
 
 log = logging.getLogger(__name__)
@@ -51,11 +52,13 @@ _NO_AUG = Augmentation(enabled=False)
 
 #: fewest pixels (hand in truth and estimate) for a frame's tilt error
 MIN_TILT_PIXELS = 20
+#: the network's output keeps every OUTPUT_STRIDE-th input pixel (stages are S/4 x S/4)
+OUTPUT_STRIDE = 4
 
 
 def plane_normal(points_mm: np.ndarray) -> np.ndarray:
     """Unit normal ``(3,)`` of the total-least-squares plane through ``(N, 3)`` points (N >= 3),
-    oriented toward the camera (z < 0; +z when the plane contains the viewing direction)."""
+    oriented toward the camera (z <= 0)."""
     p = np.asarray(points_mm, np.float64)
     if p.ndim != 2 or p.shape[1] != 3 or len(p) < 3:
         raise ValueError(f"points must be (N >= 3, 3), got {p.shape}")
@@ -63,12 +66,16 @@ def plane_normal(points_mm: np.ndarray) -> np.ndarray:
     return -n if n[2] > 0 else n
 
 
-def tilt_error_deg(uv: np.ndarray, z_true_mm: np.ndarray, z_est_mm: np.ndarray, camera) -> float:
+def tilt_error_deg(uv: np.ndarray, z_true_mm: np.ndarray, z_est_mm: np.ndarray, camera: CameraIntrinsics) -> float:
     """Angle (degrees, 0-90) between the planes fitted to two depth readings of the same pixels.
 
     uv : ``(N, 2)`` pixel coordinates of ``camera`` (a ``CameraIntrinsics``); z_true_mm, z_est_mm :
     ``(N,)`` depths (mm, > 0) at those pixels.
     """
+    uv = np.asarray(uv, np.float64)
+    if uv.ndim != 2 or uv.shape[1] != 2 or np.shape(z_true_mm) != uv.shape[:1] or np.shape(z_est_mm) != uv.shape[:1]:
+        raise ValueError(f"uv must be (N, 2) and both depths (N,), got {uv.shape}, {np.shape(z_true_mm)}, "
+                         f"{np.shape(z_est_mm)}")
     a = plane_normal(camera.unproject(uv, z_true_mm))
     b = plane_normal(camera.unproject(uv, z_est_mm))
     return float(np.degrees(np.arccos(np.clip(abs(a @ b), 0.0, 1.0))))
@@ -100,13 +107,14 @@ def _frames(net: DepthNet, rec: Recording, indices, batch: int = 8):
         est = out.depth.cpu().numpy()
         masks = out.mask.cpu().numpy() if out.mask is not None else None
         for k, (f, rgb, depth) in enumerate(items):
-            yield f, rgb, _downsample_depth(depth, 4), est[k, 0], masks[k, 0] if masks is not None else None
+            yield f, rgb, _downsample_depth(depth, OUTPUT_STRIDE), est[k, 0], masks[k, 0] if masks is not None else None
 
 
 def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, figure: str | Path | None = None,
              figure_frames: int = 4) -> dict:
     """Metrics on a recording folder (needs rgb/ and depth/ or depth_gt/). Returns
-    ``{"depth_error_mm", "flat_error_mm", "tilt_error_deg", "flat_tilt_error_deg", "iou", "frames", "pixels", "f_curve": [(e, F(e))...],
+    ``{"depth_error_mm", "flat_error_mm", "tilt_error_deg", "flat_tilt_error_deg", "iou", "frames",
+     "pixels", "f_curve": [(e, F(e))...],
     "by_hand_fraction": [{"hand_fraction": [lo, hi], "frames", "depth_error_mm"}...]}``; with ``figure``
     also writes the paper's Fig. 6 style panel (RGB | true depth | estimate | difference)."""
     rec = Recording(folder)
@@ -137,7 +145,7 @@ def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, f
         both = hand & pred_mask
         if both.sum() >= MIN_TILT_PIXELS:
             rows, cols = np.nonzero(both)
-            uv = _output_uv((f.rgb.shape[1], f.rgb.shape[0]), net.config.input_size, 4, rows, cols)
+            uv = _output_uv((f.rgb.shape[1], f.rgb.shape[0]), net.config.input_size, OUTPUT_STRIDE, rows, cols)
             z_true = depth[both].astype(np.float64)
             z_est = t.mean_depth_mm + rel[both].astype(np.float64) * DEPTH_SCALE_MM
             if (z_est > 0).all():
@@ -179,7 +187,7 @@ def _panel(rgb: np.ndarray, t, rel: np.ndarray, hand: np.ndarray, size: int = 16
 
 
 def eval_main(argv: list[str] | None = None) -> int:
-    """Evaluate depth network weights on a recording folder (E, F(e), IoU, figure)."""
+    """Evaluate depth network weights on a recording folder (E, F(e), IoU, tilt error, figure)."""
     p = argparse.ArgumentParser(prog="handrgbd eval", description=eval_main.__doc__)
     p.add_argument("--data", required=True, help="recording folder")
     p.add_argument("--weights", default=None, help="weights file (default: the shipped cpu weights)")

@@ -24,9 +24,11 @@ absolute MPJPE is not defined). Without the ``handrgbd[mediapipe]`` extra that r
 install it instead of failing.
 
 Outputs: a terminal table, ``OUT/comparison.csv``, ``OUT/comparison.json`` (list of rows),
-``OUT/pck.png`` (one curve per row). Rows run in parallel (``--workers``) with a progress bar;
-finished rows are kept in ``OUT/rows/`` and reused when the command is run again (keyed by data,
-source, tracker and the digest of a depthnet source's weights).
+``OUT/pck.png`` (one curve per row), and with several data folders or tracker seeds (``--seeds``)
+``OUT/pooled.json``: each (source, tracker) pooled over all its frames (:func:`pooled`). Rows run
+in parallel (``--workers``) with a progress bar; finished rows are kept in ``OUT/rows/`` and
+reused when the command is run again (keyed by data, source, tracker, seed and the digest of a
+depthnet source's weights).
 
     python -m experiments.compare_depth_sources --data data/embedded/test_sequence \\
         --sources clean sensor degraded:8:0.3 depthnet depthnet-rgb --trackers pso:64x25 mediapipe
@@ -171,7 +173,9 @@ def _metrics(pred: np.ndarray, gt: np.ndarray, statuses: list[str], seconds: flo
     curve = pck_curve(pred, gt)
     from tracker.metrics import mpjpe
 
-    return {"scored_frames": int(np.isfinite(pred).all(axis=(1, 2)).sum()), "mpjpe_mm": mpjpe(pred, gt) if absolute else None, "rr_mpjpe_mm": root_relative_mpjpe(pred, gt),
+    scored = int((np.isfinite(pred).all(axis=(1, 2)) & np.isfinite(gt).all(axis=(1, 2))).sum())  # as the metrics
+    return {"scored_frames": scored,
+            "mpjpe_mm": mpjpe(pred, gt) if absolute else None, "rr_mpjpe_mm": root_relative_mpjpe(pred, gt),
             "pa_mpjpe_mm": pa_mpjpe(pred, gt), "pck_auc_0_50": auc(curve) if absolute else None,
             "lost_fraction": float(np.mean([s != "tracked" for s in statuses])) if statuses else None,
             "fps": len(statuses) / seconds if seconds > 0 else None,
@@ -270,14 +274,16 @@ def compare(data: list[str], sources: list[str], trackers: list[str], out: str |
     for d in data:
         for t in trackers:
             for s in (sources if t != "mediapipe" else ["rgb"]):
-                for seed in (seeds if t != "mediapipe" else (0,)):
-                    rows.append(Row(d, s, t, inputs.get(s, ""), int(seed)))
+                for seed in (dict.fromkeys(int(x) for x in seeds) if t != "mediapipe" else (0,)):
+                    rows.append(Row(d, s, t, inputs.get(s, ""), seed))
     results: dict[str, dict] = {}
     todo = []
     for r in rows:
         cached = out / "rows" / f"{r.key}.json"
         if cached.exists():
-            results[r.key] = json.loads(cached.read_text())
+            res = json.loads(cached.read_text())
+            res.setdefault("seed", r.seed if r.tracker != "mediapipe" else None)  # rows cached before seeds
+            results[r.key] = res
         else:
             todo.append(r)
     bar = tqdm(total=len(rows), initial=len(rows) - len(todo), disable=not progress, desc="compare", unit="row")
@@ -303,7 +309,8 @@ def compare(data: list[str], sources: list[str], trackers: list[str], out: str |
     return table
 
 
-FIELDS = ("data", "source", "tracker", "seed", "frames", "scored_frames", "mpjpe_mm", "rr_mpjpe_mm", "pa_mpjpe_mm", "pck_auc_0_50",
+FIELDS = ("data", "source", "tracker", "seed", "frames", "scored_frames",
+          "mpjpe_mm", "rr_mpjpe_mm", "pa_mpjpe_mm", "pck_auc_0_50",
           "lost_fraction", "fps", "error")
 
 
@@ -341,7 +348,7 @@ def pooled(table: list[dict]) -> list[dict]:
         fps = np.array([np.nan if r.get("fps") is None else r["fps"] for r in rows])
         ok = np.isfinite(fps) & (fps > 0)
         p["fps"] = float(frames[ok].sum() / (frames[ok] / fps[ok]).sum()) if ok.any() else None
-        worst = [r["mpjpe_mm"] for r in rows if r.get("mpjpe_mm") is not None]
+        worst = [r["mpjpe_mm"] for r in rows if r.get("mpjpe_mm") is not None and np.isfinite(r["mpjpe_mm"])]
         p["mpjpe_worst_mm"] = float(max(worst)) if worst else None
         result.append(p)
     return result
@@ -356,6 +363,8 @@ def _write(out: Path, table: list[dict]) -> None:
     (out / "comparison.json").write_text(json.dumps([{k: r.get(k) for k in FIELDS} for r in table], indent=1) + "\n")
     if _several(table):
         (out / "pooled.json").write_text(json.dumps(pooled(table), indent=1) + "\n")
+    else:
+        (out / "pooled.json").unlink(missing_ok=True)  # from an earlier run over several
     with open(out / "comparison.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=FIELDS)
         w.writeheader()
@@ -368,7 +377,8 @@ def _write(out: Path, table: list[dict]) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     for r in table:
         if r.get("pck_curve"):
-            ax.plot(PCK_THRESHOLDS_MM, r["pck_curve"], label=f"{r['source']} / {r['tracker']}")
+            where = f"{Path(r['data']).name} seed {r.get('seed')}: " if _several(table) else ""
+            ax.plot(PCK_THRESHOLDS_MM, r["pck_curve"], label=f"{where}{r['source']} / {r['tracker']}")
     ax.set(xlabel="threshold (mm)", ylabel="3D PCK", xlim=(0, 50), ylim=(0, 1))
     ax.grid(alpha=0.3)
     if ax.lines:  # rows without a curve (errors, root-relative only) have nothing to label

@@ -350,3 +350,36 @@ def test_output_pixels_map_to_the_frame_pixels_they_sample():
     sampled = out[rows, cols] - 1000
     assert np.all(np.abs(uv[:, 0] - sampled % 1000) <= 0.5 + 1e-6)  # nearest neighbour: within half a pixel
     assert np.all(np.abs(uv[:, 1] - sampled // 1000) <= 0.5 + 1e-6)
+
+
+def test_plane_normal_faces_the_camera_and_refuses_too_few_points():
+    from depthnet.evaluate import plane_normal
+
+    rng = np.random.default_rng(1)
+    xy = rng.uniform(-50, 50, (40, 2))
+    for sign in (1, -1):  # the points' order and the SVD's sign do not matter
+        pts = np.column_stack([xy, 400 + 0.5 * xy[:, 0]])  # z = 400 + 0.5 x
+        n = plane_normal(pts[::sign])
+        assert n == pytest.approx(np.array([0.5, 0.0, -1.0]) / np.sqrt(1.25), abs=1e-9)
+    with pytest.raises(ValueError, match="N >= 3"):
+        plane_normal(np.zeros((2, 3)))
+
+
+def test_evaluate_tilt_is_zero_for_the_truth(tiny_data, monkeypatch):
+    """evaluate's tilt path end to end: an estimate equal to the truth has no tilt error (and E 0,
+    IoU 1), while the flat-hand reference on the same frames does."""
+    import depthnet.evaluate as ev
+    from depthnet.targets import make_targets
+
+    real_frames = ev._frames
+
+    def perfect(net, rec, indices, batch=8):
+        for f, rgb, depth, rel, mask in real_frames(net, rec, indices, batch):
+            t = make_targets(depth)
+            yield f, rgb, depth, np.where(t.mask > 0, t.relative, 1.0).astype(np.float32), t.mask.astype(np.float32)
+
+    monkeypatch.setattr(ev, "_frames", perfect)
+    m = ev.evaluate(DepthNet(TINY), tiny_data)
+    assert m["depth_error_mm"] == pytest.approx(0.0, abs=1e-3) and m["iou"] == 1.0
+    assert m["tilt_error_deg"] == pytest.approx(0.0, abs=1e-3)
+    assert m["flat_tilt_error_deg"] > 1.0
