@@ -76,9 +76,16 @@ def tilt_error_deg(uv: np.ndarray, z_true_mm: np.ndarray, z_est_mm: np.ndarray, 
     if uv.ndim != 2 or uv.shape[1] != 2 or np.shape(z_true_mm) != uv.shape[:1] or np.shape(z_est_mm) != uv.shape[:1]:
         raise ValueError(f"uv must be (N, 2) and both depths (N,), got {uv.shape}, {np.shape(z_true_mm)}, "
                          f"{np.shape(z_est_mm)}")
-    a = plane_normal(camera.unproject(uv, z_true_mm))
-    b = plane_normal(camera.unproject(uv, z_est_mm))
+    return _angle_deg(plane_normal(camera.unproject(uv, z_true_mm)), plane_normal(camera.unproject(uv, z_est_mm)))
+
+
+def _angle_deg(a: np.ndarray, b: np.ndarray) -> float:
+    """Angle (degrees, 0-90) between two planes given their unit normals."""
     return float(np.degrees(np.arccos(np.clip(abs(a @ b), 0.0, 1.0))))
+
+
+#: the normal of a flat hand at its mean depth: every point at one z, a fronto-parallel plane
+_FRONTO_PARALLEL = np.array([0.0, 0.0, -1.0])
 
 
 def _output_uv(frame_size: tuple[int, int], input_size: int, factor: int, rows, cols) -> np.ndarray:
@@ -149,8 +156,9 @@ def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, f
             z_true = depth[both].astype(np.float64)
             z_est = t.mean_depth_mm + rel[both].astype(np.float64) * DEPTH_SCALE_MM
             if (z_est > 0).all():
-                tilts.append(tilt_error_deg(uv, z_true, z_est, f.camera))
-                flat_tilts.append(tilt_error_deg(uv, z_true, np.full_like(z_true, t.mean_depth_mm), f.camera))
+                n_true = plane_normal(f.camera.unproject(uv, z_true))  # one fit serves both angles
+                tilts.append(_angle_deg(n_true, plane_normal(f.camera.unproject(uv, z_est))))
+                flat_tilts.append(_angle_deg(n_true, _FRONTO_PARALLEL))
         if f.index in show:
             panels.append(_panel(rgb, t, rel, hand))
     net.train(was_training)

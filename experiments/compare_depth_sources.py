@@ -155,6 +155,11 @@ class Row:
         seed = f"|seed={self.seed}" if self.seed else ""  # seed 0 keeps the keys rows were cached under before
         return hashlib.sha1(f"{self.data}|{self.source}|{self.tracker}|{self.inputs}{seed}".encode()).hexdigest()[:16]
 
+    @property
+    def reported_seed(self) -> int | None:
+        """The seed a result row carries: None for MediaPipe, which has none."""
+        return None if self.tracker == "mediapipe" else self.seed
+
 
 def _inputs_fingerprint(source: str) -> str:
     """The digest of the weights a depthnet source uses ('' for the other sources)."""
@@ -252,7 +257,7 @@ def run_row(row: Row) -> dict:
     else:
         raise ValueError(f"unknown tracker {row.tracker!r}: pso:PxG[:backend] or mediapipe")
     return {"data": row.data, "source": "rgb" if row.tracker == "mediapipe" else row.source, "tracker": row.tracker,
-            "seed": row.seed if row.tracker != "mediapipe" else None, "frames": len(rec), **res}
+            "seed": row.reported_seed, "frames": len(rec), **res}
 
 
 def compare(data: list[str], sources: list[str], trackers: list[str], out: str | Path, workers: int = 1,
@@ -282,7 +287,7 @@ def compare(data: list[str], sources: list[str], trackers: list[str], out: str |
         cached = out / "rows" / f"{r.key}.json"
         if cached.exists():
             res = json.loads(cached.read_text())
-            res.setdefault("seed", r.seed if r.tracker != "mediapipe" else None)  # rows cached before seeds
+            res.setdefault("seed", r.reported_seed)  # rows cached before seeds
             results[r.key] = res
         else:
             todo.append(r)
@@ -328,6 +333,9 @@ def pooled(table: list[dict]) -> list[dict]:
     counts the rows pooled and ``mpjpe_worst_mm`` is the worst row's MPJPE, because one lost
     sequence can dominate the pooled value.
     """
+    def column(rows: list[dict], key: str) -> np.ndarray:  # None (not measured) as NaN
+        return np.array([np.nan if r.get(key) is None else r[key] for r in rows], np.float64)
+
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in table:
         if not r.get("error"):
@@ -339,17 +347,17 @@ def pooled(table: list[dict]) -> list[dict]:
         p = {"data": f"pooled over {len(rows)} rows", "source": source, "tracker": tracker, "rows": len(rows),
              "frames": int(frames.sum()), "scored_frames": int(scored.sum())}
         for k in _PER_SCORED_FRAME:
-            v = np.array([np.nan if r.get(k) is None else r[k] for r in rows], np.float64)
+            v = column(rows, k)
             ok = np.isfinite(v) & (scored > 0)
             p[k] = float((v[ok] * scored[ok]).sum() / scored[ok].sum()) if ok.any() else None
-        lost = np.array([np.nan if r.get("lost_fraction") is None else r["lost_fraction"] for r in rows])
+        lost = column(rows, "lost_fraction")
         ok = np.isfinite(lost)
         p["lost_fraction"] = float((lost[ok] * frames[ok]).sum() / frames[ok].sum()) if ok.any() else None
-        fps = np.array([np.nan if r.get("fps") is None else r["fps"] for r in rows])
+        fps = column(rows, "fps")
         ok = np.isfinite(fps) & (fps > 0)
         p["fps"] = float(frames[ok].sum() / (frames[ok] / fps[ok]).sum()) if ok.any() else None
-        worst = [r["mpjpe_mm"] for r in rows if r.get("mpjpe_mm") is not None and np.isfinite(r["mpjpe_mm"])]
-        p["mpjpe_worst_mm"] = float(max(worst)) if worst else None
+        worst = column(rows, "mpjpe_mm")
+        p["mpjpe_worst_mm"] = float(np.nanmax(worst)) if np.isfinite(worst).any() else None
         result.append(p)
     return result
 
@@ -360,8 +368,9 @@ def _several(table: list[dict]) -> bool:
 
 
 def _write(out: Path, table: list[dict]) -> None:
+    several = _several(table)
     (out / "comparison.json").write_text(json.dumps([{k: r.get(k) for k in FIELDS} for r in table], indent=1) + "\n")
-    if _several(table):
+    if several:
         (out / "pooled.json").write_text(json.dumps(pooled(table), indent=1) + "\n")
     else:
         (out / "pooled.json").unlink(missing_ok=True)  # from an earlier run over several
@@ -377,7 +386,7 @@ def _write(out: Path, table: list[dict]) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     for r in table:
         if r.get("pck_curve"):
-            where = f"{Path(r['data']).name} seed {r.get('seed')}: " if _several(table) else ""
+            where = f"{Path(r['data']).name} seed {r.get('seed')}: " if several else ""
             ax.plot(PCK_THRESHOLDS_MM, r["pck_curve"], label=f"{where}{r['source']} / {r['tracker']}")
     ax.set(xlabel="threshold (mm)", ylabel="3D PCK", xlim=(0, 50), ylim=(0, 1))
     ax.grid(alpha=0.3)
