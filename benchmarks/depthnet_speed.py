@@ -4,6 +4,10 @@ The ``paper`` preset is the baseline in the same run; ratios are against it. Med
 repeats after warm-up, ``--threads`` torch threads (default 2). Run:
 ``python -m benchmarks.depthnet_speed [--json]``. Goals for ``cpu``: >= 25 img/s inference,
 >= 15 img/s training on 2 cores.
+
+The presets are measured with fresh weights. The shipped weights are measured too, as loaded
+(``DepthNet.from_pretrained``, dead weights set to zero) against the same file's tensors as
+stored, the baseline: trained weights can be slower than fresh ones (``depthnet.model.DEAD_WEIGHT``).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import time
 import torch
 
 from benchmarks.render_speed import _commit
-from depthnet.model import PRESETS, DepthNet
+from depthnet.model import PRESETS, DepthNet, pretrained_path
 from depthnet.train import stage_losses
 
 
@@ -56,6 +60,30 @@ def measure(name: str, batch: int = 8, repeats: int = 5) -> dict:
             "params_m": sum(p.numel() for p in net.parameters()) / 1e6, "input": cfg.input_size}
 
 
+def _infer_img_per_s(net: DepthNet, batch: int, repeats: int = 5) -> float:
+    s = net.config.input_size
+    x = torch.rand(batch, 3, s, s, generator=torch.Generator().manual_seed(0))
+    net.eval()
+    with torch.no_grad():
+        net(x)
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            net(x)
+            times.append(time.perf_counter() - t0)
+    return batch / statistics.median(times)
+
+
+def measure_shipped(batch: int = 8) -> dict:
+    """Inference img/s of the shipped weights as loaded and as stored (the baseline)."""
+    path = pretrained_path("cpu")
+    loaded = DepthNet.from_pretrained()
+    stored = DepthNet(loaded.config)
+    stored.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["model"])
+    return {"weights": path.name, "stored_infer_img_per_s": _infer_img_per_s(stored, batch),
+            "loaded_infer_img_per_s": _infer_img_per_s(loaded, batch)}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--threads", type=int, default=2, help="torch threads")
@@ -64,9 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     res = {name: measure(name, args.batch) for name in ("paper", "cpu")}
+    shipped = measure_shipped(args.batch)
     out = {"cpu_infer_img_per_s": res["cpu"]["infer_img_per_s"], "cpu_train_img_per_s": res["cpu"]["train_img_per_s"],
            "paper_infer_img_per_s": res["paper"]["infer_img_per_s"],
-           "paper_train_img_per_s": res["paper"]["train_img_per_s"], "presets": res, "threads": args.threads,
+           "paper_train_img_per_s": res["paper"]["train_img_per_s"], "presets": res, "shipped": shipped, "threads": args.threads,
            "batch": args.batch, "commit": _commit(), "cpu": platform.processor() or platform.machine(),
            "torch": torch.__version__}
     if args.json:
@@ -78,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, r in res.items():
         ratio = f"{r['infer_img_per_s'] / base['infer_img_per_s']:.1f}x / {r['train_img_per_s'] / base['train_img_per_s']:.1f}x"
         print(f"{name:<8}{r['params_m']:>7.2f}M{r['input']:>7}{r['infer_img_per_s']:>13.1f}{r['train_img_per_s']:>13.1f}{ratio:>16}")
+    ratio = shipped["loaded_infer_img_per_s"] / shipped["stored_infer_img_per_s"]
+    print(f"shipped {shipped['weights']}: inference {shipped['loaded_infer_img_per_s']:.1f} img/s as loaded, "
+          f"{shipped['stored_infer_img_per_s']:.1f} as stored ({ratio:.1f}x)")
     return 0
 
 

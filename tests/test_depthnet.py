@@ -15,8 +15,9 @@ import torch
 
 from depthnet.data import Augmentation, HandDepthDataset, augment_pair
 from depthnet.model import PRESETS, DepthNet, DepthNetConfig
+import depthnet.model as dm
 from depthnet.targets import make_targets, relative_to_metric
-from depthnet.train import NonFiniteLossError, TrainConfig, stage_losses, train
+from depthnet.train import NonFiniteLossError, TrainConfig, planar_error, stage_losses, train
 
 TINY = DepthNetConfig(mask_stages=1, depth_stages=1, width=8, input_size=64, hourglass_depth=3, stem="light")
 
@@ -76,6 +77,51 @@ def test_stage_losses_against_numpy():
     for bad in (0.5, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="hand_weight"):
             TrainConfig(("d",), "o", hand_weight=bad)
+
+
+def test_planar_error_against_numpy_lstsq():
+    """The planar part of the hand's error, against numpy's least squares on the hand pixels."""
+    rng = np.random.default_rng(5)
+    h, w = 9, 12
+    err = rng.normal(size=(3, 1, h, w)).astype(np.float64)
+    mask = (rng.random((3, 1, h, w)) > 0.4).astype(np.float64)
+    mask[2] = 0
+    mask[2, 0, :2, :5] = 1  # 10 pixels: below MIN_PLANE_PIXELS, no plane
+    got = planar_error(torch.from_numpy(err), torch.from_numpy(mask)).numpy()
+    v, u = np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, w), indexing="ij")
+    for i in range(2):
+        on = mask[i, 0] > 0
+        a = np.stack([np.ones(on.sum()), u[on], v[on]], axis=1)
+        k = np.linalg.lstsq(a, err[i, 0][on], rcond=None)[0]
+        assert got[i] == pytest.approx(np.mean((a @ k) ** 2), rel=1e-9)
+    assert got[2] == 0.0
+    # a pure plane is all planar; what is orthogonal to every plane on the hand is not
+    plane = (0.3 + 0.2 * u - 0.1 * v)[None, None]
+    on = mask[:1]
+    assert planar_error(torch.from_numpy(plane), torch.from_numpy(on)).item() == pytest.approx(
+        np.mean(plane[on > 0] ** 2), rel=1e-9)
+    a = np.stack([np.ones(int(on.sum())), u[on[0, 0] > 0], v[on[0, 0] > 0]], axis=1)
+    resid = err[0, 0][on[0, 0] > 0] - a @ np.linalg.lstsq(a, err[0, 0][on[0, 0] > 0], rcond=None)[0]
+    ortho = np.zeros((1, 1, h, w))
+    ortho[0, 0][on[0, 0] > 0] = resid
+    assert planar_error(torch.from_numpy(ortho), torch.from_numpy(on)).item() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_stage_losses_plane_weight_adds_the_planar_error():
+    rng = np.random.default_rng(4)
+    stages = torch.from_numpy(rng.normal(size=(2, 3, 1, 8, 8)).astype(np.float32))
+    mask = torch.from_numpy((rng.random((2, 1, 8, 8)) > 0.3).astype(np.float32))
+    rel = torch.where(mask > 0, torch.from_numpy(rng.normal(0, 0.2, (2, 1, 8, 8)).astype(np.float32)), 1.0)
+    base = stage_losses(stages, 1, mask, rel, hand_weight=10.0)
+    with_plane = stage_losses(stages, 1, mask, rel, hand_weight=10.0, plane_weight=5.0)
+    assert with_plane[0] == base[0]  # mask stage unchanged
+    for s in (1, 2):
+        want = base[s] + 5.0 * planar_error(stages[:, s] - rel, mask).mean()
+        assert with_plane[s].item() == pytest.approx(want.item(), rel=1e-6)
+        assert with_plane[s] > base[s]
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="plane_weight"):
+            TrainConfig(("d",), "o", plane_weight=bad)
 
 
 def test_augmentation_moves_rgb_and_depth_together():
@@ -299,6 +345,29 @@ def test_ablation_runs_and_resumes(tiny_data, tmp_path, monkeypatch):
     assert again == res  # finished variants are reused
     text = ablation.table(res)
     assert "24.64" in text and "0+1" in text
+
+
+def test_loading_zeroes_dead_weights_without_changing_outputs():
+    """The shipped weights hold many weights below DEAD_WEIGHT (weight decay's leftovers, slow on
+    the CPU as subnormal products); loading zeroes them and the outputs stay bit for bit."""
+    path = dm.pretrained_path("cpu")
+    stored = torch.load(path, map_location="cpu", weights_only=True)["model"]
+    dead = sum(int(((v.abs() < dm.DEAD_WEIGHT) & (v != 0)).sum()) for v in stored.values() if v.is_floating_point())
+    assert dead > 1000
+    loaded = DepthNet.load(path)
+    assert all(int(((v.abs() < dm.DEAD_WEIGHT) & (v != 0)).sum()) == 0
+               for v in loaded.state_dict().values() if v.is_floating_point())
+    raw = DepthNet(loaded.config)
+    raw.load_state_dict(stored)
+    raw.eval()
+    x = torch.rand(2, 3, loaded.config.input_size, loaded.config.input_size, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.equal(raw(x).stages, loaded(x).stages)
+    # small but live weights and integer buffers stay as they are
+    state = {"w": torch.tensor([1e-6, -1e-29, 1e-31, -1e-35, 0.0]), "n": torch.tensor(7)}
+    out = dm.zero_dead_weights(state)
+    assert out["w"].tolist() == [pytest.approx(1e-6), pytest.approx(-1e-29), 0.0, 0.0, 0.0]
+    assert out["n"] is state["n"]
 
 
 def test_pretrained_path_finds_exactly_one_file(tmp_path, monkeypatch):
