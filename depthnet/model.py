@@ -36,9 +36,10 @@ __all__ = ["DepthNetConfig", "DepthNet", "DepthNetOutput", "PRESETS", "Predictio
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 # Weight decay drives the weights of channels training no longer uses geometrically towards zero:
-# 28% of the shipped weights are below 1e-30. They add nothing a float32 sum of activations can
-# hold, but their products are subnormal floats, on which the CPU takes a slow path (the shipped
-# weights infer 2.7x slower as stored; benchmarks/depthnet_speed.py). Loading sets them to zero.
+# 27% of the shipped file's values (weights and BatchNorm statistics) are below 1e-30. They add
+# nothing a float32 sum of activations can hold, but their products are subnormal floats, on
+# which the CPU takes a slow path (the shipped weights infer 2.8x slower as stored;
+# benchmarks/depthnet_speed.py). Loading sets them to zero.
 DEAD_WEIGHT = 1e-30
 
 
@@ -200,8 +201,9 @@ class DepthNet(nn.Module):
 
 def zero_dead_weights(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """``state`` with every floating-point value below ``DEAD_WEIGHT`` in magnitude set to 0.
-    The network's outputs do not change (tested bit for bit); its CPU speed does."""
-    return {k: torch.where(v.abs() < DEAD_WEIGHT, torch.zeros((), dtype=v.dtype), v)
+    For the shipped weights the outputs stay bit-identical (tested); in general a change is far
+    below float32 resolution of any output that is not itself that tiny. The CPU speed changes."""
+    return {k: v.masked_fill(v.abs() < DEAD_WEIGHT, 0.0)
             if isinstance(v, torch.Tensor) and v.is_floating_point() else v for k, v in state.items()}
 
 

@@ -122,7 +122,8 @@ def planar_error(error: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     (``mask (B, 1, h, w)``, 1 on hand pixels): the least-squares fit ``a + b u + c v`` to the
     error on the hand, u and v the output pixel's column and row scaled to [-1, 1], is the
     part of the error that is a wrong level and tilt of the whole hand. Frames with fewer than
-    ``MIN_PLANE_PIXELS`` hand pixels give 0.
+    ``MIN_PLANE_PIXELS`` hand pixels give 0 (and count as 0 in a batch mean). The fit's mean
+    square does not depend on how u and v are scaled or centred; it includes the level ``a``.
 
     For the fit ``p = phi . k`` with ``G k = r`` (``G = sum phi phi^T``, ``r = sum phi e`` over the
     hand), the fit's mean square over the hand's n pixels is ``r . k / n``."""
@@ -136,6 +137,9 @@ def planar_error(error: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     n = m.sum(1)
     ok = n >= MIN_PLANE_PIXELS
     eye = torch.eye(3, dtype=error.dtype, device=error.device)
+    # A hand whose pixels lie on one line (a strip at the crop's edge) makes the system singular:
+    # a ridge of 1e-6 per pixel keeps it solvable and changes a regular fit by about 1e-6.
+    gram = gram + 1e-6 * n.clamp(min=1.0)[:, None, None] * eye
     gram = torch.where(ok[:, None, None], gram, eye)  # frames without a hand: any solvable system, zeroed below
     k = torch.linalg.solve(gram, torch.where(ok[:, None], r, 0.0))
     return torch.where(ok, (r * k).sum(1) / n.clamp(min=1.0), 0.0)
@@ -204,10 +208,6 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
     rank, world = _distributed()
     if config.threads:
         torch.set_num_threads(config.threads)
-    # Weights that weight decay shrinks towards zero make subnormal products, on which the CPU
-    # is many times slower (from the shipped weights: 2.6 s per step of 8 without this, 0.9 with
-    # it, measured). Flushing subnormals to zero changes values only below 1.2e-38.
-    torch.set_flush_denormal(True)
     run_dir = Path(config.out)
     ckpt_path = run_dir / "checkpoint.pt"
     if rank == 0:
@@ -358,7 +358,7 @@ def train_main(argv: list[str] | None = None) -> int:
     p.add_argument("--hand-weight", type=float, default=1.0,
                    help="weight of true hand pixels in the depth stages' squared error (1: the paper's MSE)")
     p.add_argument("--plane-weight", type=float, default=0.0,
-                   help="weight of the planar part (level and tilt) of the hand's depth error (0: the paper's MSE)")
+                   help="weight of the planar part (level and tilt) of the hand's depth error (0: off)")
     p.add_argument("--no-augment", action="store_true", help="disable the paper's augmentation")
     p.add_argument("--resume", action="store_true", help="continue RUN/checkpoint.pt")
     p.add_argument("--init", default=None, metavar="WEIGHTS",
@@ -367,6 +367,11 @@ def train_main(argv: list[str] | None = None) -> int:
                    help="stop after this epoch (the learning-rate schedule still follows --epochs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
+    # Weights that weight decay shrinks towards zero make subnormal products, on which the CPU is
+    # many times slower (a step of 8 from the shipped weights as stored: 2.6 s without this, 0.9 s
+    # with it). Flushing subnormals to zero changes only values below 1.2e-38. Set before torch's
+    # thread pool exists: threads copy the mode when they are created.
+    torch.set_flush_denormal(True)
     model = PRESETS[args.preset]
     overrides = {k: v for k, v in (("width", args.width), ("input_size", args.input_size)) if v is not None}
     if args.stages:

@@ -93,18 +93,30 @@ def test_planar_error_against_numpy_lstsq():
         on = mask[i, 0] > 0
         a = np.stack([np.ones(on.sum()), u[on], v[on]], axis=1)
         k = np.linalg.lstsq(a, err[i, 0][on], rcond=None)[0]
-        assert got[i] == pytest.approx(np.mean((a @ k) ** 2), rel=1e-9)
+        assert got[i] == pytest.approx(np.mean((a @ k) ** 2), rel=1e-5)  # the solve's ridge: ~1e-6
     assert got[2] == 0.0
     # a pure plane is all planar; what is orthogonal to every plane on the hand is not
     plane = (0.3 + 0.2 * u - 0.1 * v)[None, None]
     on = mask[:1]
     assert planar_error(torch.from_numpy(plane), torch.from_numpy(on)).item() == pytest.approx(
-        np.mean(plane[on > 0] ** 2), rel=1e-9)
+        np.mean(plane[on > 0] ** 2), rel=1e-5)
     a = np.stack([np.ones(int(on.sum())), u[on[0, 0] > 0], v[on[0, 0] > 0]], axis=1)
     resid = err[0, 0][on[0, 0] > 0] - a @ np.linalg.lstsq(a, err[0, 0][on[0, 0] > 0], rcond=None)[0]
     ortho = np.zeros((1, 1, h, w))
     ortho[0, 0][on[0, 0] > 0] = resid
     assert planar_error(torch.from_numpy(ortho), torch.from_numpy(on)).item() == pytest.approx(0.0, abs=1e-12)
+    # a hand on one line (a strip along the crop's edge): the plane is not unique, its values on
+    # the line are; finite, with finite gradients, and equal to the least-squares line's
+    strip = np.zeros((1, 1, 48, 48))
+    strip[0, 0, 0, 10:35] = 1
+    e = torch.from_numpy(rng.normal(size=(1, 1, 48, 48))).requires_grad_()
+    val = planar_error(e, torch.from_numpy(strip))
+    val.backward()
+    assert torch.isfinite(e.grad).all()
+    uu = np.linspace(-1, 1, 48)[10:35]
+    a = np.stack([np.ones(25), uu], axis=1)
+    y = e.detach().numpy()[0, 0, 0, 10:35]
+    assert val.item() == pytest.approx(np.mean((a @ np.linalg.lstsq(a, y, rcond=None)[0]) ** 2), rel=1e-4)
 
 
 def test_stage_losses_plane_weight_adds_the_planar_error():
@@ -350,6 +362,7 @@ def test_ablation_runs_and_resumes(tiny_data, tmp_path, monkeypatch):
 def test_loading_zeroes_dead_weights_without_changing_outputs():
     """The shipped weights hold many weights below DEAD_WEIGHT (weight decay's leftovers, slow on
     the CPU as subnormal products); loading zeroes them and the outputs stay bit for bit."""
+    torch.set_flush_denormal(False)  # compare as computed, subnormal products included
     path = dm.pretrained_path("cpu")
     stored = torch.load(path, map_location="cpu", weights_only=True)["model"]
     dead = sum(int(((v.abs() < dm.DEAD_WEIGHT) & (v != 0)).sum()) for v in stored.values() if v.is_floating_point())
