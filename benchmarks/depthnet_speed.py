@@ -26,20 +26,27 @@ from depthnet.model import PRESETS, DepthNet, pretrained_path
 from depthnet.train import stage_losses
 
 
+def _infer_img_per_s(net: DepthNet, batch: int, repeats: int = 5) -> float:
+    s = net.config.input_size
+    x = torch.rand(batch, 3, s, s, generator=torch.Generator().manual_seed(0))
+    net.eval()
+    with torch.no_grad():
+        net(x)
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            net(x)
+            times.append(time.perf_counter() - t0)
+    return batch / statistics.median(times)
+
+
 def measure(name: str, batch: int = 8, repeats: int = 5) -> dict:
     cfg = PRESETS[name]
     net = DepthNet(cfg)
     x = torch.rand(batch, 3, cfg.input_size, cfg.input_size)
     h = cfg.output_size
     mask, rel = torch.rand(batch, 1, h, h).round(), torch.randn(batch, 1, h, h) * 0.2
-    net.eval()
-    with torch.no_grad():
-        net(x)
-        t_inf = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            net(x)
-            t_inf.append(time.perf_counter() - t0)
+    infer = _infer_img_per_s(net, batch, repeats)
     net.train()
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
 
@@ -56,22 +63,8 @@ def measure(name: str, batch: int = 8, repeats: int = 5) -> dict:
         t0 = time.perf_counter()
         step()
         t_train.append(time.perf_counter() - t0)
-    return {"infer_img_per_s": batch / statistics.median(t_inf), "train_img_per_s": batch / statistics.median(t_train),
+    return {"infer_img_per_s": infer, "train_img_per_s": batch / statistics.median(t_train),
             "params_m": sum(p.numel() for p in net.parameters()) / 1e6, "input": cfg.input_size}
-
-
-def _infer_img_per_s(net: DepthNet, batch: int, repeats: int = 5) -> float:
-    s = net.config.input_size
-    x = torch.rand(batch, 3, s, s, generator=torch.Generator().manual_seed(0))
-    net.eval()
-    with torch.no_grad():
-        net(x)
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            net(x)
-            times.append(time.perf_counter() - t0)
-    return batch / statistics.median(times)
 
 
 def measure_shipped(batch: int = 8) -> dict:

@@ -38,7 +38,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 # Weight decay drives the weights of channels training no longer uses geometrically towards zero:
 # 27% of the shipped file's values (weights and BatchNorm statistics) are below 1e-30. They add
 # nothing a float32 sum of activations can hold, but their products are subnormal floats, on
-# which the CPU takes a slow path (the shipped weights infer 2.8x slower as stored;
+# which the CPU takes a slow path (the shipped weights infer 3x slower as stored;
 # benchmarks/depthnet_speed.py). Loading sets them to zero.
 DEAD_WEIGHT = 1e-30
 
