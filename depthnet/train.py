@@ -81,7 +81,7 @@ class TrainConfig:
     device: str = "auto"                # "auto" (cuda when available), "cpu" or "cuda"
     workers: int = 0                    # data-loader processes (0: load in the training process)
     hand_weight: float = 1.0            # depth stages: squared error on true hand pixels x this (1: the paper)
-    plane_weight: float = 0.0           # depth stages: + this x the planar part of the hand's error (0: the paper)
+    plane_weight: float = 0.0           # depth stages: + this x the planar part of the hand's error (0: off)
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS and self.model is None:
