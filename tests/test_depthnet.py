@@ -296,7 +296,8 @@ def test_evaluate_and_predict(tiny_data, tmp_path):
     train(replace(_tiny_config(tiny_data, run), epochs=1), progress=False)
     net = DepthNet.load(run / "model.pt")
     m = evaluate(net, tiny_data, figure=tmp_path / "fig.png")
-    assert np.isfinite(m["depth_error_mm"]) and 0 <= m["iou"] <= 1 and m["frames"] == 8
+    assert np.isfinite(m["depth_error_mm"]) and np.isfinite(m["surface_error_mm"]) and 0 <= m["iou"] <= 1
+    assert m["frames"] == 8
     f = [v for _, v in m["f_curve"]]
     assert f == sorted(f) and f[0] == 0.0
     assert (tmp_path / "fig.png").exists()
@@ -321,6 +322,24 @@ def test_evaluate_and_predict(tiny_data, tmp_path):
     assert {"depth_error_mm", "iou", "frames"} <= set(json.loads((tmp_path / "o" / "metrics.json").read_text()))
     pred = net.predict(np.zeros((50, 70, 3), np.uint8))
     assert pred.relative.shape == (50, 70) and pred.mask.shape == (50, 70) and pred.mask.dtype == bool
+
+
+def test_hand_surface_takes_the_nearest_reliable_value():
+    from depthnet.evaluate import hand_surface
+
+    rng = np.random.default_rng(3)
+    rel = rng.normal(size=(13, 17)).astype(np.float32)
+    ok = rng.random((13, 17)) < 0.3
+    out = hand_surface(rel, ok)
+    assert out.dtype == np.float32 and np.array_equal(out[ok], rel[ok])
+    good = np.argwhere(ok)
+    for r, c in np.argwhere(~ok):  # brute force: a reliable pixel at the least Euclidean distance
+        d2 = ((good - (r, c)) ** 2).sum(1)
+        assert out[r, c] in rel[tuple(good[d2 == d2.min()].T)]
+    for none_or_all in (np.zeros_like(ok), np.ones_like(ok)):
+        assert np.array_equal(hand_surface(rel, none_or_all), rel)
+    with pytest.raises(ValueError, match="same shape"):
+        hand_surface(rel, ok[:, :5])
 
 
 @pytest.mark.parametrize("image, message", [
