@@ -259,7 +259,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
     last_epoch = config.epochs if config.stop_after_epoch is None else min(config.epochs, config.stop_after_epoch)
     for epoch in range(start_epoch, last_epoch):
         data.set_epoch(epoch)
-        order = _epoch_order(len(data), config.seed, epoch)[:n]
+        order = _epoch_order(n, config.seed, epoch)  # frames 0..n-1 (``max_frames``), shuffled per epoch
         shard = order[rank::world][: steps_per_epoch * config.batch_size]
         model.train()
         first = start_step if epoch == start_epoch else 0

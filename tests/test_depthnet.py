@@ -179,6 +179,20 @@ def _tiny_config(data, out, **kw):
                        val_frames=None, **kw)
 
 
+def test_max_frames_trains_on_the_first_frames_only(tiny_data, tmp_path, monkeypatch):
+    seen = []
+    original = HandDepthDataset.__getitem__
+
+    def record(self, i):
+        seen.append((self.epoch, int(i)))
+        return original(self, i)
+
+    monkeypatch.setattr(HandDepthDataset, "__getitem__", record)
+    train(_tiny_config(tiny_data, tmp_path / "first4", max_frames=4), progress=False)  # 8 frames in the folder
+    for epoch in (0, 1):  # every epoch: each of frames 0-3 once (2 steps of 2), never frames 4-7
+        assert sorted(i for e, i in seen if e == epoch) == [0, 1, 2, 3]
+
+
 def test_resume_after_interruption_matches_uninterrupted(tiny_data, tmp_path, monkeypatch):
     torch.set_num_threads(1)
     full = train(_tiny_config(tiny_data, tmp_path / "full"), progress=False)
