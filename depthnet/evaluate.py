@@ -6,7 +6,8 @@
 * Surface E (a diagnostic, not the paper's): E after ``hand_surface``, where the pixels the
   network reads as background or as a blend of hand and background at the outline take the
   value of the nearest pixel it reads as hand. It splits E into the outline's share (the mask's
-  errors, which IoU also counts) and the hand's surface.
+  errors, which IoU also counts) and the hand's surface. A frame where the network reads no pixel
+  as hand keeps its raw map.
 * Flat-hand reference E: the error of an estimate that puts every true hand pixel at the hand's
   mean depth (``D_T = 0``), from the truth alone. E is only informative below it: it says how
   much of the hand's shape the network gets.

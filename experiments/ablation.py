@@ -6,9 +6,11 @@ beside the paper's numbers.
 
 Presets:
 
-* ``quick``: fits a 2-core CPU in about half an hour: 2,000 training frames, 4 epochs, width 32,
+* ``quick``: fits a 2-core CPU in about 45 minutes: 2,000 training frames, 4 epochs, width 32,
   128 x 128 input (32 x 32 output), 300 test frames. Numbers show trends, not the paper's
-  values (600 frames x 3 epochs, tried first, left every variant untrained: E 73-88 mm).
+  values (600 frames x 3 epochs, tried first, left every variant untrained: E 73-88 mm; that
+  was before ``--max-frames`` was fixed on 2026-11-27, when each epoch drew its frames from the
+  whole training folder).
 * ``paper``: the paper's protocol: 4,500 training / 500 test frames, 100 epochs, width 128,
   256 x 256 input (a GPU job: about 2 days per variant on this CPU).
 
