@@ -417,8 +417,6 @@ def test_loading_zeroes_dead_weights_without_changing_outputs():
 
 
 def test_pretrained_path_finds_exactly_one_file(tmp_path, monkeypatch):
-    import depthnet.model as dm
-
     monkeypatch.setattr(dm, "WEIGHTS_DIR", tmp_path)
     with pytest.raises(ValueError, match="no shipped weights"):
         dm.pretrained_path("cpu")
