@@ -11,7 +11,7 @@ import numpy as np
 
 from handrgbd.joints import BONES
 
-__all__ = ["colorize_depth", "draw_skeleton"]
+__all__ = ["colorize_depth", "grey_depth", "draw_skeleton", "tile_images"]
 
 
 def colorize_depth(depth_mm: np.ndarray, lo: float | None = None, hi: float | None = None) -> np.ndarray:
@@ -22,9 +22,39 @@ def colorize_depth(depth_mm: np.ndarray, lo: float | None = None, hi: float | No
     lo = np.percentile(depth_mm[valid], 1) if lo is None else lo
     hi = np.percentile(depth_mm[valid], 99) if hi is None else hi
     t = np.clip((depth_mm - lo) / max(hi - lo, 1e-6), 0, 1)
-    img = cv2.applyColorMap((255 * (1 - t)).astype(np.uint8), cv2.COLORMAP_TURBO)[..., ::-1]
+    img = np.ascontiguousarray(cv2.applyColorMap((255 * (1 - t)).astype(np.uint8), cv2.COLORMAP_TURBO)[..., ::-1])
     img[~valid] = 0
     return img
+
+
+def grey_depth(depth_mm: np.ndarray, lo: float | None = None, hi: float | None = None) -> np.ndarray:
+    """``(H, W)`` mm -> ``(H, W, 3) uint8`` grey (near = light, far = dark; 0 black), for
+    drawing coloured overlays on depth-only recordings."""
+    valid = depth_mm > 0
+    img = np.zeros((*depth_mm.shape, 3), np.uint8)
+    if not valid.any():
+        return img
+    lo = np.percentile(depth_mm[valid], 1) if lo is None else lo
+    hi = np.percentile(depth_mm[valid], 99) if hi is None else hi
+    t = np.clip((depth_mm - lo) / max(hi - lo, 1e-6), 0, 1)
+    img[valid] = (40 + 200 * (1 - t[valid]))[:, None].astype(np.uint8)
+    return img
+
+
+def tile_images(images: list[np.ndarray], columns: int, width: int) -> np.ndarray:
+    """Images ``(H_i, W_i, 3) uint8`` scaled to ``width`` px wide (aspect kept) and laid out
+    row by row, ``columns`` per row, on black: one ``(H, W, 3) uint8`` sheet."""
+    if not images or columns < 1 or width < 1:
+        raise ValueError(f"tile_images needs images, columns >= 1 and width >= 1 (got {len(images)}, {columns}, {width})")
+    tiles = [cv2.resize(im, (width, max(1, round(im.shape[0] * width / im.shape[1]))), interpolation=cv2.INTER_AREA)
+             for im in images]
+    cell = max(t.shape[0] for t in tiles)
+    rows = -(-len(tiles) // columns)
+    sheet = np.zeros((rows * cell, columns * width, 3), np.uint8)
+    for k, t in enumerate(tiles):
+        r, c = divmod(k, columns)
+        sheet[r * cell:r * cell + t.shape[0], c * width:(c + 1) * width] = t
+    return sheet
 
 
 def draw_skeleton(image: np.ndarray, uv: np.ndarray, colour=(40, 230, 40), thickness: int = 1,

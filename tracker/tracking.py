@@ -3,19 +3,23 @@
 ``Tracker(camera, config).step(depth_mm, mask=None, rgb=None) -> TrackResult``, one frame at a
 time:
 
-1. Observed hand mask (``config.mask_source``): ``"depth"`` (default) is the paper's eq. (1),
-   the valid pixels within 300 mm of the nearest one (the nearest taken as the 0.1th percentile
-   of valid depth, robust to single outliers); ``"given"`` uses the ``mask`` argument (e.g.
-   depthnet's, condition C2); ``"skin"`` a skin-colour detector on ``rgb`` (YCrCb box) inside
-   the depth foreground. Fewer than ``min_hand_pixels`` -> status ``"no_hand"``.
+1. Observed hand mask (``config.mask_source``): ``"depth"`` (default) finds the hand in the
+   depth (``tracker.detect``: the hand-sized surface at the end of a geodesic extremum, so not
+   the torso or a chair that is nearer) on (re-)initialisation, and while tracking keeps the
+   surface around the previous solution's palm (``hand_region``); ``"eq1"`` is the paper's
+   eq. (1), the valid pixels within 300 mm of the nearest one (the nearest taken as the 0.1th
+   percentile of valid depth, robust to single outliers); ``"given"`` uses the ``mask``
+   argument (e.g. depthnet's, condition C2); ``"skin"`` a skin-colour detector on ``rgb``
+   (YCrCb box) inside the eq. (1) foreground. Fewer than ``min_hand_pixels`` (or no hand
+   detected) -> status ``"no_hand"``.
 2. Region of interest: the previous solution's projected joints, grown by ``roi_margin``
    (FORTH's zoomed virtual camera), and with ``depth_offset_free`` also the mask's box; on
    (re-)initialisation, the mask's bounding box. The
    observed depth (on the mask) and the mask are resampled onto the T x T tile grid.
 3. PSO (``tracker.pso``): the swarm is seeded around the previous frame's solution (particle 0
    is that solution itself); on initialisation, around the best of a grid of canonical poses
-   x orientations placed at the palm centre estimated from the mask and depth, with
-   ``init_generations``.
+   x orientations placed at the palm centre (the detected palm with ``"depth"``, else the
+   mask's centroid at its median depth), with ``init_generations``.
    With ``depth_offset_free`` the observed depth is taken as known up to a constant (relative
    depth estimated from RGB): each hypothesis's depth term uses the best constant shift, and
    the distance of the hand follows from its silhouette and the known hand size.
@@ -31,7 +35,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import cv2
@@ -39,6 +43,7 @@ import numpy as np
 
 from handrgbd.camera import CameraIntrinsics
 from renderer.projection import RegionOfInterest
+from tracker.detect import PALM_JOINTS, DetectorConfig, HandDetection, detect_hand, hand_region
 from tracker.kinematics import DEFAULT_HAND_LENGTH_MM, HandModel, finger_crossing_penalty
 from tracker.objective import ObjectiveConfig, make_scorer, objective_from_sums
 from tracker.pose import SIDES, HandPose, axis_angle_quaternion, quaternion_multiply
@@ -48,7 +53,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["TrackerConfig", "Tracker", "TrackResult", "depth_foreground", "skin_mask", "distance_from_mask"]
 
-MASK_SOURCES = ("depth", "given", "skin")
+MASK_SOURCES = ("depth", "eq1", "given", "skin")
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,7 @@ class TrackerConfig:
     tile_size: int = 64
     backend: str = "auto"
     mask_source: str = "depth"
+    detector: DetectorConfig = field(default_factory=DetectorConfig)  # its hand length follows ours
     foreground_mm: float = 300.0
     min_hand_pixels: int = 50
     roi_margin: float = 0.3
@@ -128,14 +134,19 @@ def skin_mask(rgb: np.ndarray) -> np.ndarray:
     return cv2.morphologyEx(m.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
 
 
+#: palm, back or side toward the camera (quaternions), each rolled about the camera's axis
+FACINGS = (np.array([1.0, 0, 0, 0]), axis_angle_quaternion([0, 1, 0], math.pi),
+           axis_angle_quaternion([0, 1, 0], math.pi / 2))
+
+#: rolls tried around the direction from a detected palm toward its fingertip (radians): the
+#: tip may be the thumb's or the little finger's, up to about 60 degrees off the middle finger
+TIP_ROLLS = np.radians([-60.0, -30.0, 0.0, 30.0, 60.0])
+
+
 def _orientation_grid() -> np.ndarray:
-    """24 hand orientations (quaternions): palm, back or side toward the camera, at 8 rolls each."""
-    out = []
-    for facing in (np.array([1.0, 0, 0, 0]), axis_angle_quaternion([0, 1, 0], math.pi),
-                   axis_angle_quaternion([0, 1, 0], math.pi / 2)):
-        for roll in np.linspace(-math.pi, math.pi, 8, endpoint=False):
-            out.append(quaternion_multiply(axis_angle_quaternion([0, 0, 1], roll), facing))
-    return np.array(out)
+    """24 hand orientations (quaternions): the three facings at 8 rolls each."""
+    return np.array([quaternion_multiply(axis_angle_quaternion([0, 0, 1], roll), facing)
+                     for facing in FACINGS for roll in np.linspace(-math.pi, math.pi, 8, endpoint=False)])
 
 
 class Tracker:
@@ -147,6 +158,7 @@ class Tracker:
         self.camera = camera
         self.config = TrackerConfig() if config is None else config
         self.model = HandModel(self.config.side, self.config.hand_length_mm)
+        self.detector = replace(self.config.detector, hand_length_mm=self.config.hand_length_mm)
         self.scorer = make_scorer(self.config.backend, self.model.primitive_set, self.config.tile_size,
                                   self.config.pso.particles)
         self.rng = np.random.default_rng(self.config.seed)
@@ -188,8 +200,21 @@ class Tracker:
         d = np.where(np.isfinite(d) & (d > 0), d, 0.0)  # NaN / negative = no reading
         return d.astype(np.float32)
 
-    def _observation(self, depth, mask, rgb):
+    def _observation(self, depth, mask, rgb, camera) -> tuple[np.ndarray, HandDetection | None]:
+        """The observed hand mask ``(H, W) bool``, and the detection when the hand was detected
+        afresh (``"depth"`` on initialisation, or when the previous solution has no surface
+        near its palm), else None."""
         cfg = self.config
+        if cfg.mask_source == "depth":
+            if self.previous is not None:
+                palm = self.model.joints(self.previous)[0][list(PALM_JOINTS)].mean(0)
+                hand = hand_region(depth, camera, palm, self.detector)
+                if hand.sum() >= cfg.min_hand_pixels:
+                    return hand, None
+            found = detect_hand(depth, camera, self.detector)
+            if found is None:
+                return np.zeros(depth.shape, bool), None
+            return found.mask, found
         fg = depth_foreground(depth, cfg.foreground_mm)
         if cfg.mask_source == "given":
             if mask is None:
@@ -204,7 +229,7 @@ class Tracker:
             hand = fg & skin_mask(rgb)
         else:
             hand = fg
-        return hand
+        return hand, None
 
     def _cut_forearm(self, hand: np.ndarray, depth: np.ndarray, camera: CameraIntrinsics) -> np.ndarray:
         """Drop observed pixels more than ``wrist_cut_mm`` past the previous solution's wrist,
@@ -239,15 +264,32 @@ class Tracker:
         x[1:, 7:] += self.rng.normal(0, cfg.seed_sigma_rad, (n - 1, 20))
         return x
 
-    def _initial_candidates(self, depth, hand, camera) -> np.ndarray:
-        """Canonical poses x orientations at the palm centre estimated from mask and depth."""
-        v, u = np.nonzero(hand)
-        z = np.median(depth[v, u]) + 0.12 * self.config.hand_length_mm  # palm centre inside the hand
-        centre = camera.unproject(np.array([u.mean(), v.mean()]), z)
+    def _initial_candidates(self, depth, hand, camera, found: HandDetection | None = None) -> np.ndarray:
+        """Canonical poses x orientations at the palm centre. With a detection: at its palm,
+        rolled so that the fingers point toward its fingertip (``TIP_ROLLS`` around that
+        direction, three facings); else at the mask's centroid and median depth, over the
+        whole ``_orientation_grid``."""
+        L = self.config.hand_length_mm
+        side = self.config.side
+        names = ("open", "relaxed", "fist", "point", "pinch")
+        if found is None:
+            v, u = np.nonzero(hand)
+            centre = camera.unproject(np.array([u.mean(), v.mean()]), np.median(depth[v, u]) + 0.12 * L)
+            return np.array([HandPose.canonical(name, position_mm=centre, orientation=q, side=side).to_array()
+                             for q in _orientation_grid() for name in names])
+        centre = camera.unproject(found.palm_uv, found.palm_mm[2] + 0.12 * L)  # palm centre inside the hand
+        tip = found.tip_uv - found.palm_uv
         out = []
-        for q in _orientation_grid():
-            for name in ("open", "relaxed", "fist", "point", "pinch"):
-                out.append(HandPose.canonical(name, position_mm=centre, orientation=q, side=self.config.side).to_array())
+        for facing in FACINGS:
+            for name in names:
+                pose = HandPose.canonical(name, position_mm=centre, orientation=facing, side=side).to_array()
+                j = camera.project(self.model.joints(pose)[0])
+                finger = j[9] - j[0]  # wrist -> middle knuckle, in the image
+                # a roll about the camera's axis turns image directions by the same angle
+                aligned = math.atan2(tip[1], tip[0]) - math.atan2(finger[1], finger[0])
+                for roll in aligned + TIP_ROLLS:
+                    q = quaternion_multiply(axis_angle_quaternion([0, 0, 1], roll), facing)
+                    out.append(HandPose.canonical(name, position_mm=centre, orientation=q, side=side).to_array())
         return np.array(out)
 
     # ---- one frame ------------------------------------------------------------------------
@@ -260,10 +302,12 @@ class Tracker:
         cfg = self.config
         camera = self.camera if camera is None else camera
         depth = self._check(depth_mm, camera)
-        hand = self._observation(depth, mask, rgb)
+        hand, found = self._observation(depth, mask, rgb, camera)
         if hand.sum() < cfg.min_hand_pixels:
             self.previous, self._bad_frames = None, 0
             return TrackResult("no_hand", None, None, float("nan"), None, time.perf_counter() - t0)
+        if found is not None:  # the hand was detected afresh: the previous solution is no start
+            self.previous = None
         initialising = self.previous is None
         if not initialising and cfg.wrist_cut_mm is not None:
             cut = self._cut_forearm(hand, depth, camera)
@@ -287,7 +331,7 @@ class Tracker:
         f = self._objective(camera, roi, obs_tile, mask_tile)
         n = cfg.pso.particles
         if initialising:
-            candidates = self._initial_candidates(depth, hand, camera)
+            candidates = self._initial_candidates(depth, hand, camera, found)
             values = np.concatenate([f(candidates[i:i + n]) for i in range(0, len(candidates), n)])
             best = candidates[np.argsort(values)[:max(1, n // 8)]]
             swarm = np.concatenate([self._seed_swarm(b, int(math.ceil(n / len(best)))) for b in best])[:n]

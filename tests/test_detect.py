@@ -1,0 +1,197 @@
+"""Hand detection in depth (tracker.detect): analytic scenes with a body, an arm and nearer
+distractors, the real SR305 frames with their labelled hand boxes, and the tracker that uses it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from handrgbd import CameraIntrinsics, Recording
+from tracker import HandModel, HandPose
+from tracker.detect import PALM_JOINTS, DetectorConfig, detect_hand, hand_candidates, hand_region
+from tracker.objective import CpuScorer
+from tracker.pso import PSOConfig
+from tracker.run import track_main, track_recording
+from tracker.tracking import Tracker, TrackerConfig, depth_foreground
+from renderer.projection import RegionOfInterest
+
+CAM = CameraIntrinsics(500.0, 500.0, 319.5, 239.5, 640, 480)
+SR305 = Path(__file__).parent / "data" / "sr305"
+BOX_MARGIN_PX = 10  # the issue's tolerance around the labelled hand-and-forearm box
+
+
+def _paint_disc(depth, centre, radius_px, z):
+    cv2.circle(depth, tuple(int(round(c)) for c in centre), int(round(radius_px)), float(z), -1)
+
+
+def _paint_bar(depth, a, b, width_px, z):
+    cv2.line(depth, tuple(int(round(c)) for c in a), tuple(int(round(c)) for c in b), float(z),
+             max(1, int(round(width_px))))
+
+
+def _person(hand_in_front: bool, seed: int = 0):
+    """An analytic depth scene (mm) in CAM: torso and head at 900 mm reaching the bottom border,
+    a chair back at 500 mm and a small ball at 400 mm (both nearer than the hand), and a hand
+    (palm disc of 40 mm radius, four fingers and a thumb) at 620 mm: either at the end of an
+    arm that leaves the torso's side, or held in front of the torso with no depth path to it.
+    Returns depth, the palm centre (camera mm, on the surface) and the hand's pixels."""
+    depth = np.zeros((CAM.height, CAM.width), np.float32)
+    px = lambda mm, z: mm * CAM.fx / z  # noqa: E731  millimetres at depth z -> pixels
+    depth[150:, 330:540] = 900.0                                   # torso
+    _paint_bar(depth, (435, 150), (435, 110), px(110, 905), 905.0)  # neck
+    _paint_disc(depth, (435, 75), px(80, 910), 910.0)              # head
+    depth[300:, :110] = 500.0                                      # chair back
+    _paint_disc(depth, (600, 60), px(12, 400), 400.0)              # a small ball, nearest of all
+    z = 620.0
+    palm = np.array([230.0, 250.0]) if not hand_in_front else np.array([420.0, 300.0])
+    hand = np.zeros_like(depth)
+    _paint_disc(hand, palm, px(40, z), z)
+    for angle_deg, length in ((-110, 80), (-95, 88), (-80, 82), (-65, 68), (-10, 55)):  # fingers up, thumb
+        d = np.array([np.cos(np.radians(angle_deg)), np.sin(np.radians(angle_deg))])
+        start = palm + d * px(30, z)
+        _paint_bar(hand, start, start + d * px(length, z), px(17, z), z - 5.0)
+    if not hand_in_front:  # forearm and upper arm from the palm down to the torso's side
+        steps = np.linspace(0, 1, 40)
+        for t0, t1 in zip(steps[:-1], steps[1:]):
+            a = palm + np.array([0.0, px(45, z)]) + t0 * np.array([110.0, 80.0])
+            b = palm + np.array([0.0, px(45, z)]) + t1 * np.array([110.0, 80.0])
+            _paint_bar(depth, a, b, px(60, 700), z + 20 + 260 * t1)
+    inside = hand > 0
+    depth[inside] = hand[inside]
+    depth += np.random.default_rng(seed).normal(0, 1.5, depth.shape).astype(np.float32) * (depth > 0)
+    return depth, CAM.unproject(palm, z), inside
+
+
+@pytest.mark.parametrize("hand_in_front", [False, True])
+def test_detects_the_hand_not_the_nearest_surface(hand_in_front):
+    depth, palm, hand = _person(hand_in_front)
+    assert depth_foreground(depth)[300:, :110].mean() > 0.9  # eq. (1) takes the chair with the hand
+    found = detect_hand(depth, CAM)
+    assert found is not None
+    assert np.linalg.norm(found.palm_mm - palm) < 15.0
+    assert np.linalg.norm(found.palm_uv - CAM.project(palm)) < 15.0
+    assert 30.0 < found.palm_radius_mm < 50.0  # the palm disc is 40 mm
+    assert found.mask[hand].mean() > 0.97                 # the whole hand, fingers included
+    assert not found.mask[150:, 330:540][depth[150:, 330:540] > 880].any()  # not the torso behind
+    assert not found.mask[300:, :110].any() and not found.mask[:130].any()  # not chair, ball or head
+
+
+def test_hand_region_follows_a_known_palm_and_is_empty_far_from_any_surface():
+    depth, palm, hand = _person(hand_in_front=True)
+    region = hand_region(depth, CAM, palm + [0.0, 0.0, 15.0])  # a palm centre inside the hand
+    assert region[hand].mean() > 0.97 and region.sum() < 1.1 * hand.sum()
+    assert not hand_region(depth, CAM, palm + [400.0, 0.0, 0.0]).any()  # no surface near: empty
+
+
+def test_the_region_is_geodesic_the_forearm_ends_within_the_hand_length():
+    depth, palm, hand = _person(hand_in_front=False)
+    found = detect_hand(depth, CAM)
+    v, u = np.nonzero(found.mask & ~hand)  # the forearm stub in the region
+    points = CAM.unproject(np.stack([u, v], -1), depth[v, u])
+    reach = np.linalg.norm(points - found.palm_mm, axis=1).max()
+    assert 40.0 < reach < DetectorConfig().hand_length_mm  # some forearm, never the whole arm
+
+
+def test_nothing_hand_sized_gives_no_detection():
+    assert detect_hand(np.zeros((480, 640), np.float32), CAM) is None
+    flat = np.full((480, 640), 800.0, np.float32)  # a wall: every extremum lies on the border
+    assert detect_hand(flat, CAM) is None
+    ball = np.zeros((480, 640), np.float32)
+    _paint_disc(ball, (320, 240), 20, 600.0)  # 24 mm: too small for a hand
+    assert hand_candidates(ball, CAM) == []
+    with pytest.raises(ValueError, match="float millimetres"):
+        detect_hand(np.zeros((480, 640), np.uint16), CAM)
+    with pytest.raises(ValueError, match="camera is 640x480"):
+        detect_hand(np.zeros((240, 320), np.float32), CAM)
+
+
+@pytest.mark.parametrize("field, value", [("hand_length_mm", 10.0), ("grid_px", 4), ("max_extrema", 0),
+                                          ("jump_mm", 0.0), ("radius_tolerance", 1.0), ("area_tolerance", 0.5)])
+def test_bad_detector_configs(field, value):
+    with pytest.raises(ValueError, match=field):
+        DetectorConfig(**{field: value})
+
+
+def _boxes():
+    return json.loads((SR305 / "hand_boxes.json").read_text())["boxes"]
+
+
+def _palm_in_box(camera, joints, box) -> bool:
+    if joints is None or not np.isfinite(joints).all():
+        return False
+    u, v = camera.project(joints[list(PALM_JOINTS)].mean(0))
+    x0, y0, x1, y1 = box
+    return x0 - BOX_MARGIN_PX <= u <= x1 + BOX_MARGIN_PX and y0 - BOX_MARGIN_PX <= v <= y1 + BOX_MARGIN_PX
+
+
+def test_real_sr305_detection_lands_in_every_labelled_hand_box():
+    rec, boxes = Recording(SR305), _boxes()
+    assert len(boxes) == len(rec) == 19
+    for frame in rec:
+        found = detect_hand(frame.depth_mm, frame.camera)
+        x0, y0, x1, y1 = boxes[frame.name]
+        u, v = found.palm_uv
+        assert x0 <= u <= x1 and y0 <= v <= y1, frame.name
+        # the region is the hand: inside the box (grown by the forearm stub's slack), not the torso
+        ys, xs = np.nonzero(found.mask)
+        slack = 40
+        assert np.mean((xs >= x0 - slack) & (xs <= x1 + slack) & (ys >= y0 - slack) & (ys <= y1 + slack)) > 0.97
+
+
+@pytest.mark.parametrize("independent", [False, True])
+def test_real_sr305_tracked_palm_lies_in_the_hand_box(tmp_path, independent):
+    """The issue's measure: the palm centre of the automatically started track lies inside the
+    labelled box (10 px margin) in >= 18 of 19 frames, as one sequence and frame by frame (a
+    reduced PSO budget here; the README's line is at the default 64 x 25)."""
+    config = TrackerConfig(backend="cpu", pso=PSOConfig(32, 10), init_generations=15, seed=5)
+    track_recording(SR305, tmp_path, config, "auto", progress=False, independent=independent)
+    rec, boxes = Recording(SR305), _boxes()
+    joints = np.load(tmp_path / "joints.npy")
+    inside = [_palm_in_box(rec.camera, joints[i], boxes[f.name]) for i, f in enumerate(rec)]
+    assert sum(inside) >= 18, [f.name for f, ok in zip(rec, inside) if not ok]
+
+
+def test_track_command_overlays_a_depth_only_recording(tmp_path):
+    code = track_main([str(SR305), "--out", str(tmp_path), "--init", "auto", "--independent", "--backend", "cpu",
+                       "--frames", "3", "--particles", "16", "--generations", "4", "--overlay", "--json"])
+    assert code == 0
+    pngs = sorted((tmp_path / "overlay").glob("*.png"))
+    assert [p.stem for p in pngs] == ["000000", "000001", "000002"]
+    img = cv2.imread(str(pngs[0]))
+    assert img.shape == (480, 640, 3)
+    assert (img[..., 1].astype(int) - img[..., 0] > 100).any()  # the green skeleton over grey depth
+    sheet = cv2.imread(str(tmp_path / "overlay.jpg"))
+    assert sheet is not None and sheet.shape[1] == 5 * 320
+    assert json.loads((tmp_path / "config.json").read_text())["independent"] is True
+
+
+def _hand_before_a_body(truth: np.ndarray, cam: CameraIntrinsics) -> np.ndarray:
+    """The hand model rendered for ``truth``, a body plane 180 mm behind it filling the lower
+    image from the border, and a board nearer than the hand at the left border."""
+    scorer = CpuScorer(HandModel().primitive_set, tile_size=cam.width)
+    roi = RegionOfInterest(0, -(cam.width - cam.height) / 2, cam.width, (cam.width + cam.height) / 2)
+    top = int((cam.width - cam.height) / 2)
+    hand = scorer.render(HandModel().primitives(truth), cam, roi)[0][top:top + cam.height]
+    depth = np.zeros((cam.height, cam.width), np.float32)
+    depth[cam.height // 2:, :] = truth[2] + 180.0
+    depth[:, :cam.width // 8] = truth[2] - 150.0
+    return np.where(hand > 0, hand, depth).astype(np.float32)
+
+
+def test_automatic_start_finds_the_hand_in_front_of_a_body_with_a_nearer_board():
+    cam = CameraIntrinsics(475.0, 475.0, 159.5, 119.5, 320, 240)
+    truth = HandPose.canonical("open", position_mm=(10.0, -20.0, 500.0), orientation=(0.97, 0.1, 0.2, 0.0)).to_array()
+    depth = _hand_before_a_body(truth, cam)
+    palm_truth = HandModel().joints(truth)[0][list(PALM_JOINTS)].mean(0)
+    errors = {}
+    for source in ("depth", "eq1"):
+        with Tracker(cam, TrackerConfig(backend="cpu", mask_source=source, pso=PSOConfig(32, 10),
+                                        init_generations=20, seed=1)) as tr:
+            r = tr.step(depth)
+            errors[source] = np.linalg.norm(r.joints_mm[list(PALM_JOINTS)].mean(0) - palm_truth)
+    assert errors["depth"] < 25.0
+    assert errors["eq1"] > 60.0  # the paper's foreground starts on the nearer board

@@ -1,0 +1,337 @@
+"""Hand detection in depth: find the hand among the body, the arm and the background.
+
+The paper's eq. (1) takes everything within 300 mm of the nearest pixel as the hand. A real
+person holds the hand near the body, so that foreground is hand + forearm + torso, and the
+nearest pixel can be the torso or a chair. Depth trackers of this kind look for the hand at the
+end of the arm instead; this module does that on the depth surface:
+
+1. **Surface graph.** The depth map is sampled on a grid (long side ``grid_px`` cells). Each
+   cell is a 3D point; neighbouring cells (8-connected) are joined when their depths differ by
+   less than ``max(jump_mm, jump_pitches x the grid's pitch)``, with the 3D distance as the
+   edge's length. Depth edges (hand in front of the body) cut the graph; a body part reaching
+   out stays connected to the body through the arm.
+2. **Geodesic extrema** (Plagemann et al., ICRA 2010, "AGEX"): per connected surface, start at
+   its thickest point (largest 2D distance to its outline), repeatedly take the point with the
+   largest geodesic distance to all points taken so far and add it, up to ``max_extrema`` times
+   or until the farthest point is nearer than ``0.3`` hand lengths. Fingertips, the head and the
+   elbow of a folded arm come out as extrema; extrema on the image border are dropped (the arm
+   or the body continues out of view there).
+3. **Candidates.** For each extremum, the surface within one hand length of it (geodesically) is
+   where a hand ending there would lie. Its palm is the largest disc inside that region (2D
+   distance transform; radius in mm from the grid's pitch at the disc's centre).
+4. **Score** (lower is better): ``|ln(r / R)| / ln(radius_tolerance)
+   + max(0, ln(a / A)) / ln(area_tolerance) + (z - z_near) / near_mm``, where ``r`` is the palm
+   disc's radius and ``R = palm_radius_mm``, ``a`` the region's area and ``A = hand_area_mm2``
+   (both scaled with the hand length), ``z`` the palm's depth and ``z_near`` the nearest
+   candidate palm's. A head or a torso has too wide a disc and too large a region, a
+   finger-sized protrusion too narrow a disc (a hand seen edge-on covers less than ``A``, so
+   only a larger area costs); among hand-sized candidates the nearer wins (hands are held
+   toward the camera). Candidates with ``r`` outside ``[R / 2, 2 R]`` are rejected.
+5. **Hand region.** The winner's region is the surface within ``region_radius`` hand lengths
+   (geodesically) of the surface near the palm's centre (the points within ``SEED_RADIUS``
+   hand lengths of it in 3D), about 0.8 hand lengths from the centre in all: fingers in (the
+   middle fingertip is 0.7 away), torso out, a stub of forearm in (the tracker cuts it at the
+   wrist while tracking).
+
+``hand_region`` grows the same region from a known palm (the previous frame's solution), so the
+tracker's observation keeps excluding the body while it follows the hand.
+
+Everything runs on the grid with numpy, OpenCV's distance transform and scipy's Dijkstra: a few
+milliseconds to a few tens of milliseconds per 640 x 480 frame (``benchmarks.tracker_speed``
+has the figure). Shapes: depth ``(H, W) float32`` mm, 0 = no reading.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import connected_components, dijkstra
+
+from handrgbd.camera import CameraIntrinsics
+from tracker.kinematics import DEFAULT_HAND_LENGTH_MM
+
+__all__ = ["DetectorConfig", "HandDetection", "detect_hand", "hand_candidates", "hand_region", "PALM_JOINTS"]
+
+#: wrist and the four finger MCPs (MediaPipe order): their mean is the palm's centre
+PALM_JOINTS = (0, 5, 9, 13, 17)
+
+#: the hand region grows from the surface within this many hand lengths of the palm's centre
+SEED_RADIUS = 0.2
+
+#: the 8-neighbourhood as (dv, du) steps; each undirected edge is listed once
+_STEPS = ((0, 1), (1, 0), (1, 1), (1, -1))
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Constants of the depth hand detector (see the module docstring for what each does)."""
+
+    hand_length_mm: float = DEFAULT_HAND_LENGTH_MM
+    grid_px: int = 120
+    jump_mm: float = 20.0
+    jump_pitches: float = 3.0
+    max_extrema: int = 8
+    #: the palm disc's expected radius for a 180 mm hand: synthetic renders give 33-37 mm, the
+    #: real SR305 hand 41-46 mm (fingers held together widen the disc)
+    palm_radius_mm: float = 38.0
+    radius_tolerance: float = 1.4
+    #: a 180 mm hand facing the camera covers about 13,600 mm^2 (palm 80 x 90, fingers 4 x 18 x
+    #: 75, thumb); the region within one hand length of a fingertip holds some wrist besides
+    hand_area_mm2: float = 15000.0
+    area_tolerance: float = 1.5
+    near_mm: float = 150.0
+    region_radius: float = 0.6
+
+    def __post_init__(self) -> None:
+        if not (50.0 <= self.hand_length_mm <= 400.0):
+            raise ValueError(f"DetectorConfig.hand_length_mm must be in [50, 400] mm, got {self.hand_length_mm}")
+        if self.grid_px < 16:
+            raise ValueError(f"DetectorConfig.grid_px must be >= 16, got {self.grid_px}")
+        if self.max_extrema < 1:
+            raise ValueError(f"DetectorConfig.max_extrema must be >= 1, got {self.max_extrema}")
+        for name in ("jump_mm", "jump_pitches", "palm_radius_mm", "hand_area_mm2", "near_mm", "region_radius"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"DetectorConfig.{name} must be > 0, got {getattr(self, name)}")
+        for name in ("radius_tolerance", "area_tolerance"):
+            if not getattr(self, name) > 1:
+                raise ValueError(f"DetectorConfig.{name} must be > 1, got {getattr(self, name)}")
+
+    @property
+    def palm_radius_for_length_mm(self) -> float:
+        return self.palm_radius_mm * self.hand_length_mm / DEFAULT_HAND_LENGTH_MM
+
+
+class HandDetection(NamedTuple):
+    """A hand found in a depth map. ``mask (H, W) bool``: the hand's region (fingers, palm and a
+    stub of forearm); ``palm_uv (2,)`` px and ``palm_mm (3,)`` camera frame: the centre of the
+    largest disc inside the hand, on the surface; ``tip_uv (2,)``: the geodesic extremum the
+    hand was found from; ``cost``: the score (lower is better)."""
+
+    mask: np.ndarray
+    palm_uv: np.ndarray
+    palm_mm: np.ndarray
+    palm_radius_mm: float
+    tip_uv: np.ndarray
+    cost: float
+
+
+class _Surface(NamedTuple):
+    """The depth surface on the grid: ``n`` nodes (valid cells)."""
+
+    stride: int
+    depth: np.ndarray      # (h, w) float64 mm, 0 = no reading / outside the mask
+    rows: np.ndarray       # (n,) grid row of each node
+    cols: np.ndarray       # (n,) grid column
+    points: np.ndarray     # (n, 3) camera frame mm
+    pitch: np.ndarray      # (n,) mm between neighbouring cells at the node's depth
+    graph: csr_matrix      # (n, n) edge lengths mm
+    labels: np.ndarray     # (n,) connected surface of each node
+    interior: np.ndarray   # (h, w) uint8: valid cells with no depth edge to a 4-neighbour
+
+
+def _surface(depth_mm: np.ndarray, camera: CameraIntrinsics, cfg: DetectorConfig,
+             mask: np.ndarray | None = None) -> _Surface:
+    H, W = depth_mm.shape
+    s = max(1, int(math.ceil(max(H, W) / cfg.grid_px)))
+    d = np.asarray(depth_mm[s // 2::s, s // 2::s], dtype=np.float64)
+    d = np.where(np.isfinite(d) & (d > 0), d, 0.0)
+    if mask is not None:
+        d = np.where(np.asarray(mask, bool)[s // 2::s, s // 2::s], d, 0.0)
+    h, w = d.shape
+    valid = d > 0
+    index = np.full((h, w), -1, np.int64)
+    rows, cols = np.nonzero(valid)
+    index[rows, cols] = np.arange(len(rows))
+    u, v, z = cols * s + s // 2, rows * s + s // 2, d[rows, cols]
+    points = np.stack([(u - camera.cx) * z / camera.fx, (v - camera.cy) * z / camera.fy, z], -1)
+    pitch_grid = d * s / math.sqrt(camera.fx * camera.fy)
+    grid_points = np.zeros((h, w, 3))
+    grid_points[rows, cols] = points
+    interior = valid.copy()
+    interior[0, :] = interior[-1, :] = interior[:, 0] = interior[:, -1] = False
+    src, dst, length = [], [], []
+    for dv, du in _STEPS:
+        a = (slice(0, h - dv), slice(max(0, -du), w - max(0, du)))
+        b = (slice(dv, h), slice(max(0, du), w - max(0, -du)))
+        both = valid[a] & valid[b]
+        limit = np.maximum(cfg.jump_mm, cfg.jump_pitches * pitch_grid[a] * math.hypot(dv, du))
+        joined = both & (np.abs(d[a] - d[b]) < limit)
+        if dv + abs(du) == 1:  # a 4-neighbour that is missing or across a depth edge: outline
+            edge = ~joined
+            interior[a] &= ~edge
+            interior[b] &= ~edge
+        src.append(index[a][joined])
+        dst.append(index[b][joined])
+        length.append(np.linalg.norm(grid_points[a][joined] - grid_points[b][joined], axis=-1) + 1e-3)
+    n = len(rows)
+    graph = csr_matrix((np.concatenate(length), (np.concatenate(src), np.concatenate(dst))), shape=(n, n))
+    graph = graph + graph.T
+    _, labels = connected_components(graph, directed=True)
+    return _Surface(s, d, rows, cols, points, pitch_grid[rows, cols], graph, labels,
+                    interior.astype(np.uint8))
+
+
+def _argmax_per_label(values: np.ndarray, labels: np.ndarray, nodes: np.ndarray) -> np.ndarray:
+    """Among ``nodes``, the index of the largest finite ``values`` entry of each label present."""
+    v = values[nodes]
+    nodes = nodes[np.isfinite(v)]
+    if len(nodes) == 0:
+        return nodes
+    order = nodes[np.lexsort((-values[nodes], labels[nodes]))]  # by label, largest value first
+    return order[np.r_[True, labels[order][1:] != labels[order][:-1]]]
+
+
+def _region_grid(surface: _Surface, nodes: np.ndarray) -> np.ndarray:
+    g = np.zeros(surface.depth.shape, np.uint8)
+    g[surface.rows[nodes], surface.cols[nodes]] = 1
+    return g
+
+
+def _largest_disc(surface: _Surface, nodes: np.ndarray) -> tuple[int, float]:
+    """The node at the centre of the largest disc inside ``nodes``' region, and its radius mm."""
+    r, c = surface.rows[nodes], surface.cols[nodes]
+    r0, r1, c0, c1 = r.min(), r.max() + 1, c.min(), c.max() + 1
+    g = np.zeros((r1 - r0 + 2, c1 - c0 + 2), np.uint8)  # one empty cell around: the region's outline
+    g[r - r0 + 1, c - c0 + 1] = 1
+    dist = cv2.distanceTransform(g, cv2.DIST_L2, 5)[r - r0 + 1, c - c0 + 1]
+    k = int(np.argmax(dist))
+    return int(nodes[k]), float(dist[k] * surface.pitch[nodes[k]])
+
+
+def _to_full(surface: _Surface, nodes: np.ndarray, depth_mm: np.ndarray, jump_mm: float) -> np.ndarray:
+    """Grid region -> ``(H, W) bool`` at full resolution: pixels whose cell (or a neighbouring
+    cell) is in the region, within the depth range of those cells +- ``jump_mm``."""
+    H, W = depth_mm.shape
+    out = np.zeros((H, W), bool)
+    if len(nodes) == 0:
+        return out
+    s, (h, w) = surface.stride, surface.depth.shape
+    # the region's cells grown by one, in a window around them (the rest of the frame stays False)
+    r0, r1 = max(surface.rows[nodes].min() - 1, 0), min(surface.rows[nodes].max() + 2, h)
+    c0, c1 = max(surface.cols[nodes].min() - 1, 0), min(surface.cols[nodes].max() + 2, w)
+    g = np.zeros((r1 - r0, c1 - c0), np.uint8)
+    g[surface.rows[nodes] - r0, surface.cols[nodes] - c0] = 1
+    z = surface.depth[r0:r1, c0:c1].astype(np.float32)
+    kernel = np.ones((3, 3), np.uint8)
+    near = cv2.dilate(g, kernel)
+    z_hi = cv2.dilate(np.where(g > 0, z, 0.0).astype(np.float32), kernel) + jump_mm
+    z_lo = cv2.erode(np.where(g > 0, z, np.inf).astype(np.float32), kernel) - jump_mm
+    y0, y1 = r0 * s, H if r1 == h else r1 * s
+    x0, x1 = c0 * s, W if c1 == w else c1 * s
+    rows = np.minimum(np.arange(y0, y1) // s, h - 1) - r0
+    cols = np.minimum(np.arange(x0, x1) // s, w - 1) - c0
+
+    def full(a):  # each cell's value over its s x s block (the grid samples the block's centre)
+        return a.take(rows, 0).take(cols, 1)
+
+    d = depth_mm[y0:y1, x0:x1]
+    out[y0:y1, x0:x1] = (full(near) > 0) & (d > 0) & (d >= full(z_lo)) & (d <= full(z_hi))
+    return out
+
+
+def _ball(surface: _Surface, palm_mm: np.ndarray, cfg: DetectorConfig) -> np.ndarray:
+    """Nodes within ``region_radius`` hand lengths (geodesically) of the surface near the palm:
+    the nodes within ``SEED_RADIUS`` hand lengths of ``palm_mm`` in 3D."""
+    L = cfg.hand_length_mm
+    seeds = np.nonzero(np.linalg.norm(surface.points - palm_mm, axis=1) <= SEED_RADIUS * L)[0]
+    if len(seeds) == 0:
+        return seeds
+    ball = dijkstra(surface.graph, directed=True, indices=seeds, min_only=True, limit=cfg.region_radius * L)
+    return np.nonzero(np.isfinite(np.atleast_2d(ball).min(0)))[0]
+
+
+def _check(depth_mm: np.ndarray, camera: CameraIntrinsics) -> np.ndarray:
+    d = np.asarray(depth_mm)
+    if d.shape != (camera.height, camera.width):
+        raise ValueError(f"depth is {d.shape[1]}x{d.shape[0]} but the camera is {camera.width}x{camera.height}")
+    if d.dtype.kind != "f":
+        raise ValueError(f"depth must be float millimetres, got {d.dtype}")
+    return d  # NaN and values <= 0 are no reading: every comparison below is False for them
+
+
+def hand_candidates(depth_mm: np.ndarray, camera: CameraIntrinsics, config: DetectorConfig | None = None,
+                    mask: np.ndarray | None = None, limit: int | None = None) -> list[HandDetection]:
+    """Every hand-sized candidate in ``depth_mm (H, W)`` mm, best first (see the module
+    docstring); ``mask (H, W) bool`` restricts the search (e.g. skin or a network's mask);
+    ``limit`` builds the full-resolution mask of the best ``limit`` only (others get None)."""
+    cfg = DetectorConfig() if config is None else config
+    depth = _check(depth_mm, camera)
+    surface = _surface(depth, camera, cfg, mask)
+    n = len(surface.rows)
+    if n == 0:
+        return []
+    L = cfg.hand_length_mm
+    h, w = surface.depth.shape
+    # surfaces big enough to hold a hand: a quarter of a hand's area (L x L/2)
+    area = np.bincount(surface.labels, weights=surface.pitch ** 2)
+    big = np.nonzero((area >= 0.25 * L * L / 2)[surface.labels])[0]  # nodes on such surfaces
+    if len(big) == 0:
+        return []
+    thick = cv2.distanceTransform(surface.interior, cv2.DIST_L2, 5)[surface.rows, surface.cols]
+    sources = _argmax_per_label(thick.astype(np.float64), surface.labels, big)
+    geodesic = dijkstra(surface.graph, directed=True, indices=sources, min_only=True)
+    extrema: list[int] = []
+    for _ in range(cfg.max_extrema):
+        far = _argmax_per_label(geodesic, surface.labels, big)
+        far = far[geodesic[far] >= 0.3 * L]
+        if len(far) == 0:
+            break
+        extrema.extend(far.tolist())
+        geodesic = np.minimum(geodesic, dijkstra(surface.graph, directed=True, indices=far, min_only=True))
+    on_border = lambda k: (surface.rows[k] in (0, h - 1)) or (surface.cols[k] in (0, w - 1))  # noqa: E731
+    tips = np.array([k for k in extrema if not on_border(k)], np.int64)
+    if len(tips) == 0:
+        return []
+    reach = np.atleast_2d(dijkstra(surface.graph, directed=True, indices=tips, limit=L))
+    R = cfg.palm_radius_for_length_mm
+    A = cfg.hand_area_mm2 * (L / DEFAULT_HAND_LENGTH_MM) ** 2
+    found = []
+    for tip, dist in zip(tips, reach):
+        region = np.nonzero(np.isfinite(dist))[0]
+        palm, radius = _largest_disc(surface, region)
+        if not (R / 2 <= radius <= 2 * R):
+            continue
+        extra = max(0.0, math.log(float(np.sum(surface.pitch[region] ** 2)) / A))
+        found.append((tip, palm, radius, extra))
+    if not found:
+        return []
+    z_near = min(surface.points[p, 2] for _, p, _, _ in found)
+    scored = sorted(((abs(math.log(r / R)) / math.log(cfg.radius_tolerance) + x / math.log(cfg.area_tolerance)
+                      + (surface.points[p, 2] - z_near) / cfg.near_mm, t, p, r) for t, p, r, x in found))
+    out, seen = [], set()
+    for cost, tip, palm, radius in scored:
+        if palm in seen:  # several fingertips of one hand find the same palm
+            continue
+        seen.add(palm)
+        full = None
+        if limit is None or len(out) < limit:
+            full = _to_full(surface, _ball(surface, surface.points[palm], cfg), depth, cfg.jump_mm)
+        s = surface.stride
+        uv = lambda k: np.array([surface.cols[k] * s + s // 2, surface.rows[k] * s + s // 2], np.float64)  # noqa: E731
+        out.append(HandDetection(full, uv(palm), surface.points[palm].copy(), radius, uv(tip), float(cost)))
+    return out
+
+
+def detect_hand(depth_mm: np.ndarray, camera: CameraIntrinsics, config: DetectorConfig | None = None,
+                mask: np.ndarray | None = None) -> HandDetection | None:
+    """The best hand in ``depth_mm (H, W)`` mm (0 = no reading), or None when nothing hand-sized
+    is there; ``mask (H, W) bool`` restricts the search."""
+    found = hand_candidates(depth_mm, camera, config, mask, limit=1)
+    return found[0] if found else None
+
+
+def hand_region(depth_mm: np.ndarray, camera: CameraIntrinsics, palm_mm: np.ndarray,
+                config: DetectorConfig | None = None, mask: np.ndarray | None = None) -> np.ndarray:
+    """``(H, W) bool``: the hand region (as a detection's) grown from ``palm_mm (3,)`` (camera
+    frame, e.g. the previous frame's palm centre). Empty when no surface lies within
+    ``SEED_RADIUS`` hand lengths of ``palm_mm``."""
+    cfg = DetectorConfig() if config is None else config
+    depth = _check(depth_mm, camera)
+    surface = _surface(depth, camera, cfg, mask)
+    nodes = _ball(surface, np.asarray(palm_mm, np.float64), cfg)
+    return _to_full(surface, nodes, depth, cfg.jump_mm) if len(nodes) else np.zeros(depth.shape, bool)
