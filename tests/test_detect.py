@@ -109,7 +109,7 @@ def test_nothing_hand_sized_gives_no_detection():
         detect_hand(np.zeros((240, 320), np.float32), CAM)
 
 
-@pytest.mark.parametrize("field, value", [("hand_length_mm", 10.0), ("grid_px", 4), ("max_extrema", 0),
+@pytest.mark.parametrize("field, value", [("hand_length_mm", 10.0), ("max_grid_px", 4), ("cell_mm", 0.0), ("max_extrema", 0),
                                           ("jump_mm", 0.0), ("radius_tolerance", 1.0), ("area_tolerance", 0.5)])
 def test_bad_detector_configs(field, value):
     with pytest.raises(ValueError, match=field):

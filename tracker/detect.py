@@ -5,8 +5,10 @@ person holds the hand near the body, so that foreground is hand + forearm + tors
 nearest pixel can be the torso or a chair. Depth trackers of this kind look for the hand at the
 end of the arm instead; this module does that on the depth surface:
 
-1. **Surface graph.** The depth map is sampled on a grid (long side ``grid_px`` cells). Each
-   cell is a 3D point; neighbouring cells (8-connected) are joined when their depths differ by
+1. **Surface graph.** The depth map is sampled on a grid whose cells are about ``cell_mm``
+   wide at the near end of the scene (the 5th percentile of valid depth; the palm's depth for
+   ``hand_region``), so the work follows the scene's size in millimetres, not the image's in
+   pixels (at most ``max_grid_px`` cells along the long side). Each cell is a 3D point; neighbouring cells (8-connected) are joined when their depths differ by
    less than ``max(jump_mm, jump_pitches x the grid's pitch)``, with the 3D distance as the
    edge's length. Depth edges (hand in front of the body) cut the graph; a body part reaching
    out stays connected to the body through the arm.
@@ -14,8 +16,8 @@ end of the arm instead; this module does that on the depth surface:
    its thickest point (largest 2D distance to its outline), repeatedly take the point with the
    largest geodesic distance to all points taken so far and add it, up to ``max_extrema`` times
    or until the farthest point is nearer than ``0.3`` hand lengths. Fingertips, the head and the
-   elbow of a folded arm come out as extrema; extrema on the image border are dropped (the arm
-   or the body continues out of view there).
+   elbow of a folded arm come out as extrema; extrema on the image border (within ``BORDER_CELLS``)
+   are dropped (the arm or the body continues out of view there).
 3. **Candidates.** For each extremum, the surface within one hand length of it (geodesically) is
    where a hand ending there would lie. Its palm is the largest disc inside that region (2D
    distance transform; radius in mm from the grid's pitch at the disc's centre).
@@ -63,6 +65,10 @@ PALM_JOINTS = (0, 5, 9, 13, 17)
 #: the hand region grows from the surface within this many hand lengths of the palm's centre
 SEED_RADIUS = 0.2
 
+#: extrema this many grid cells or fewer from the image's edge lie "on the border" (the outermost
+#: rows and columns of a sensor are often missing, so an arm leaving the image ends a cell early)
+BORDER_CELLS = 2
+
 #: the 8-neighbourhood as (dv, du) steps; each undirected edge is listed once
 _STEPS = ((0, 1), (1, 0), (1, 1), (1, -1))
 
@@ -72,7 +78,9 @@ class DetectorConfig:
     """Constants of the depth hand detector (see the module docstring for what each does)."""
 
     hand_length_mm: float = DEFAULT_HAND_LENGTH_MM
-    grid_px: int = 120
+    #: grid pitch: a finger (17 mm) spans two cells, the palm disc (38 mm) about five
+    cell_mm: float = 8.0
+    max_grid_px: int = 240
     jump_mm: float = 20.0
     jump_pitches: float = 3.0
     max_extrema: int = 8
@@ -90,11 +98,11 @@ class DetectorConfig:
     def __post_init__(self) -> None:
         if not (50.0 <= self.hand_length_mm <= 400.0):
             raise ValueError(f"DetectorConfig.hand_length_mm must be in [50, 400] mm, got {self.hand_length_mm}")
-        if self.grid_px < 16:
-            raise ValueError(f"DetectorConfig.grid_px must be >= 16, got {self.grid_px}")
+        if self.max_grid_px < 16:
+            raise ValueError(f"DetectorConfig.max_grid_px must be >= 16, got {self.max_grid_px}")
         if self.max_extrema < 1:
             raise ValueError(f"DetectorConfig.max_extrema must be >= 1, got {self.max_extrema}")
-        for name in ("jump_mm", "jump_pitches", "palm_radius_mm", "hand_area_mm2", "near_mm", "region_radius"):
+        for name in ("cell_mm", "jump_mm", "jump_pitches", "palm_radius_mm", "hand_area_mm2", "near_mm", "region_radius"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"DetectorConfig.{name} must be > 0, got {getattr(self, name)}")
         for name in ("radius_tolerance", "area_tolerance"):
@@ -134,10 +142,22 @@ class _Surface(NamedTuple):
     interior: np.ndarray   # (h, w) uint8: valid cells with no depth edge to a 4-neighbour
 
 
-def _surface(depth_mm: np.ndarray, camera: CameraIntrinsics, cfg: DetectorConfig,
-             mask: np.ndarray | None = None) -> _Surface:
+def _stride(depth_mm: np.ndarray, camera: CameraIntrinsics, cfg: DetectorConfig, near_mm: float | None) -> int:
+    """Grid stride (pixels) that makes a cell ``cell_mm`` wide at ``near_mm`` (default: the 5th
+    percentile of valid depth, from a sparse sample), within ``max_grid_px`` cells."""
     H, W = depth_mm.shape
-    s = max(1, int(math.ceil(max(H, W) / cfg.grid_px)))
+    if near_mm is None:
+        sample = depth_mm[::8, ::8]
+        sample = sample[np.isfinite(sample) & (sample > 0)]
+        near_mm = float(np.percentile(sample, 5)) if len(sample) else 1000.0
+    fewest = int(math.ceil(max(H, W) / cfg.max_grid_px))
+    return max(1, fewest, int(round(cfg.cell_mm * math.sqrt(camera.fx * camera.fy) / near_mm)))
+
+
+def _surface(depth_mm: np.ndarray, camera: CameraIntrinsics, cfg: DetectorConfig,
+             mask: np.ndarray | None = None, near_mm: float | None = None) -> _Surface:
+    H, W = depth_mm.shape
+    s = _stride(depth_mm, camera, cfg, near_mm)
     d = np.asarray(depth_mm[s // 2::s, s // 2::s], dtype=np.float64)
     d = np.where(np.isfinite(d) & (d > 0), d, 0.0)
     if mask is not None:
@@ -283,8 +303,8 @@ def hand_candidates(depth_mm: np.ndarray, camera: CameraIntrinsics, config: Dete
             break
         extrema.extend(far.tolist())
         geodesic = np.minimum(geodesic, dijkstra(surface.graph, directed=True, indices=far, min_only=True))
-    on_border = lambda k: (surface.rows[k] in (0, h - 1)) or (surface.cols[k] in (0, w - 1))  # noqa: E731
-    tips = np.array([k for k in extrema if not on_border(k)], np.int64)
+    r, c, b = surface.rows, surface.cols, BORDER_CELLS
+    tips = np.array([k for k in extrema if b <= r[k] < h - b and b <= c[k] < w - b], np.int64)
     if len(tips) == 0:
         return []
     reach = np.atleast_2d(dijkstra(surface.graph, directed=True, indices=tips, limit=L))
@@ -332,6 +352,7 @@ def hand_region(depth_mm: np.ndarray, camera: CameraIntrinsics, palm_mm: np.ndar
     ``SEED_RADIUS`` hand lengths of ``palm_mm``."""
     cfg = DetectorConfig() if config is None else config
     depth = _check(depth_mm, camera)
-    surface = _surface(depth, camera, cfg, mask)
-    nodes = _ball(surface, np.asarray(palm_mm, np.float64), cfg)
+    palm_mm = np.asarray(palm_mm, np.float64)
+    surface = _surface(depth, camera, cfg, mask, near_mm=max(float(palm_mm[2]), 1.0))
+    nodes = _ball(surface, palm_mm, cfg)
     return _to_full(surface, nodes, depth, cfg.jump_mm) if len(nodes) else np.zeros(depth.shape, bool)

@@ -10,16 +10,18 @@ time:
    eq. (1), the valid pixels within 300 mm of the nearest one (the nearest taken as the 0.1th
    percentile of valid depth, robust to single outliers); ``"given"`` uses the ``mask``
    argument (e.g. depthnet's, condition C2); ``"skin"`` a skin-colour detector on ``rgb``
-   (YCrCb box) inside the eq. (1) foreground. Fewer than ``min_hand_pixels`` (or no hand
-   detected) -> status ``"no_hand"``.
+   (YCrCb box) inside the eq. (1) foreground. ``"given"`` and ``"skin"`` also detect the hand
+   inside their mask on (re-)initialisation (a forearm in the mask is cut to a stub, the palm
+   found). Fewer than ``min_hand_pixels`` (or no hand detected with ``"depth"``) -> status
+   ``"no_hand"``.
 2. Region of interest: the previous solution's projected joints, grown by ``roi_margin``
    (FORTH's zoomed virtual camera), and with ``depth_offset_free`` also the mask's box; on
    (re-)initialisation, the mask's bounding box. The
    observed depth (on the mask) and the mask are resampled onto the T x T tile grid.
 3. PSO (``tracker.pso``): the swarm is seeded around the previous frame's solution (particle 0
    is that solution itself); on initialisation, around the best of a grid of canonical poses
-   x orientations placed at the palm centre (the detected palm with ``"depth"``, else the
-   mask's centroid at its median depth), with ``init_generations``.
+   x orientations placed at the mask's centroid and median depth; with a detection, only the
+   orientations whose fingers point toward the detected fingertip; with ``init_generations``.
    With ``depth_offset_free`` the observed depth is taken as known up to a constant (relative
    depth estimated from RGB): each hypothesis's depth term uses the best constant shift, and
    the distance of the hand follows from its silhouette and the known hand size.
@@ -134,19 +136,14 @@ def skin_mask(rgb: np.ndarray) -> np.ndarray:
     return cv2.morphologyEx(m.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
 
 
-#: palm, back or side toward the camera (quaternions), each rolled about the camera's axis
-FACINGS = (np.array([1.0, 0, 0, 0]), axis_angle_quaternion([0, 1, 0], math.pi),
-           axis_angle_quaternion([0, 1, 0], math.pi / 2))
-
-#: rolls tried around the direction from a detected palm toward its fingertip (radians): the
-#: tip may be the thumb's or the little finger's, up to about 60 degrees off the middle finger
-TIP_ROLLS = np.radians([-60.0, -30.0, 0.0, 30.0, 60.0])
-
-
 def _orientation_grid() -> np.ndarray:
-    """24 hand orientations (quaternions): the three facings at 8 rolls each."""
-    return np.array([quaternion_multiply(axis_angle_quaternion([0, 0, 1], roll), facing)
-                     for facing in FACINGS for roll in np.linspace(-math.pi, math.pi, 8, endpoint=False)])
+    """24 hand orientations (quaternions): palm, back or side toward the camera, at 8 rolls each."""
+    out = []
+    for facing in (np.array([1.0, 0, 0, 0]), axis_angle_quaternion([0, 1, 0], math.pi),
+                   axis_angle_quaternion([0, 1, 0], math.pi / 2)):
+        for roll in np.linspace(-math.pi, math.pi, 8, endpoint=False):
+            out.append(quaternion_multiply(axis_angle_quaternion([0, 0, 1], roll), facing))
+    return np.array(out)
 
 
 class Tracker:
@@ -202,8 +199,10 @@ class Tracker:
 
     def _observation(self, depth, mask, rgb, camera) -> tuple[np.ndarray, HandDetection | None]:
         """The observed hand mask ``(H, W) bool``, and the detection when the hand was detected
-        afresh (``"depth"`` on initialisation, or when the previous solution has no surface
-        near its palm), else None."""
+        afresh (on initialisation, or with ``"depth"`` when the previous solution has no surface
+        near its palm), else None. ``"given"`` and ``"skin"`` detect the hand inside their
+        mask on initialisation (its region, e.g. without a forearm, is that frame's mask), and
+        keep their mask while tracking; ``"eq1"`` never detects (the paper's rule as is)."""
         cfg = self.config
         if cfg.mask_source == "depth":
             if self.previous is not None:
@@ -228,7 +227,11 @@ class Tracker:
                 raise ValueError("mask_source='skin' needs the RGB image")
             hand = fg & skin_mask(rgb)
         else:
-            hand = fg
+            return fg, None
+        if self.previous is None and hand.sum() >= cfg.min_hand_pixels:
+            found = detect_hand(depth, camera, self.detector, mask=hand)
+            if found is not None and (found.mask & hand).sum() >= cfg.min_hand_pixels:
+                return found.mask & hand, found
         return hand, None
 
     def _cut_forearm(self, hand: np.ndarray, depth: np.ndarray, camera: CameraIntrinsics) -> np.ndarray:
@@ -265,32 +268,19 @@ class Tracker:
         return x
 
     def _initial_candidates(self, depth, hand, camera, found: HandDetection | None = None) -> np.ndarray:
-        """Canonical poses x orientations at the palm centre. With a detection: at its palm,
-        rolled so that the fingers point toward its fingertip (``TIP_ROLLS`` around that
-        direction, three facings); else at the mask's centroid and median depth, over the
-        whole ``_orientation_grid``."""
-        L = self.config.hand_length_mm
-        side = self.config.side
-        names = ("open", "relaxed", "fist", "point", "pinch")
+        """Canonical poses x orientations at the mask's centroid and median depth (0.12 hand
+        lengths further: the palm centre lies inside the hand). With a detection, only the
+        orientations whose fingers point toward its fingertip (wrist -> middle knuckle within
+        90 degrees of palm -> tip in the image): a hand's fingers never point up its arm."""
+        v, u = np.nonzero(hand)
+        centre = camera.unproject(np.array([u.mean(), v.mean()]), np.median(depth[v, u]) + 0.12 * self.config.hand_length_mm)
+        out = np.array([HandPose.canonical(name, position_mm=centre, orientation=q, side=self.config.side).to_array()
+                        for q in _orientation_grid() for name in ("open", "relaxed", "fist", "point", "pinch")])
         if found is None:
-            v, u = np.nonzero(hand)
-            centre = camera.unproject(np.array([u.mean(), v.mean()]), np.median(depth[v, u]) + 0.12 * L)
-            return np.array([HandPose.canonical(name, position_mm=centre, orientation=q, side=side).to_array()
-                             for q in _orientation_grid() for name in names])
-        centre = camera.unproject(found.palm_uv, found.palm_mm[2] + 0.12 * L)  # palm centre inside the hand
-        tip = found.tip_uv - found.palm_uv
-        out = []
-        for facing in FACINGS:
-            for name in names:
-                pose = HandPose.canonical(name, position_mm=centre, orientation=facing, side=side).to_array()
-                j = camera.project(self.model.joints(pose)[0])
-                finger = j[9] - j[0]  # wrist -> middle knuckle, in the image
-                # a roll about the camera's axis turns image directions by the same angle
-                aligned = math.atan2(tip[1], tip[0]) - math.atan2(finger[1], finger[0])
-                for roll in aligned + TIP_ROLLS:
-                    q = quaternion_multiply(axis_angle_quaternion([0, 0, 1], roll), facing)
-                    out.append(HandPose.canonical(name, position_mm=centre, orientation=q, side=side).to_array())
-        return np.array(out)
+            return out
+        j = camera.project(self.model.joints(out))
+        toward = (j[:, 9] - j[:, 0]) @ (found.tip_uv - found.palm_uv) > 0
+        return out[toward] if toward.any() else out  # a tip on the palm itself says nothing
 
     # ---- one frame ------------------------------------------------------------------------
     def step(self, depth_mm: np.ndarray, mask: np.ndarray | None = None, rgb: np.ndarray | None = None,

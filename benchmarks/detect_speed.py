@@ -1,0 +1,85 @@
+"""Hand detection in depth: milliseconds per frame, against the paper's eq. (1) in the same run.
+
+Rows, medians over the frames of each recording after one warm-up frame:
+
+- ``eq1``: the paper's foreground (valid pixels within 300 mm of the nearest), the baseline;
+- ``detect``: ``tracker.detect.detect_hand`` (surface graph, geodesic extrema, candidates and
+  the hand's full-resolution region), what (re-)initialisation costs;
+- ``region``: ``hand_region`` from the previous palm, what every tracked frame costs.
+
+On the real SR305 frames (640 x 480, a person in view) and the embedded synthetic sequence
+(256 x 256 crops). Run: ``python -m benchmarks.detect_speed [--json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.render_speed import _commit
+from handrgbd.recording import Recording
+from tracker.detect import detect_hand, hand_region
+from tracker.tracking import depth_foreground
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = {"sr305 640x480": ROOT / "tests/data/sr305", "embedded 256x256": ROOT / "data/embedded/test_sequence"}
+
+
+def simd_level() -> str:
+    """The widest x86 vector extension the CPU reports (numba uses it): AVX-512, AVX2 or older."""
+    try:
+        flags = next((line.split(":", 1)[1].split() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("flags")), [])
+    except OSError:
+        flags = []
+    return "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2" if flags else "unknown"
+
+
+def _median_ms(fn, frames) -> float:
+    fn(frames[0])  # warm-up
+    times = []
+    for f in frames:
+        t = time.perf_counter()
+        fn(f)
+        times.append(time.perf_counter() - t)
+    return 1e3 * statistics.median(times)
+
+
+def measure(folder: Path) -> dict:
+    frames = list(Recording(folder))
+    palms = {}
+    for f in frames:
+        found = detect_hand(f.depth_mm, f.camera)
+        palms[f.name] = found.palm_mm if found is not None else None
+    rows = {"eq1": _median_ms(lambda f: depth_foreground(f.depth_mm), frames),
+            "detect": _median_ms(lambda f: detect_hand(f.depth_mm, f.camera), frames),
+            "region": _median_ms(lambda f: palms[f.name] is not None and hand_region(f.depth_mm, f.camera,
+                                                                                       palms[f.name]), frames)}
+    return {"frames": len(frames), "ms": rows}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    args = p.parse_args(argv)
+    out = {"data": {name: measure(folder) for name, folder in DATA.items()}, "commit": _commit(),
+           "cpu": platform.processor() or platform.machine(), "simd": simd_level()}
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    print(f"detect_speed  commit {out['commit']}  cpu {out['cpu']} ({out['simd']})  median ms per frame")
+    print(f"{'recording':<18}{'frames':>7}{'eq1':>8}{'detect':>9}{'region':>9}{'detect/eq1':>12}{'region/eq1':>12}")
+    for name, r in out["data"].items():
+        ms = r["ms"]
+        print(f"{name:<18}{r['frames']:>7}{ms['eq1']:>8.2f}{ms['detect']:>9.2f}{ms['region']:>9.2f}"
+              f"{ms['detect'] / ms['eq1']:>12.1f}{ms['region'] / ms['eq1']:>12.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
