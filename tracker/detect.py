@@ -5,8 +5,9 @@ person holds the hand near the body, so that foreground is hand + forearm + tors
 nearest pixel can be the torso or a chair. Depth trackers of this kind look for the hand at the
 end of the arm instead; this module does that on the depth surface:
 
-1. **Surface graph.** The depth map is sampled on a grid whose cells are about ``cell_mm``
-   wide at the near end of the scene (the 5th percentile of valid depth; the palm's depth for
+1. **Surface graph.** The depth map is sampled on a grid (each cell the median of the valid
+   depths among 3 x 3 pixels spread over its block: holes and flying pixels do not cut it)
+   whose cells are about ``cell_mm`` wide at the near end of the scene (the 5th percentile of valid depth; the palm's depth for
    ``hand_region``), so the work follows the scene's size in millimetres, not the image's in
    pixels (at most ``max_grid_px`` cells along the long side). Each cell is a 3D point; neighbouring cells (8-connected) are joined when their depths differ by
    less than ``max(jump_mm, jump_pitches x the grid's pitch)``, with the 3D distance as the
@@ -20,7 +21,9 @@ end of the arm instead; this module does that on the depth surface:
    are dropped (the arm or the body continues out of view there).
 3. **Candidates.** For each extremum, the surface within one hand length of it (geodesically) is
    where a hand ending there would lie. Its palm is the largest disc inside that region (2D
-   distance transform; radius in mm from the grid's pitch at the disc's centre).
+   distance transform; radius in mm from the grid's pitch at the disc's centre). A disc that
+   reaches the image's edge is no palm: an arm leaving the view, whose width can match a palm's
+   (or a hand half out of view, which cannot be started from anyway).
 4. **Score** (lower is better): ``|ln(r / R)| / ln(radius_tolerance)
    + max(0, ln(a / A)) / ln(area_tolerance) + (z - z_near) / near_mm``, where ``r`` is the palm
    disc's radius and ``R = palm_radius_mm``, ``a`` the region's area and ``A = hand_area_mm2``
@@ -34,13 +37,15 @@ end of the arm instead; this module does that on the depth surface:
    hand lengths of it in 3D), about 0.8 hand lengths from the centre in all: fingers in (the
    middle fingertip is 0.7 away), torso out, a stub of forearm in (the tracker cuts it at the
    wrist while tracking).
+6. **Fingers' direction**: away from the arm, i.e. from where the surface goes on past the
+   region (cells with a joined neighbour outside it, or on the image's border), when those lie
+   to one side of the palm; unknown for a hand with nothing attached.
 
 ``hand_region`` grows the same region from a known palm (the previous frame's solution), so the
 tracker's observation keeps excluding the body while it follows the hand.
 
-Everything runs on the grid with numpy, OpenCV's distance transform and scipy's Dijkstra: a few
-milliseconds to a few tens of milliseconds per 640 x 480 frame (``benchmarks.tracker_speed``
-has the figure). Shapes: depth ``(H, W) float32`` mm, 0 = no reading.
+Everything runs on the grid with numpy, OpenCV's distance transform and scipy's Dijkstra
+(``python -m benchmarks.detect_speed`` has the milliseconds per frame). Shapes: depth ``(H, W) float32`` mm, 0 = no reading.
 """
 
 from __future__ import annotations
@@ -68,6 +73,17 @@ SEED_RADIUS = 0.2
 #: extrema this many grid cells or fewer from the image's edge lie "on the border" (the outermost
 #: rows and columns of a sensor are often missing, so an arm leaving the image ends a cell early)
 BORDER_CELLS = 2
+
+#: a grid cell has a depth when at least this many of its 9 sampled pixels do (see _cell_depths)
+CELL_QUORUM = 4
+
+#: an empty cell inside a region with all of its 8 neighbours in it is a hole, not outline (a gap
+#: between fingers is open on one side)
+HOLE_NEIGHBOURS = 8
+
+#: the cells where the surface goes on past a hand's region must lie to one side of its palm
+#: (mean resultant length of their directions) to say where the arm is
+ARM_CONCENTRATION = 0.5
 
 #: the 8-neighbourhood as (dv, du) steps; each undirected edge is listed once
 _STEPS = ((0, 1), (1, 0), (1, 1), (1, -1))
@@ -116,15 +132,17 @@ class DetectorConfig:
 
 class HandDetection(NamedTuple):
     """A hand found in a depth map. ``mask (H, W) bool``: the hand's region (fingers, palm and a
-    stub of forearm); ``palm_uv (2,)`` px and ``palm_mm (3,)`` camera frame: the centre of the
-    largest disc inside the hand, on the surface; ``tip_uv (2,)``: the geodesic extremum the
-    hand was found from; ``cost``: the score (lower is better)."""
+    stub of forearm; None past ``hand_candidates``' ``limit``); ``palm_uv (2,)`` px and
+    ``palm_mm (3,)`` camera frame: the centre of the largest disc inside the hand, on the
+    surface; ``fingers_dir (2,)``: unit vector in the image (u, v), the way the fingers point
+    from the palm (away from the arm; zeros when unknown); ``cost``: the score (lower is
+    better)."""
 
-    mask: np.ndarray
+    mask: np.ndarray | None
     palm_uv: np.ndarray
     palm_mm: np.ndarray
     palm_radius_mm: float
-    tip_uv: np.ndarray
+    fingers_dir: np.ndarray
     cost: float
 
 
@@ -142,32 +160,66 @@ class _Surface(NamedTuple):
     interior: np.ndarray   # (h, w) uint8: valid cells with no depth edge to a 4-neighbour
 
 
-def _stride(depth_mm: np.ndarray, camera: CameraIntrinsics, cfg: DetectorConfig, near_mm: float | None) -> int:
+def _stride(depth_mm: np.ndarray, camera: CameraIntrinsics, cfg: DetectorConfig, near_mm: float | None,
+            mask: np.ndarray | None) -> int:
     """Grid stride (pixels) that makes a cell ``cell_mm`` wide at ``near_mm`` (default: the 5th
-    percentile of valid depth, from a sparse sample), within ``max_grid_px`` cells."""
+    percentile of valid depth in the mask, from a sparse sample), within ``max_grid_px`` cells."""
     H, W = depth_mm.shape
     if near_mm is None:
         sample = depth_mm[::8, ::8]
-        sample = sample[np.isfinite(sample) & (sample > 0)]
+        keep = np.isfinite(sample) & (sample > 0)
+        if mask is not None:
+            keep &= mask[::8, ::8]
+        sample = sample[keep]
         near_mm = float(np.percentile(sample, 5)) if len(sample) else 1000.0
     fewest = int(math.ceil(max(H, W) / cfg.max_grid_px))
     return max(1, fewest, int(round(cfg.cell_mm * math.sqrt(camera.fx * camera.fy) / near_mm)))
 
 
+def _cell_depths(depth_mm: np.ndarray, s: int, mask: np.ndarray | None) -> np.ndarray:
+    """``(H // s, W // s) float64`` mm: each s x s block's depth, the median of the valid ones
+    (in ``mask``) among 3 x 3 pixels spread over the block; 0 (no reading) unless at least
+    ``CELL_QUORUM`` of them are valid, so that the cells trace the silhouette (a cell half on
+    the hand counts, one grazing it does not). Robust to scattered sensor holes (30% of pixels
+    missing leaves 2.5% of a surface's cells empty) and to single flying pixels, and never a
+    blend across a depth edge."""
+    H, W = depth_mm.shape
+    h, w = H // s, W // s
+    offsets = sorted({s // 4, s // 2, (3 * s) // 4})
+    samples = []
+    for dy in offsets:
+        for dx in offsets:
+            v = np.asarray(depth_mm[dy:h * s:s, dx:w * s:s], dtype=np.float64)
+            ok = np.isfinite(v) & (v > 0)
+            if mask is not None:
+                ok &= mask[dy:h * s:s, dx:w * s:s]
+            samples.append(np.where(ok, v, np.inf))
+    stack = np.sort(np.stack(samples), axis=0)
+    count = np.isfinite(stack).sum(0)
+    median = np.take_along_axis(stack, np.maximum(count - 1, 0)[None] // 2, 0)[0]
+    return np.where(count >= min(CELL_QUORUM, len(samples)), median, 0.0)
+
+
+def _cell_centre(index: np.ndarray, s: int) -> np.ndarray:
+    """Pixel coordinate of the centre of grid cell ``index`` (cell k covers pixels k*s .. k*s+s-1)."""
+    return index * s + (s - 1) / 2.0
+
+
 def _surface(depth_mm: np.ndarray, camera: CameraIntrinsics, cfg: DetectorConfig,
              mask: np.ndarray | None = None, near_mm: float | None = None) -> _Surface:
     H, W = depth_mm.shape
-    s = _stride(depth_mm, camera, cfg, near_mm)
-    d = np.asarray(depth_mm[s // 2::s, s // 2::s], dtype=np.float64)
-    d = np.where(np.isfinite(d) & (d > 0), d, 0.0)
     if mask is not None:
-        d = np.where(np.asarray(mask, bool)[s // 2::s, s // 2::s], d, 0.0)
+        mask = np.asarray(mask, bool)
+        if mask.shape != (H, W):
+            raise ValueError(f"mask shape {mask.shape} != depth shape {(H, W)}")
+    s = _stride(depth_mm, camera, cfg, near_mm, mask)
+    d = _cell_depths(depth_mm, s, mask)
     h, w = d.shape
     valid = d > 0
     index = np.full((h, w), -1, np.int64)
     rows, cols = np.nonzero(valid)
     index[rows, cols] = np.arange(len(rows))
-    u, v, z = cols * s + s // 2, rows * s + s // 2, d[rows, cols]
+    u, v, z = _cell_centre(cols, s), _cell_centre(rows, s), d[rows, cols]
     points = np.stack([(u - camera.cx) * z / camera.fx, (v - camera.cy) * z / camera.fy, z], -1)
     pitch_grid = d * s / math.sqrt(camera.fx * camera.fy)
     grid_points = np.zeros((h, w, 3))
@@ -206,18 +258,16 @@ def _argmax_per_label(values: np.ndarray, labels: np.ndarray, nodes: np.ndarray)
     return order[np.r_[True, labels[order][1:] != labels[order][:-1]]]
 
 
-def _region_grid(surface: _Surface, nodes: np.ndarray) -> np.ndarray:
-    g = np.zeros(surface.depth.shape, np.uint8)
-    g[surface.rows[nodes], surface.cols[nodes]] = 1
-    return g
-
-
 def _largest_disc(surface: _Surface, nodes: np.ndarray) -> tuple[int, float]:
-    """The node at the centre of the largest disc inside ``nodes``' region, and its radius mm."""
+    """The node at the centre of the largest disc inside ``nodes``' region, and its radius mm.
+    Empty cells with at least ``HOLE_NEIGHBOURS`` of their 8 neighbours in the region count as
+    inside: a sensor hole is not the hand's outline."""
     r, c = surface.rows[nodes], surface.cols[nodes]
     r0, r1, c0, c1 = r.min(), r.max() + 1, c.min(), c.max() + 1
     g = np.zeros((r1 - r0 + 2, c1 - c0 + 2), np.uint8)  # one empty cell around: the region's outline
     g[r - r0 + 1, c - c0 + 1] = 1
+    around = cv2.filter2D(g, -1, np.ones((3, 3), np.float32), borderType=cv2.BORDER_CONSTANT) - g
+    g[1:-1, 1:-1] |= (around[1:-1, 1:-1] >= HOLE_NEIGHBOURS).astype(np.uint8)
     dist = cv2.distanceTransform(g, cv2.DIST_L2, 5)[r - r0 + 1, c - c0 + 1]
     k = int(np.argmax(dist))
     return int(nodes[k]), float(dist[k] * surface.pitch[nodes[k]])
@@ -254,15 +304,45 @@ def _to_full(surface: _Surface, nodes: np.ndarray, depth_mm: np.ndarray, jump_mm
     return out
 
 
-def _ball(surface: _Surface, palm_mm: np.ndarray, cfg: DetectorConfig) -> np.ndarray:
-    """Nodes within ``region_radius`` hand lengths (geodesically) of the surface near the palm:
-    the nodes within ``SEED_RADIUS`` hand lengths of ``palm_mm`` in 3D."""
+def _ball(surface: _Surface, palm_mm: np.ndarray, cfg: DetectorConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes within ``region_radius`` hand lengths (geodesically) of the surface near the palm
+    (the nodes within ``SEED_RADIUS`` hand lengths of ``palm_mm`` in 3D), and their geodesic
+    distances (mm) from it."""
     L = cfg.hand_length_mm
     seeds = np.nonzero(np.linalg.norm(surface.points - palm_mm, axis=1) <= SEED_RADIUS * L)[0]
     if len(seeds) == 0:
-        return seeds
-    ball = dijkstra(surface.graph, directed=True, indices=seeds, min_only=True, limit=cfg.region_radius * L)
-    return np.nonzero(np.isfinite(np.atleast_2d(ball).min(0)))[0]
+        return seeds, np.zeros(0)
+    dist = dijkstra(surface.graph, directed=True, indices=seeds, min_only=True, limit=cfg.region_radius * L)
+    nodes = np.nonzero(np.isfinite(dist))[0]
+    return nodes, dist[nodes]
+
+
+def _fingers_direction(surface: _Surface, palm: int, ball: np.ndarray) -> np.ndarray:
+    """A unit vector ``(2,)`` in the image (u, v): the way the fingers point from the palm, or
+    zeros when the surface does not tell.
+
+    The arm is where the surface goes on past the hand's region: region cells with a joined
+    neighbour outside it, or on the image's border (the arm leaving the view). The fingers point
+    away from the mean direction to those cells, when they lie to one side of the palm (mean
+    resultant length of their unit directions at least ``ARM_CONCENTRATION``); a hand with
+    nothing attached, or cut all round, says nothing."""
+    h, w = surface.depth.shape
+    inside = np.zeros(len(surface.rows), bool)
+    inside[ball] = True
+    rows = surface.graph[ball]
+    leaves = np.zeros(len(ball), bool)
+    nonempty = np.diff(rows.indptr) > 0
+    if len(rows.indices):
+        leaves[nonempty] = np.add.reduceat(~inside[rows.indices], rows.indptr[:-1][nonempty]) > 0
+    r, c, b = surface.rows[ball], surface.cols[ball], BORDER_CELLS
+    edge = leaves | (r < b) | (c < b) | (r >= h - b) | (c >= w - b)
+    rays = np.stack([c[edge] - surface.cols[palm], r[edge] - surface.rows[palm]], -1).astype(np.float64)
+    n = np.linalg.norm(rays, axis=1)
+    if not (n > 0).any():
+        return np.zeros(2)
+    mean = (rays[n > 0] / n[n > 0, None]).mean(0)
+    length = float(np.linalg.norm(mean))
+    return -mean / length if length >= ARM_CONCENTRATION else np.zeros(2)
 
 
 def _check(depth_mm: np.ndarray, camera: CameraIntrinsics) -> np.ndarray:
@@ -282,8 +362,7 @@ def hand_candidates(depth_mm: np.ndarray, camera: CameraIntrinsics, config: Dete
     cfg = DetectorConfig() if config is None else config
     depth = _check(depth_mm, camera)
     surface = _surface(depth, camera, cfg, mask)
-    n = len(surface.rows)
-    if n == 0:
+    if len(surface.rows) == 0:
         return []
     L = cfg.hand_length_mm
     h, w = surface.depth.shape
@@ -316,6 +395,9 @@ def hand_candidates(depth_mm: np.ndarray, camera: CameraIntrinsics, config: Dete
         palm, radius = _largest_disc(surface, region)
         if not (R / 2 <= radius <= 2 * R):
             continue
+        reach = radius / surface.pitch[palm] + 1  # the disc in cells, and one more
+        if min(r[palm], c[palm], h - 1 - r[palm], w - 1 - c[palm]) < reach:
+            continue  # a disc cut by the image's edge: a limb leaving the view, or a hand half out of it
         extra = max(0.0, math.log(float(np.sum(surface.pitch[region] ** 2)) / A))
         found.append((tip, palm, radius, extra))
     if not found:
@@ -328,12 +410,12 @@ def hand_candidates(depth_mm: np.ndarray, camera: CameraIntrinsics, config: Dete
         if palm in seen:  # several fingertips of one hand find the same palm
             continue
         seen.add(palm)
-        full = None
-        if limit is None or len(out) < limit:
-            full = _to_full(surface, _ball(surface, surface.points[palm], cfg), depth, cfg.jump_mm)
+        ball, _ = _ball(surface, surface.points[palm], cfg)
+        full = _to_full(surface, ball, depth, cfg.jump_mm) if limit is None or len(out) < limit else None
         s = surface.stride
-        uv = lambda k: np.array([surface.cols[k] * s + s // 2, surface.rows[k] * s + s // 2], np.float64)  # noqa: E731
-        out.append(HandDetection(full, uv(palm), surface.points[palm].copy(), radius, uv(tip), float(cost)))
+        uv = lambda k: np.array([_cell_centre(surface.cols[k], s), _cell_centre(surface.rows[k], s)])  # noqa: E731
+        out.append(HandDetection(full, uv(palm), surface.points[palm].copy(), radius,
+                                 _fingers_direction(surface, palm, ball), float(cost)))
     return out
 
 
@@ -354,5 +436,5 @@ def hand_region(depth_mm: np.ndarray, camera: CameraIntrinsics, palm_mm: np.ndar
     depth = _check(depth_mm, camera)
     palm_mm = np.asarray(palm_mm, np.float64)
     surface = _surface(depth, camera, cfg, mask, near_mm=max(float(palm_mm[2]), 1.0))
-    nodes = _ball(surface, palm_mm, cfg)
+    nodes, _ = _ball(surface, palm_mm, cfg)
     return _to_full(surface, nodes, depth, cfg.jump_mm) if len(nodes) else np.zeros(depth.shape, bool)

@@ -270,8 +270,8 @@ class Tracker:
     def _initial_candidates(self, depth, hand, camera, found: HandDetection | None = None) -> np.ndarray:
         """Canonical poses x orientations at the mask's centroid and median depth (0.12 hand
         lengths further: the palm centre lies inside the hand). With a detection, only the
-        orientations whose fingers point toward its fingertip (wrist -> middle knuckle within
-        90 degrees of palm -> tip in the image): a hand's fingers never point up its arm."""
+        orientations whose fingers point toward its fingertips (wrist -> middle knuckle within
+        90 degrees of ``fingers_dir`` in the image): a hand's fingers never point up its arm."""
         v, u = np.nonzero(hand)
         centre = camera.unproject(np.array([u.mean(), v.mean()]), np.median(depth[v, u]) + 0.12 * self.config.hand_length_mm)
         out = np.array([HandPose.canonical(name, position_mm=centre, orientation=q, side=self.config.side).to_array()
@@ -279,7 +279,7 @@ class Tracker:
         if found is None:
             return out
         j = camera.project(self.model.joints(out))
-        toward = (j[:, 9] - j[:, 0]) @ (found.tip_uv - found.palm_uv) > 0
+        toward = (j[:, 9] - j[:, 0]) @ found.fingers_dir > 0
         return out[toward] if toward.any() else out  # a tip on the palm itself says nothing
 
     # ---- one frame ------------------------------------------------------------------------
