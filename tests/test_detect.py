@@ -236,3 +236,30 @@ def test_automatic_start_finds_the_hand_in_front_of_a_body_with_a_nearer_board()
         mpjpe[source] = np.linalg.norm(r.joints_mm - true_joints, axis=1).mean()
     assert palm["depth"] < 15.0 and mpjpe["depth"] < 25.0
     assert mpjpe["eq1"] > 2 * mpjpe["depth"]  # the paper's foreground takes the board as hand too
+
+
+def test_a_mask_restricts_the_search():
+    depth, palm, hand = _person(hand_in_front=True)
+    ys, xs = np.nonzero(hand)
+    box = np.zeros_like(hand)
+    box[ys.min():ys.max() + 1, xs.min():xs.max() + 1] = True  # the hand's box, some torso around it
+    found = detect_hand(depth, CAM, mask=box)
+    assert found is not None and np.linalg.norm(found.palm_mm - palm) < 15.0
+    elsewhere = detect_hand(depth, CAM, mask=~box)  # the hand is not there: never found through the mask
+    assert elsewhere is None or np.linalg.norm(elsewhere.palm_mm - palm) > 100.0
+    with pytest.raises(ValueError, match="mask shape"):
+        detect_hand(depth, CAM, mask=box[:10])
+
+
+def test_grey_depth_and_contact_sheet():
+    from handrgbd.draw import grey_depth, tile_images
+
+    depth = np.array([[0.0, 500.0], [1000.0, 750.0]], np.float32)
+    g = grey_depth(depth, lo=500.0, hi=1000.0)
+    assert g.shape == (2, 2, 3) and g.flags.c_contiguous
+    assert g[0, 0].tolist() == [0, 0, 0] and g[0, 1, 0] == 240 and g[1, 0, 0] == 40 and g[1, 1, 0] == 140
+    sheet = tile_images([np.full((10, 20, 3), 200, np.uint8)] * 3, columns=2, width=40)
+    assert sheet.shape == (2 * 20, 2 * 40, 3)
+    assert sheet[:20].min() == 200 and sheet[20:, :40].min() == 200 and sheet[20:, 40:].max() == 0
+    with pytest.raises(ValueError, match="columns"):
+        tile_images([], columns=2, width=40)
