@@ -36,7 +36,8 @@ end of the arm instead; this module does that on the depth surface:
    (geodesically) of the surface near the palm's centre (the points within ``SEED_RADIUS``
    hand lengths of it in 3D), about 0.8 hand lengths from the centre in all: fingers in (the
    middle fingertip is 0.7 away), torso out, a stub of forearm in (the tracker cuts it at the
-   wrist while tracking).
+   wrist while tracking); plus its islands, small surfaces wholly inside its box and depth
+   range (a finger seen past another one, beyond a depth edge).
 6. **Fingers' direction**: away from the arm, i.e. from where the surface goes on past the
    region (cells with a joined neighbour outside it, or on the image's border), when those lie
    to one side of the palm; unknown for a hand with nothing attached.
@@ -84,6 +85,10 @@ HOLE_NEIGHBOURS = 8
 #: the cells where the surface goes on past a hand's region must lie to one side of its palm
 #: (mean resultant length of their directions) to say where the arm is
 ARM_CONCENTRATION = 0.5
+
+#: a surface cut off from the hand's region is one of its islands when its depth lies within this
+#: of the region's depth range (see _islands)
+ISLAND_DEPTH_MM = 60.0
 
 #: the 8-neighbourhood as (dv, du) steps; each undirected edge is listed once
 _STEPS = ((0, 1), (1, 0), (1, 1), (1, -1))
@@ -305,16 +310,36 @@ def _to_full(surface: _Surface, nodes: np.ndarray, depth_mm: np.ndarray, jump_mm
 
 
 def _ball(surface: _Surface, palm_mm: np.ndarray, cfg: DetectorConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes within ``region_radius`` hand lengths (geodesically) of the surface near the palm
-    (the nodes within ``SEED_RADIUS`` hand lengths of ``palm_mm`` in 3D), and their geodesic
-    distances (mm) from it."""
+    """The hand's region: nodes within ``region_radius`` hand lengths (geodesically) of the
+    surface near the palm (the nodes within ``SEED_RADIUS`` hand lengths of ``palm_mm`` in 3D),
+    and their geodesic distances (mm) from it; plus the hand's islands (``_islands``, distance
+    inf)."""
     L = cfg.hand_length_mm
     seeds = np.nonzero(np.linalg.norm(surface.points - palm_mm, axis=1) <= SEED_RADIUS * L)[0]
     if len(seeds) == 0:
         return seeds, np.zeros(0)
     dist = dijkstra(surface.graph, directed=True, indices=seeds, min_only=True, limit=cfg.region_radius * L)
     nodes = np.nonzero(np.isfinite(dist))[0]
-    return nodes, dist[nodes]
+    islands = _islands(surface, nodes, cfg)
+    return np.concatenate([nodes, islands]), np.concatenate([dist[nodes], np.full(len(islands), np.inf)])
+
+
+def _islands(surface: _Surface, region: np.ndarray, cfg: DetectorConfig) -> np.ndarray:
+    """Nodes of small surfaces cut off from the region that lie wholly inside its box (grown by
+    a cell) and depth range (+- ``ISLAND_DEPTH_MM``): a finger seen past another one, beyond a
+    depth edge, or a knuckle split off by a hole. Smaller than a tenth of a hand's area, so no
+    body part or held object of any size comes in this way."""
+    r, c, z = surface.rows[region], surface.cols[region], surface.points[region, 2]
+    near = ((surface.rows >= r.min() - 1) & (surface.rows <= r.max() + 1) & (surface.cols >= c.min() - 1)
+            & (surface.cols <= c.max() + 1) & (surface.points[:, 2] >= z.min() - ISLAND_DEPTH_MM)
+            & (surface.points[:, 2] <= z.max() + ISLAND_DEPTH_MM))
+    labels = surface.labels
+    n = labels.max() + 1
+    total, inside = np.bincount(labels, minlength=n), np.bincount(labels[near], minlength=n)
+    area = np.bincount(labels, weights=surface.pitch ** 2, minlength=n)
+    island = (inside == total) & (area < 0.1 * cfg.hand_area_mm2 * (cfg.hand_length_mm / DEFAULT_HAND_LENGTH_MM) ** 2)
+    island[np.unique(labels[region])] = False
+    return np.nonzero(island[labels])[0]
 
 
 def _fingers_direction(surface: _Surface, palm: int, ball: np.ndarray) -> np.ndarray:
