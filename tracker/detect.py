@@ -137,7 +137,7 @@ class DetectorConfig:
 
 class HandDetection(NamedTuple):
     """A hand found in a depth map. ``mask (H, W) bool``: the hand's region (fingers, palm and a
-    stub of forearm; None past ``hand_candidates``' ``limit``); ``palm_uv (2,)`` px and
+    stub of forearm; None past ``hand_candidates``' ``limit``, where ``fingers_dir`` is zeros); ``palm_uv (2,)`` px and
     ``palm_mm (3,)`` camera frame: the centre of the largest disc inside the hand, on the
     surface; ``fingers_dir (2,)``: unit vector in the image (u, v), the way the fingers point
     from the palm (away from the arm; zeros when unknown); ``cost``: the score (lower is
@@ -246,8 +246,9 @@ def _surface(depth_mm: np.ndarray, camera: CameraIntrinsics, cfg: DetectorConfig
         dst.append(index[b][joined])
         length.append(np.linalg.norm(grid_points[a][joined] - grid_points[b][joined], axis=-1) + 1e-3)
     n = len(rows)
-    graph = csr_matrix((np.concatenate(length), (np.concatenate(src), np.concatenate(dst))), shape=(n, n))
-    graph = graph + graph.T
+    src, dst, length = np.concatenate(src), np.concatenate(dst), np.concatenate(length)
+    graph = csr_matrix((np.concatenate([length, length]), (np.concatenate([src, dst]), np.concatenate([dst, src]))),
+                       shape=(n, n))  # both directions of every edge
     _, labels = connected_components(graph, directed=True)
     return _Surface(s, d, rows, cols, points, pitch_grid[rows, cols], graph, labels,
                     interior.astype(np.uint8))
@@ -383,7 +384,7 @@ def hand_candidates(depth_mm: np.ndarray, camera: CameraIntrinsics, config: Dete
                     mask: np.ndarray | None = None, limit: int | None = None) -> list[HandDetection]:
     """Every hand-sized candidate in ``depth_mm (H, W)`` mm, best first (see the module
     docstring); ``mask (H, W) bool`` restricts the search (e.g. skin or a network's mask);
-    ``limit`` builds the full-resolution mask of the best ``limit`` only (others get None)."""
+    ``limit``: only the best ``limit`` get their region (``mask``) and ``fingers_dir``."""
     cfg = DetectorConfig() if config is None else config
     depth = _check(depth_mm, camera)
     surface = _surface(depth, camera, cfg, mask)
@@ -435,12 +436,13 @@ def hand_candidates(depth_mm: np.ndarray, camera: CameraIntrinsics, config: Dete
         if palm in seen:  # several fingertips of one hand find the same palm
             continue
         seen.add(palm)
-        ball, _ = _ball(surface, surface.points[palm], cfg)
-        full = _to_full(surface, ball, depth, cfg.jump_mm) if limit is None or len(out) < limit else None
+        full, fingers = None, np.zeros(2)
+        if limit is None or len(out) < limit:
+            ball, _ = _ball(surface, surface.points[palm], cfg)
+            full, fingers = _to_full(surface, ball, depth, cfg.jump_mm), _fingers_direction(surface, palm, ball)
         s = surface.stride
-        uv = lambda k: np.array([_cell_centre(surface.cols[k], s), _cell_centre(surface.rows[k], s)])  # noqa: E731
-        out.append(HandDetection(full, uv(palm), surface.points[palm].copy(), radius,
-                                 _fingers_direction(surface, palm, ball), float(cost)))
+        uv = np.array([_cell_centre(surface.cols[palm], s), _cell_centre(surface.rows[palm], s)])
+        out.append(HandDetection(full, uv, surface.points[palm].copy(), radius, fingers, float(cost)))
     return out
 
 
