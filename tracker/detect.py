@@ -39,8 +39,10 @@ end of the arm instead; this module does that on the depth surface:
    wrist while tracking); plus its islands, small surfaces wholly inside its box and depth
    range (a finger seen past another one, beyond a depth edge).
 6. **Fingers' direction**: away from the arm, i.e. from where the surface goes on past the
-   region (cells with a joined neighbour outside it, or on the image's border), when those lie
-   to one side of the palm; unknown for a hand with nothing attached.
+   region (cells with a joined neighbour outside it); without such cells, from the region's
+   cells on the image's border when they form one band (an arm leaving the view), toward them
+   when they form several (fingers leaving it); counted when those cells lie to one side of the
+   palm; unknown for a hand with nothing attached.
 
 ``hand_region`` grows the same region from a known palm (the previous frame's solution), so the
 tracker's observation keeps excluding the body while it follows the hand.
@@ -348,10 +350,11 @@ def _fingers_direction(surface: _Surface, palm: int, ball: np.ndarray) -> np.nda
     zeros when the surface does not tell.
 
     The arm is where the surface goes on past the hand's region: region cells with a joined
-    neighbour outside it, or on the image's border (the arm leaving the view). The fingers point
-    away from the mean direction to those cells, when they lie to one side of the palm (mean
-    resultant length of their unit directions at least ``ARM_CONCENTRATION``); a hand with
-    nothing attached, or cut all round, says nothing."""
+    neighbour outside it (an arm in view). Without those, the region's cells on the image's
+    border: one band across the border is an arm leaving the view, several are fingers leaving
+    it (then the fingers point toward them). The direction counts when those cells lie to one
+    side of the palm (mean resultant length of their unit directions at least
+    ``ARM_CONCENTRATION``); a hand with nothing attached says nothing."""
     h, w = surface.depth.shape
     inside = np.zeros(len(surface.rows), bool)
     inside[ball] = True
@@ -361,14 +364,24 @@ def _fingers_direction(surface: _Surface, palm: int, ball: np.ndarray) -> np.nda
     if len(rows.indices):
         leaves[nonempty] = np.add.reduceat(~inside[rows.indices], rows.indptr[:-1][nonempty]) > 0
     r, c, b = surface.rows[ball], surface.cols[ball], BORDER_CELLS
-    edge = leaves | (r < b) | (c < b) | (r >= h - b) | (c >= w - b)
+    sign = -1.0  # away from an arm
+    if leaves.any():
+        edge = leaves
+    else:
+        edge = (r < b) | (c < b) | (r >= h - b) | (c >= w - b)
+        if not edge.any():
+            return np.zeros(2)
+        cells = np.zeros((h, w), np.uint8)
+        cells[r[edge], c[edge]] = 1
+        if cv2.connectedComponents(cells, connectivity=8)[0] - 1 > 1:
+            sign = 1.0  # several bands across the border: fingers leaving the view
     rays = np.stack([c[edge] - surface.cols[palm], r[edge] - surface.rows[palm]], -1).astype(np.float64)
     n = np.linalg.norm(rays, axis=1)
     if not (n > 0).any():
         return np.zeros(2)
     mean = (rays[n > 0] / n[n > 0, None]).mean(0)
     length = float(np.linalg.norm(mean))
-    return -mean / length if length >= ARM_CONCENTRATION else np.zeros(2)
+    return sign * mean / length if length >= ARM_CONCENTRATION else np.zeros(2)
 
 
 def _check(depth_mm: np.ndarray, camera: CameraIntrinsics) -> np.ndarray:
