@@ -5,7 +5,9 @@ Rows, medians over the frames of each recording after one warm-up frame:
 - ``eq1``: the paper's foreground (valid pixels within 300 mm of the nearest), the baseline;
 - ``detect``: ``tracker.detect.detect_hand`` (surface graph, geodesic extrema, candidates and
   the hand's full-resolution region), what (re-)initialisation costs;
-- ``region``: ``hand_region`` from the previous palm, what every tracked frame costs.
+- ``region``: ``hand_region`` from a palm (here the frame's own detected one; the tracker passes
+  the previous solution's), what every tracked frame costs; frames where nothing is detected
+  are left out of this row.
 
 On the real SR305 frames (640 x 480, a person in view) and the embedded synthetic sequence
 (256 x 256 crops). Run: ``python -m benchmarks.detect_speed [--json]``.
@@ -41,6 +43,8 @@ def simd_level() -> str:
 
 
 def _median_ms(fn, frames) -> float:
+    if not frames:
+        return float("nan")
     fn(frames[0])  # warm-up
     times = []
     for f in frames:
@@ -55,12 +59,13 @@ def measure(folder: Path) -> dict:
     palms = {}
     for f in frames:
         found = detect_hand(f.depth_mm, f.camera)
-        palms[f.name] = found.palm_mm if found is not None else None
+        if found is not None:  # the region is timed from this frame's detected palm (on the surface)
+            palms[f.name] = found.palm_mm
+    with_hand = [f for f in frames if f.name in palms]
     rows = {"eq1": _median_ms(lambda f: depth_foreground(f.depth_mm), frames),
             "detect": _median_ms(lambda f: detect_hand(f.depth_mm, f.camera), frames),
-            "region": _median_ms(lambda f: palms[f.name] is not None and hand_region(f.depth_mm, f.camera,
-                                                                                       palms[f.name]), frames)}
-    return {"frames": len(frames), "ms": rows}
+            "region": _median_ms(lambda f: hand_region(f.depth_mm, f.camera, palms[f.name]), with_hand)}
+    return {"frames": len(frames), "frames_with_hand": len(with_hand), "ms": rows}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -140,7 +140,25 @@ def test_nothing_hand_sized_gives_no_detection():
         detect_hand(np.zeros((240, 320), np.float32), CAM)
 
 
-@pytest.mark.parametrize("field, value", [("hand_length_mm", 10.0), ("max_grid_px", 4), ("cell_mm", 0.0), ("max_extrema", 0),
+def test_candidates_past_the_limit_have_no_region_and_palms_are_distinct():
+    depth, palm, hand = _person(hand_in_front=False)
+    found = hand_candidates(depth, CAM, limit=1)
+    assert found[0].mask is not None and found[0].fingers_dir.any()
+    assert all(c.mask is None and not c.fingers_dir.any() for c in found[1:])
+    R = DetectorConfig().palm_radius_for_length_mm
+    for i, a in enumerate(found):
+        for b in found[i + 1:]:
+            assert np.linalg.norm(a.palm_mm - b.palm_mm) >= R  # one candidate per palm
+    assert [c.cost for c in found] == sorted(c.cost for c in found)
+
+
+@pytest.mark.parametrize("palm", [(0.0, 0.0, 0.0), (0.0, 0.0, -5.0), (np.nan, 0.0, 600.0), (0.0, 0.0, 2.0)])
+def test_hand_region_from_an_impossible_palm_is_empty(palm):
+    depth, _, _ = _person(hand_in_front=True)
+    assert not hand_region(depth, CAM, np.array(palm)).any()  # a palm 2 mm away: the grid is one cell
+
+
+@pytest.mark.parametrize("field, value", [("hand_length_mm", 10.0), ("max_grid_cells", 4), ("cell_mm", 0.0), ("max_extrema", 0),
                                           ("jump_mm", 0.0), ("radius_tolerance", 1.0), ("area_tolerance", 0.5)])
 def test_bad_detector_configs(field, value):
     with pytest.raises(ValueError, match=field):
@@ -192,12 +210,17 @@ def test_track_command_overlays_a_depth_only_recording(tmp_path):
     assert code == 0
     pngs = sorted((tmp_path / "overlay").glob("*.png"))
     assert [p.stem for p in pngs] == ["000000", "000001", "000002"]
-    img = cv2.imread(str(pngs[0]))
+    img = cv2.imread(str(pngs[0]))[..., ::-1].astype(int)  # RGB
     assert img.shape == (480, 640, 3)
-    assert (img[..., 1].astype(int) - img[..., 0] > 100).any()  # the green skeleton over grey depth
+    grey = (img[..., 0] == img[..., 1]) & (img[..., 1] == img[..., 2])
+    assert grey.mean() > 0.95  # the depth in grey (the old colour map failed here), not colours
+    skeleton_green = (img[..., 1] > 180) & (img[..., 0] < 120) & (img[..., 2] < 120)
+    assert skeleton_green.sum() > 20  # the skeleton drawn over it
     sheet = cv2.imread(str(tmp_path / "overlay.jpg"))
     assert sheet is not None and sheet.shape[1] == 5 * 320
-    assert json.loads((tmp_path / "config.json").read_text())["independent"] is True
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["independent"] is True
+    assert config["tracker"]["detector"]["hand_length_mm"] == config["tracker"]["hand_length_mm"]
 
 
 def _hand_before_a_body(truth: np.ndarray, cam: CameraIntrinsics) -> np.ndarray:
@@ -252,7 +275,11 @@ def test_a_mask_restricts_the_search():
 
 
 def test_grey_depth_and_contact_sheet():
-    from handrgbd.draw import grey_depth, tile_images
+    from handrgbd.draw import colorize_depth, grey_depth, tile_images
+
+    colour = colorize_depth(np.array([[0.0, 500.0], [1000.0, 750.0]], np.float32))
+    assert colour.flags.c_contiguous  # OpenCV draws on it (a reversed-channel view made cv2.line fail)
+    cv2.line(colour, (0, 0), (1, 1), (255, 255, 255), 1)
 
     depth = np.array([[0.0, 500.0], [1000.0, 750.0]], np.float32)
     g = grey_depth(depth, lo=500.0, hi=1000.0)

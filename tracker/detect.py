@@ -5,14 +5,15 @@ person holds the hand near the body, so that foreground is hand + forearm + tors
 nearest pixel can be the torso or a chair. Depth trackers of this kind look for the hand at the
 end of the arm instead; this module does that on the depth surface:
 
-1. **Surface graph.** The depth map is sampled on a grid (each cell the median of the valid
-   depths among 3 x 3 pixels spread over its block: holes and flying pixels do not cut it)
-   whose cells are about ``cell_mm`` wide at the near end of the scene (the 5th percentile of valid depth; the palm's depth for
+1. **Surface graph.** The depth map is sampled on a grid whose cells are about ``cell_mm`` wide
+   at the near end of the scene (the 5th percentile of valid depth; the palm's depth for
    ``hand_region``), so the work follows the scene's size in millimetres, not the image's in
-   pixels (at most ``max_grid_px`` cells along the long side). Each cell is a 3D point; neighbouring cells (8-connected) are joined when their depths differ by
-   less than ``max(jump_mm, jump_pitches x the grid's pitch)``, with the 3D distance as the
-   edge's length. Depth edges (hand in front of the body) cut the graph; a body part reaching
-   out stays connected to the body through the arm.
+   pixels (at most ``max_grid_cells`` cells along the long side). Each cell is the median of
+   the valid depths among 3 x 3 pixels spread over its block (holes and flying pixels do not
+   cut it) and a 3D point; neighbouring cells (8-connected) are joined when their depths differ
+   by less than ``max(jump_mm, jump_pitches x the grid's pitch)`` (x sqrt 2 for diagonal
+   neighbours), with the 3D distance as the edge's length. Depth edges (hand in front of the
+   body) cut the graph; a body part reaching out stays connected to the body through the arm.
 2. **Geodesic extrema** (Plagemann et al., ICRA 2010, "AGEX"): per connected surface, start at
    its thickest point (largest 2D distance to its outline), repeatedly take the point with the
    largest geodesic distance to all points taken so far and add it, up to ``max_extrema`` times
@@ -25,13 +26,15 @@ end of the arm instead; this module does that on the depth surface:
    reaches the image's edge is no palm: an arm leaving the view, whose width can match a palm's
    (or a hand half out of view, which cannot be started from anyway).
 4. **Score** (lower is better): ``|ln(r / R)| / ln(radius_tolerance)
-   + max(0, ln(a / A)) / ln(area_tolerance) + (z - z_near) / near_mm``, where ``r`` is the palm
-   disc's radius and ``R = palm_radius_mm``, ``a`` the region's area and ``A = hand_area_mm2``
+   + max(0, ln(a / A)) / ln(area_tolerance) + (z - z_near) / nearer_scale_mm``, where ``r`` is
+   the palm disc's radius and ``R = palm_radius_mm``, ``a`` the region's area and ``A = hand_area_mm2``
    (both scaled with the hand length), ``z`` the palm's depth and ``z_near`` the nearest
    candidate palm's. A head or a torso has too wide a disc and too large a region, a
    finger-sized protrusion too narrow a disc (a hand seen edge-on covers less than ``A``, so
    only a larger area costs); among hand-sized candidates the nearer wins (hands are held
-   toward the camera). Candidates with ``r`` outside ``[R / 2, 2 R]`` are rejected.
+   toward the camera). Candidates with ``r`` outside ``[R / 2, 2 R]`` are rejected, and of
+   candidates whose palms lie within ``R`` of each other (several fingertips of one hand) only
+   the best is kept.
 5. **Hand region.** The winner's region is the surface within ``region_radius`` hand lengths
    (geodesically) of the surface near the palm's centre (the points within ``SEED_RADIUS``
    hand lengths of it in 3D), about 0.8 hand lengths from the centre in all: fingers in (the
@@ -48,7 +51,8 @@ end of the arm instead; this module does that on the depth surface:
 tracker's observation keeps excluding the body while it follows the hand.
 
 Everything runs on the grid with numpy, OpenCV's distance transform and scipy's Dijkstra
-(``python -m benchmarks.detect_speed`` has the milliseconds per frame). Shapes: depth ``(H, W) float32`` mm, 0 = no reading.
+(``python -m benchmarks.detect_speed`` has the milliseconds per frame). Shapes: depth
+``(H, W) float32`` mm, 0 = no reading.
 """
 
 from __future__ import annotations
@@ -63,17 +67,18 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components, dijkstra
 
 from handrgbd.camera import CameraIntrinsics
+from handrgbd.joints import Joint
 from tracker.kinematics import DEFAULT_HAND_LENGTH_MM
 
 __all__ = ["DetectorConfig", "HandDetection", "detect_hand", "hand_candidates", "hand_region", "PALM_JOINTS"]
 
 #: wrist and the four finger MCPs (MediaPipe order): their mean is the palm's centre
-PALM_JOINTS = (0, 5, 9, 13, 17)
+PALM_JOINTS = (Joint.WRIST, Joint.INDEX_MCP, Joint.MIDDLE_MCP, Joint.RING_MCP, Joint.PINKY_MCP)
 
 #: the hand region grows from the surface within this many hand lengths of the palm's centre
 SEED_RADIUS = 0.2
 
-#: extrema this many grid cells or fewer from the image's edge lie "on the border" (the outermost
+#: extrema fewer than this many grid cells from the image's edge lie "on the border" (the outermost
 #: rows and columns of a sensor are often missing, so an arm leaving the image ends a cell early)
 BORDER_CELLS = 2
 
@@ -92,6 +97,25 @@ ARM_CONCENTRATION = 0.5
 #: of the region's depth range (see _islands)
 ISLAND_DEPTH_MM = 60.0
 
+#: every edge is at least this long (mm): two cells at one depth are still apart for Dijkstra
+MIN_EDGE_MM = 1e-3
+
+#: the scene's near end: this percentile of valid depth, sampled every NEAR_SAMPLE_STEP pixels
+NEAR_PERCENTILE, NEAR_SAMPLE_STEP = 5.0, 8
+
+#: extrema nearer than this many hand lengths (geodesically) to those taken before end the search
+EXTREMUM_MIN_HAND_LENGTHS = 0.3
+
+#: a surface can hold a hand when its area is at least this fraction of a hand's (hand_area_mm2;
+#: a quarter of a hand-length x half-a-hand-length rectangle)
+MIN_SURFACE_HANDS = 0.27
+
+#: islands are smaller than this fraction of a hand's area
+ISLAND_MAX_HANDS = 0.1
+
+#: candidates whose palm disc is outside [R / PALM_RADIUS_RANGE, R * PALM_RADIUS_RANGE] are no hand
+PALM_RADIUS_RANGE = 2.0
+
 #: the 8-neighbourhood as (dv, du) steps; each undirected edge is listed once
 _STEPS = ((0, 1), (1, 0), (1, 1), (1, -1))
 
@@ -103,7 +127,7 @@ class DetectorConfig:
     hand_length_mm: float = DEFAULT_HAND_LENGTH_MM
     #: grid pitch: a finger (17 mm) spans two cells, the palm disc (38 mm) about five
     cell_mm: float = 8.0
-    max_grid_px: int = 240
+    max_grid_cells: int = 240
     jump_mm: float = 20.0
     jump_pitches: float = 3.0
     max_extrema: int = 8
@@ -115,17 +139,20 @@ class DetectorConfig:
     #: 75, thumb); the region within one hand length of a fingertip holds some wrist besides
     hand_area_mm2: float = 15000.0
     area_tolerance: float = 1.5
-    near_mm: float = 150.0
+    #: a candidate's palm this much deeper than the nearest candidate's costs 1
+    nearer_scale_mm: float = 150.0
+    #: the hand's region, in hand lengths (geodesically) past SEED_RADIUS
     region_radius: float = 0.6
 
     def __post_init__(self) -> None:
         if not (50.0 <= self.hand_length_mm <= 400.0):
             raise ValueError(f"DetectorConfig.hand_length_mm must be in [50, 400] mm, got {self.hand_length_mm}")
-        if self.max_grid_px < 16:
-            raise ValueError(f"DetectorConfig.max_grid_px must be >= 16, got {self.max_grid_px}")
+        if self.max_grid_cells < 16:
+            raise ValueError(f"DetectorConfig.max_grid_cells must be >= 16, got {self.max_grid_cells}")
         if self.max_extrema < 1:
             raise ValueError(f"DetectorConfig.max_extrema must be >= 1, got {self.max_extrema}")
-        for name in ("cell_mm", "jump_mm", "jump_pitches", "palm_radius_mm", "hand_area_mm2", "near_mm", "region_radius"):
+        for name in ("cell_mm", "jump_mm", "jump_pitches", "palm_radius_mm", "hand_area_mm2", "nearer_scale_mm",
+                     "region_radius"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"DetectorConfig.{name} must be > 0, got {getattr(self, name)}")
         for name in ("radius_tolerance", "area_tolerance"):
@@ -134,7 +161,13 @@ class DetectorConfig:
 
     @property
     def palm_radius_for_length_mm(self) -> float:
+        """The expected palm disc radius (mm) for ``hand_length_mm``."""
         return self.palm_radius_mm * self.hand_length_mm / DEFAULT_HAND_LENGTH_MM
+
+    @property
+    def hand_area_for_length_mm2(self) -> float:
+        """The expected area (mm^2) of a hand of ``hand_length_mm`` facing the camera."""
+        return self.hand_area_mm2 * (self.hand_length_mm / DEFAULT_HAND_LENGTH_MM) ** 2
 
 
 class HandDetection(NamedTuple):
@@ -170,23 +203,26 @@ class _Surface(NamedTuple):
 def _stride(depth_mm: np.ndarray, camera: CameraIntrinsics, cfg: DetectorConfig, near_mm: float | None,
             mask: np.ndarray | None) -> int:
     """Grid stride (pixels) that makes a cell ``cell_mm`` wide at ``near_mm`` (default: the 5th
-    percentile of valid depth in the mask, from a sparse sample), within ``max_grid_px`` cells."""
+    percentile of valid depth in the mask, from a sparse sample), within ``max_grid_cells`` cells."""
     H, W = depth_mm.shape
     if near_mm is None:
-        sample = depth_mm[::8, ::8]
+        k = NEAR_SAMPLE_STEP
+        sample = depth_mm[::k, ::k]
         keep = np.isfinite(sample) & (sample > 0)
         if mask is not None:
-            keep &= mask[::8, ::8]
+            keep &= mask[::k, ::k]
         sample = sample[keep]
-        near_mm = float(np.percentile(sample, 5)) if len(sample) else 1000.0
-    fewest = int(math.ceil(max(H, W) / cfg.max_grid_px))
-    return max(1, fewest, int(round(cfg.cell_mm * math.sqrt(camera.fx * camera.fy) / near_mm)))
+        near_mm = float(np.percentile(sample, NEAR_PERCENTILE)) if len(sample) else 0.0
+    fewest = int(math.ceil(max(H, W) / cfg.max_grid_cells))
+    wanted = cfg.cell_mm * math.sqrt(camera.fx * camera.fy) / near_mm if near_mm > 0 else 1.0
+    return int(min(max(1, fewest, round(wanted)), min(H, W)))  # at least one cell across the image
 
 
 def _cell_depths(depth_mm: np.ndarray, s: int, mask: np.ndarray | None) -> np.ndarray:
     """``(H // s, W // s) float64`` mm: each s x s block's depth, the median of the valid ones
-    (in ``mask``) among 3 x 3 pixels spread over the block; 0 (no reading) unless at least
-    ``CELL_QUORUM`` of them are valid, so that the cells trace the silhouette (a cell half on
+    (in ``mask``) among 3 x 3 pixels spread over the block (fewer distinct ones below stride 3:
+    2 x 2 at stride 2, one at stride 1); 0 (no reading) unless at least ``CELL_QUORUM`` of them
+    (all of them, when fewer) are valid, so that the cells trace the silhouette (a cell half on
     the hand counts, one grazing it does not). Robust to scattered sensor holes (30% of pixels
     missing leaves 2.5% of a surface's cells empty) and to single flying pixels, and never a
     blend across a depth edge."""
@@ -246,7 +282,7 @@ def _surface(depth_mm: np.ndarray, camera: CameraIntrinsics, cfg: DetectorConfig
             interior[b] &= ~edge
         src.append(index[a][joined])
         dst.append(index[b][joined])
-        length.append(np.linalg.norm(grid_points[a][joined] - grid_points[b][joined], axis=-1) + 1e-3)
+        length.append(np.linalg.norm(grid_points[a][joined] - grid_points[b][joined], axis=-1) + MIN_EDGE_MM)
     n = len(rows)
     src, dst, length = np.concatenate(src), np.concatenate(dst), np.concatenate(length)
     graph = csr_matrix((np.concatenate([length, length]), (np.concatenate([src, dst]), np.concatenate([dst, src]))),
@@ -281,9 +317,11 @@ def _largest_disc(surface: _Surface, nodes: np.ndarray) -> tuple[int, float]:
     return int(nodes[k]), float(dist[k] * surface.pitch[nodes[k]])
 
 
-def _to_full(surface: _Surface, nodes: np.ndarray, depth_mm: np.ndarray, jump_mm: float) -> np.ndarray:
+def _to_full(surface: _Surface, nodes: np.ndarray, depth_mm: np.ndarray, jump_mm: float,
+             mask: np.ndarray | None = None) -> np.ndarray:
     """Grid region -> ``(H, W) bool`` at full resolution: pixels whose cell (or a neighbouring
-    cell) is in the region, within the depth range of those cells +- ``jump_mm``."""
+    cell) is in the region, within the depth range of those cells +- ``jump_mm`` (and in
+    ``mask`` when given)."""
     H, W = depth_mm.shape
     out = np.zeros((H, W), bool)
     if len(nodes) == 0:
@@ -309,22 +347,22 @@ def _to_full(surface: _Surface, nodes: np.ndarray, depth_mm: np.ndarray, jump_mm
 
     d = depth_mm[y0:y1, x0:x1]
     out[y0:y1, x0:x1] = (full(near) > 0) & (d > 0) & (d >= full(z_lo)) & (d <= full(z_hi))
+    if mask is not None:
+        out &= np.asarray(mask, bool)
     return out
 
 
-def _ball(surface: _Surface, palm_mm: np.ndarray, cfg: DetectorConfig) -> tuple[np.ndarray, np.ndarray]:
+def _ball(surface: _Surface, palm_mm: np.ndarray, cfg: DetectorConfig) -> np.ndarray:
     """The hand's region: nodes within ``region_radius`` hand lengths (geodesically) of the
     surface near the palm (the nodes within ``SEED_RADIUS`` hand lengths of ``palm_mm`` in 3D),
-    and their geodesic distances (mm) from it; plus the hand's islands (``_islands``, distance
-    inf)."""
+    plus the hand's islands (``_islands``)."""
     L = cfg.hand_length_mm
     seeds = np.nonzero(np.linalg.norm(surface.points - palm_mm, axis=1) <= SEED_RADIUS * L)[0]
     if len(seeds) == 0:
-        return seeds, np.zeros(0)
+        return seeds
     dist = dijkstra(surface.graph, directed=True, indices=seeds, min_only=True, limit=cfg.region_radius * L)
     nodes = np.nonzero(np.isfinite(dist))[0]
-    islands = _islands(surface, nodes, cfg)
-    return np.concatenate([nodes, islands]), np.concatenate([dist[nodes], np.full(len(islands), np.inf)])
+    return np.concatenate([nodes, _islands(surface, nodes, cfg)])
 
 
 def _islands(surface: _Surface, region: np.ndarray, cfg: DetectorConfig) -> np.ndarray:
@@ -340,7 +378,7 @@ def _islands(surface: _Surface, region: np.ndarray, cfg: DetectorConfig) -> np.n
     n = labels.max() + 1
     total, inside = np.bincount(labels, minlength=n), np.bincount(labels[near], minlength=n)
     area = np.bincount(labels, weights=surface.pitch ** 2, minlength=n)
-    island = (inside == total) & (area < 0.1 * cfg.hand_area_mm2 * (cfg.hand_length_mm / DEFAULT_HAND_LENGTH_MM) ** 2)
+    island = (inside == total) & (area < ISLAND_MAX_HANDS * cfg.hand_area_for_length_mm2)
     island[np.unique(labels[region])] = False
     return np.nonzero(island[labels])[0]
 
@@ -404,10 +442,10 @@ def hand_candidates(depth_mm: np.ndarray, camera: CameraIntrinsics, config: Dete
     if len(surface.rows) == 0:
         return []
     L = cfg.hand_length_mm
+    R, A = cfg.palm_radius_for_length_mm, cfg.hand_area_for_length_mm2
     h, w = surface.depth.shape
-    # surfaces big enough to hold a hand: a quarter of a hand's area (L x L/2)
     area = np.bincount(surface.labels, weights=surface.pitch ** 2)
-    big = np.nonzero((area >= 0.25 * L * L / 2)[surface.labels])[0]  # nodes on such surfaces
+    big = np.nonzero((area >= MIN_SURFACE_HANDS * A)[surface.labels])[0]  # nodes on surfaces that can hold a hand
     if len(big) == 0:
         return []
     thick = cv2.distanceTransform(surface.interior, cv2.DIST_L2, 5)[surface.rows, surface.cols]
@@ -416,45 +454,43 @@ def hand_candidates(depth_mm: np.ndarray, camera: CameraIntrinsics, config: Dete
     extrema: list[int] = []
     for _ in range(cfg.max_extrema):
         far = _argmax_per_label(geodesic, surface.labels, big)
-        far = far[geodesic[far] >= 0.3 * L]
+        far = far[geodesic[far] >= EXTREMUM_MIN_HAND_LENGTHS * L]
         if len(far) == 0:
             break
         extrema.extend(far.tolist())
         geodesic = np.minimum(geodesic, dijkstra(surface.graph, directed=True, indices=far, min_only=True))
-    r, c, b = surface.rows, surface.cols, BORDER_CELLS
-    tips = np.array([k for k in extrema if b <= r[k] < h - b and b <= c[k] < w - b], np.int64)
+    rows, cols, b = surface.rows, surface.cols, BORDER_CELLS
+    tips = np.array([k for k in extrema if b <= rows[k] < h - b and b <= cols[k] < w - b], np.int64)
     if len(tips) == 0:
         return []
-    reach = np.atleast_2d(dijkstra(surface.graph, directed=True, indices=tips, limit=L))
-    R = cfg.palm_radius_for_length_mm
-    A = cfg.hand_area_mm2 * (L / DEFAULT_HAND_LENGTH_MM) ** 2
-    found = []
-    for tip, dist in zip(tips, reach):
+    within_hand = np.atleast_2d(dijkstra(surface.graph, directed=True, indices=tips, limit=L))
+    found = []  # (cost, palm node, radius mm)
+    for dist in within_hand:
         region = np.nonzero(np.isfinite(dist))[0]
         palm, radius = _largest_disc(surface, region)
-        if not (R / 2 <= radius <= 2 * R):
+        if not (R / PALM_RADIUS_RANGE <= radius <= PALM_RADIUS_RANGE * R):
             continue
-        reach = radius / surface.pitch[palm] + 1  # the disc in cells, and one more
-        if min(r[palm], c[palm], h - 1 - r[palm], w - 1 - c[palm]) < reach:
+        disc_cells = radius / surface.pitch[palm] + 1  # the disc in cells, and one more
+        if min(rows[palm], cols[palm], h - 1 - rows[palm], w - 1 - cols[palm]) < disc_cells:
             continue  # a disc cut by the image's edge: a limb leaving the view, or a hand half out of it
-        extra = max(0.0, math.log(float(np.sum(surface.pitch[region] ** 2)) / A))
-        found.append((tip, palm, radius, extra))
+        larger = max(0.0, math.log(float(np.sum(surface.pitch[region] ** 2)) / A))
+        found.append((abs(math.log(radius / R)) / math.log(cfg.radius_tolerance)
+                      + larger / math.log(cfg.area_tolerance), palm, radius))
     if not found:
         return []
-    z_near = min(surface.points[p, 2] for _, p, _, _ in found)
-    scored = sorted(((abs(math.log(r / R)) / math.log(cfg.radius_tolerance) + x / math.log(cfg.area_tolerance)
-                      + (surface.points[p, 2] - z_near) / cfg.near_mm, t, p, r) for t, p, r, x in found))
-    out, seen = [], set()
-    for cost, tip, palm, radius in scored:
-        if palm in seen:  # several fingertips of one hand find the same palm
+    z_near = min(surface.points[p, 2] for _, p, _ in found)
+    scored = sorted((cost + (surface.points[p, 2] - z_near) / cfg.nearer_scale_mm, p, r) for cost, p, r in found)
+    out: list[HandDetection] = []
+    for cost, palm, radius in scored:
+        # several extrema of one hand find the same palm, or one a cell or two away: keep the best
+        if any(np.linalg.norm(surface.points[palm] - d.palm_mm) < R for d in out):
             continue
-        seen.add(palm)
         full, fingers = None, np.zeros(2)
         if limit is None or len(out) < limit:
-            ball, _ = _ball(surface, surface.points[palm], cfg)
-            full, fingers = _to_full(surface, ball, depth, cfg.jump_mm), _fingers_direction(surface, palm, ball)
+            ball = _ball(surface, surface.points[palm], cfg)
+            full, fingers = _to_full(surface, ball, depth, cfg.jump_mm, mask), _fingers_direction(surface, palm, ball)
         s = surface.stride
-        uv = np.array([_cell_centre(surface.cols[palm], s), _cell_centre(surface.rows[palm], s)])
+        uv = np.array([_cell_centre(cols[palm], s), _cell_centre(rows[palm], s)])
         out.append(HandDetection(full, uv, surface.points[palm].copy(), radius, fingers, float(cost)))
     return out
 
@@ -471,10 +507,12 @@ def hand_region(depth_mm: np.ndarray, camera: CameraIntrinsics, palm_mm: np.ndar
                 config: DetectorConfig | None = None, mask: np.ndarray | None = None) -> np.ndarray:
     """``(H, W) bool``: the hand region (as a detection's) grown from ``palm_mm (3,)`` (camera
     frame, e.g. the previous frame's palm centre). Empty when no surface lies within
-    ``SEED_RADIUS`` hand lengths of ``palm_mm``."""
+    ``SEED_RADIUS`` hand lengths of ``palm_mm`` (or it is not finite, or behind the camera).
+    With ``mask``, only pixels in it."""
     cfg = DetectorConfig() if config is None else config
     depth = _check(depth_mm, camera)
     palm_mm = np.asarray(palm_mm, np.float64)
-    surface = _surface(depth, camera, cfg, mask, near_mm=max(float(palm_mm[2]), 1.0))
-    nodes, _ = _ball(surface, palm_mm, cfg)
-    return _to_full(surface, nodes, depth, cfg.jump_mm) if len(nodes) else np.zeros(depth.shape, bool)
+    if palm_mm.shape != (3,) or not np.isfinite(palm_mm).all() or palm_mm[2] <= 0:
+        return np.zeros(depth.shape, bool)  # a palm behind the camera, or undefined, has no surface near
+    surface = _surface(depth, camera, cfg, mask, near_mm=float(palm_mm[2]))
+    return _to_full(surface, _ball(surface, palm_mm, cfg), depth, cfg.jump_mm, mask)

@@ -33,7 +33,7 @@ __all__ = ["track_recording", "infer_side_and_length", "track_main", "SHEET_FRAM
 
 #: the overlay contact sheet shows at most this many frames, evenly spaced over the recording
 SHEET_FRAMES = 60
-SHEET_COLUMNS, SHEET_TILE_PX = 5, 320
+SHEET_COLUMNS, SHEET_TILE_PX, SHEET_JPEG_QUALITY = 5, 320, 85
 
 
 def infer_side_and_length(pose: np.ndarray, joints: np.ndarray) -> tuple[str, float]:
@@ -125,13 +125,6 @@ def track_recording(data: str | Path, out: str | Path | None, config: TrackerCon
                         tiles.append(cv2.resize(img, (SHEET_TILE_PX, round(img.shape[0] * SHEET_TILE_PX / img.shape[1])),
                                                 interpolation=cv2.INTER_AREA))
         finally:  # results so far are never lost
-            if tiles:
-                import cv2
-
-                from handrgbd.draw import tile_images
-
-                cv2.imwrite(str(out / "overlay.jpg"), tile_images(tiles, SHEET_COLUMNS, SHEET_TILE_PX)[..., ::-1],
-                            [cv2.IMWRITE_JPEG_QUALITY, 85])
             results = _summarise(rows, joints, gt, tracker.backend)
             if out:
                 np.save(out / "joints.npy", joints.astype(np.float32))
@@ -141,6 +134,13 @@ def track_recording(data: str | Path, out: str | Path | None, config: TrackerCon
                     w.writeheader()
                     w.writerows(rows)
                 (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+            if tiles:  # after the results: a failing sheet loses nothing else
+                import cv2
+
+                from handrgbd.draw import tile_images
+
+                cv2.imwrite(str(out / "overlay.jpg"), tile_images(tiles, SHEET_COLUMNS, SHEET_TILE_PX)[..., ::-1],
+                            [cv2.IMWRITE_JPEG_QUALITY, SHEET_JPEG_QUALITY])
     return results
 
 

@@ -20,8 +20,9 @@ time:
    observed depth (on the mask) and the mask are resampled onto the T x T tile grid.
 3. PSO (``tracker.pso``): the swarm is seeded around the previous frame's solution (particle 0
    is that solution itself); on initialisation, around the best of a grid of canonical poses
-   x orientations placed at the mask's centroid and median depth; with a detection, only the
-   orientations whose fingers point toward the detected fingertip; with ``init_generations``.
+   x orientations placed at the mask's centroid and median depth; with a detection that knows
+   the fingers' direction (away from the arm), only the orientations whose fingers point that
+   way; with ``init_generations``.
    With ``depth_offset_free`` the observed depth is taken as known up to a constant (relative
    depth estimated from RGB): each hypothesis's depth term uses the best constant shift, and
    the distance of the hand follows from its silhouette and the known hand size.
@@ -44,6 +45,7 @@ import cv2
 import numpy as np
 
 from handrgbd.camera import CameraIntrinsics
+from handrgbd.joints import Joint
 from renderer.projection import RegionOfInterest
 from tracker.detect import PALM_JOINTS, DetectorConfig, HandDetection, detect_hand, hand_region
 from tracker.kinematics import DEFAULT_HAND_LENGTH_MM, HandModel, finger_crossing_penalty
@@ -67,7 +69,7 @@ class TrackerConfig:
     tile_size: int = 64
     backend: str = "auto"
     mask_source: str = "depth"
-    detector: DetectorConfig = field(default_factory=DetectorConfig)  # its hand length follows ours
+    detector: DetectorConfig = field(default_factory=DetectorConfig)  # its hand length is set to ours
     foreground_mm: float = 300.0
     min_hand_pixels: int = 50
     roi_margin: float = 0.3
@@ -88,6 +90,8 @@ class TrackerConfig:
             raise ValueError(f"TrackerConfig.mask_source must be one of {MASK_SOURCES}, got {self.mask_source!r}")
         if self.tile_size < 8:
             raise ValueError(f"TrackerConfig.tile_size must be >= 8, got {self.tile_size}")
+        if self.detector.hand_length_mm != self.hand_length_mm:  # one hand length: the resolved config says so
+            object.__setattr__(self, "detector", replace(self.detector, hand_length_mm=self.hand_length_mm))
         if self.lost_frames < 1 or self.init_generations < 1:
             raise ValueError("TrackerConfig.lost_frames and init_generations must be >= 1")
 
@@ -155,7 +159,7 @@ class Tracker:
         self.camera = camera
         self.config = TrackerConfig() if config is None else config
         self.model = HandModel(self.config.side, self.config.hand_length_mm)
-        self.detector = replace(self.config.detector, hand_length_mm=self.config.hand_length_mm)
+        self.detector = self.config.detector  # its hand length is the tracker's (TrackerConfig)
         self.scorer = make_scorer(self.config.backend, self.model.primitive_set, self.config.tile_size,
                                   self.config.pso.particles)
         self.rng = np.random.default_rng(self.config.seed)
@@ -270,8 +274,9 @@ class Tracker:
     def _initial_candidates(self, depth, hand, camera, found: HandDetection | None = None) -> np.ndarray:
         """Canonical poses x orientations at the mask's centroid and median depth (0.12 hand
         lengths further: the palm centre lies inside the hand). With a detection, only the
-        orientations whose fingers point toward its fingertips (wrist -> middle knuckle within
-        90 degrees of ``fingers_dir`` in the image): a hand's fingers never point up its arm."""
+        orientations whose fingers point its way (wrist -> middle knuckle within 90 degrees of
+        ``fingers_dir`` in the image): a hand's fingers never point up its arm. All of them when
+        the direction is unknown (``fingers_dir`` zeros)."""
         v, u = np.nonzero(hand)
         centre = camera.unproject(np.array([u.mean(), v.mean()]), np.median(depth[v, u]) + 0.12 * self.config.hand_length_mm)
         out = np.array([HandPose.canonical(name, position_mm=centre, orientation=q, side=self.config.side).to_array()
@@ -279,8 +284,8 @@ class Tracker:
         if found is None:
             return out
         j = camera.project(self.model.joints(out))
-        toward = (j[:, 9] - j[:, 0]) @ found.fingers_dir > 0
-        return out[toward] if toward.any() else out  # a tip on the palm itself says nothing
+        toward = (j[:, Joint.MIDDLE_MCP] - j[:, Joint.WRIST]) @ found.fingers_dir > 0
+        return out[toward] if toward.any() else out  # unknown direction (zeros): no orientation ruled out
 
     # ---- one frame ------------------------------------------------------------------------
     def step(self, depth_mm: np.ndarray, mask: np.ndarray | None = None, rgb: np.ndarray | None = None,
