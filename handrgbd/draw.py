@@ -14,14 +14,20 @@ from handrgbd.joints import BONES
 __all__ = ["colorize_depth", "grey_depth", "draw_skeleton", "tile_images"]
 
 
-def colorize_depth(depth_mm: np.ndarray, lo: float | None = None, hi: float | None = None) -> np.ndarray:
-    """``(H, W)`` mm -> ``(H, W, 3) uint8`` RGB (turbo colour map near = red ... far = blue; 0 black)."""
+def _depth_scale(depth_mm: np.ndarray, lo: float | None, hi: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Valid pixels ``(H, W) bool`` and depth scaled to ``[0, 1]`` between ``lo`` and ``hi``
+    (default: the 1st and 99th percentiles of valid depth); call only when some pixel is valid."""
     valid = depth_mm > 0
-    if not valid.any():
-        return np.zeros((*depth_mm.shape, 3), np.uint8)
     lo = np.percentile(depth_mm[valid], 1) if lo is None else lo
     hi = np.percentile(depth_mm[valid], 99) if hi is None else hi
-    t = np.clip((depth_mm - lo) / max(hi - lo, 1e-6), 0, 1)
+    return valid, np.clip((depth_mm - lo) / max(hi - lo, 1e-6), 0, 1)
+
+
+def colorize_depth(depth_mm: np.ndarray, lo: float | None = None, hi: float | None = None) -> np.ndarray:
+    """``(H, W)`` mm -> ``(H, W, 3) uint8`` RGB (turbo colour map near = red ... far = blue; 0 black)."""
+    if not (depth_mm > 0).any():
+        return np.zeros((*depth_mm.shape, 3), np.uint8)
+    valid, t = _depth_scale(depth_mm, lo, hi)
     img = np.ascontiguousarray(cv2.applyColorMap((255 * (1 - t)).astype(np.uint8), cv2.COLORMAP_TURBO)[..., ::-1])
     img[~valid] = 0
     return img
@@ -30,13 +36,10 @@ def colorize_depth(depth_mm: np.ndarray, lo: float | None = None, hi: float | No
 def grey_depth(depth_mm: np.ndarray, lo: float | None = None, hi: float | None = None) -> np.ndarray:
     """``(H, W)`` mm -> ``(H, W, 3) uint8`` grey (near = light, far = dark; 0 black), for
     drawing coloured overlays on depth-only recordings."""
-    valid = depth_mm > 0
     img = np.zeros((*depth_mm.shape, 3), np.uint8)
-    if not valid.any():
+    if not (depth_mm > 0).any():
         return img
-    lo = np.percentile(depth_mm[valid], 1) if lo is None else lo
-    hi = np.percentile(depth_mm[valid], 99) if hi is None else hi
-    t = np.clip((depth_mm - lo) / max(hi - lo, 1e-6), 0, 1)
+    valid, t = _depth_scale(depth_mm, lo, hi)
     img[valid] = (40 + 200 * (1 - t[valid]))[:, None].astype(np.uint8)
     return img
 

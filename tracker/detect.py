@@ -292,6 +292,13 @@ def _surface(depth_mm: np.ndarray, camera: CameraIntrinsics, cfg: DetectorConfig
                     interior.astype(np.uint8))
 
 
+def _on_border(surface: _Surface, rows, cols):
+    """Whether grid cells (rows, cols: scalars or arrays) lie fewer than ``BORDER_CELLS`` cells
+    from the image's edge."""
+    h, w, b = *surface.depth.shape, BORDER_CELLS
+    return (rows < b) | (cols < b) | (rows >= h - b) | (cols >= w - b)
+
+
 def _argmax_per_label(values: np.ndarray, labels: np.ndarray, nodes: np.ndarray) -> np.ndarray:
     """Among ``nodes``, the index of the largest finite ``values`` entry of each label present."""
     v = values[nodes]
@@ -401,12 +408,12 @@ def _fingers_direction(surface: _Surface, palm: int, ball: np.ndarray) -> np.nda
     nonempty = np.diff(rows.indptr) > 0
     if len(rows.indices):
         leaves[nonempty] = np.add.reduceat(~inside[rows.indices], rows.indptr[:-1][nonempty]) > 0
-    r, c, b = surface.rows[ball], surface.cols[ball], BORDER_CELLS
+    r, c = surface.rows[ball], surface.cols[ball]
     sign = -1.0  # away from an arm
     if leaves.any():
         edge = leaves
     else:
-        edge = (r < b) | (c < b) | (r >= h - b) | (c >= w - b)
+        edge = _on_border(surface, r, c)
         if not edge.any():
             return np.zeros(2)
         cells = np.zeros((h, w), np.uint8)
@@ -459,8 +466,8 @@ def hand_candidates(depth_mm: np.ndarray, camera: CameraIntrinsics, config: Dete
             break
         extrema.extend(far.tolist())
         geodesic = np.minimum(geodesic, dijkstra(surface.graph, directed=True, indices=far, min_only=True))
-    rows, cols, b = surface.rows, surface.cols, BORDER_CELLS
-    tips = np.array([k for k in extrema if b <= rows[k] < h - b and b <= cols[k] < w - b], np.int64)
+    rows, cols = surface.rows, surface.cols
+    tips = np.array([k for k in extrema if not _on_border(surface, rows[k], cols[k])], np.int64)
     if len(tips) == 0:
         return []
     within_hand = np.atleast_2d(dijkstra(surface.graph, directed=True, indices=tips, limit=L))

@@ -159,7 +159,6 @@ class Tracker:
         self.camera = camera
         self.config = TrackerConfig() if config is None else config
         self.model = HandModel(self.config.side, self.config.hand_length_mm)
-        self.detector = self.config.detector  # its hand length is the tracker's (TrackerConfig)
         self.scorer = make_scorer(self.config.backend, self.model.primitive_set, self.config.tile_size,
                                   self.config.pso.particles)
         self.rng = np.random.default_rng(self.config.seed)
@@ -211,10 +210,10 @@ class Tracker:
         if cfg.mask_source == "depth":
             if self.previous is not None:
                 palm = self.model.joints(self.previous)[0][list(PALM_JOINTS)].mean(0)
-                hand = hand_region(depth, camera, palm, self.detector)
+                hand = hand_region(depth, camera, palm, cfg.detector)
                 if hand.sum() >= cfg.min_hand_pixels:
                     return hand, None
-            found = detect_hand(depth, camera, self.detector)
+            found = detect_hand(depth, camera, cfg.detector)
             if found is None:
                 return np.zeros(depth.shape, bool), None
             return found.mask, found
@@ -233,9 +232,9 @@ class Tracker:
         else:
             return fg, None
         if self.previous is None and hand.sum() >= cfg.min_hand_pixels:
-            found = detect_hand(depth, camera, self.detector, mask=hand)
-            if found is not None and (found.mask & hand).sum() >= cfg.min_hand_pixels:
-                return found.mask & hand, found
+            found = detect_hand(depth, camera, cfg.detector, mask=hand)  # its region lies inside the mask
+            if found is not None and found.mask.sum() >= cfg.min_hand_pixels:
+                return found.mask, found
         return hand, None
 
     def _cut_forearm(self, hand: np.ndarray, depth: np.ndarray, camera: CameraIntrinsics) -> np.ndarray:
