@@ -28,8 +28,6 @@ size, no augmentation.
 
 from __future__ import annotations
 
-import argparse
-import csv
 import json
 import logging
 import sys
@@ -44,6 +42,9 @@ from depthnet.data import Augmentation, _downsample_depth, augment_pair
 from depthnet.model import DepthNet
 from depthnet.targets import DEPTH_SCALE_MM, make_targets
 from handrgbd.camera import CameraIntrinsics
+from handrgbd.args import CommandParser, existing_file, integer
+from handrgbd.outputs import check_outputs, finite_or_none, save_figure, undefined_reasons, write_csv, write_image, \
+    write_json
 from handrgbd.recording import Recording
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,9 @@ _NO_AUG = Augmentation(enabled=False)
 FLYING_RELATIVE = 0.3
 #: fewest pixels (hand in truth and estimate) for a frame's tilt error
 MIN_TILT_PIXELS = 20
+#: why a metric of metrics.json is null (its ``"undefined"`` field names the ones that are)
+UNDEFINED = {"tilt_error_deg": f"no frame has {MIN_TILT_PIXELS} hand pixels that both truth and estimate call hand",
+             "flat_tilt_error_deg": f"no frame has {MIN_TILT_PIXELS} hand pixels that both truth and estimate call hand"}
 #: the network's output keeps every OUTPUT_STRIDE-th input pixel (stages are S/4 x S/4)
 OUTPUT_STRIDE = 4
 
@@ -195,7 +199,8 @@ def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, f
     err = np.concatenate(errors)
     curve = [(int(e), float((err < e).mean())) for e in THRESHOLDS_MM]
     if figure and panels:
-        cv2.imwrite(str(figure), np.concatenate(panels, axis=0)[..., ::-1])
+        Path(figure).parent.mkdir(parents=True, exist_ok=True)
+        write_image(figure, np.concatenate(panels, axis=0))
     by_size = [{"hand_fraction": [lo, hi], "frames": int(n), "depth_error_mm": float(e / px) if px else None}
                for (lo, hi), (n, e, px) in zip(zip(HAND_FRACTION_BINS[:-1], HAND_FRACTION_BINS[1:]), size_sums)]
     return {"depth_error_mm": float(err.mean()), "surface_error_mm": surface_sum / err.size,
@@ -223,37 +228,45 @@ def _panel(rgb: np.ndarray, t, rel: np.ndarray, hand: np.ndarray, size: int = 16
     return np.concatenate([up(rgb), up(true_img), up(est_img), up(diff_img)], axis=1)
 
 
+#: every file ``eval`` writes into ``--out`` (none may exist unless ``--overwrite``)
+EVAL_OUTPUTS = ("metrics.json", "f_curve.csv", "f_curve.png", "qualitative.png")
+
+
+def build_parser() -> CommandParser:
+    p = CommandParser(prog="handrgbd eval", description=eval_main.__doc__)
+    p.add_argument("--data", required=True, help="recording folder")
+    p.add_argument("--weights", type=existing_file, default=None,
+                   help="weights file (default: the shipped cpu weights)")
+    p.add_argument("--out", default=None, help="folder for f_curve.csv, f_curve.png, qualitative.png, metrics.json")
+    p.add_argument("--overwrite", action="store_true", help="replace the files of an earlier run in --out")
+    p.add_argument("--frames", type=integer(1), default=None, help="evaluate N frames spread over the folder")
+    p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    return p
+
+
 def eval_main(argv: list[str] | None = None) -> int:
     """Evaluate depth network weights on a recording folder (E, F(e), IoU, tilt error, figure)."""
-    p = argparse.ArgumentParser(prog="handrgbd eval", description=eval_main.__doc__)
-    p.add_argument("--data", required=True, help="recording folder")
-    p.add_argument("--weights", default=None, help="weights file (default: the shipped cpu weights)")
-    p.add_argument("--out", default=None, help="folder for f_curve.csv, f_curve.png, qualitative.png, metrics.json")
-    p.add_argument("--frames", type=int, default=None, help="evaluate N frames spread over the folder")
-    p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    p = build_parser()
     args = p.parse_args(argv)
     try:
+        out = check_outputs(args.out, EVAL_OUTPUTS, args.overwrite) if args.out else None
         net = DepthNet.load(args.weights) if args.weights else DepthNet.from_pretrained()
-        out = Path(args.out) if args.out else None
-        if out:
-            out.mkdir(parents=True, exist_ok=True)
-        m = evaluate(net, args.data, args.frames, figure=out / "qualitative.png" if out else None)
+        m = finite_or_none(evaluate(net, args.data, args.frames, figure=out / "qualitative.png" if out else None))
     except ValueError as e:
-        log.error("%s", e)
-        return 2
+        return p.fail(e)
     if out:
-        with open(out / "f_curve.csv", "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["error_mm", "fraction_of_hand_pixels"])
-            w.writerows(m["f_curve"])
+        out.mkdir(parents=True, exist_ok=True)
+        write_csv(out / "f_curve.csv", [["error_mm", "fraction_of_hand_pixels"], *m["f_curve"]])
         _plot_curve(m["f_curve"], out / "f_curve.png")
-        (out / "metrics.json").write_text(json.dumps({k: v for k, v in m.items() if k != "f_curve"}, indent=1))
+        metrics = {k: v for k, v in m.items() if k != "f_curve"}
+        metrics["undefined"] = undefined_reasons(metrics, UNDEFINED)
+        write_json(out / "metrics.json", metrics)
     summary = {"depth_error_mm": m["depth_error_mm"], "surface_error_mm": m["surface_error_mm"],
                "flat_error_mm": m["flat_error_mm"],
                "tilt_error_deg": m["tilt_error_deg"], "flat_tilt_error_deg": m["flat_tilt_error_deg"], "iou": m["iou"],
                "frames": m["frames"], "by_hand_fraction": m["by_hand_fraction"]}
     if args.json:
-        print(json.dumps(summary))
+        print(json.dumps(summary, allow_nan=False))
     else:
         print(f"E = {m['depth_error_mm']:.2f} mm over {m['pixels']} hand pixels, IoU = {m['iou']:.3f}, "
               f"{m['frames']} frames (paper: E 22.88 mm, IoU 0.84); a flat hand at its mean depth: "
@@ -285,7 +298,7 @@ def _plot_curve(curve, path: Path) -> None:
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path)
     plt.close(fig)
 
 

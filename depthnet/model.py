@@ -150,11 +150,20 @@ class DepthNet(nn.Module):
         """Load a checkpoint or weights file written by ``depthnet.train`` (any preset)."""
         path = Path(path)
         try:
-            blob = torch.load(path, map_location=map_location, weights_only=True)
+            with open(path, "rb") as f:
+                head = f.read(4)
         except FileNotFoundError:
             raise ValueError(f"{path}: weights file not found") from None
+        except OSError as e:
+            raise ValueError(f"{path}: cannot read ({e.strerror or e})") from e
+        if head != b"PK\x03\x04":  # torch.save writes a zip archive
+            raise ValueError(f"{path}: not a weights file (torch.save writes a zip archive; this file starts "
+                             f"with {head!r}); re-train or re-download it (README: shipped weights)")
+        try:
+            blob = torch.load(path, map_location=map_location, weights_only=True)
         except Exception as e:  # torch raises several types on corrupt files
-            raise ValueError(f"{path}: not a readable weights file ({type(e).__name__}: {e}); "
+            first = (str(e).strip().splitlines() or [""])[0]
+            raise ValueError(f"{path}: not a readable weights file ({type(e).__name__}: {first}); "
                              f"re-train or re-download it (README: shipped weights)") from e
         if not isinstance(blob, dict) or "model" not in blob or "config" not in blob:
             raise ValueError(f"{path}: not a handrgbd depthnet weights file (needs 'model' and 'config')")

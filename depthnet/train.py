@@ -25,9 +25,7 @@ index)`` wherever it is computed, and checkpoints resume on either device.
 
 from __future__ import annotations
 
-import argparse
 import csv
-import json
 import logging
 import math
 import os
@@ -44,13 +42,20 @@ from torch.utils.data import DataLoader
 
 from depthnet.data import Augmentation, HandDepthDataset, collate
 from depthnet.model import PRESETS, DepthNet, DepthNetConfig, file_digest
+from handrgbd.args import MAX_WORKERS, SEED_MAX, CommandParser, existing_file, integer, number
+from handrgbd.outputs import check_outputs, write_csv, write_json
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TrainConfig", "train", "train_main", "stage_losses", "NonFiniteLossError", "export_weights"]
+__all__ = ["TrainConfig", "train", "train_main", "stage_losses", "NonFiniteLossError", "export_weights",
+           "build_parser", "TRAIN_OUTPUTS"]
 
 
 DEVICES = ("auto", "cpu", "cuda")  # auto: cuda when torch sees a GPU
+#: what a run folder holds; a new run (no --resume) refuses a folder that has any of them
+TRAIN_OUTPUTS = ("checkpoint.pt", "model.pt", "metrics.csv")
+#: most mask or depth stages --stages accepts (the paper stacks 6 in all)
+MAX_STAGES = 16
 
 
 class NonFiniteLossError(RuntimeError):
@@ -210,11 +215,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
         torch.set_num_threads(config.threads)
     run_dir = Path(config.out)
     ckpt_path = run_dir / "checkpoint.pt"
-    if rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if not resume and ckpt_path.exists():
-            raise ValueError(f"{ckpt_path} exists: pass --resume to continue it, or choose a new --out")
-        (run_dir / "config.json").write_text(json.dumps(config.to_json(), indent=1, default=str) + "\n")
+    if rank == 0:  # a previous run is only ever continued (--resume), never replaced
+        check_outputs(run_dir, TRAIN_OUTPUTS, overwrite=resume, remedy="pass --resume to continue that run")
     torch.manual_seed(config.seed)
     data = HandDepthDataset(config.data, config.model_config.input_size, config.augmentation, config.seed)
     n = len(data) if config.max_frames is None else min(len(data), config.max_frames)
@@ -225,6 +227,9 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
             raise ValueError(f"{config.init}: weights are of model {start.config}, not {config.model_config}")
         net.load_state_dict(start.state_dict())
         log.info("starting from %s", config.init)
+    if rank == 0:  # the run folder appears once data and weights are accepted
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(run_dir / "config.json", config.to_json(), default=str)
     net.to(device)
     opt = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=config.step_size, gamma=config.lr_gamma)
@@ -325,47 +330,53 @@ def export_weights(checkpoint: str | Path, out: str | Path) -> Path:
 
 
 def _append_csv(path: Path, row: dict) -> None:
-    new = not path.exists()
-    with open(path, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(row))
-        if new:
-            w.writeheader()
-        w.writerow(row)
+    """Add ``row`` to the CSV ``path``, rewriting the whole (small) file atomically."""
+    rows = []
+    if path.exists():
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    fields = list(dict.fromkeys([*(rows[0] if rows else {}), *row]))
+    write_csv(path, [*rows, row], fields)
 
 
-def train_main(argv: list[str] | None = None) -> int:
-    """Train the hand depth network on recording folders."""
-    p = argparse.ArgumentParser(prog="handrgbd train", description=train_main.__doc__)
+def build_parser() -> CommandParser:
+    p = CommandParser(prog="handrgbd train", description=train_main.__doc__)
     p.add_argument("--data", nargs="+", required=True, help="training recording folder(s)")
     p.add_argument("--val", nargs="*", default=[], help="validation recording folder(s)")
     p.add_argument("--out", required=True, help="run folder (config, metrics, checkpoints, model.pt)")
     p.add_argument("--preset", choices=sorted(PRESETS), default="cpu", help="model preset")
-    p.add_argument("--stages", type=int, nargs=2, metavar=("S_M", "S_D"), default=None,
+    p.add_argument("--stages", type=integer(0, MAX_STAGES), nargs=2, metavar=("S_M", "S_D"), default=None,
                    help="override the preset's mask and depth stage counts (the ablation)")
-    p.add_argument("--width", type=int, default=None, help="override the preset's channel width")
-    p.add_argument("--input-size", type=int, default=None, help="override the preset's input size")
-    p.add_argument("--epochs", type=int, default=10, help="epochs (learning-rate steps scale with it)")
-    p.add_argument("--batch-size", type=int, default=8, help="batch size per process")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
-    p.add_argument("--seed", type=int, default=0, help="seed of data order and augmentation")
-    p.add_argument("--max-frames", type=int, default=None, help="train on the first N frames only")
-    p.add_argument("--val-frames", type=int, default=200, help="validation frames per epoch")
-    p.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--width", type=integer(8, 1024), default=None, help="override the preset's channel width")
+    p.add_argument("--input-size", type=integer(32, 4096), default=None, help="override the preset's input size")
+    p.add_argument("--epochs", type=integer(1, 100_000), default=10, help="epochs (learning-rate steps scale with it)")
+    p.add_argument("--batch-size", type=integer(1, 4096), default=8, help="batch size per process")
+    p.add_argument("--lr", type=number(0, 1, lo_open=True), default=1e-3, help="Adam learning rate")
+    p.add_argument("--seed", type=integer(0, SEED_MAX), default=0, help="seed of data order and augmentation")
+    p.add_argument("--max-frames", type=integer(1), default=None, help="train on the first N frames only")
+    p.add_argument("--val-frames", type=integer(1), default=200, help="validation frames per epoch")
+    p.add_argument("--checkpoint-every", type=integer(1), default=200, help="steps between checkpoints")
+    p.add_argument("--threads", type=integer(1, 1024), default=None, help="torch CPU threads")
     p.add_argument("--device", choices=DEVICES, default="auto",
                    help="train on the GPU when there is one (auto), or force cpu / cuda")
-    p.add_argument("--workers", type=int, default=0, help="data-loader processes (0: none)")
-    p.add_argument("--hand-weight", type=float, default=1.0,
+    p.add_argument("--workers", type=integer(0, MAX_WORKERS), default=0, help="data-loader processes (0: none)")
+    p.add_argument("--hand-weight", type=number(1, 1e6), default=1.0,
                    help="weight of true hand pixels in the depth stages' squared error (1: the paper's MSE)")
-    p.add_argument("--plane-weight", type=float, default=0.0,
+    p.add_argument("--plane-weight", type=number(0, 1e6), default=0.0,
                    help="weight of the planar part (level and tilt) of the hand's depth error (0: off)")
     p.add_argument("--no-augment", action="store_true", help="disable the paper's augmentation")
     p.add_argument("--resume", action="store_true", help="continue RUN/checkpoint.pt")
-    p.add_argument("--init", default=None, metavar="WEIGHTS",
+    p.add_argument("--init", type=existing_file, default=None, metavar="WEIGHTS",
                    help="start from these weights (fine-tuning; same model config); a resume ignores it")
-    p.add_argument("--stop-after", type=int, default=None, metavar="EPOCH",
+    p.add_argument("--stop-after", type=integer(1), default=None, metavar="EPOCH",
                    help="stop after this epoch (the learning-rate schedule still follows --epochs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def train_main(argv: list[str] | None = None) -> int:
+    """Train the hand depth network on recording folders."""
+    p = build_parser()
     args = p.parse_args(argv)
     # Weights that weight decay shrinks towards zero make subnormal products, on which the CPU is
     # many times slower (a step of 8 from the shipped weights as stored: 2.6 s without this, 0.9 s
@@ -378,20 +389,15 @@ def train_main(argv: list[str] | None = None) -> int:
         overrides.update(mask_stages=args.stages[0], depth_stages=args.stages[1])
     try:
         model = replace(model, **overrides) if overrides else None
-    except ValueError as e:
-        log.error("%s", e)
-        return 2
-    config = TrainConfig(tuple(args.data), args.out, tuple(args.val), args.preset, model, args.epochs, args.batch_size,
-                         args.lr, seed=args.seed, max_frames=args.max_frames, val_frames=args.val_frames,
-                         checkpoint_every=args.checkpoint_every, threads=args.threads, stop_after_epoch=args.stop_after,
-                         augmentation=Augmentation(enabled=not args.no_augment), init=args.init,
-                         device=args.device, workers=args.workers, hand_weight=args.hand_weight,
-                         plane_weight=args.plane_weight)
-    try:
+        config = TrainConfig(tuple(args.data), args.out, tuple(args.val), args.preset, model, args.epochs,
+                             args.batch_size, args.lr, seed=args.seed, max_frames=args.max_frames,
+                             val_frames=args.val_frames, checkpoint_every=args.checkpoint_every, threads=args.threads,
+                             stop_after_epoch=args.stop_after, augmentation=Augmentation(enabled=not args.no_augment),
+                             init=args.init, device=args.device, workers=args.workers, hand_weight=args.hand_weight,
+                             plane_weight=args.plane_weight)
         metrics = train(config, resume=args.resume, progress=not args.no_progress)
     except (ValueError, NonFiniteLossError) as e:
-        log.error("%s", e)
-        return 2
+        return p.fail(e)
     log.info("done: %s", metrics)
     return 0
 

@@ -32,10 +32,12 @@ from pathlib import Path
 from depthnet.evaluate import evaluate
 from depthnet.model import PRESETS, DepthNet
 from depthnet.train import TrainConfig, train
+from handrgbd.args import CommandParser
+from handrgbd.outputs import finite_or_none, write_json
 
 log = logging.getLogger(__name__)
 
-__all__ = ["VARIANTS", "PAPER_TABLE2", "run", "main"]
+__all__ = ["VARIANTS", "PAPER_TABLE2", "run", "main", "build_parser"]
 
 VARIANTS = ((0, 1), (1, 2), (1, 3), (1, 4), (1, 5), (2, 4), (3, 3), (4, 2))
 #: (E mm, IoU) from the paper's Table 2
@@ -66,7 +68,7 @@ def run(train_dir: str, test_dir: str, out: str | Path, preset: str = "quick", v
             train(config, resume=(run_dir / "checkpoint.pt").exists(), progress=progress)
         m = evaluate(DepthNet.load(run_dir / "model.pt"), test_dir, max_frames=s["test_frames"])
         results[key] = {"depth_error_mm": m["depth_error_mm"], "iou": m["iou"], "frames": m["frames"]}
-        path.write_text(json.dumps(results, indent=1) + "\n")
+        write_json(path, finite_or_none(results))
     return results
 
 
@@ -80,28 +82,38 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="Table 2 ablation: mask vs depth supervised stages.")
+def _variant(text: str) -> tuple[int, int]:
+    """argparse type: ``S_M+S_D``, one of Table 2's rows."""
+    try:
+        variant = tuple(int(x, 10) for x in text.split("+"))
+    except ValueError:
+        variant = ()
+    if variant not in PAPER_TABLE2:
+        raise argparse.ArgumentTypeError(f"must be one of Table 2's {', '.join(f'{a}+{b}' for a, b in VARIANTS)} "
+                                         f"(got {text!r})")
+    return variant
+
+
+def build_parser() -> CommandParser:
+    p = CommandParser(prog="python -m experiments.ablation", description="Table 2 ablation: mask vs depth supervised stages.")
     p.add_argument("--train", required=True, help="training recording folder")
     p.add_argument("--test", required=True, help="test recording folder")
-    p.add_argument("--out", default="out/ablation", help="output folder (resumable)")
+    p.add_argument("--out", default="out/ablation", help="output folder (resumable: finished variants are kept)")
     p.add_argument("--preset", choices=sorted(SETTINGS), default="quick", help="quick (CPU) or paper (GPU)")
-    p.add_argument("--variants", nargs="*", default=None, help="subset, e.g. 3+3 1+5")
+    p.add_argument("--variants", nargs="*", type=_variant, default=None, help="subset, e.g. 3+3 1+5")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    variants = VARIANTS
-    if args.variants:
-        variants = tuple(tuple(int(x) for x in v.split("+")) for v in args.variants)
-        unknown = [v for v in variants if v not in PAPER_TABLE2]
-        if unknown:
-            log.error("unknown variants %s; choose from %s", unknown, [f"{a}+{b}" for a, b in VARIANTS])
-            return 2
     try:
-        results = run(args.train, args.test, args.out, args.preset, variants, progress=not args.no_progress)
+        results = run(args.train, args.test, args.out, args.preset, tuple(args.variants or VARIANTS),
+                      progress=not args.no_progress)
     except ValueError as e:
-        log.error("%s", e)
-        return 2
+        return p.fail(e)
     print(table(results))
     return 0
 

@@ -37,7 +37,6 @@ depthnet source's weights).
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import json
 import logging
@@ -49,12 +48,15 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
+from handrgbd.args import MAX_WORKERS, SEED_MAX, CommandParser, integer
+from handrgbd.outputs import check_outputs, finite_or_none, save_figure, write_csv, write_json
 from handrgbd.recording import Frame, Recording
 from tracker.metrics import PCK_THRESHOLDS_MM, auc, pa_mpjpe, pck_curve, root_relative_mpjpe
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Observation", "PROVIDERS", "make_provider", "run_row", "compare", "pooled", "format_table", "main"]
+__all__ = ["Observation", "PROVIDERS", "make_provider", "run_row", "compare", "pooled", "format_table", "main",
+           "build_parser", "parse_tracker"]
 
 DEFAULT_DATA = str(Path(__file__).resolve().parents[1] / "data" / "embedded" / "test_sequence")
 MEDIAPIPE_HINT = "pip install 'handrgbd[mediapipe]'  (mediapipe==0.10.21; it pins numpy<2: use a separate venv)"
@@ -98,6 +100,18 @@ def _degraded(noise_mm: float, holes: float) -> Provider:
     return provider
 
 
+def _degraded_args(noise: str, holes: str) -> tuple[float, float]:
+    """``degraded:NOISE_MM:HOLES`` -> (noise in [0, 1000] mm, hole fraction in [0, 1])."""
+    try:
+        values = float(noise), float(holes)
+    except ValueError:
+        raise ValueError(f"degraded:NOISE_MM:HOLES needs two numbers, got {noise!r} and {holes!r}") from None
+    if not (0.0 <= values[0] <= 1000.0 and 0.0 <= values[1] <= 1.0):
+        raise ValueError(f"degraded:NOISE_MM:HOLES needs noise in [0, 1000] mm and holes in [0, 1], got "
+                         f"{noise} and {holes}")
+    return values
+
+
 def _depthnet(weights: str | None, rgb_only: bool) -> Provider:
     def provider(frame: Frame, state: dict) -> Observation:
         from depthnet.model import DepthNet
@@ -126,7 +140,7 @@ def _depthnet(weights: str | None, rgb_only: bool) -> Provider:
 PROVIDERS: dict[str, Callable[..., Provider]] = {
     "clean": lambda: _clean,
     "sensor": lambda: _sensor,
-    "degraded": lambda noise="8", holes="0.3": _degraded(float(noise), float(holes)),
+    "degraded": lambda noise="8", holes="0.3": _degraded(*_degraded_args(noise, holes)),
     "depthnet": lambda weights=None: _depthnet(weights, rgb_only=False),
     "depthnet-rgb": lambda weights=None: _depthnet(weights, rgb_only=True),
 }
@@ -136,7 +150,52 @@ def make_provider(spec: str) -> Provider:
     name, *args = spec.split(":")
     if name not in PROVIDERS:
         raise ValueError(f"unknown depth source {spec!r}; known: {sorted(PROVIDERS)}")
-    return PROVIDERS[name](*args)
+    try:
+        return PROVIDERS[name](*args)
+    except TypeError:  # more ':' arguments than the factory takes
+        raise ValueError(f"depth source {spec!r}: too many ':' arguments for {name!r}") from None
+
+
+def parse_tracker(spec: str) -> tuple[int, int, str] | None:
+    """``pso:PxG[:backend]`` -> (particles, generations, backend); ``mediapipe`` -> None.
+    Raises ``ValueError`` saying what is wrong."""
+    if spec == "mediapipe":
+        return None
+    from tracker.pso import MAX_GENERATIONS, MAX_PARTICLES
+
+    parts = spec.split(":")
+    if parts[0] != "pso" or len(parts) > 3:
+        raise ValueError("must be pso:PARTICLESxGENERATIONS[:auto|gl|cpu] or mediapipe")
+    budget = (parts[1] if len(parts) > 1 else "64x25").lower().split("x")
+    try:
+        particles, generations = (int(x, 10) for x in budget)
+    except ValueError:
+        raise ValueError("pso:PxG needs two integers, e.g. pso:64x25") from None
+    if not (2 <= particles <= MAX_PARTICLES and 1 <= generations <= MAX_GENERATIONS):
+        raise ValueError(f"pso:PxG needs 2-{MAX_PARTICLES} particles and 1-{MAX_GENERATIONS} generations")
+    backend = parts[2] if len(parts) > 2 else "auto"
+    if backend not in ("auto", "gl", "cpu"):
+        raise ValueError("the backend of pso:PxG:BACKEND must be auto, gl or cpu")
+    return particles, generations, backend
+
+
+def _tracker_arg(text: str) -> str:
+    """argparse type of ``--trackers``."""
+    try:
+        parse_tracker(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{e} (got {text!r})") from None
+    return text
+
+
+def _source_arg(text: str) -> str:
+    """argparse type of ``--sources``: a known provider whose arguments (and weights file) check out."""
+    try:
+        make_provider(text)
+        _inputs_fingerprint(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{e} (got {text!r})") from None
+    return text
 
 
 @dataclass(frozen=True)
@@ -192,9 +251,7 @@ def _run_pso(row: Row, rec: Recording, spec: str) -> dict:
     from tracker.run import infer_side_and_length
     from tracker.tracking import Tracker, TrackerConfig
 
-    parts = spec.split(":")
-    particles, generations = (int(x) for x in (parts[1] if len(parts) > 1 else "64x25").lower().split("x"))
-    backend = parts[2] if len(parts) > 2 else "auto"
+    particles, generations, backend = parse_tracker(spec)
     provider = make_provider(row.source)
     side, length = infer_side_and_length(rec.poses[0].astype(float), rec.joints_mm[0].astype(float))
     base = TrackerConfig(side=side, hand_length_mm=length, pso=PSOConfig(particles, generations), backend=backend,
@@ -252,12 +309,18 @@ def run_row(row: Row) -> dict:
         raise ValueError(f"{rec.path}: comparison needs ground-truth joints.npy and poses.npy")
     if row.tracker == "mediapipe":
         res = _run_mediapipe(row, rec)
-    elif row.tracker.startswith("pso"):
-        res = _run_pso(row, rec, row.tracker)
     else:
-        raise ValueError(f"unknown tracker {row.tracker!r}: pso:PxG[:backend] or mediapipe")
-    return {"data": row.data, "source": "rgb" if row.tracker == "mediapipe" else row.source, "tracker": row.tracker,
-            "seed": row.reported_seed, "frames": len(rec), **res}
+        res = _run_pso(row, rec, row.tracker)
+    return finite_or_none({"data": row.data, "source": "rgb" if row.tracker == "mediapipe" else row.source,
+                           "tracker": row.tracker, "seed": row.reported_seed, "frames": len(rec), **res})
+
+
+def _check_data(data: list[str]) -> None:
+    """Every data folder loads and has ground truth (before anything is written)."""
+    for d in data:
+        rec = Recording(d)
+        if not (rec.has_joints and rec.has_poses):
+            raise ValueError(f"{rec.path}: comparison needs ground-truth joints.npy and poses.npy")
 
 
 def compare(data: list[str], sources: list[str], trackers: list[str], out: str | Path, workers: int = 1,
@@ -272,8 +335,11 @@ def compare(data: list[str], sources: list[str], trackers: list[str], out: str |
 
     for s in sources:
         make_provider(s)  # fail early on a bad name
+    for t in trackers:
+        parse_tracker(t)
     inputs = {s: _inputs_fingerprint(s) for s in sources}
-    out = Path(out)
+    out = check_outputs(out, (), overwrite=True)  # finished rows are reused: resuming is this command's design
+    _check_data(data)
     (out / "rows").mkdir(parents=True, exist_ok=True)
     rows = []
     for d in data:
@@ -295,7 +361,7 @@ def compare(data: list[str], sources: list[str], trackers: list[str], out: str |
 
     def done(r: Row, res: dict) -> None:
         results[r.key] = res
-        (out / "rows" / f"{r.key}.json").write_text(json.dumps(res) + "\n")
+        write_json(out / "rows" / f"{r.key}.json", res, indent=None)
         bar.update()
 
     if workers > 1 and len(todo) > 1:
@@ -369,15 +435,12 @@ def _several(table: list[dict]) -> bool:
 
 def _write(out: Path, table: list[dict]) -> None:
     several = _several(table)
-    (out / "comparison.json").write_text(json.dumps([{k: r.get(k) for k in FIELDS} for r in table], indent=1) + "\n")
+    write_json(out / "comparison.json", [{k: r.get(k) for k in FIELDS} for r in table])
     if several:
-        (out / "pooled.json").write_text(json.dumps(pooled(table), indent=1) + "\n")
+        write_json(out / "pooled.json", pooled(table))
     else:
         (out / "pooled.json").unlink(missing_ok=True)  # from an earlier run over several
-    with open(out / "comparison.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=FIELDS)
-        w.writeheader()
-        w.writerows({k: r.get(k) for k in FIELDS} for r in table)
+    write_csv(out / "comparison.csv", ({k: r.get(k) for k in FIELDS} for r in table), FIELDS)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -393,7 +456,7 @@ def _write(out: Path, table: list[dict]) -> None:
     if ax.lines:  # rows without a curve (errors, root-relative only) have nothing to label
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out / "pck.png", dpi=100)
+    save_figure(fig, out / "pck.png")
     plt.close(fig)
 
 
@@ -428,25 +491,32 @@ def format_table(table: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def build_parser() -> CommandParser:
+    p = CommandParser(prog="handrgbd compare", description=main.__doc__)
+    p.add_argument("--data", nargs="+", default=[DEFAULT_DATA], help="recording folders with ground-truth joints")
+    p.add_argument("--sources", nargs="+", type=_source_arg,
+                   default=["clean", "sensor", "degraded:8:0.3", "depthnet", "depthnet-rgb"],
+                   help="depth sources (see the module docstring)")
+    p.add_argument("--trackers", nargs="+", type=_tracker_arg, default=["pso:64x25", "mediapipe"],
+                   help="pso:PxG[:backend] | mediapipe")
+    p.add_argument("--out", default="out/compare",
+                   help="output folder (finished rows in OUT/rows/ are reused: a rerun resumes)")
+    p.add_argument("--seeds", type=integer(0, SEED_MAX), nargs="+", default=[0], help="PSO tracker seeds (one row each)")
+    p.add_argument("--workers", type=integer(1, MAX_WORKERS), default=1, help="parallel processes")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
     """Compare trackers across depth sources on recordings with ground truth."""
-    p = argparse.ArgumentParser(prog="handrgbd compare", description=main.__doc__)
-    p.add_argument("--data", nargs="+", default=[DEFAULT_DATA], help="recording folders with ground-truth joints")
-    p.add_argument("--sources", nargs="+", default=["clean", "sensor", "degraded:8:0.3", "depthnet", "depthnet-rgb"],
-                   help="depth sources (see the module docstring)")
-    p.add_argument("--trackers", nargs="+", default=["pso:64x25", "mediapipe"], help="pso:PxG[:backend] | mediapipe")
-    p.add_argument("--out", default="out/compare", help="output folder (finished rows are reused)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="PSO tracker seeds (one row each)")
-    p.add_argument("--workers", type=int, default=1, help="parallel processes")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p = build_parser()
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         table = compare(args.data, args.sources, args.trackers, args.out, args.workers, progress=not args.no_progress,
                         seeds=tuple(args.seeds))
     except ValueError as e:
-        log.error("%s", e)
-        return 2
+        return p.fail(e)
     print(format_table(table))
     return 0
 

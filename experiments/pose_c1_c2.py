@@ -24,9 +24,6 @@ Run: ``python -m experiments.pose_c1_c2 [--data DIR] [--out DIR] [...]``.
 
 from __future__ import annotations
 
-import argparse
-import csv
-import json
 import logging
 import sys
 import time
@@ -38,9 +35,13 @@ import numpy as np
 
 from depthnet.model import DepthNet
 from depthnet.targets import DEPTH_SCALE_MM, make_targets, relative_to_metric
+from handrgbd.args import SEED_MAX, CommandParser, existing_file, integer
+from handrgbd.depth import MAX_RANGE_MM, usable_depth
+from handrgbd.outputs import check_outputs, finite_or_none, save_figure, save_npy, undefined_reasons, write_csv, \
+    write_image, write_json
 from handrgbd.recording import Recording
 from tracker.metrics import PCK_THRESHOLDS_MM, pose_metrics
-from tracker.pso import PSOConfig
+from tracker.pso import MAX_GENERATIONS, MAX_PARTICLES, PSOConfig
 from tracker.run import infer_side_and_length
 from tracker.tracking import Tracker, TrackerConfig, distance_from_mask
 
@@ -52,22 +53,40 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO / "data" / "embedded" / "test_sequence"
 PAPER = {"depth_error_mm": 22.88, "iou": 0.84, "c1_c2_joint_discrepancy_mm": 24.71}
 CONDITIONS = ("c1", "c2", "c2rgb")
+_NO_TRUTH = "no ground-truth joints, or no frame with both a tracked hand and ground truth"
+#: why a number of results.json is null (its ``"undefined"`` field names the ones that are)
+UNDEFINED = {"depth_error_mm": "no frame has true depth (depth_gt/ or depth/) with a hand in it",
+             "iou": "no frame has true depth (depth_gt/ or depth/) with a hand in it",
+             "c1_c2_joint_discrepancy_mm": "no sensor depth (no C1), or no frame tracked in both C1 and C2",
+             "tracker_fps": "no frame was tracked",
+             **{f"{c}_{k}": _NO_TRUTH for c in CONDITIONS for k in ("mpjpe_mm", "rr_mpjpe_mm", "pa_mpjpe_mm",
+                                                                  "pck_auc_0_50")}}
+
+
+#: every file the study writes into its output folder (none may exist unless ``overwrite``)
+OUTPUTS = ("config.json", "results.json", "frames.csv", *(f"joints_{c}.npy" for c in CONDITIONS), "f_curve.png",
+           "discrepancy.png", "pck.png", "qualitative.png")
 
 
 def run(data: str | Path = DEFAULT_DATA, out: str | Path = "out/pose_c1_c2", weights: str | None = None,
         frames: int | None = None, particles: int = 64, generations: int = 25, backend: str = "auto",
-        init: str = "gt", seed: int = 0, independent: bool = False, progress: bool = True) -> dict:
-    """Run the study; writes everything to ``out`` and returns the results dict."""
+        init: str = "gt", seed: int = 0, independent: bool = False, progress: bool = True,
+        overwrite: bool = False) -> dict:
+    """Run the study; writes everything to ``out`` and returns the results dict.
+
+    ``out`` must not hold an earlier run's files unless ``overwrite``. It is created only after
+    the recording, the weights and every frame's RGB (depthnet's pass) have been read, so bad
+    input leaves nothing behind; a run stopped while tracking writes results.json with
+    ``"complete": false``, ``"stopped_at"`` and ``"error"``."""
     from tqdm import tqdm
 
+    out = check_outputs(out, OUTPUTS, overwrite)
     rec = Recording(data)
     if not rec.has_rgb:
         raise ValueError(f"{rec.path}: the study needs rgb/ (depth is estimated from it)")
     n = len(rec) if frames is None else min(frames, len(rec))
     if n == 0:
         raise ValueError(f"{rec.path}: no frames")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     net = DepthNet.load(weights) if weights else DepthNet.from_pretrained()
     has_depth, has_gt = rec.has_depth, rec.has_joints
     if init == "gt" and not (rec.has_poses and has_gt):
@@ -80,18 +99,16 @@ def run(data: str | Path = DEFAULT_DATA, out: str | Path = "out/pose_c1_c2", wei
     conditions = list(CONDITIONS) if has_depth else ["c2rgb"]
     cond_cfg = {"c1": config, "c2": replace(config, mask_source="given"),
                 "c2rgb": replace(config, mask_source="given", depth_offset_free=True)}
-    (out / "config.json").write_text(json.dumps({
-        "data": str(data), "weights": weights or "shipped (DepthNet.from_pretrained)", "frames": n, "init": init,
-        "independent": independent, "depthnet": net.config.to_dict(),
-        "trackers": {c: asdict(cond_cfg[c]) for c in conditions}}, indent=1, default=str) + "\n")
 
-    # 1. depth from RGB ---------------------------------------------------------------------
+    # 1. depth from RGB; this and the depth metrics read every frame, so a bad file stops the
+    # study before it writes anything ---------------------------------------------------------
     t0 = time.perf_counter()
     preds = [net.predict(rec[i].rgb) for i in tqdm(range(n), disable=not progress, desc="depthnet", unit="frame")]
     depthnet_fps = n / (time.perf_counter() - t0)
-    errors, per_frame, inter, union = [], [], 0, 0
+    errors, per_frame, inter, union, usable = [], [], 0, 0, 0
     for i in range(n):
         f = rec[i]
+        usable += f.depth_mm is not None and bool(usable_depth(f.depth_mm).any())
         gt_depth = f.depth_gt_mm if f.depth_gt_mm is not None else f.depth_mm
         row = {"frame": f.name}
         if gt_depth is not None:
@@ -107,38 +124,31 @@ def run(data: str | Path = DEFAULT_DATA, out: str | Path = "out/pose_c1_c2", wei
     all_err = np.concatenate(errors) if errors else np.array([])
     f_curve = [(int(e), float((all_err < e).mean())) for e in range(101)] if all_err.size else []
 
+    if has_depth and not usable:
+        raise ValueError(f"{rec.path}: no frame has usable depth in depth/ (every reading is 0 or past "
+                         f"{MAX_RANGE_MM / 1000:g} m), which C1 and C2 track on; check depth/ and depth_unit_mm in "
+                         f"camera.json")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "config.json", {
+        "data": str(data), "weights": weights or "shipped (DepthNet.from_pretrained)", "frames": n, "init": init,
+        "independent": independent, "depthnet": net.config.to_dict(),
+        "trackers": {c: asdict(cond_cfg[c]) for c in conditions}}, default=str)
+
     # 2. trackers -----------------------------------------------------------------------------
     joints = {c: np.full((n, 21, 3), np.nan) for c in conditions}
     status = {c: [] for c in conditions}
     seconds = {c: 0.0 for c in conditions}
-    for c in conditions:
-        with Tracker(rec.camera, cond_cfg[c]) as tracker:
-            if init == "gt":
-                tracker.reset(rec.poses[0])
-            for i in tqdm(range(n), disable=not progress, desc=f"track {c}", unit="frame"):
-                f = rec[i]
-                if independent and i > 0:
-                    tracker.reset()
-                if c == "c1":
-                    depth, mask = f.depth_mm, None
-                elif c == "c2":
-                    mean = make_targets(f.depth_mm).mean_depth_mm  # the hand's mean depth from the sensor
-                    if not np.isfinite(mean):
-                        status[c].append("no_hand")
-                        continue
-                    depth, mask = relative_to_metric(preds[i].relative, preds[i].mask, mean), preds[i].mask
-                else:
-                    if not preds[i].mask.any():
-                        status[c].append("no_hand")
-                        continue
-                    z = distance_from_mask(preds[i].mask, f.camera, cond_cfg[c].hand_length_mm)
-                    depth, mask = relative_to_metric(preds[i].relative, preds[i].mask, z), preds[i].mask
-                r = tracker.step(depth, mask=mask, camera=f.camera)
-                seconds[c] += r.seconds
-                status[c].append(r.status)
-                if r.joints_mm is not None:
-                    joints[c][i] = r.joints_mm
-        np.save(out / f"joints_{c}.npy", joints[c].astype(np.float32))
+    try:
+        for c in conditions:
+            _track(c, rec, n, cond_cfg[c], init, independent, preds, progress, joints[c], status[c], seconds)
+            save_npy(out / f"joints_{c}.npy", joints[c].astype(np.float32))
+    except BaseException as e:  # noqa: BLE001 - recorded, then re-raised
+        stopped = next((c for c in conditions if len(status[c]) < n), conditions[-1])
+        write_json(out / "results.json", {
+            "data": str(data), "frames": n, "complete": False,
+            "stopped_at": f"{stopped} frame {rec.names[min(len(status[stopped]), n - 1)]}",
+            "error": "interrupted" if isinstance(e, KeyboardInterrupt) else str(e)})
+        raise
 
     # 3. report ---------------------------------------------------------------------------------
     gt = rec.joints_mm[:n] if has_gt else None
@@ -168,15 +178,56 @@ def run(data: str | Path = DEFAULT_DATA, out: str | Path = "out/pose_c1_c2", wei
             err = np.linalg.norm(joints[c] - gt, axis=-1).mean(-1)
             for i, row in enumerate(per_frame):
                 row[f"{c}_error_mm"] = float(err[i]) if np.isfinite(err[i]) else None
-    res = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in res.items()}
-    (out / "results.json").write_text(json.dumps(res, indent=1) + "\n")
-    with open(out / "frames.csv", "w", newline="") as fh:
-        keys = list(dict.fromkeys(k for row in per_frame for k in row))
-        w = csv.DictWriter(fh, fieldnames=keys)
-        w.writeheader()
-        w.writerows(per_frame)
+    res = finite_or_none(res)
+    res["complete"] = True
+    res["undefined"] = undefined_reasons(res, UNDEFINED)
+    write_json(out / "results.json", res)
+    write_csv(out / "frames.csv", per_frame, list(dict.fromkeys(k for row in per_frame for k in row)))
     _figures(out, rec, preds, joints, f_curve, curves, per_frame, n)
     return res
+
+
+def _track(condition: str, rec: Recording, n: int, config: TrackerConfig, init: str, independent: bool, preds,
+           progress: bool, joints: np.ndarray, status: list, seconds: dict) -> None:
+    """Track frames ``0..n-1`` in one condition, filling ``joints (n, 21, 3)`` and ``status`` in
+    place and adding the tracker's time to ``seconds[condition]``. A frame whose observation
+    cannot be made raises ``ValueError`` naming the recording and the frame."""
+    from tqdm import tqdm
+
+    with Tracker(rec.camera, config) as tracker:
+        if init == "gt":
+            tracker.reset(rec.poses[0])
+        for i in tqdm(range(n), disable=not progress, desc=f"track {condition}", unit="frame"):
+            f = rec[i]
+            if independent and i > 0:
+                tracker.reset()
+            try:
+                observed = _observation(condition, f, preds[i], config)
+            except ValueError as e:
+                raise ValueError(f"{rec.path} frame {f.name} ({condition}): {e}") from e
+            if observed is None:
+                status.append("no_hand")
+                continue
+            r = tracker.step(*observed, camera=f.camera)
+            seconds[condition] += r.seconds
+            status.append(r.status)
+            if r.joints_mm is not None:
+                joints[i] = r.joints_mm
+
+
+def _observation(condition: str, f, pred, config: TrackerConfig) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """(depth mm, mask or None) the tracker sees in ``condition``, or None (no hand to track)."""
+    if condition == "c1":
+        return f.depth_mm, None
+    if condition == "c2":
+        mean = make_targets(f.depth_mm).mean_depth_mm  # the hand's mean depth from the sensor
+        if not np.isfinite(mean):
+            return None
+        return relative_to_metric(pred.relative, pred.mask, mean), pred.mask
+    if not pred.mask.any():
+        return None
+    z = distance_from_mask(pred.mask, f.camera, config.hand_length_mm)
+    return relative_to_metric(pred.relative, pred.mask, z), pred.mask
 
 
 def _fps(status: dict, seconds: dict, condition: str) -> float | None:
@@ -198,7 +249,7 @@ def _figures(out: Path, rec: Recording, preds, joints, f_curve, curves, per_fram
         ax.set(xlabel="error e (mm)", ylabel="F(e): fraction of hand pixels", xlim=(0, 100), ylim=(0, 1))
         ax.grid(alpha=0.3)
         fig.tight_layout()
-        fig.savefig(out / "f_curve.png", dpi=100)
+        save_figure(fig, out / "f_curve.png")
         plt.close(fig)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for key, label in (("c1_c2_mm", "C1 vs C2"), ("c1_error_mm", "C1 vs truth"), ("c2_error_mm", "C2 vs truth"),
@@ -210,7 +261,7 @@ def _figures(out: Path, rec: Recording, preds, joints, f_curve, curves, per_fram
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out / "discrepancy.png", dpi=100)
+    save_figure(fig, out / "discrepancy.png")
     plt.close(fig)
     if curves:
         fig, ax = plt.subplots(figsize=(5, 3.5))
@@ -220,7 +271,7 @@ def _figures(out: Path, rec: Recording, preds, joints, f_curve, curves, per_fram
         ax.legend()
         ax.grid(alpha=0.3)
         fig.tight_layout()
-        fig.savefig(out / "pck.png", dpi=100)
+        save_figure(fig, out / "pck.png")
         plt.close(fig)
     # qualitative figure (paper's Fig. 6 + skeletons): RGB | sensor depth | estimate | difference | skeletons
     from handrgbd.draw import colorize_depth, draw_skeleton
@@ -246,7 +297,7 @@ def _figures(out: Path, rec: Recording, preds, joints, f_curve, curves, per_fram
                 draw_skeleton(skel, f.camera.project(joints[c][i]), colour, 1)
         rows.append(np.concatenate([fit(f.rgb), fit(colorize_depth(np.where(hand, sensor, 0), lo, hi)),
                                     fit(colorize_depth(est, lo, hi)), fit(diff_img), fit(skel)], axis=1))
-    cv2.imwrite(str(out / "qualitative.png"), np.concatenate(rows, axis=0)[..., ::-1])
+    write_image(out / "qualitative.png", np.concatenate(rows, axis=0))
 
 
 def _table(res: dict) -> str:
@@ -272,28 +323,35 @@ def _table(res: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="The paper's C1 vs C2 study (tracking on sensor vs estimated depth).")
+def build_parser() -> CommandParser:
+    p = CommandParser(prog="python -m experiments.pose_c1_c2",
+                      description="The paper's C1 vs C2 study (tracking on sensor vs estimated depth).")
     p.add_argument("--data", default=str(DEFAULT_DATA), help="recording folder (default: the embedded test sequence)")
-    p.add_argument("--out", default="out/pose_c1_c2", help="output folder")
-    p.add_argument("--weights", default=None, help="depthnet weights (default: the shipped cpu weights)")
-    p.add_argument("--frames", type=int, default=None, help="use the first N frames")
-    p.add_argument("--particles", type=int, default=64, help="PSO particles")
-    p.add_argument("--generations", type=int, default=25, help="PSO generations")
+    p.add_argument("--out", default="out/pose_c1_c2", help="output folder (created once the input is accepted)")
+    p.add_argument("--overwrite", action="store_true", help="replace the files of an earlier run in --out")
+    p.add_argument("--weights", type=existing_file, default=None,
+                   help="depthnet weights (default: the shipped cpu weights)")
+    p.add_argument("--frames", type=integer(1), default=None, help="use the first N frames")
+    p.add_argument("--particles", type=integer(2, MAX_PARTICLES), default=64, help="PSO particles")
+    p.add_argument("--generations", type=integer(1, MAX_GENERATIONS), default=25, help="PSO generations")
     p.add_argument("--backend", choices=("auto", "gl", "cpu"), default="auto", help="tracker scoring backend")
     p.add_argument("--init", choices=("gt", "auto"), default="gt", help="frame 0 from ground truth, or automatic")
-    p.add_argument("--seed", type=int, default=0, help="tracker random seed")
+    p.add_argument("--seed", type=integer(0, SEED_MAX), default=0, help="tracker random seed")
     p.add_argument("--independent", action="store_true", help="automatic initialisation on every frame")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("OpenGL").setLevel(logging.WARNING)
     try:
         res = run(args.data, args.out, args.weights, args.frames, args.particles, args.generations, args.backend,
-                  args.init, args.seed, args.independent, progress=not args.no_progress)
+                  args.init, args.seed, args.independent, progress=not args.no_progress, overwrite=args.overwrite)
     except ValueError as e:
-        log.error("%s", e)
-        return 2
+        return p.fail(e)
     print(_table(res))
     print(f"results: {Path(args.out) / 'results.json'}")
     return 0

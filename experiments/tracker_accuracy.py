@@ -11,29 +11,35 @@ PA-MPJPE, 3D PCK AUC and fps per budget: a table, ``OUT/accuracy.json`` and ``OU
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from tracker.pso import PSOConfig
+from handrgbd.args import CommandParser
+from handrgbd.outputs import check_outputs, save_figure, write_json
+from tracker.pso import MAX_GENERATIONS, MAX_PARTICLES, PSOConfig
 from tracker.run import track_recording
 from tracker.tracking import TrackerConfig
 
 DEFAULT = ["data/embedded/test_sequence"]
 
 
-def run(data: list[str], budgets: list[tuple[int, int]], out: Path, backend: str = "cpu", seeds=(0, 1)) -> list[dict]:
+OUTPUTS = ("accuracy.json", "accuracy.png")
+
+
+def run(data: list[str], budgets: list[tuple[int, int]], out: Path, backend: str = "cpu", seeds=(0, 1),
+        overwrite: bool = False) -> list[dict]:
+    out = check_outputs(out, OUTPUTS, overwrite)
     rows = []
     for particles, generations in budgets:
         res = [track_recording(d, None, TrackerConfig(pso=PSOConfig(particles, generations), backend=backend, seed=s),
                                init="gt", progress=False) for d in data for s in seeds]
         rows.append({"budget": f"{particles}x{generations}", "evaluations": particles * generations,
-                     **{k: float(np.mean([r[k] for r in res])) for k in ("mpjpe_mm", "pa_mpjpe_mm", "pck_auc_0_50", "fps")}})
+                     **{k: _mean([r[k] for r in res]) for k in ("mpjpe_mm", "pa_mpjpe_mm", "pck_auc_0_50", "fps")}})
     out.mkdir(parents=True, exist_ok=True)
-    (out / "accuracy.json").write_text(json.dumps(rows, indent=1) + "\n")
+    write_json(out / "accuracy.json", rows)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -46,24 +52,56 @@ def run(data: list[str], budgets: list[tuple[int, int]], out: Path, backend: str
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out / "accuracy.png", dpi=100)
+    save_figure(fig, out / "accuracy.png")
     plt.close(fig)
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def _mean(values: list) -> float | None:
+    """Mean over the runs that have the value (None: undefined in every run)."""
+    ok = [v for v in values if v is not None]
+    return float(np.mean(ok)) if ok else None
+
+
+def _budget(text: str) -> tuple[int, int]:
+    """argparse type: ``PARTICLESxGENERATIONS`` within the PSO's limits."""
+    try:
+        particles, generations = (int(x, 10) for x in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be PARTICLESxGENERATIONS, e.g. 64x25 (got {text!r})") from None
+    if not (2 <= particles <= MAX_PARTICLES and 1 <= generations <= MAX_GENERATIONS):
+        raise argparse.ArgumentTypeError(f"needs 2-{MAX_PARTICLES} particles and 1-{MAX_GENERATIONS} generations "
+                                         f"(got {text!r})")
+    return particles, generations
+
+
+def build_parser() -> CommandParser:
+    p = CommandParser(prog="python -m experiments.tracker_accuracy", description=__doc__.split("\n")[0])
     p.add_argument("--data", nargs="+", default=DEFAULT, help="recording folders with ground truth")
-    p.add_argument("--budgets", nargs="+", default=["16x10", "32x15", "64x25", "64x40"], help="PARTICLESxGENERATIONS")
+    p.add_argument("--budgets", nargs="+", type=_budget, default=[(16, 10), (32, 15), (64, 25), (64, 40)],
+                   help="PARTICLESxGENERATIONS")
     p.add_argument("--backend", choices=("auto", "gl", "cpu"), default="cpu", help="scoring backend")
     p.add_argument("--out", default="out/tracker_accuracy", help="output folder")
+    p.add_argument("--overwrite", action="store_true", help="replace the files of an earlier run in --out")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    budgets = [tuple(int(x) for x in b.lower().split("x")) for b in args.budgets]
-    rows = run(args.data, budgets, Path(args.out), args.backend)
+    try:
+        rows = run(args.data, args.budgets, Path(args.out), args.backend, overwrite=args.overwrite)
+    except ValueError as e:
+        return p.fail(e)
+
+    def f(v, width: int, spec: str = ".1f") -> str:
+        return f"{'-' if v is None else format(v, spec):>{width}}"
+
     print(f"{'budget':<8}{'MPJPE':>8}{'PA-MPJPE':>10}{'AUC':>7}{'fps':>7}")
     for r in rows:
-        print(f"{r['budget']:<8}{r['mpjpe_mm']:>8.1f}{r['pa_mpjpe_mm']:>10.1f}{r['pck_auc_0_50']:>7.3f}{r['fps']:>7.1f}")
+        print(f"{r['budget']:<8}{f(r['mpjpe_mm'], 8)}{f(r['pa_mpjpe_mm'], 10)}{f(r['pck_auc_0_50'], 7, '.3f')}"
+              f"{f(r['fps'], 7)}")
     return 0
 
 

@@ -14,7 +14,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["CameraIntrinsics"]
+__all__ = ["CameraIntrinsics", "FOCAL_RANGE_PX", "MAX_CENTRE_ANGLE_DEG"]
+
+#: Focal lengths a real camera (or a crop or resize of its image) can have, in pixels: below 10 a
+#: 64-pixel image would span over 145 degrees; above 1e5 a 4000-pixel one under 2.3 degrees.
+FOCAL_RANGE_PX = (10.0, 1e5)
+#: The image centre's ray lies at most this far from the optical axis: a crop of a wide-angle
+#: view (the synthetic generator's hand crops reach about 45 degrees) stays well inside it, while a
+#: principal point thousands of focal lengths away (a wrong unit) does not.
+MAX_CENTRE_ANGLE_DEG = 80.0
 
 
 def _finite_positive(name: str, value: float) -> None:
@@ -95,6 +103,21 @@ class CameraIntrinsics:
             raise ValueError(f"camera intrinsics missing key(s) {missing}")
         return cls(float(d["fx"]), float(d["fy"]), float(d["cx"]), float(d["cy"]),
                    int(d["width"]), int(d["height"]))
+
+    def implausible(self) -> list[tuple[str, str]]:
+        """``[(key, why), ...]`` for the values no real camera has (empty when all are plausible):
+        focal lengths outside :data:`FOCAL_RANGE_PX`, or an image centre whose ray lies more than
+        :data:`MAX_CENTRE_ANGLE_DEG` off the optical axis. Recordings and ``--intrinsics`` files are
+        checked with it; the class itself accepts any positive finite values (tests use odd ones)."""
+        lo, hi = FOCAL_RANGE_PX
+        problems = [(k, f"must be in [{lo:g}, {hi:g}] pixels, got {getattr(self, k)!r}")
+                    for k in ("fx", "fy") if not lo <= getattr(self, k) <= hi]
+        limit = math.tan(math.radians(MAX_CENTRE_ANGLE_DEG))
+        for key, f, c, size in (("cx", self.fx, self.cx, self.width), ("cy", self.fy, self.cy, self.height)):
+            if abs((size - 1) / 2.0 - c) > limit * f:
+                problems.append((key, f"puts the image centre more than {MAX_CENTRE_ANGLE_DEG:g} degrees off the "
+                                      f"optical axis (got {c!r} for a {size}-pixel side, focal length {f:g})"))
+        return problems
 
     # ---- image transforms ---------------------------------------------------------------
     def crop_resize(self, box: tuple[float, float, float, float], out_width: int,

@@ -2,12 +2,13 @@
 
 Subcommands are registered as ``name -> (help, "module:function")`` and imported only when
 run, so ``handrgbd --help`` stays fast and the core package imports nothing else. Each target
-is a ``main(argv) -> int`` function.
+is a ``main(argv) -> int`` function, and its module has ``build_parser()`` returning the
+command's :class:`handrgbd.args.CommandParser` (:func:`command_parser`), so every option is
+checked the same way (``handrgbd CMD: error: --option: why (got X)``, exit status 2).
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import logging
 import sys
@@ -35,9 +36,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def command_parser(name: str):
+    """The :class:`handrgbd.args.CommandParser` of subcommand ``name`` (imports its module)."""
+    module_name = COMMANDS[name][1].split(":")[0]
+    return importlib.import_module(module_name).build_parser()
+
+
 def main(argv: list[str] | None = None) -> int:
+    from handrgbd.args import CommandParser
+
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = argparse.ArgumentParser(prog="handrgbd", description="RGB -> hand depth -> 3D hand tracking.")
+    parser = CommandParser(prog="handrgbd", description="RGB -> hand depth -> 3D hand tracking.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (help_text, _target) in COMMANDS.items():

@@ -8,9 +8,22 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["depth_mm_to_uint16", "uint16_to_depth_mm", "MAX_UINT16"]
+__all__ = ["depth_mm_to_uint16", "uint16_to_depth_mm", "usable_depth", "MAX_UINT16", "DEPTH_UNIT_RANGE_MM",
+           "MAX_RANGE_MM"]
 
 MAX_UINT16 = np.iinfo(np.uint16).max
+#: Plausible millimetres per stored unit: 0.01 (sub-micron steps would cap depth at 0.65 m) to
+#: 100 (10 cm steps). Kinect-style data uses 1, the SR305 0.125.
+DEPTH_UNIT_RANGE_MM = (0.01, 100.0)
+#: Depth and joints farther than this (10 m) are not a hand seen by a depth camera: a saturated
+#: reading, a wrong unit, or junk.
+MAX_RANGE_MM = 10_000.0
+
+
+def usable_depth(depth_mm: np.ndarray) -> np.ndarray:
+    """``(H, W) bool``: readings a depth camera can give of a hand, ``0 < d <= MAX_RANGE_MM``."""
+    d = np.asarray(depth_mm)
+    return (d > 0) & (d <= MAX_RANGE_MM)
 
 
 def uint16_to_depth_mm(raw: np.ndarray, depth_unit_mm: float = 1.0) -> np.ndarray:

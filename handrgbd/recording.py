@@ -31,7 +31,6 @@ import json
 import logging
 import math
 import os
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,8 +39,9 @@ import cv2
 import numpy as np
 
 from handrgbd.camera import CameraIntrinsics
-from handrgbd.depth import depth_mm_to_uint16, uint16_to_depth_mm
+from handrgbd.depth import DEPTH_UNIT_RANGE_MM, MAX_RANGE_MM, depth_mm_to_uint16, uint16_to_depth_mm
 from handrgbd.joints import NUM_JOINTS
+from handrgbd.outputs import atomic_write_bytes
 
 __all__ = ["Frame", "Recording", "RecordingWriter", "read_depth_png", "write_depth_png",
            "IMAGE_KINDS", "NUM_POSE_PARAMS"]
@@ -138,6 +138,19 @@ def _read_png(path: Path) -> np.ndarray:
     return image
 
 
+def _png_size(path: Path) -> tuple[int, int] | None:
+    """``(width, height)`` from a PNG's header (IHDR) without decoding it; None if unreadable
+    (reading the frame reports the problem)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(24)
+    except OSError:
+        return None
+    if len(head) < 24 or not head.startswith(_PNG_SIGNATURE):
+        return None
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
 def _describe(image: np.ndarray) -> str:
     channels = 1 if image.ndim == 2 else image.shape[2]
     return f"{image.dtype} with {channels} channel{'s' if channels != 1 else ''}"
@@ -173,28 +186,11 @@ def read_depth_png(path: str | os.PathLike, depth_unit_mm: float) -> np.ndarray:
     return uint16_to_depth_mm(image, depth_unit_mm)
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a hidden temporary file beside ``path``, then rename it over ``path``.
-
-    The temporary file is created with mode 0o666 minus the umask, like a plain ``open``
-    (``tempfile.mkstemp`` would leave a 0o600 file behind the rename).
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _write_png(path: Path, image: np.ndarray) -> None:
     ok, buf = cv2.imencode(".png", image, _PNG_PARAMS)
     if not ok:
         raise ValueError(f"{path}: PNG encoding failed for {_describe(image)}")
-    _atomic_write_bytes(path, buf.tobytes())
+    atomic_write_bytes(path, buf.tobytes())
 
 
 def write_depth_png(path: str | os.PathLike, depth_mm: np.ndarray, depth_unit_mm: float) -> None:
@@ -250,7 +246,14 @@ def _read_camera_json(path: Path) -> tuple[dict, CameraIntrinsics, float]:
 
     camera = CameraIntrinsics(number("fx", True), number("fy", True), number("cx", False),
                               number("cy", False), integer("width"), integer("height"))
-    return meta, camera, number("depth_unit_mm", True)
+    for key, why in camera.implausible():
+        raise ValueError(f"{path}: key '{key}' {why}")
+    unit = number("depth_unit_mm", True)
+    lo, hi = DEPTH_UNIT_RANGE_MM
+    if not lo <= unit <= hi:
+        raise ValueError(f"{path}: key 'depth_unit_mm' must be in [{lo:g}, {hi:g}] millimetres per unit "
+                         f"(1 for Kinect-style data, 0.125 for the SR305), got {meta['depth_unit_mm']!r}")
+    return meta, camera, unit
 
 
 def _camera_json(camera: CameraIntrinsics, depth_unit_mm: float, meta: Mapping | None) -> dict:
@@ -292,13 +295,32 @@ class Recording:
         self._poses = self._load_array("poses", (n, NUM_POSE_PARAMS))
         self._intrinsics = self._load_array("intrinsics", (n, 4))
         if self._intrinsics is not None:
-            bad = np.flatnonzero((self._intrinsics[:, :2] <= 0).any(axis=1))
-            if bad.size:
-                raise ValueError(f"{self._path / _ARRAY_FILES['intrinsics']}: fx and fy must be "
-                                 f"positive, row {bad[0]} is {self._intrinsics[bad[0]].tolist()}")
+            self._check_intrinsics()
+        for key, columns in (("joints", slice(None)), ("poses", slice(0, 3))):
+            array = getattr(self, f"_{key}")
+            if array is not None:
+                far = np.abs(array[:, columns]).reshape(n, -1).max(axis=1, initial=0.0) > MAX_RANGE_MM
+                if far.any():
+                    first = int(np.flatnonzero(far)[0])
+                    raise ValueError(f"{self._path / _ARRAY_FILES[key]}: {'joints' if key == 'joints' else 'palm positions'} "
+                                     f"farther than {MAX_RANGE_MM / 1000:g} m (millimetres expected) in "
+                                     f"{int(far.sum())} frame(s), first at row {first} (frame {self._names[first]})")
         logger.debug("opened %s: %d frames, images %s, arrays %s", self._path, n,
                      [k for k in IMAGE_KINDS if self._files[k]],
                      [k for k, f in _ARRAY_FILES.items() if (self._path / f).exists()])
+
+    def _check_intrinsics(self) -> None:
+        """Each row of intrinsics.npy: positive, plausible focal lengths and principal point."""
+        path = self._path / _ARRAY_FILES["intrinsics"]
+        for i, row in enumerate(self._intrinsics):
+            if (row[:2] <= 0).any():
+                raise ValueError(f"{path}: fx and fy must be positive, row {i} is {row.tolist()}")
+            stem = self._names[i]
+            kind = next((k for k in _PRIMARY_KINDS if stem in self._files[k]), None)
+            size = _png_size(self._path / kind / self._files[kind][stem]) if kind else None
+            w, h = size if size else (self._camera.width, self._camera.height)
+            for key, why in CameraIntrinsics(*(float(v) for v in row), w, h).implausible():
+                raise ValueError(f"{path}: row {i} (frame {stem}): {key} {why}")
 
     # ---- opening ---------------------------------------------------------------------------
     def _list_pngs(self, kind: str) -> dict[str, str]:
@@ -505,6 +527,9 @@ class RecordingWriter:
         if isinstance(depth_unit_mm, bool) or not isinstance(depth_unit_mm, (int, float, np.floating)) \
                 or not (math.isfinite(depth_unit_mm) and depth_unit_mm > 0):
             raise ValueError(f"depth_unit_mm must be a finite positive number, got {depth_unit_mm!r}")
+        if not DEPTH_UNIT_RANGE_MM[0] <= depth_unit_mm <= DEPTH_UNIT_RANGE_MM[1]:
+            raise ValueError(f"depth_unit_mm must be in [{DEPTH_UNIT_RANGE_MM[0]:g}, {DEPTH_UNIT_RANGE_MM[1]:g}] mm "
+                             f"per unit, got {depth_unit_mm!r}")
         expect = tuple(expect)
         unknown = [k for k in expect if k not in IMAGE_KINDS]
         if not expect or unknown or not set(expect) & set(_PRIMARY_KINDS):
@@ -529,7 +554,7 @@ class RecordingWriter:
                 raise ValueError(f"{camera_path}: exists with different contents; resume with the same "
                                  f"camera, depth_unit_mm and meta, or write to an empty folder")
         else:
-            _atomic_write_bytes(camera_path, text.encode("utf-8"))
+            atomic_write_bytes(camera_path, text.encode("utf-8"))
 
     @property
     def path(self) -> Path:
@@ -642,4 +667,4 @@ class RecordingWriter:
         for key, array in arrays.items():
             buf = io.BytesIO()
             np.save(buf, array, allow_pickle=False)
-            _atomic_write_bytes(self._path / _ARRAY_FILES[key], buf.getvalue())
+            atomic_write_bytes(self._path / _ARRAY_FILES[key], buf.getvalue())

@@ -7,9 +7,12 @@ or headless.
 
 Headless runs write the annotated video and one JSON line per frame:
 ``{"frame", "t", "status": "tracked|lost|no_hand", "joints_mm": [[x, y, z] * 21], "fps"}``
-(``joints_mm`` is null without a hand). The video is written to a temporary file and renamed
-when complete, so an interrupted run (end of stream, a stall, Ctrl-C) leaves either a playable
-video or none, never half of one; the JSON lines are flushed frame by frame.
+(``joints_mm`` is null without a hand). Both are written to hidden ``.NAME.partial`` files
+(the JSON lines flushed frame by frame) and renamed when the run ends, so an interrupted run (end
+of stream, a stall, Ctrl-C, an error) leaves either complete files or none, never half of one.
+Existing files are not replaced without ``--overwrite``. Weights, intrinsics and output paths are
+checked before the camera or video is opened, and the capture thread is stopped before the
+capture is released, on every path out.
 
 Camera intrinsics come from ``--intrinsics camera.json`` (our recording format's camera.json),
 else from the image size and ``--hfov`` (default 60 degrees, a typical webcam).
@@ -17,7 +20,6 @@ else from the image size and ``--hfov`` (default 60 degrees, a typical webcam).
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -30,12 +32,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from handrgbd.args import CommandParser, existing_file, integer, number
 from handrgbd.camera import CameraIntrinsics
 from handrgbd.draw import colorize_depth, draw_skeleton
+from tracker.kinematics import HAND_LENGTH_RANGE_MM
 
 log = logging.getLogger(__name__)
 
-__all__ = ["run_live", "live_main", "annotate", "open_capture", "CaptureError"]
+__all__ = ["run_live", "live_main", "build_parser", "annotate", "open_capture", "load_intrinsics", "CaptureError"]
 
 
 class CaptureError(RuntimeError):
@@ -61,24 +65,42 @@ def open_capture(camera: int | None, video: str | None) -> cv2.VideoCapture:
 
 
 class _Reader:
-    """Frames from a capture on a thread, so a stalled stream can be detected (timeout)."""
+    """Frames from a capture on a thread, so a stalled stream can be detected (timeout).
+
+    ``close()`` stops the thread and only then releases the capture: releasing it while the
+    thread is inside ``cap.read()`` can hang or abort FFmpeg (``async_lock`` assertion)."""
 
     def __init__(self, cap: cv2.VideoCapture):
         self.cap = cap
         self.frames: queue.Queue = queue.Queue(maxsize=2)
+        self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
-        while True:
+        while not self._stop.is_set():
             ok, frame = self.cap.read()
-            self.frames.put(frame if ok else None)
+            while not self._stop.is_set():  # never block for good on a full queue
+                try:
+                    self.frames.put(frame if ok else None, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
             if not ok:
                 return
 
     def read(self, timeout: float) -> np.ndarray | None:
         """Next BGR frame; None at the end of the stream; raises queue.Empty after ``timeout`` s."""
         return self.frames.get(timeout=timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the thread, then release the capture (left to the OS if a read never returns)."""
+        self._stop.set()
+        self.thread.join(timeout)
+        if self.thread.is_alive():
+            log.warning("the capture did not return a frame within %.0f s; leaving it to the OS", timeout)
+            return
+        self.cap.release()
 
 
 def annotate(rgb: np.ndarray, camera: CameraIntrinsics, result, fps: float, silhouette: np.ndarray | None = None,
@@ -130,16 +152,29 @@ def _silhouette(pipeline, result, shape) -> np.ndarray | None:
 def run_live(camera: int | None = 0, video: str | None = None, headless: bool = False, output: str | None = None,
              joints_path: str | None = None, intrinsics: str | None = None, hfov_deg: float = 60.0,
              weights: str | None = None, max_frames: int | None = None, stall_timeout: float = 5.0,
-             progress: bool = True, side: str = "right", hand_length_mm: float = 180.0) -> dict:
-    """Run the live loop; returns ``{"frames", "tracked", "fps"}``. See the module docstring."""
+             progress: bool = True, side: str = "right", hand_length_mm: float = 180.0,
+             overwrite: bool = False) -> dict:
+    """Run the live loop; returns ``{"frames", "tracked", "fps"}``. See the module docstring.
+
+    Everything that can be checked without a frame (weights, intrinsics, output paths) is checked
+    before the camera or video is opened; errors are ``ValueError`` or ``CaptureError``."""
     from depthnet.model import DepthNet
+    from handrgbd.outputs import check_output_file, save_npy, write_image
     from live.pipeline import LivePipeline, default_camera
 
+    for path, option in ((output, "--output"), (joints_path, "--joints")):
+        if path:
+            check_output_file(path, overwrite, option)
+    if output and joints_path and Path(output).resolve() == Path(joints_path).resolve():
+        raise ValueError(f"--joints: the same file as --output (got {joints_path!r})")
+    cam = load_intrinsics(intrinsics) if intrinsics else None
+    net = DepthNet.load(weights) if weights else DepthNet.from_pretrained()
     cap = open_capture(camera, video)
     reader = _Reader(cap)
     writer = None
-    tmp_video = None
-    jsonl = open(joints_path, "w") if joints_path else None
+    tmp_video = _partial(output, ".mp4") if output else None
+    tmp_jsonl = _partial(joints_path, ".jsonl") if joints_path else None
+    jsonl = None
     viewer = None
     pipeline = None
     frames = tracked = 0
@@ -151,11 +186,9 @@ def run_live(camera: int | None = 0, video: str | None = None, headless: bool = 
         if first is None:
             raise CaptureError("the stream ended before its first frame (empty or truncated video?)")
         H, W = first.shape[:2]
-        cam = (CameraIntrinsics.from_dict(json.loads(Path(intrinsics).read_text())) if intrinsics
-               else default_camera(W, H, hfov_deg))
+        cam = cam or default_camera(W, H, hfov_deg)
         if cam.size != (W, H):
             raise CaptureError(f"intrinsics are for {cam.width}x{cam.height} but the frames are {W}x{H}")
-        net = DepthNet.load(weights) if weights else DepthNet.from_pretrained()
         from dataclasses import replace
 
         from live.pipeline import LiveConfig
@@ -164,9 +197,10 @@ def run_live(camera: int | None = 0, video: str | None = None, headless: bool = 
         config = replace(config, tracker=replace(config.tracker, side=side, hand_length_mm=hand_length_mm))
         pipeline = LivePipeline(cam, net, config)
         if output:
-            tmp_video = str(Path(output).with_name(f".{Path(output).stem}.partial{Path(output).suffix or '.mp4'}"))
             vfps = cap.get(cv2.CAP_PROP_FPS) or 30.0
             writer = cv2.VideoWriter(tmp_video, cv2.VideoWriter_fourcc(*"mp4v"), vfps if vfps > 0 else 30.0, (W, H))
+        if joints_path:
+            jsonl = open(tmp_jsonl, "w")
         if not headless:
             from renderer.viewer import ImageViewer
 
@@ -201,9 +235,9 @@ def run_live(camera: int | None = 0, video: str | None = None, headless: bool = 
                         paused = not paused
                     if key == "s":
                         stamp = time.strftime("%Y%m%d-%H%M%S")
-                        cv2.imwrite(f"snapshot-{stamp}.png", shown[..., ::-1])
+                        write_image(f"snapshot-{stamp}.png", shown)
                         if result.joints_mm is not None:
-                            np.save(f"snapshot-{stamp}-joints.npy", result.joints_mm)
+                            save_npy(f"snapshot-{stamp}-joints.npy", result.joints_mm)
             if max_frames is not None and frames >= max_frames:
                 break
             try:
@@ -213,49 +247,86 @@ def run_live(camera: int | None = 0, video: str | None = None, headless: bool = 
                 break
     except KeyboardInterrupt:
         log.info("interrupted: closing outputs")
-    finally:
+    finally:  # in order: the capture thread first, then the outputs, complete ones under their names
+        reader.close()
         if writer is not None:
             writer.release()
-            if frames > 0:
-                os.replace(tmp_video, output)
-            elif os.path.exists(tmp_video):
-                os.remove(tmp_video)
         if jsonl is not None:
             jsonl.close()
+        for tmp, final in ((tmp_video, output), (tmp_jsonl, joints_path)):
+            if tmp and os.path.exists(tmp):
+                if frames > 0:
+                    os.replace(tmp, final)
+                else:
+                    os.remove(tmp)
         if viewer is not None:
             viewer.close()
         if pipeline is not None:
             pipeline.close()
-        cap.release()
     return {"frames": frames, "tracked": tracked, "fps": frames / max(time.perf_counter() - t_start, 1e-9)}
+
+
+def _partial(path: str, suffix: str) -> str:
+    """The hidden file an output is written to until the run ends (then renamed to ``path``)."""
+    p = Path(path)
+    return str(p.with_name(f".{p.stem}.partial{p.suffix or suffix}"))
+
+
+def load_intrinsics(path: str) -> CameraIntrinsics:
+    """Intrinsics from a camera.json (our recording format's keys fx, fy, cx, cy, width, height),
+    checked for plausibility like a recording's; ``ValueError`` naming the file and the key."""
+    try:
+        d = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: cannot read ({e})") from e
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from e
+    if not isinstance(d, dict):
+        raise ValueError(f"{path}: expected a JSON object with fx, fy, cx, cy, width, height")
+    try:
+        cam = CameraIntrinsics.from_dict(d)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: {e}") from e
+    for key, why in cam.implausible():
+        raise ValueError(f"{path}: key '{key}' {why}")
+    return cam
+
+
+def build_parser() -> CommandParser:
+    p = CommandParser(prog="handrgbd live", description=live_main.__doc__)
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--camera", type=integer(0, 1023), default=0, help="camera index (default 0)")
+    src.add_argument("--video", type=existing_file, default=None, help="a video file instead of a camera")
+    p.add_argument("--headless", action="store_true", help="no window (write --output and/or --joints)")
+    p.add_argument("--output", default=None, help="annotated video (.mp4)")
+    p.add_argument("--joints", default=None, help="JSON lines, one per frame")
+    p.add_argument("--overwrite", action="store_true", help="replace existing --output / --joints files")
+    p.add_argument("--intrinsics", type=existing_file, default=None,
+                   help="camera.json with fx, fy, cx, cy, width, height")
+    p.add_argument("--hfov", type=number(1, 179), default=60.0,
+                   help="horizontal field of view (deg) without --intrinsics")
+    p.add_argument("--weights", type=existing_file, default=None, help="depthnet weights (default: shipped)")
+    p.add_argument("--side", choices=("right", "left"), default="right", help="which hand to track")
+    p.add_argument("--hand-length", type=number(*HAND_LENGTH_RANGE_MM), default=180.0,
+                   help="wrist to middle fingertip, mm")
+    p.add_argument("--max-frames", type=integer(1), default=None, help="stop after N frames")
+    p.add_argument("--stall-timeout", type=number(0.1, 3600), default=5.0,
+                   help="seconds without a frame before stopping")
+    return p
 
 
 def live_main(argv: list[str] | None = None) -> int:
     """Track a hand in 3D from an RGB camera or video, in a window or headless."""
-    p = argparse.ArgumentParser(prog="handrgbd live", description=live_main.__doc__)
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--camera", type=int, default=0, help="camera index (default 0)")
-    src.add_argument("--video", default=None, help="a video file instead of a camera")
-    p.add_argument("--headless", action="store_true", help="no window (write --output and/or --joints)")
-    p.add_argument("--output", default=None, help="annotated video (.mp4)")
-    p.add_argument("--joints", default=None, help="JSON lines, one per frame")
-    p.add_argument("--intrinsics", default=None, help="camera.json with fx, fy, cx, cy, width, height")
-    p.add_argument("--hfov", type=float, default=60.0, help="horizontal field of view (deg) without --intrinsics")
-    p.add_argument("--weights", default=None, help="depthnet weights (default: shipped)")
-    p.add_argument("--side", choices=("right", "left"), default="right", help="which hand to track")
-    p.add_argument("--hand-length", type=float, default=180.0, help="wrist to middle fingertip, mm")
-    p.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
-    p.add_argument("--stall-timeout", type=float, default=5.0, help="seconds without a frame before stopping")
+    p = build_parser()
     args = p.parse_args(argv)
     if args.headless and not (args.output or args.joints):
-        p.error("--headless needs --output and/or --joints")
+        p.error("--headless: needs --output and/or --joints (a headless run must write something)")
     try:
         stats = run_live(None if args.video else args.camera, args.video, args.headless, args.output, args.joints,
                          args.intrinsics, args.hfov, args.weights, args.max_frames, args.stall_timeout,
-                         side=args.side, hand_length_mm=args.hand_length)
+                         side=args.side, hand_length_mm=args.hand_length, overwrite=args.overwrite)
     except (CaptureError, ValueError) as e:
-        log.error("%s", e)
-        return 2
+        return p.fail(e)
     log.info("%d frames, %d tracked, %.1f fps", stats["frames"], stats["tracked"], stats["fps"])
     return 0
 

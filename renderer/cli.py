@@ -2,24 +2,33 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
 import numpy as np
 
+from handrgbd.args import CommandParser
 from handrgbd.camera import CameraIntrinsics
 from renderer.context import BACKENDS, create_context
 from renderer.tiled import HypothesisRenderer, PrimitiveKind, PrimitiveSet
 
 
-def gl_info_main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="handrgbd gl-info", description=gl_info_main.__doc__ or __doc__)
+def build_parser() -> CommandParser:
+    parser = CommandParser(prog="handrgbd gl-info", description=__doc__)
     parser.add_argument("--backend", choices=sorted(BACKENDS) + ["auto"], default=None,
                         help="GL backend (default: $HANDRGBD_GL or auto: egl, osmesa, glfw)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser
+
+
+def gl_info_main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
-    with create_context(args.backend) as ctx:
+    try:
+        ctx = create_context(args.backend)
+    except (RuntimeError, ValueError) as e:  # no backend works; an unknown $HANDRGBD_GL
+        return parser.fail(e)
+    with ctx:
         info = ctx.info()
         # Self-check: a sphere of radius 50 mm at 500 mm must render centre depth 450 mm.
         camera = CameraIntrinsics(200.0, 200.0, 31.5, 31.5, 64, 64)

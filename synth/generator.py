@@ -21,7 +21,6 @@ Outputs (docs/data_format.md): rgb/, depth/ (sensor model: "Kinect" condition C1
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import multiprocessing as mp
@@ -34,6 +33,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from handrgbd.args import MAX_WORKERS, SEED_MAX, CommandParser, integer, number
 from handrgbd.camera import CameraIntrinsics
 from synth.backgrounds import SPLITS, collage_texture, photo_textures, procedural_texture
 from synth.poses import axis_angle_quaternion, quaternion_multiply, sample_angles, sample_orientation
@@ -44,7 +44,14 @@ from tracker.pose import LIMITS, HandPose, quaternion_slerp
 log = logging.getLogger(__name__)
 
 __all__ = ["SynthConfig", "FramePlan", "plan_frame", "plan_sequence", "FrameRenderer", "generate",
-           "KINECT_V2_COLOR", "synth_main"]
+           "KINECT_V2_COLOR", "synth_main", "build_parser", "SIZE_RANGE", "ASPECT_RANGE"]
+
+#: output image side (crops) or width (full frames), pixels
+SIZE_RANGE = (32, 4096)
+#: full frames' width / height: from a square to the Kinect v2's whole 16:9 view
+ASPECT_RANGE = (1.0, 16 / 9)
+#: most frames one synth run renders (a million 256 px frames is about 150 GB)
+MAX_FRAMES = 1_000_000
 
 #: Kinect v2 colour camera (typical factory calibration), the paper's capture device.
 KINECT_V2_COLOR = CameraIntrinsics(1081.37, 1081.37, 959.5, 539.5, 1920, 1080)
@@ -92,14 +99,14 @@ class SynthConfig:
     def __post_init__(self) -> None:
         if self.split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {self.split!r}")
-        if not 32 <= self.size <= 4096:
-            raise ValueError(f"size must be in [32, 4096], got {self.size}")
+        if not SIZE_RANGE[0] <= self.size <= SIZE_RANGE[1]:
+            raise ValueError(f"size must be in [{SIZE_RANGE[0]}, {SIZE_RANGE[1]}], got {self.size}")
         if not 100 <= self.distance_mm[0] < self.distance_mm[1]:
             raise ValueError(f"distance_mm must be (near, far) with 100 <= near < far, got {self.distance_mm}")
         for name in ("wide_crop_prob", "real_pose_fraction", "collage_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        if not 1.0 <= self.frame_aspect <= 16 / 9 + 1e-9:
+        if not ASPECT_RANGE[0] <= self.frame_aspect <= ASPECT_RANGE[1] + 1e-9:
             raise ValueError(f"frame_aspect must be in [1, 16/9], got {self.frame_aspect}")
 
     def to_json(self) -> dict:
@@ -538,38 +545,45 @@ def generate(out: str | Path, frames: int, seed: int, config: SynthConfig | None
             "frames_per_s": len(todo) / seconds if todo and seconds > 0 else None}
 
 
-def synth_main(argv: list[str] | None = None) -> int:
-    """Render synthetic RGB-D hand frames with ground truth into a recording folder."""
-    parser = argparse.ArgumentParser(prog="handrgbd synth", description=synth_main.__doc__)
+def build_parser() -> CommandParser:
+    parser = CommandParser(prog="handrgbd synth", description=synth_main.__doc__)
     parser.add_argument("--out", required=True, help="output recording folder (resumed if it exists)")
-    parser.add_argument("--frames", type=int, required=True, help="number of frames")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (same seed + arguments = same bytes)")
-    parser.add_argument("--size", type=int, default=256, help="output size: square crop side, or full-frame width")
+    parser.add_argument("--frames", type=integer(1, MAX_FRAMES), required=True, help="number of frames")
+    parser.add_argument("--seed", type=integer(0, SEED_MAX), default=0,
+                        help="random seed (same seed + arguments = same bytes)")
+    parser.add_argument("--size", type=integer(*SIZE_RANGE), default=256,
+                        help="output size: square crop side, or full-frame width")
     parser.add_argument("--split", choices=SPLITS, default="train",
                         help="disjoint backgrounds and skin tones per split (seeds are also split-specific)")
     parser.add_argument("--sequence", action="store_true", help="one smooth 30 fps trajectory, fixed crop")
     parser.add_argument("--full-frame", action="store_true", help="the whole Kinect v2 view instead of hand crops")
-    parser.add_argument("--aspect", type=float, default=16 / 9,
+    parser.add_argument("--aspect", type=number(*ASPECT_RANGE), default=16 / 9,
                         help="full frames: width/height (16/9 = the whole view, 1.333 = its central 4:3 part)")
-    parser.add_argument("--real-pose-fraction", type=float, default=SynthConfig.real_pose_fraction,
+    parser.add_argument("--real-pose-fraction", type=number(0, 1), default=SynthConfig.real_pose_fraction,
                         help="share of poses from the 69 real Intel poses (0 = the prior of the v1 weights' data)")
-    parser.add_argument("--wide-crop-prob", type=float, default=SynthConfig.wide_crop_prob,
+    parser.add_argument("--wide-crop-prob", type=number(0, 1), default=SynthConfig.wide_crop_prob,
                         help="share of crops 1.6-3.5x the hand instead of 1.15-1.6x (0 = as the v1 weights' data)")
-    parser.add_argument("--collage-prob", type=float, default=SynthConfig.collage_prob,
+    parser.add_argument("--collage-prob", type=number(0, 1), default=SynthConfig.collage_prob,
                         help="share of dead-leaves collage backgrounds (0 = as the v1-v3 weights' data)")
-    parser.add_argument("--workers", type=int, default=1, help="parallel processes (output does not depend on it)")
+    parser.add_argument("--workers", type=integer(1, MAX_WORKERS), default=1,
+                        help="parallel processes (output does not depend on it)")
     parser.add_argument("--mask-includes-forearm", action="store_true", help="label the forearm as hand in mask/")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def synth_main(argv: list[str] | None = None) -> int:
+    """Render synthetic RGB-D hand frames with ground truth into a recording folder."""
+    parser = build_parser()
     args = parser.parse_args(argv)
-    config = SynthConfig(size=args.size, split=args.split, sequence=args.sequence, full_frame=args.full_frame,
-                         frame_aspect=args.aspect, real_pose_fraction=args.real_pose_fraction,
-                         wide_crop_prob=args.wide_crop_prob, collage_prob=args.collage_prob,
-                         mask_includes_forearm=args.mask_includes_forearm)
     try:
+        config = SynthConfig(size=args.size, split=args.split, sequence=args.sequence, full_frame=args.full_frame,
+                             frame_aspect=args.aspect, real_pose_fraction=args.real_pose_fraction,
+                             wide_crop_prob=args.wide_crop_prob, collage_prob=args.collage_prob,
+                             mask_includes_forearm=args.mask_includes_forearm)
         stats = generate(args.out, args.frames, args.seed, config, args.workers, progress=not args.no_progress)
     except ValueError as e:
-        log.error("%s", e)
-        return 2
+        return parser.fail(e)
     log.info("%s: %d frames (%d rendered, %d already there) in %.1f s", args.out, stats["frames"],
              stats["rendered"], stats["skipped"], stats["seconds"])
     return 0

@@ -6,16 +6,17 @@ primitives. Both show the 21 joints and the skeleton, projected with the same ca
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from handrgbd.args import CommandParser, integer, number
 from handrgbd.camera import CameraIntrinsics
 from handrgbd.draw import draw_skeleton
-from tracker.kinematics import DEFAULT_HAND_LENGTH_MM
+from handrgbd.outputs import check_output_file, write_image
+from tracker.kinematics import DEFAULT_HAND_LENGTH_MM, HAND_LENGTH_RANGE_MM
 from tracker.pose import CANONICAL_POSES, HandPose
 
 log = logging.getLogger(__name__)
@@ -74,27 +75,33 @@ def _load_pose(spec: str, side: str) -> HandPose:
         return HandPose.canonical(spec, orientation=_VIEW_QUATERNION, side=side)
     path = Path(spec)
     if not path.exists():
-        raise SystemExit(f"--pose {spec!r}: neither a pose name ({', '.join(sorted(CANONICAL_POSES))}, relaxed) "
-                         f"nor an existing pose JSON file")
+        raise ValueError(f"--pose: neither a pose name ({', '.join(sorted(CANONICAL_POSES))}, relaxed) "
+                         f"nor an existing pose JSON file (got {spec!r})")
     return HandPose.load(path)
+
+
+def build_parser() -> CommandParser:
+    parser = CommandParser(prog="handrgbd model", description=model_main.__doc__)
+    parser.add_argument("--pose", default="open", help="canonical pose name or a pose JSON file (HandPose.save)")
+    parser.add_argument("--side", choices=("right", "left"), default="right", help="hand side for named poses")
+    parser.add_argument("--hand-length", type=number(*HAND_LENGTH_RANGE_MM), default=DEFAULT_HAND_LENGTH_MM,
+                        help="wrist to middle fingertip, mm (default %(default)s)")
+    parser.add_argument("--size", type=integer(64, 4096), default=480, help="pixels per panel")
+    parser.add_argument("--out", default="model.png", help="output image (.png or .jpg)")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    return parser
 
 
 def model_main(argv: list[str] | None = None) -> int:
     """Render the LibHand mesh and the primitives model side by side for a pose."""
-    parser = argparse.ArgumentParser(prog="handrgbd model", description=model_main.__doc__)
-    parser.add_argument("--pose", default="open", help="canonical pose name or a pose JSON file (HandPose.save)")
-    parser.add_argument("--side", choices=("right", "left"), default="right", help="hand side for named poses")
-    parser.add_argument("--hand-length", type=float, default=DEFAULT_HAND_LENGTH_MM,
-                        help="wrist to middle fingertip, mm (default %(default)s)")
-    parser.add_argument("--size", type=int, default=480, help="pixels per panel")
-    parser.add_argument("--out", default="model.png", help="output PNG")
+    parser = build_parser()
     args = parser.parse_args(argv)
-    import cv2
-
-    pose = _load_pose(args.pose, args.side)
-    image = render_models(pose, args.size, args.hand_length)
-    if not cv2.imwrite(args.out, image[..., ::-1]):
-        raise SystemExit(f"cannot write {args.out}")
+    try:
+        check_output_file(args.out, args.overwrite, "--out")
+        pose = _load_pose(args.pose, args.side)
+        write_image(args.out, render_models(pose, args.size, args.hand_length))
+    except ValueError as e:
+        return parser.fail(e)
     log.info("wrote %s", args.out)
     return 0
 

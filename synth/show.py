@@ -7,19 +7,23 @@ recording lacks are left grey.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 
 import cv2
 import numpy as np
 
+from handrgbd.args import CommandParser, integer
 from handrgbd.draw import colorize_depth, draw_skeleton
+from handrgbd.outputs import check_output_file, write_image
 from handrgbd.recording import Frame, Recording
 
 log = logging.getLogger(__name__)
 
 __all__ = ["contact_sheet", "show_main", "colorize_depth"]
+
+#: most frames one contact sheet shows
+MAX_ROWS = 200
 
 
 def _panel(frame: Frame, kind: str, size: int) -> np.ndarray:
@@ -66,22 +70,26 @@ def contact_sheet(recording: Recording, rows: int = 6, size: int = 192, start: i
     return np.concatenate(lines, axis=0)
 
 
+def build_parser() -> CommandParser:
+    parser = CommandParser(prog="handrgbd show", description=show_main.__doc__)
+    parser.add_argument("data", help="recording folder")
+    parser.add_argument("--out", default="sheet.png", help="output image (.png or .jpg)")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    parser.add_argument("--rows", type=integer(1, MAX_ROWS), default=6, help="frames shown (spread over the recording)")
+    parser.add_argument("--size", type=integer(32, 1024), default=192, help="pixels per panel")
+    return parser
+
+
 def show_main(argv: list[str] | None = None) -> int:
     """Contact sheet of a recording folder: RGB | depth | mask | joints."""
-    parser = argparse.ArgumentParser(prog="handrgbd show", description=show_main.__doc__)
-    parser.add_argument("data", help="recording folder")
-    parser.add_argument("--out", default="sheet.png", help="output PNG")
-    parser.add_argument("--rows", type=int, default=6, help="frames shown (spread over the recording)")
-    parser.add_argument("--size", type=int, default=192, help="pixels per panel")
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        check_output_file(args.out, args.overwrite, "--out")
         sheet = contact_sheet(Recording(args.data), args.rows, args.size)
+        write_image(args.out, sheet)
     except ValueError as e:
-        log.error("%s", e)
-        return 2
-    if not cv2.imwrite(args.out, sheet[..., ::-1]):
-        log.error("cannot write %s", args.out)
-        return 2
+        return parser.fail(e)
     log.info("wrote %s", args.out)
     return 0
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 
 import cv2
 import numpy as np
@@ -48,10 +47,11 @@ def test_headless_run_writes_lines_and_video(hand_video, tmp_path):
     assert not list(tmp_path.glob(".*partial*"))
 
 
-def test_missing_camera_exits_non_zero_with_advice(tmp_path, caplog):
-    with caplog.at_level(logging.ERROR):
-        code = live_main(["--camera", "57", "--headless", "--joints", str(tmp_path / "j.jsonl")])
-    assert code == 2 and "cannot open camera 57" in caplog.text and "--video" in caplog.text
+def test_missing_camera_exits_non_zero_with_advice(tmp_path, capsys):
+    code = live_main(["--camera", "57", "--headless", "--joints", str(tmp_path / "j.jsonl")])
+    err = capsys.readouterr().err
+    assert code == 2 and "handrgbd live: error: cannot open camera 57" in err and "--video" in err
+    assert not (tmp_path / "j.jsonl").exists() and not list(tmp_path.iterdir())
 
 
 def test_truncated_video_is_handled(hand_video, tmp_path):

@@ -68,7 +68,7 @@ from scipy.sparse.csgraph import connected_components, dijkstra
 
 from handrgbd.camera import CameraIntrinsics
 from handrgbd.joints import Joint
-from tracker.kinematics import DEFAULT_HAND_LENGTH_MM
+from tracker.kinematics import DEFAULT_HAND_LENGTH_MM, HAND_LENGTH_RANGE_MM
 
 __all__ = ["DetectorConfig", "HandDetection", "detect_hand", "hand_candidates", "hand_region", "PALM_JOINTS"]
 
@@ -145,8 +145,9 @@ class DetectorConfig:
     region_radius: float = 0.6
 
     def __post_init__(self) -> None:
-        if not (50.0 <= self.hand_length_mm <= 400.0):
-            raise ValueError(f"DetectorConfig.hand_length_mm must be in [50, 400] mm, got {self.hand_length_mm}")
+        lo, hi = HAND_LENGTH_RANGE_MM
+        if not (lo <= self.hand_length_mm <= hi):
+            raise ValueError(f"DetectorConfig.hand_length_mm must be in [{lo:g}, {hi:g}] mm, got {self.hand_length_mm}")
         if self.max_grid_cells < 16:
             raise ValueError(f"DetectorConfig.max_grid_cells must be >= 16, got {self.max_grid_cells}")
         if self.max_extrema < 1:

@@ -23,10 +23,12 @@ from tracker._kernels import NUM_FRAMES, NUM_PRIMITIVES, forward_kinematics_kern
 from tracker.hand_geometry import HandGeometry, default_geometry
 from tracker.pose import FINGER_NAMES, NUM_PARAMS, SIDES
 
-__all__ = ["HandModel", "Kinematics", "PRIMITIVE_LAYOUT", "DEFAULT_HAND_LENGTH_MM", "finger_crossing_penalty"]
+__all__ = ["HandModel", "Kinematics", "PRIMITIVE_LAYOUT", "DEFAULT_HAND_LENGTH_MM", "HAND_LENGTH_RANGE_MM", "finger_crossing_penalty"]
 
 #: Wrist to middle fingertip of an adult hand (mean of adult women ~172 mm and men ~189 mm).
 DEFAULT_HAND_LENGTH_MM = 180.0
+#: Hand lengths (wrist to middle fingertip) the model accepts: a small child to a large glove.
+HAND_LENGTH_RANGE_MM = (50.0, 400.0)
 
 _FINGER_PRIMS = ("mcp_sphere", "proximal_cone", "pip_sphere", "middle_cone", "dip_sphere", "distal_cone", "tip_sphere")
 _THUMB_PRIMS = ("metacarpal_ellipsoid", "mcp_sphere", "proximal_cone", "ip_sphere", "distal_cone", "tip_sphere")
@@ -79,8 +81,9 @@ class HandModel:
                  geometry: HandGeometry | None = None):
         if side not in SIDES:
             raise ValueError(f"side must be one of {SIDES}, got {side!r}")
-        if not (np.isfinite(hand_length_mm) and 50.0 <= hand_length_mm <= 400.0):
-            raise ValueError(f"hand_length_mm must be in [50, 400] mm, got {hand_length_mm}")
+        lo, hi = HAND_LENGTH_RANGE_MM
+        if not (np.isfinite(hand_length_mm) and lo <= hand_length_mm <= hi):
+            raise ValueError(f"hand_length_mm must be in [{lo:g}, {hi:g}] mm, got {hand_length_mm}")
         self.side = side
         self.hand_length_mm = float(hand_length_mm)
         self.geometry = default_geometry() if geometry is None else geometry

@@ -22,7 +22,7 @@ import numpy as np
 
 from tracker.pose import LIMITS
 
-__all__ = ["PSOConfig", "PSOResult", "optimize", "constriction"]
+__all__ = ["PSOConfig", "PSOResult", "optimize", "constriction", "MAX_PARTICLES", "MAX_GENERATIONS"]
 
 JIT = dict(nogil=True, cache=True, fastmath=False)
 
@@ -37,6 +37,11 @@ def constriction(c1: float, c2: float) -> float:
     return 2.0 / abs(2.0 - psi - math.sqrt(psi * psi - 4.0 * psi))
 
 
+#: The largest swarm and the most generations a PSOConfig accepts (a 64 x 64 tile per particle
+#: is 16 kB: 4096 particles score 64 MB of tiles per generation).
+MAX_PARTICLES, MAX_GENERATIONS = 4096, 10000
+
+
 @dataclass(frozen=True)
 class PSOConfig:
     particles: int = 64
@@ -46,9 +51,9 @@ class PSOConfig:
     redraw_every: int = 3
 
     def __post_init__(self) -> None:
-        if not (1 <= self.particles <= 100000 and 1 <= self.generations <= 10000):
+        if not (1 <= self.particles <= MAX_PARTICLES and 1 <= self.generations <= MAX_GENERATIONS):
             raise ValueError(f"impossible PSO budget: {self.particles} particles x {self.generations} generations "
-                             f"(need 1..100000 x 1..10000)")
+                             f"(need 1..{MAX_PARTICLES} x 1..{MAX_GENERATIONS})")
         constriction(self.c1, self.c2)
 
     @property

@@ -11,8 +11,6 @@ skeleton over the RGB, or over the depth in grey for depth-only recordings) and
 
 from __future__ import annotations
 
-import argparse
-import csv
 import json
 import logging
 import sys
@@ -21,15 +19,18 @@ from pathlib import Path
 
 import numpy as np
 
+from handrgbd.args import SEED_MAX, CommandParser, integer, number
+from handrgbd.depth import MAX_RANGE_MM
+from handrgbd.outputs import finite_or_none, undefined_reasons
 from handrgbd.recording import Recording
-from tracker.kinematics import DEFAULT_HAND_LENGTH_MM, HandModel
+from tracker.kinematics import DEFAULT_HAND_LENGTH_MM, HAND_LENGTH_RANGE_MM, HandModel
 from tracker.metrics import pose_metrics
-from tracker.pso import PSOConfig
+from tracker.pso import MAX_GENERATIONS, MAX_PARTICLES, PSOConfig
 from tracker.tracking import Tracker, TrackerConfig
 
 log = logging.getLogger(__name__)
 
-__all__ = ["track_recording", "infer_side_and_length", "track_main", "SHEET_FRAMES"]
+__all__ = ["track_recording", "infer_side_and_length", "track_main", "build_parser", "SHEET_FRAMES", "TRACK_OUTPUTS"]
 
 #: the overlay contact sheet shows at most this many frames, evenly spaced over the recording
 SHEET_FRAMES = 60
@@ -70,46 +71,77 @@ def _overlay(frame, joints: np.ndarray | None, status: str) -> np.ndarray:
     return img
 
 
+#: every file and folder ``track`` writes into ``--out`` (none may exist unless ``--overwrite``)
+TRACK_OUTPUTS = ("config.json", "results.json", "joints.npy", "poses.npy", "frames.csv", "overlay", "overlay.jpg")
+#: why a metric of results.json is null (the ``"undefined"`` field names the ones that are)
+UNDEFINED = {"fps": "no frame was tracked",
+             "mpjpe_mm": "no ground-truth joints, or no frame with both a hand and ground truth",
+             "rr_mpjpe_mm": "no ground-truth joints, or no frame with both a hand and ground truth",
+             "pa_mpjpe_mm": "no ground-truth joints, or no frame with both a hand and ground truth",
+             "pck_auc_0_50": "no ground-truth joints, or no frame with both a hand and ground truth",
+             "pck_curve": "no ground-truth joints, or no frame with both a hand and ground truth"}
+
+
 def track_recording(data: str | Path, out: str | Path | None, config: TrackerConfig, init: str = "auto",
                     mask_dir: str | Path | None = None, frames: int | None = None, progress: bool = True,
-                    overlay: bool = False, independent: bool = False) -> dict:
+                    overlay: bool = False, independent: bool = False, overwrite: bool = False) -> dict:
     """Track every frame of a recording; returns the results dict (also written to ``out``).
     ``overlay``: also write ``out/overlay/NAME.png`` (skeleton over RGB, or over the depth in
     grey) and the contact sheet ``out/overlay.jpg``; ``independent``: initialise every frame
-    afresh (frames as unrelated images; with ``init="gt"`` frame 0 still starts from truth)."""
+    afresh (frames as unrelated images; with ``init="gt"`` frame 0 still starts from truth).
+
+    ``out`` must not hold a previous run's files unless ``overwrite``; it is created once the
+    recording has been accepted. A run that stops early (a bad frame, Ctrl-C) still writes
+    everything so far, with ``"complete": false``, ``"stopped_at"`` (the frame's name) and
+    ``"error"``. Frames without usable depth are ``no_hand``; a recording with none at all
+    raises ``ValueError`` once its results are written."""
     from tqdm import tqdm
 
+    from handrgbd.depth import usable_depth
+    from handrgbd.outputs import check_outputs, save_npy, write_csv, write_image, write_json
+
+    out = check_outputs(out, TRACK_OUTPUTS, overwrite) if out else None
     rec = Recording(data)
     if not rec.has_depth:
         raise ValueError(f"{rec.path}: tracking needs depth/ (this folder has none)")
     n = len(rec) if frames is None else min(frames, len(rec))
+    if n == 0:
+        raise ValueError(f"{rec.path}: no frames")
     gt = rec.joints_mm[:n] if rec.has_joints else None
     if init == "gt":
         if not (rec.has_poses and rec.has_joints):
             raise ValueError(f"{rec.path}: --init gt needs poses.npy and joints.npy")
         side, length = infer_side_and_length(rec.poses[0].astype(np.float64), rec.joints_mm[0].astype(np.float64))
+        if not HAND_LENGTH_RANGE_MM[0] <= length <= HAND_LENGTH_RANGE_MM[1]:
+            raise ValueError(f"{rec.path}: poses.npy and joints.npy of frame {rec.names[0]} disagree: they imply a "
+                             f"hand {length:.3g} mm long ({HAND_LENGTH_RANGE_MM[0]:g}-{HAND_LENGTH_RANGE_MM[1]:g} "
+                             f"expected)")
         config = replace(config, side=side, hand_length_mm=length)
     masks = Recording(mask_dir) if mask_dir else None
-    out = Path(out) if out else None
+    if masks is not None and len(masks) < n:
+        raise ValueError(f"{masks.path}: {len(masks)} mask frames for {n} frames to track")
     if out:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps({"tracker": asdict(config), "data": str(data), "init": init,
-                                                     "independent": independent,
-                                                     "mask": str(mask_dir) if mask_dir else config.mask_source},
-                                                    indent=1, default=str) + "\n")
+        write_json(out / "config.json", finite_or_none({
+            "tracker": json.loads(json.dumps(asdict(config), default=str)), "data": str(data), "init": init,
+            "independent": independent, "mask": str(mask_dir) if mask_dir else config.mask_source}))
     joints = np.full((n, 21, 3), np.nan)
     poses = np.full((n, 27), np.nan)
     rows = []
-    sheet_frames = set(np.linspace(0, n - 1, min(n, SHEET_FRAMES)).round().astype(int).tolist()) if n else set()
+    unusable = 0
+    sheet_frames = set(np.linspace(0, n - 1, min(n, SHEET_FRAMES)).round().astype(int).tolist())
     tiles = []
+    stop: dict = {}
     with Tracker(rec.camera, config) as tracker:
         if init == "gt":
             tracker.reset(rec.poses[0])
         try:
             for i in tqdm(range(n), disable=not progress, desc="track", unit="frame"):
+                stop = {"stopped_at": rec.names[i]}
                 if independent and i > 0:
                     tracker.reset()
                 frame = rec[i]
+                unusable += not usable_depth(frame.depth_mm).any()
                 mask = masks[i].mask if masks is not None else None
                 r = tracker.step(frame.depth_mm, mask=mask, rgb=frame.rgb, camera=frame.camera)
                 if r.joints_mm is not None:
@@ -120,52 +152,61 @@ def track_recording(data: str | Path, out: str | Path | None, config: TrackerCon
 
                     (out / "overlay").mkdir(exist_ok=True)
                     img = _overlay(frame, r.joints_mm, r.status)
-                    cv2.imwrite(str(out / "overlay" / f"{frame.name}.png"), img[..., ::-1])
+                    write_image(out / "overlay" / f"{frame.name}.png", img)
                     if i in sheet_frames:
                         tiles.append(cv2.resize(img, (SHEET_TILE_PX, round(img.shape[0] * SHEET_TILE_PX / img.shape[1])),
                                                 interpolation=cv2.INTER_AREA))
+            stop = {}
+        except BaseException as e:  # noqa: BLE001 - recorded, then re-raised
+            stop["error"] = "interrupted" if isinstance(e, KeyboardInterrupt) else str(e)
+            raise
         finally:  # results so far are never lost
-            results = _summarise(rows, joints, gt, tracker.backend)
+            results = _summarise(rows, joints, gt, tracker.backend, n, stop, unusable)
             if out:
-                np.save(out / "joints.npy", joints.astype(np.float32))
-                np.save(out / "poses.npy", poses.astype(np.float32))
-                with open(out / "frames.csv", "w", newline="") as f:
-                    w = csv.DictWriter(f, fieldnames=["frame", "status", "objective", "seconds"])
-                    w.writeheader()
-                    w.writerows(rows)
-                (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+                save_npy(out / "joints.npy", joints.astype(np.float32))
+                save_npy(out / "poses.npy", poses.astype(np.float32))
+                write_csv(out / "frames.csv", rows, ["frame", "status", "objective", "seconds"])
+                write_json(out / "results.json", results)
             if tiles:  # after the results: a failing sheet loses nothing else
-                import cv2
-
                 from handrgbd.draw import tile_images
 
-                cv2.imwrite(str(out / "overlay.jpg"), tile_images(tiles, SHEET_COLUMNS, SHEET_TILE_PX)[..., ::-1],
+                write_image(out / "overlay.jpg", tile_images(tiles, SHEET_COLUMNS, SHEET_TILE_PX),
                             [cv2.IMWRITE_JPEG_QUALITY, SHEET_JPEG_QUALITY])
+    if unusable == n:
+        raise ValueError(f"{rec.path}: no frame has usable depth (every reading is 0 or past "
+                         f"{MAX_RANGE_MM / 1000:g} m); check depth/ and depth_unit_mm in camera.json")
     return results
 
 
-def _summarise(rows, joints, gt, backend) -> dict:
+def _summarise(rows, joints, gt, backend, n, stop, unusable) -> dict:
+    """results.json: counts, speed and (with ground truth) accuracy; strict JSON (nulls with
+    reasons in ``"undefined"``), ``"complete"`` false with ``"stopped_at"`` and ``"error"`` when
+    the run ended before its last frame."""
     done = len(rows)
-    seconds = [r["seconds"] for r in rows]
-    res = {"frames": done, "backend": backend,
-           "fps": float(done / sum(seconds)) if seconds and sum(seconds) > 0 else None,
+    seconds = sum(r["seconds"] for r in rows if r["status"] != "no_hand")
+    res = {"frames": done, "frames_requested": n, "complete": not stop, **stop, "backend": backend,
+           "fps": done / seconds if seconds > 0 else None,
            "lost_frames": sum(r["status"] != "tracked" for r in rows),
            "no_hand_frames": sum(r["status"] == "no_hand" for r in rows),
+           "unusable_depth_frames": unusable,
            "mpjpe_mm": None}
     if gt is not None and done:
-        m = pose_metrics(joints[:done], gt[:done])
-        res.update({k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in m.items()})
+        res.update(pose_metrics(joints[:done], gt[:done]))
+        if not np.isfinite(res["pck_curve"]).all():  # no frame with both a hand and truth
+            res["pck_curve"] = None
+    res = finite_or_none(res)
+    res["undefined"] = undefined_reasons(res, UNDEFINED)
     return res
 
 
-def track_main(argv: list[str] | None = None) -> int:
-    """Track the hand through a recording folder (depth), and score against ground truth."""
-    p = argparse.ArgumentParser(prog="handrgbd track", description=track_main.__doc__)
+def build_parser() -> CommandParser:
+    p = CommandParser(prog="handrgbd track", description=track_main.__doc__)
     p.add_argument("data", help="recording folder")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", required=True, help="output folder (created once the recording is accepted)")
+    p.add_argument("--overwrite", action="store_true", help="replace the files of an earlier run in --out")
     p.add_argument("--backend", choices=("auto", "gl", "cpu"), default="auto", help="scoring backend")
-    p.add_argument("--particles", type=int, default=64, help="PSO particles")
-    p.add_argument("--generations", type=int, default=25, help="PSO generations per frame")
+    p.add_argument("--particles", type=integer(2, MAX_PARTICLES), default=64, help="PSO particles")
+    p.add_argument("--generations", type=integer(1, MAX_GENERATIONS), default=25, help="PSO generations per frame")
     p.add_argument("--init", choices=("gt", "auto"), default="auto", help="frame 0 from ground truth, or automatic")
     p.add_argument("--independent", action="store_true",
                    help="initialise every frame afresh (frames as unrelated images), not only after a loss")
@@ -173,28 +214,38 @@ def track_main(argv: list[str] | None = None) -> int:
                    help="observed hand mask: depth (the hand found in the depth, default) | eq1 (the paper's "
                         "nearest 300 mm) | skin | a recording folder with mask/")
     p.add_argument("--side", choices=("right", "left"), default="right", help="hand side (--init auto)")
-    p.add_argument("--hand-length", type=float, default=DEFAULT_HAND_LENGTH_MM, help="wrist to middle tip, mm")
-    p.add_argument("--frames", type=int, default=None, help="track only the first N frames")
-    p.add_argument("--seed", type=int, default=0, help="PSO random seed")
+    p.add_argument("--hand-length", type=number(*HAND_LENGTH_RANGE_MM), default=DEFAULT_HAND_LENGTH_MM,
+                   help="wrist to middle tip, mm")
+    p.add_argument("--frames", type=integer(1), default=None, help="track only the first N frames")
+    p.add_argument("--seed", type=integer(0, SEED_MAX), default=0, help="PSO random seed")
     p.add_argument("--overlay", action="store_true", help="also write OUT/overlay/*.png (skeleton over the image)")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    return p
+
+
+def track_main(argv: list[str] | None = None) -> int:
+    """Track the hand through a recording folder (depth), and score against ground truth."""
+    p = build_parser()
     args = p.parse_args(argv)
     mask_dir = None if args.mask in ("depth", "eq1", "skin") else args.mask
+    if mask_dir and not Path(mask_dir).is_dir():
+        p.error(f"--mask: must be depth, eq1, skin or a recording folder with mask/ (got {args.mask!r})")
     try:
         config = TrackerConfig(side=args.side, hand_length_mm=args.hand_length,
                                pso=PSOConfig(args.particles, args.generations), backend=args.backend,
                                mask_source="given" if mask_dir else args.mask, seed=args.seed)
         res = track_recording(args.data, args.out, config, args.init, mask_dir, args.frames, progress=not args.json,
-                              overlay=args.overlay, independent=args.independent)
+                              overlay=args.overlay, independent=args.independent, overwrite=args.overwrite)
     except ValueError as e:
-        log.error("%s", e)
-        return 2
+        return p.fail(e)
     if args.json:
         print(json.dumps({k: v for k, v in res.items() if k != "pck_curve"}))
     else:
         mp = res.get("mpjpe_mm")
-        print(f"{res['frames']} frames at {res['fps']:.1f} fps ({res['backend']} backend), lost {res['lost_frames']}"
-              + (f", MPJPE {mp:.1f} mm, PA-MPJPE {res['pa_mpjpe_mm']:.1f} mm, AUC {res['pck_auc_0_50']:.3f}" if mp else ""))
+        fps = "-" if res["fps"] is None else f"{res['fps']:.1f}"
+        print(f"{res['frames']} frames at {fps} fps ({res['backend']} backend), lost {res['lost_frames']}"
+              + (f", MPJPE {mp:.1f} mm, PA-MPJPE {res['pa_mpjpe_mm']:.1f} mm, AUC {res['pck_auc_0_50']:.3f}"
+                 if mp is not None else ""))
     return 0
 
 

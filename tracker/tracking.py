@@ -45,6 +45,7 @@ import cv2
 import numpy as np
 
 from handrgbd.camera import CameraIntrinsics
+from handrgbd.depth import usable_depth
 from handrgbd.joints import Joint
 from renderer.projection import RegionOfInterest
 from tracker.detect import PALM_JOINTS, DetectorConfig, HandDetection, detect_hand, hand_region
@@ -197,7 +198,7 @@ class Tracker:
                              f"handrgbd.uint16_to_depth_mm)")
         if d.shape != (camera.height, camera.width):
             raise ValueError(f"depth is {d.shape[1]}x{d.shape[0]} but the camera is {camera.width}x{camera.height}")
-        d = np.where(np.isfinite(d) & (d > 0), d, 0.0)  # NaN / negative = no reading
+        d = np.where(np.isfinite(d) & usable_depth(d), d, 0.0)  # NaN, negative, past 10 m = no reading
         return d.astype(np.float32)
 
     def _observation(self, depth, mask, rgb, camera) -> tuple[np.ndarray, HandDetection | None]:
@@ -289,7 +290,7 @@ class Tracker:
     # ---- one frame ------------------------------------------------------------------------
     def step(self, depth_mm: np.ndarray, mask: np.ndarray | None = None, rgb: np.ndarray | None = None,
              camera: CameraIntrinsics | None = None) -> TrackResult:
-        """Track one frame. depth ``(H, W)`` float mm (0/NaN = no reading); mask ``(H, W)`` bool
+        """Track one frame. depth ``(H, W)`` float mm (0, NaN or past 10 m = no reading); mask ``(H, W)`` bool
         for ``mask_source="given"``; rgb ``(H, W, 3) uint8`` for ``"skin"``; camera overrides
         the tracker's (per-frame intrinsics)."""
         t0 = time.perf_counter()
