@@ -248,12 +248,12 @@ def _metrics(pred: np.ndarray, gt: np.ndarray, statuses: list[str], seconds: flo
 
 def _run_pso(row: Row, rec: Recording, spec: str) -> dict:
     from tracker.pso import PSOConfig
-    from tracker.run import infer_side_and_length
+    from tracker.run import truth_side_and_length
     from tracker.tracking import Tracker, TrackerConfig
 
     particles, generations, backend = parse_tracker(spec)
     provider = make_provider(row.source)
-    side, length = infer_side_and_length(rec.poses[0].astype(float), rec.joints_mm[0].astype(float))
+    side, length = truth_side_and_length(rec)
     base = TrackerConfig(side=side, hand_length_mm=length, pso=PSOConfig(particles, generations), backend=backend,
                          seed=row.seed)
     state: dict = {"hand_length_mm": length}
@@ -262,7 +262,10 @@ def _run_pso(row: Row, rec: Recording, spec: str) -> dict:
     tracker = None
     for i in range(len(rec)):
         frame = rec[i]
-        obs = provider(frame, state)
+        try:
+            obs = provider(frame, state)
+        except ValueError as e:
+            raise ValueError(f"{rec.path} frame {frame.name} (source {row.source}): {e}") from e
         if tracker is None:
             cfg = replace(base, mask_source="given" if obs.mask is not None else "depth", depth_offset_free=obs.offset_free)
             tracker = Tracker(rec.camera, cfg)
@@ -316,11 +319,14 @@ def run_row(row: Row) -> dict:
 
 
 def _check_data(data: list[str]) -> None:
-    """Every data folder loads and has ground truth (before anything is written)."""
+    """Every data folder loads and has consistent ground truth (before anything is written)."""
+    from tracker.run import truth_side_and_length
+
     for d in data:
         rec = Recording(d)
         if not (rec.has_joints and rec.has_poses):
             raise ValueError(f"{rec.path}: comparison needs ground-truth joints.npy and poses.npy")
+        truth_side_and_length(rec)
 
 
 def compare(data: list[str], sources: list[str], trackers: list[str], out: str | Path, workers: int = 1,

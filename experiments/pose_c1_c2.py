@@ -42,7 +42,7 @@ from handrgbd.outputs import check_outputs, finite_or_none, save_figure, save_np
 from handrgbd.recording import Recording
 from tracker.metrics import PCK_THRESHOLDS_MM, pose_metrics
 from tracker.pso import MAX_GENERATIONS, MAX_PARTICLES, PSOConfig
-from tracker.run import infer_side_and_length
+from tracker.run import truth_side_and_length
 from tracker.tracking import Tracker, TrackerConfig, distance_from_mask
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ def run(data: str | Path = DEFAULT_DATA, out: str | Path = "out/pose_c1_c2", wei
         init = "auto"
     config = TrackerConfig(pso=PSOConfig(particles, generations), backend=backend, seed=seed)
     if init == "gt":
-        side, length = infer_side_and_length(rec.poses[0].astype(np.float64), rec.joints_mm[0].astype(np.float64))
+        side, length = truth_side_and_length(rec)
         config = replace(config, side=side, hand_length_mm=length)
     conditions = list(CONDITIONS) if has_depth else ["c2rgb"]
     cond_cfg = {"c1": config, "c2": replace(config, mask_source="given"),

@@ -159,7 +159,7 @@ def run_live(camera: int | None = 0, video: str | None = None, headless: bool = 
     Everything that can be checked without a frame (weights, intrinsics, output paths) is checked
     before the camera or video is opened; errors are ``ValueError`` or ``CaptureError``."""
     from depthnet.model import DepthNet
-    from handrgbd.outputs import check_output_file, save_npy, write_image
+    from handrgbd.outputs import check_output_file, finite_or_none, save_npy, write_image
     from live.pipeline import LivePipeline, default_camera
 
     for path, option in ((output, "--output"), (joints_path, "--joints")):
@@ -219,10 +219,10 @@ def run_live(camera: int | None = 0, video: str | None = None, headless: bool = 
                 if writer is not None:
                     writer.write(np.ascontiguousarray(shown[..., ::-1]))
                 if jsonl is not None:
-                    jsonl.write(json.dumps({"frame": frames - 1, "t": round(time.perf_counter() - t_start, 4),
-                                            "status": result.status,
-                                            "joints_mm": None if result.joints_mm is None else
-                                            np.round(result.joints_mm, 2).tolist(), "fps": round(fps, 2)}) + "\n")
+                    row = {"frame": frames - 1, "t": round(time.perf_counter() - t_start, 4), "status": result.status,
+                           "joints_mm": None if result.joints_mm is None else np.round(result.joints_mm, 2).tolist(),
+                           "fps": round(fps, 2)}
+                    jsonl.write(json.dumps(finite_or_none(row), allow_nan=False) + "\n")
                     jsonl.flush()
             if viewer is not None:
                 viewer.show(shown)

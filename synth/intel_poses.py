@@ -19,7 +19,6 @@ residuals; a test re-fits some poses and checks both.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -30,6 +29,8 @@ import numpy as np
 from scipy.optimize import least_squares
 from scipy.spatial.transform import Rotation
 
+from handrgbd.args import CommandParser
+from handrgbd.outputs import write_json
 from tracker.kinematics import HandModel
 from tracker.pose import LIMITS
 
@@ -155,7 +156,7 @@ def real_pose_angles() -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     """Fit every pose in the Intel file and write the prior's angles (JSON)."""
-    p = argparse.ArgumentParser(prog="python -m synth.intel_poses", description=main.__doc__)
+    p = CommandParser(prog="python -m synth.intel_poses", description=main.__doc__)
     p.add_argument("--poses", default=str(POSE_FILE), help="Intel .pose file")
     p.add_argument("--out", default=str(ANGLES_FILE), help="output JSON")
     args = p.parse_args(argv)
@@ -169,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
            "method": "synth.intel_poses.fit_pose: finger-bone directions, bounded least squares, right hand",
            "rms_residual_deg": [round(float(r), 3) for r in residuals],
            "angles_rad": np.round(angles, 5).tolist()}
-    Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
+    write_json(args.out, doc)
     print(f"{len(fits)} poses -> {args.out}; rms bone-direction residual: median {np.median(residuals):.1f} deg, "
           f"max {residuals.max():.1f} deg")
     return 0

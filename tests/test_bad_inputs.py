@@ -198,6 +198,19 @@ def test_joints_and_intrinsics_must_be_plausible(tmp_path):
     Recording(small_recording(tmp_path / "c", 2))  # the real thing passes
 
 
+def test_poses_and_joints_that_disagree_name_the_recording(tmp_path, capsys):
+    rec = small_recording(tmp_path / "r", 2)
+    poses, joints = np.load(rec / "poses.npy"), np.load(rec / "joints.npy")
+    t = poses[:, None, :3]
+    np.save(rec / "joints.npy", t + 5 * (joints - t))  # a hand five times too long for its pose
+    for argv in (["track", str(rec), "--out", str(tmp_path / "o"), "--init", "gt"],
+                 ["compare", "--data", str(rec), "--out", str(tmp_path / "c"), "--sources", "sensor",
+                  "--trackers", "pso:8x2", "--no-progress"]):
+        code, err = run_cli(argv, capsys)
+        assert code == 2 and f"{rec}: poses.npy and joints.npy of frame 000000 disagree" in err, err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "c").exists()
+
+
 def test_implausible_recording_through_a_command(tmp_path, capsys):
     rec = small_recording(tmp_path / "r", 2, camera={"fx": 1e-300})
     code, err = run_cli(["track", str(rec), "--out", str(tmp_path / "o")], capsys)
@@ -220,7 +233,7 @@ def test_a_wall_is_no_hand_with_reasons_not_nan(tmp_path, capsys):
     code, _ = run_cli(["track", str(rec), "--out", str(tmp_path / "o"), *FAST], capsys)
     res = strict_json(tmp_path / "o" / "results.json")
     assert code == 0 and res["complete"] and res["no_hand_frames"] == 2 and res["unusable_depth_frames"] == 0
-    assert res["fps"] is None and set(res["undefined"]) >= {"fps", "mpjpe_mm", "pa_mpjpe_mm"}
+    assert res["mpjpe_mm"] is None and set(res["undefined"]) >= {"mpjpe_mm", "pa_mpjpe_mm", "pck_curve"}
 
 
 def test_a_run_that_stops_early_says_where_and_why(tmp_path, capsys):

@@ -122,7 +122,10 @@ class HandGeometry:
         return cls(**{k: d[k] for k in ["hand_length_mm", *_ARRAYS]})
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+        """Strict JSON, written atomically."""
+        from handrgbd.outputs import write_json
+
+        write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | Path) -> "HandGeometry":

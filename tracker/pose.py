@@ -223,7 +223,10 @@ class HandPose:
             raise ValueError(f"hand pose is missing {e}") from e
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+        """Strict JSON, written atomically."""
+        from handrgbd.outputs import write_json
+
+        write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | Path) -> "HandPose":

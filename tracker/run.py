@@ -30,7 +30,8 @@ from tracker.tracking import Tracker, TrackerConfig
 
 log = logging.getLogger(__name__)
 
-__all__ = ["track_recording", "infer_side_and_length", "track_main", "build_parser", "SHEET_FRAMES", "TRACK_OUTPUTS"]
+__all__ = ["track_recording", "infer_side_and_length", "truth_side_and_length", "track_main", "build_parser",
+           "SHEET_FRAMES", "TRACK_OUTPUTS"]
 
 #: the overlay contact sheet shows at most this many frames, evenly spaced over the recording
 SHEET_FRAMES = 60
@@ -49,6 +50,19 @@ def infer_side_and_length(pose: np.ndarray, joints: np.ndarray) -> tuple[str, fl
         if best is None or err < best[0]:
             best = (err, side, DEFAULT_HAND_LENGTH_MM * scale)
     return best[1], float(best[2])
+
+
+def truth_side_and_length(rec: Recording, index: int = 0) -> tuple[str, float]:
+    """:func:`infer_side_and_length` from frame ``index``'s poses.npy and joints.npy; ``ValueError``
+    naming the recording when it has no such ground truth or the two files disagree."""
+    if not (rec.has_poses and rec.has_joints):
+        raise ValueError(f"{rec.path}: starting from ground truth needs poses.npy and joints.npy")
+    side, length = infer_side_and_length(rec.poses[index].astype(np.float64), rec.joints_mm[index].astype(np.float64))
+    lo, hi = HAND_LENGTH_RANGE_MM
+    if not lo <= length <= hi:
+        raise ValueError(f"{rec.path}: poses.npy and joints.npy of frame {rec.names[index]} disagree: they imply a "
+                         f"hand {length:.3g} mm long ({lo:g}-{hi:g} expected)")
+    return side, length
 
 
 def _overlay(frame, joints: np.ndarray | None, status: str) -> np.ndarray:
@@ -74,7 +88,7 @@ def _overlay(frame, joints: np.ndarray | None, status: str) -> np.ndarray:
 #: every file and folder ``track`` writes into ``--out`` (none may exist unless ``--overwrite``)
 TRACK_OUTPUTS = ("config.json", "results.json", "joints.npy", "poses.npy", "frames.csv", "overlay", "overlay.jpg")
 #: why a metric of results.json is null (the ``"undefined"`` field names the ones that are)
-UNDEFINED = {"fps": "no frame was tracked",
+UNDEFINED = {"fps": "no frame was processed",
              "mpjpe_mm": "no ground-truth joints, or no frame with both a hand and ground truth",
              "rr_mpjpe_mm": "no ground-truth joints, or no frame with both a hand and ground truth",
              "pa_mpjpe_mm": "no ground-truth joints, or no frame with both a hand and ground truth",
@@ -111,11 +125,7 @@ def track_recording(data: str | Path, out: str | Path | None, config: TrackerCon
     if init == "gt":
         if not (rec.has_poses and rec.has_joints):
             raise ValueError(f"{rec.path}: --init gt needs poses.npy and joints.npy")
-        side, length = infer_side_and_length(rec.poses[0].astype(np.float64), rec.joints_mm[0].astype(np.float64))
-        if not HAND_LENGTH_RANGE_MM[0] <= length <= HAND_LENGTH_RANGE_MM[1]:
-            raise ValueError(f"{rec.path}: poses.npy and joints.npy of frame {rec.names[0]} disagree: they imply a "
-                             f"hand {length:.3g} mm long ({HAND_LENGTH_RANGE_MM[0]:g}-{HAND_LENGTH_RANGE_MM[1]:g} "
-                             f"expected)")
+        side, length = truth_side_and_length(rec)
         config = replace(config, side=side, hand_length_mm=length)
     masks = Recording(mask_dir) if mask_dir else None
     if masks is not None and len(masks) < n:
@@ -123,8 +133,8 @@ def track_recording(data: str | Path, out: str | Path | None, config: TrackerCon
     if out:
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "config.json", finite_or_none({
-            "tracker": json.loads(json.dumps(asdict(config), default=str)), "data": str(data), "init": init,
-            "independent": independent, "mask": str(mask_dir) if mask_dir else config.mask_source}))
+            "tracker": asdict(config), "data": str(data), "init": init, "independent": independent,
+            "mask": str(mask_dir) if mask_dir else config.mask_source}), default=str)
     joints = np.full((n, 21, 3), np.nan)
     poses = np.full((n, 27), np.nan)
     rows = []
@@ -183,7 +193,7 @@ def _summarise(rows, joints, gt, backend, n, stop, unusable) -> dict:
     reasons in ``"undefined"``), ``"complete"`` false with ``"stopped_at"`` and ``"error"`` when
     the run ended before its last frame."""
     done = len(rows)
-    seconds = sum(r["seconds"] for r in rows if r["status"] != "no_hand")
+    seconds = sum(r["seconds"] for r in rows)
     res = {"frames": done, "frames_requested": n, "complete": not stop, **stop, "backend": backend,
            "fps": done / seconds if seconds > 0 else None,
            "lost_frames": sum(r["status"] != "tracked" for r in rows),
@@ -239,7 +249,7 @@ def track_main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         return p.fail(e)
     if args.json:
-        print(json.dumps({k: v for k, v in res.items() if k != "pck_curve"}))
+        print(json.dumps({k: v for k, v in res.items() if k != "pck_curve"}, allow_nan=False))
     else:
         mp = res.get("mpjpe_mm")
         fps = "-" if res["fps"] is None else f"{res['fps']:.1f}"
