@@ -20,35 +20,55 @@ NUM_PRIMITIVES = 37
 
 
 @numba.njit(**JIT)
-def _rot_x(a):
+def _set_rot_x(a, out):
     c, s = math.cos(a), math.sin(a)
-    return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
+    out[0, 0], out[0, 1], out[0, 2] = 1.0, 0.0, 0.0
+    out[1, 0], out[1, 1], out[1, 2] = 0.0, c, -s
+    out[2, 0], out[2, 1], out[2, 2] = 0.0, s, c
 
 
 @numba.njit(**JIT)
-def _rot_z(a):
+def _set_rot_z(a, out):
     c, s = math.cos(a), math.sin(a)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    out[0, 0], out[0, 1], out[0, 2] = c, -s, 0.0
+    out[1, 0], out[1, 1], out[1, 2] = s, c, 0.0
+    out[2, 0], out[2, 1], out[2, 2] = 0.0, 0.0, 1.0
 
 
 @numba.njit(**JIT)
-def _rot_axis(axis, a):
+def _set_rot_axis(axis, a, out):
     """Rodrigues: rotation by ``a`` about the unit ``axis``."""
     x, y, z = axis[0], axis[1], axis[2]
     c, s = math.cos(a), math.sin(a)
     t = 1.0 - c
-    return np.array([[t * x * x + c, t * x * y - s * z, t * x * z + s * y],
-                     [t * x * y + s * z, t * y * y + c, t * y * z - s * x],
-                     [t * x * z - s * y, t * y * z + s * x, t * z * z + c]])
+    out[0, 0], out[0, 1], out[0, 2] = t * x * x + c, t * x * y - s * z, t * x * z + s * y
+    out[1, 0], out[1, 1], out[1, 2] = t * x * y + s * z, t * y * y + c, t * y * z - s * x
+    out[2, 0], out[2, 1], out[2, 2] = t * x * z - s * y, t * y * z + s * x, t * z * z + c
 
 
 @numba.njit(**JIT)
-def _quat_matrix(w, x, y, z):
+def _set_quat_matrix(w, x, y, z, out):
     n = math.sqrt(w * w + x * x + y * y + z * z)
     w, x, y, z = w / n, x / n, y / n, z / n
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-                     [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-                     [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
+    out[0, 0], out[0, 1], out[0, 2] = 1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)
+    out[1, 0], out[1, 1], out[1, 2] = 2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)
+    out[2, 0], out[2, 1], out[2, 2] = 2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)
+
+
+@numba.njit(**JIT)
+def _matmul3(A, B, out):
+    """out = A @ B for 3 x 3 (out must not alias A or B): plain loops, no BLAS call per product."""
+    for r in range(3):
+        a0, a1, a2 = A[r, 0], A[r, 1], A[r, 2]
+        for c in range(3):
+            out[r, c] = a0 * B[0, c] + a1 * B[1, c] + a2 * B[2, c]
+
+
+@numba.njit(**JIT)
+def _affine(G, v, t, out):
+    """out = G @ v + t for a 3 x 3 ``G`` and 3-vectors."""
+    for r in range(3):
+        out[r] = G[r, 0] * v[0] + G[r, 1] * v[1] + G[r, 2] * v[2] + t[r]
 
 
 @numba.njit(**JIT)
@@ -59,34 +79,47 @@ def forward_kinematics_kernel(params, wrist, base, base_rot, abd_sign, joint_axe
     frames[:, 0] is the hand frame; frames[:, 1 + 3 f + k] the frame of segment k of chain f,
     its origin at the segment's first joint, y along the segment. Each frame is [A | o] with
     A = R(q) M s R_local (M = diag(mirror, 1, 1), s = scale): local millimetres of the default
-    hand -> camera millimetres.
+    hand -> camera millimetres. Scratch matrices are allocated once per call, and 3 x 3 products
+    are written out: a hypothesis costs about a microsecond.
     """
     n = params.shape[0]
-    M = np.eye(3)
-    M[0, 0] = mirror
+    G = np.empty((3, 3))
+    R = np.empty((3, 3))
+    S = np.empty((3, 3))
+    T = np.empty((3, 3))
+    U = np.empty((3, 3))
+    pos = np.empty(3)
     for h in range(n):
         p = params[h]
-        G = _quat_matrix(p[3], p[4], p[5], p[6]) @ M * scale
+        _set_quat_matrix(p[3], p[4], p[5], p[6], S)
+        for r in range(3):  # G = R(q) @ diag(mirror, 1, 1) * scale
+            G[r, 0] = S[r, 0] * mirror * scale
+            G[r, 1] = S[r, 1] * scale
+            G[r, 2] = S[r, 2] * scale
         t = p[0:3]
         frames[h, 0, :, :3] = G
         frames[h, 0, :, 3] = t
-        joints[h, 0] = G @ wrist + t
+        _affine(G, wrist, t, joints[h, 0])
         for f in range(5):
             # thumb: CMC flexion, CMC abduction, MCP, IP; fingers: MCP flexion, abduction, PIP, DIP
             flex1, abd, flex2, flex3 = p[7 + 4 * f], p[8 + 4 * f], p[9 + 4 * f], p[10 + 4 * f]
-            R = base_rot[f] @ _rot_z(abd_sign[f] * abd) @ _rot_x(flex1)
-            pos = base[f].copy()
-            joints[h, 1 + 4 * f] = G @ pos + t
+            _set_rot_z(abd_sign[f] * abd, S)
+            _matmul3(base_rot[f], S, T)
+            _set_rot_x(flex1, S)
+            _matmul3(T, S, R)  # R = base_rot @ Rz(abduction) @ Rx(flexion)
+            pos[:] = base[f]
+            _affine(G, pos, t, joints[h, 1 + 4 * f])
             for k in range(3):
-                if k == 1:
-                    R = R @ _rot_axis(joint_axes[f, 0], flex2)
-                elif k == 2:
-                    R = R @ _rot_axis(joint_axes[f, 1], flex3)
+                if k > 0:
+                    _set_rot_axis(joint_axes[f, k - 1], flex2 if k == 1 else flex3, S)
+                    _matmul3(R, S, U)
+                    R[:, :] = U
                 fi = 1 + 3 * f + k
-                frames[h, fi, :, :3] = G @ R
-                frames[h, fi, :, 3] = G @ pos + t
-                pos = pos + lengths[f, k] * R[:, 1]
-                joints[h, 2 + 4 * f + k] = G @ pos + t
+                _matmul3(G, R, frames[h, fi, :, :3])
+                _affine(G, pos, t, frames[h, fi, :, 3])
+                for r in range(3):
+                    pos[r] += lengths[f, k] * R[r, 1]
+                _affine(G, pos, t, joints[h, 2 + 4 * f + k])
 
 
 @numba.njit(**JIT)
