@@ -42,9 +42,9 @@ from depthnet.data import Augmentation, _downsample_depth, augment_pair
 from depthnet.model import DepthNet
 from depthnet.targets import DEPTH_SCALE_MM, make_targets
 from handrgbd.camera import CameraIntrinsics
-from handrgbd.args import CommandParser, existing_file, integer
-from handrgbd.outputs import check_outputs, finite_or_none, save_figure, undefined_reasons, write_csv, write_image, \
-    write_json
+from handrgbd.args import CommandParser, existing_file, integer, out_path
+from handrgbd.outputs import check_outputs, finite_or_none, make_folder, save_figure, undefined_reasons, write_csv, \
+    write_image, write_json
 from handrgbd.recording import Recording
 
 log = logging.getLogger(__name__)
@@ -199,9 +199,10 @@ def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, f
     err = np.concatenate(errors)
     curve = [(int(e), float((err < e).mean())) for e in THRESHOLDS_MM]
     if figure and panels:
-        Path(figure).parent.mkdir(parents=True, exist_ok=True)
+        make_folder(Path(figure).parent)
         write_image(figure, np.concatenate(panels, axis=0))
-    by_size = [{"hand_fraction": [lo, hi], "frames": int(n), "depth_error_mm": float(e / px) if px else None}
+    by_size = [{"hand_fraction": [lo, hi], "frames": int(n), "depth_error_mm": float(e / px) if px else None,
+                **({} if px else {"undefined": "no frame's hand covers this fraction of the image"})}
                for (lo, hi), (n, e, px) in zip(zip(HAND_FRACTION_BINS[:-1], HAND_FRACTION_BINS[1:]), size_sums)]
     return {"depth_error_mm": float(err.mean()), "surface_error_mm": surface_sum / err.size,
             "flat_error_mm": flat_sum / err.size,
@@ -237,7 +238,7 @@ def build_parser() -> CommandParser:
     p.add_argument("--data", required=True, help="recording folder")
     p.add_argument("--weights", type=existing_file, default=None,
                    help="weights file (default: the shipped cpu weights)")
-    p.add_argument("--out", default=None, help="folder for f_curve.csv, f_curve.png, qualitative.png, metrics.json")
+    p.add_argument("--out", type=out_path, default=None, help="folder for f_curve.csv, f_curve.png, qualitative.png, metrics.json")
     p.add_argument("--overwrite", action="store_true", help="replace the files of an earlier run in --out")
     p.add_argument("--frames", type=integer(1), default=None, help="evaluate N frames spread over the folder")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
@@ -252,10 +253,10 @@ def eval_main(argv: list[str] | None = None) -> int:
         out = check_outputs(args.out, EVAL_OUTPUTS, args.overwrite) if args.out else None
         net = DepthNet.load(args.weights) if args.weights else DepthNet.from_pretrained()
         m = finite_or_none(evaluate(net, args.data, args.frames, figure=out / "qualitative.png" if out else None))
-    except ValueError as e:
+    except (ValueError, OSError) as e:  # OSError: a write the checks could not foresee
         return p.fail(e)
     if out:
-        out.mkdir(parents=True, exist_ok=True)
+        make_folder(out)
         write_csv(out / "f_curve.csv", [["error_mm", "fraction_of_hand_pixels"], *m["f_curve"]])
         _plot_curve(m["f_curve"], out / "f_curve.png")
         metrics = {k: v for k, v in m.items() if k != "f_curve"}

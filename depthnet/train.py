@@ -26,6 +26,7 @@ index)`` wherever it is computed, and checkpoints resume on either device.
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import math
 import os
@@ -42,8 +43,9 @@ from torch.utils.data import DataLoader
 
 from depthnet.data import Augmentation, HandDepthDataset, collate
 from depthnet.model import PRESETS, DepthNet, DepthNetConfig, file_digest
-from handrgbd.args import MAX_WORKERS, SEED_MAX, CommandParser, existing_file, integer, number
-from handrgbd.outputs import check_outputs, write_csv, write_json
+from handrgbd.args import MAX_WORKERS, SEED_MAX, CommandParser, existing_file, integer, number, out_path
+from handrgbd.outputs import check_outputs, make_folder, write_csv, write_json
+from handrgbd.recording import Recording
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +184,39 @@ def _atomic_save(obj: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
+#: TrainConfig fields a resumed run may change: where and how it runs, not what it learns
+RESUMABLE_CHANGES = ("out", "val", "val_frames", "checkpoint_every", "threads", "stop_after_epoch", "init",
+                     "init_sha256_10", "device", "workers")
+
+
+def _load_checkpoint(path: Path, config: TrainConfig, run_dir: Path) -> dict:
+    """The checkpoint to resume, checked against ``config`` and the run's config.json: a resumed
+    run learns what the run it continues learned (``RESUMABLE_CHANGES`` may differ)."""
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types on corrupt files
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise ValueError(f"{path}: not a readable checkpoint ({type(e).__name__}: {first}); remove it to start "
+                         f"afresh, or resume from a copy") from e
+    if not isinstance(ck, dict) or not {"model", "optimizer", "scheduler", "epoch", "config"} <= set(ck):
+        raise ValueError(f"{path}: not a training checkpoint (written by handrgbd train)")
+    if ck["config"] != config.model_config.to_dict():
+        raise ValueError(f"{path}: checkpoint is of model {ck['config']}, not {config.model_config}")
+    stored = run_dir / "config.json"
+    if stored.exists():
+        try:
+            before = json.loads(stored.read_text())
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{stored}: cannot read ({e})") from e
+        now = json.loads(json.dumps(config.to_json(), default=str))
+        changed = sorted(k for k in set(before) | set(now) if k not in RESUMABLE_CHANGES and before.get(k) != now.get(k))
+        if changed:
+            raise ValueError(f"--resume: the run in {run_dir} was made with other settings ({', '.join(changed)}: "
+                             f"{', '.join(f'{before.get(k)!r} now {now.get(k)!r}' for k in changed)}); resume with "
+                             f"the same ones, or train into a new --out")
+    return ck
+
+
 def _epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng(np.random.SeedSequence([seed, epoch, 7919])).permutation(n)
 
@@ -219,7 +254,13 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
         check_outputs(run_dir, TRAIN_OUTPUTS, overwrite=resume, remedy="pass --resume to continue that run")
     torch.manual_seed(config.seed)
     data = HandDepthDataset(config.data, config.model_config.input_size, config.augmentation, config.seed)
+    for folder in config.val:  # validation folders fail now, not after the first epoch
+        Recording(folder)
     n = len(data) if config.max_frames is None else min(len(data), config.max_frames)
+    steps_per_epoch = (n // world) // config.batch_size
+    if steps_per_epoch < 1:
+        raise ValueError(f"--batch-size: {n} training frames (--data, --max-frames) over {world} process(es) do not "
+                         f"fill one batch (got {config.batch_size})")
     net = DepthNet(config.model_config)
     if config.init is not None and not (resume and ckpt_path.exists()):
         start = DepthNet.load(config.init)  # clear errors for missing/corrupt files
@@ -227,20 +268,15 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
             raise ValueError(f"{config.init}: weights are of model {start.config}, not {config.model_config}")
         net.load_state_dict(start.state_dict())
         log.info("starting from %s", config.init)
-    if rank == 0:  # the run folder appears once data and weights are accepted
-        run_dir.mkdir(parents=True, exist_ok=True)
+    ck = _load_checkpoint(ckpt_path, config, run_dir) if resume and ckpt_path.exists() else None
+    if rank == 0:  # the run folder appears once data, weights and checkpoint are accepted
+        make_folder(run_dir)
         write_json(run_dir / "config.json", config.to_json(), default=str)
     net.to(device)
     opt = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=config.step_size, gamma=config.lr_gamma)
-    steps_per_epoch = (n // world) // config.batch_size
-    if steps_per_epoch < 1:
-        raise ValueError(f"{n} frames over {world} process(es) do not fill one batch of {config.batch_size}")
     start_epoch, start_step, global_step = 0, 0, 0
-    if resume and ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        if ck["config"] != config.model_config.to_dict():
-            raise ValueError(f"{ckpt_path}: checkpoint is of model {ck['config']}, not {config.model_config}")
+    if ck is not None:
         net.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
@@ -343,7 +379,7 @@ def build_parser() -> CommandParser:
     p = CommandParser(prog="handrgbd train", description=train_main.__doc__)
     p.add_argument("--data", nargs="+", required=True, help="training recording folder(s)")
     p.add_argument("--val", nargs="*", default=[], help="validation recording folder(s)")
-    p.add_argument("--out", required=True, help="run folder (config, metrics, checkpoints, model.pt)")
+    p.add_argument("--out", type=out_path, required=True, help="run folder (config, metrics, checkpoints, model.pt)")
     p.add_argument("--preset", choices=sorted(PRESETS), default="cpu", help="model preset")
     p.add_argument("--stages", type=integer(0, MAX_STAGES), nargs=2, metavar=("S_M", "S_D"), default=None,
                    help="override the preset's mask and depth stage counts (the ablation)")
@@ -387,6 +423,8 @@ def train_main(argv: list[str] | None = None) -> int:
     overrides = {k: v for k, v in (("width", args.width), ("input_size", args.input_size)) if v is not None}
     if args.stages:
         overrides.update(mask_stages=args.stages[0], depth_stages=args.stages[1])
+    if args.stages and args.stages[1] < 1:
+        p.error(f"--stages: the depth stages (S_D) must be at least 1 (got {args.stages[0]} {args.stages[1]})")
     try:
         model = replace(model, **overrides) if overrides else None
         config = TrainConfig(tuple(args.data), args.out, tuple(args.val), args.preset, model, args.epochs,
@@ -396,7 +434,7 @@ def train_main(argv: list[str] | None = None) -> int:
                              init=args.init, device=args.device, workers=args.workers, hand_weight=args.hand_weight,
                              plane_weight=args.plane_weight)
         metrics = train(config, resume=args.resume, progress=not args.no_progress)
-    except (ValueError, NonFiniteLossError) as e:
+    except (ValueError, OSError, NonFiniteLossError) as e:
         return p.fail(e)
     log.info("done: %s", metrics)
     return 0

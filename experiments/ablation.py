@@ -32,7 +32,7 @@ from pathlib import Path
 from depthnet.evaluate import evaluate
 from depthnet.model import PRESETS, DepthNet
 from depthnet.train import TrainConfig, train
-from handrgbd.args import CommandParser
+from handrgbd.args import CommandParser, out_path
 from handrgbd.outputs import finite_or_none, write_json
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ def build_parser() -> CommandParser:
     p = CommandParser(prog="python -m experiments.ablation", description="Table 2 ablation: mask vs depth supervised stages.")
     p.add_argument("--train", required=True, help="training recording folder")
     p.add_argument("--test", required=True, help="test recording folder")
-    p.add_argument("--out", default="out/ablation", help="output folder (resumable: finished variants are kept)")
+    p.add_argument("--out", type=out_path, default="out/ablation", help="output folder (resumable: finished variants are kept)")
     p.add_argument("--preset", choices=sorted(SETTINGS), default="quick", help="quick (CPU) or paper (GPU)")
     p.add_argument("--variants", nargs="*", type=_variant, default=None, help="subset, e.g. 3+3 1+5")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         results = run(args.train, args.test, args.out, args.preset, tuple(args.variants or VARIANTS),
                       progress=not args.no_progress)
-    except ValueError as e:
+    except (ValueError, OSError) as e:  # OSError: a write the checks could not foresee
         return p.fail(e)
     print(table(results))
     return 0

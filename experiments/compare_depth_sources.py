@@ -48,8 +48,10 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from handrgbd.args import MAX_WORKERS, SEED_MAX, CommandParser, integer
-from handrgbd.outputs import check_outputs, finite_or_none, save_figure, write_csv, write_json
+from handrgbd.args import MAX_WORKERS, SEED_MAX, CommandParser, integer, out_path
+from handrgbd.depth import usable_depth
+from handrgbd.outputs import check_outputs, finite_or_none, make_folder, save_figure, undefined_reasons, write_csv, \
+    write_json
 from handrgbd.recording import Frame, Recording
 from tracker.metrics import PCK_THRESHOLDS_MM, auc, pa_mpjpe, pck_curve, root_relative_mpjpe
 
@@ -260,12 +262,14 @@ def _run_pso(row: Row, rec: Recording, spec: str) -> dict:
     joints = np.full((len(rec), 21, 3), np.nan)
     statuses, seconds = [], 0.0
     tracker = None
+    usable = 0
     for i in range(len(rec)):
         frame = rec[i]
         try:
             obs = provider(frame, state)
         except ValueError as e:
             raise ValueError(f"{rec.path} frame {frame.name} (source {row.source}): {e}") from e
+        usable += bool(usable_depth(obs.depth_mm).any())
         if tracker is None:
             cfg = replace(base, mask_source="given" if obs.mask is not None else "depth", depth_offset_free=obs.offset_free)
             tracker = Tracker(rec.camera, cfg)
@@ -277,6 +281,9 @@ def _run_pso(row: Row, rec: Recording, spec: str) -> dict:
             joints[i] = r.joints_mm
     if tracker is not None:
         tracker.close()
+    if not usable:
+        raise ValueError(f"{rec.path}: source {row.source} gives no frame usable depth (every reading is 0 or past "
+                         f"10 m); check the recording's depth and depth_unit_mm in camera.json")
     return _metrics(joints, rec.joints_mm, statuses, seconds)
 
 
@@ -318,6 +325,30 @@ def run_row(row: Row) -> dict:
                            "tracker": row.tracker, "seed": row.reported_seed, "frames": len(rec), **res})
 
 
+def _cached_row(path: Path) -> dict | None:
+    """A finished row from ``OUT/rows/``, or None (not there, or unreadable: it is tracked again)."""
+    if not path.exists():
+        return None
+    try:
+        res = json.loads(path.read_text(), parse_constant=lambda c: float("nan"))
+    except (OSError, ValueError) as e:
+        log.warning("%s: unreadable (%s); tracking the row again", path, e)
+        return None
+    if not isinstance(res, dict) or not {"data", "source", "tracker"} <= set(res):
+        log.warning("%s: not a comparison row; tracking the row again", path)
+        return None
+    return finite_or_none(res)
+
+
+def _check_weights(source: str) -> None:
+    """A depthnet source's weights file loads (before anything is written)."""
+    name, *args = source.split(":")
+    if name in ("depthnet", "depthnet-rgb") and args:
+        from depthnet.model import DepthNet
+
+        DepthNet.load(args[0])
+
+
 def _check_data(data: list[str]) -> None:
     """Every data folder loads and has consistent ground truth (before anything is written)."""
     from tracker.run import truth_side_and_length
@@ -339,14 +370,16 @@ def compare(data: list[str], sources: list[str], trackers: list[str], out: str |
     """
     from tqdm import tqdm
 
+    data, sources, trackers = (list(dict.fromkeys(x)) for x in (data, sources, trackers))  # no duplicate rows
     for s in sources:
         make_provider(s)  # fail early on a bad name
+        _check_weights(s)
     for t in trackers:
         parse_tracker(t)
     inputs = {s: _inputs_fingerprint(s) for s in sources}
     out = check_outputs(out, (), overwrite=True)  # finished rows are reused: resuming is this command's design
     _check_data(data)
-    (out / "rows").mkdir(parents=True, exist_ok=True)
+    make_folder(out / "rows")
     rows = []
     for d in data:
         for t in trackers:
@@ -356,9 +389,8 @@ def compare(data: list[str], sources: list[str], trackers: list[str], out: str |
     results: dict[str, dict] = {}
     todo = []
     for r in rows:
-        cached = out / "rows" / f"{r.key}.json"
-        if cached.exists():
-            res = json.loads(cached.read_text())
+        res = _cached_row(out / "rows" / f"{r.key}.json")
+        if res is not None:
             res.setdefault("seed", r.reported_seed)  # rows cached before seeds
             results[r.key] = res
         else:
@@ -434,6 +466,23 @@ def pooled(table: list[dict]) -> list[dict]:
     return result
 
 
+_NO_FRAME = "no frame with both a tracked hand and ground truth"
+
+
+def _with_reasons(row: dict) -> dict:
+    """The row with ``"undefined"``: why each of its null metrics is null (rows with an error
+    have that instead)."""
+    if row.get("error"):
+        return row
+    absolute = "MediaPipe's joints are hand-centred: absolute positions are not measured"
+    reasons = {"scored_frames": "not recorded for this cached row",
+               "mpjpe_mm": absolute if row["tracker"] == "mediapipe" else _NO_FRAME,
+               "pck_auc_0_50": absolute if row["tracker"] == "mediapipe" else _NO_FRAME,
+               "rr_mpjpe_mm": _NO_FRAME, "pa_mpjpe_mm": _NO_FRAME,
+               "lost_fraction": "no frame processed", "fps": "no frame processed"}
+    return {**row, "undefined": undefined_reasons(row, reasons)}
+
+
 def _several(table: list[dict]) -> bool:
     """More than one data folder or tracker seed (MediaPipe rows have no seed)."""
     return len({r["data"] for r in table}) > 1 or len({r.get("seed") for r in table} - {None}) > 1
@@ -441,7 +490,7 @@ def _several(table: list[dict]) -> bool:
 
 def _write(out: Path, table: list[dict]) -> None:
     several = _several(table)
-    write_json(out / "comparison.json", [{k: r.get(k) for k in FIELDS} for r in table])
+    write_json(out / "comparison.json", [_with_reasons({k: r.get(k) for k in FIELDS}) for r in table])
     if several:
         write_json(out / "pooled.json", pooled(table))
     else:
@@ -505,7 +554,7 @@ def build_parser() -> CommandParser:
                    help="depth sources (see the module docstring)")
     p.add_argument("--trackers", nargs="+", type=_tracker_arg, default=["pso:64x25", "mediapipe"],
                    help="pso:PxG[:backend] | mediapipe")
-    p.add_argument("--out", default="out/compare",
+    p.add_argument("--out", type=out_path, default="out/compare",
                    help="output folder (finished rows in OUT/rows/ are reused: a rerun resumes)")
     p.add_argument("--seeds", type=integer(0, SEED_MAX), nargs="+", default=[0], help="PSO tracker seeds (one row each)")
     p.add_argument("--workers", type=integer(1, MAX_WORKERS), default=1, help="parallel processes")
@@ -521,7 +570,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         table = compare(args.data, args.sources, args.trackers, args.out, args.workers, progress=not args.no_progress,
                         seeds=tuple(args.seeds))
-    except ValueError as e:
+    except (ValueError, OSError) as e:  # OSError: a write the checks could not foresee
         return p.fail(e)
     print(format_table(table))
     return 0

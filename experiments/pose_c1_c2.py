@@ -35,10 +35,10 @@ import numpy as np
 
 from depthnet.model import DepthNet
 from depthnet.targets import DEPTH_SCALE_MM, make_targets, relative_to_metric
-from handrgbd.args import SEED_MAX, CommandParser, existing_file, integer
+from handrgbd.args import SEED_MAX, CommandParser, existing_file, integer, out_path
 from handrgbd.depth import MAX_RANGE_MM, usable_depth
-from handrgbd.outputs import check_outputs, finite_or_none, save_figure, save_npy, undefined_reasons, write_csv, \
-    write_image, write_json
+from handrgbd.outputs import check_outputs, finite_or_none, make_folder, save_figure, save_npy, undefined_reasons, \
+    write_csv, write_image, write_json
 from handrgbd.recording import Recording
 from tracker.metrics import PCK_THRESHOLDS_MM, pose_metrics
 from tracker.pso import MAX_GENERATIONS, MAX_PARTICLES, PSOConfig
@@ -128,7 +128,7 @@ def run(data: str | Path = DEFAULT_DATA, out: str | Path = "out/pose_c1_c2", wei
         raise ValueError(f"{rec.path}: no frame has usable depth in depth/ (every reading is 0 or past "
                          f"{MAX_RANGE_MM / 1000:g} m), which C1 and C2 track on; check depth/ and depth_unit_mm in "
                          f"camera.json")
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     write_json(out / "config.json", {
         "data": str(data), "weights": weights or "shipped (DepthNet.from_pretrained)", "frames": n, "init": init,
         "independent": independent, "depthnet": net.config.to_dict(),
@@ -140,7 +140,8 @@ def run(data: str | Path = DEFAULT_DATA, out: str | Path = "out/pose_c1_c2", wei
     seconds = {c: 0.0 for c in conditions}
     try:
         for c in conditions:
-            _track(c, rec, n, cond_cfg[c], init, independent, preds, progress, joints[c], status[c], seconds)
+            backend = _track(c, rec, n, cond_cfg[c], init, independent, preds, progress, joints[c], status[c],
+                             seconds)
             save_npy(out / f"joints_{c}.npy", joints[c].astype(np.float32))
     except BaseException as e:  # noqa: BLE001 - recorded, then re-raised
         stopped = next((c for c in conditions if len(status[c]) < n), conditions[-1])
@@ -157,7 +158,7 @@ def run(data: str | Path = DEFAULT_DATA, out: str | Path = "out/pose_c1_c2", wei
            "iou": float(inter / union) if union else None,
            "c1_c2_joint_discrepancy_mm": None, "c1_mpjpe_mm": None, "c2_mpjpe_mm": None, "c2rgb_mpjpe_mm": None,
            "tracker_fps": _fps(status, seconds, "c1" if "c1" in conditions else "c2rgb"),
-           "depthnet_fps": depthnet_fps, "tracker_backend": None}
+           "depthnet_fps": depthnet_fps, "tracker_backend": backend}
     if "c1" in conditions:
         d = np.linalg.norm(joints["c1"] - joints["c2"], axis=-1).mean(-1)
         ok = np.isfinite(d)
@@ -188,10 +189,11 @@ def run(data: str | Path = DEFAULT_DATA, out: str | Path = "out/pose_c1_c2", wei
 
 
 def _track(condition: str, rec: Recording, n: int, config: TrackerConfig, init: str, independent: bool, preds,
-           progress: bool, joints: np.ndarray, status: list, seconds: dict) -> None:
+           progress: bool, joints: np.ndarray, status: list, seconds: dict) -> str:
     """Track frames ``0..n-1`` in one condition, filling ``joints (n, 21, 3)`` and ``status`` in
-    place and adding the tracker's time to ``seconds[condition]``. A frame whose observation
-    cannot be made raises ``ValueError`` naming the recording and the frame."""
+    place and adding the tracker's time to ``seconds[condition]``; returns the scoring backend
+    used. A frame whose observation cannot be made raises ``ValueError`` naming the recording
+    and the frame."""
     from tqdm import tqdm
 
     with Tracker(rec.camera, config) as tracker:
@@ -213,6 +215,7 @@ def _track(condition: str, rec: Recording, n: int, config: TrackerConfig, init: 
             status.append(r.status)
             if r.joints_mm is not None:
                 joints[i] = r.joints_mm
+        return tracker.backend
 
 
 def _observation(condition: str, f, pred, config: TrackerConfig) -> tuple[np.ndarray, np.ndarray | None] | None:
@@ -327,7 +330,7 @@ def build_parser() -> CommandParser:
     p = CommandParser(prog="python -m experiments.pose_c1_c2",
                       description="The paper's C1 vs C2 study (tracking on sensor vs estimated depth).")
     p.add_argument("--data", default=str(DEFAULT_DATA), help="recording folder (default: the embedded test sequence)")
-    p.add_argument("--out", default="out/pose_c1_c2", help="output folder (created once the input is accepted)")
+    p.add_argument("--out", type=out_path, default="out/pose_c1_c2", help="output folder (created once the input is accepted)")
     p.add_argument("--overwrite", action="store_true", help="replace the files of an earlier run in --out")
     p.add_argument("--weights", type=existing_file, default=None,
                    help="depthnet weights (default: the shipped cpu weights)")
@@ -350,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         res = run(args.data, args.out, args.weights, args.frames, args.particles, args.generations, args.backend,
                   args.init, args.seed, args.independent, progress=not args.no_progress, overwrite=args.overwrite)
-    except ValueError as e:
+    except (ValueError, OSError) as e:  # OSError: a write the checks could not foresee
         return p.fail(e)
     print(_table(res))
     print(f"results: {Path(args.out) / 'results.json'}")

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from handrgbd.args import CommandParser
-from handrgbd.outputs import check_outputs, save_figure, write_json
+from handrgbd.args import CommandParser, out_path
+from handrgbd.outputs import check_outputs, make_folder, save_figure, write_json
 from tracker.pso import MAX_GENERATIONS, MAX_PARTICLES, PSOConfig
 from tracker.run import track_recording
 from tracker.tracking import TrackerConfig
@@ -38,7 +38,7 @@ def run(data: list[str], budgets: list[tuple[int, int]], out: Path, backend: str
                                init="gt", progress=False) for d in data for s in seeds]
         rows.append({"budget": f"{particles}x{generations}", "evaluations": particles * generations,
                      **{k: _mean([r[k] for r in res]) for k in ("mpjpe_mm", "pa_mpjpe_mm", "pck_auc_0_50", "fps")}})
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     write_json(out / "accuracy.json", rows)
     import matplotlib
 
@@ -81,7 +81,7 @@ def build_parser() -> CommandParser:
     p.add_argument("--budgets", nargs="+", type=_budget, default=[(16, 10), (32, 15), (64, 25), (64, 40)],
                    help="PARTICLESxGENERATIONS")
     p.add_argument("--backend", choices=("auto", "gl", "cpu"), default="cpu", help="scoring backend")
-    p.add_argument("--out", default="out/tracker_accuracy", help="output folder")
+    p.add_argument("--out", type=out_path, default="out/tracker_accuracy", help="output folder")
     p.add_argument("--overwrite", action="store_true", help="replace the files of an earlier run in --out")
     return p
 
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     try:
         rows = run(args.data, args.budgets, Path(args.out), args.backend, overwrite=args.overwrite)
-    except ValueError as e:
+    except (ValueError, OSError) as e:  # OSError: a write the checks could not foresee
         return p.fail(e)
 
     def f(v, width: int, spec: str = ".1f") -> str:

@@ -19,7 +19,7 @@ import re
 import sys
 from collections.abc import Callable
 
-__all__ = ["CommandParser", "integer", "number", "existing_file", "SEED_MAX", "MAX_WORKERS"]
+__all__ = ["CommandParser", "integer", "number", "existing_file", "out_path", "SEED_MAX", "MAX_WORKERS"]
 
 #: Seeds feed numpy's generators, which take 32-bit unsigned seeds.
 SEED_MAX = 2**32 - 1
@@ -113,6 +113,14 @@ def number(lo: float | None = None, hi: float | None = None, lo_open: bool = Fal
     parse.__name__ = "number"
     parse.lo, parse.hi = lo, hi  # type: ignore[attr-defined]
     return parse
+
+
+def out_path(text: str) -> str:
+    """An argparse ``type``: an output path, which must not be empty (``--out ""`` would write into
+    the current folder, or nowhere)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"must be a path, not empty (got {text!r})")
+    return text
 
 
 def existing_file(text: str) -> str:

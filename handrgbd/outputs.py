@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["atomic_write_bytes", "write_text", "write_json", "write_csv", "save_npy", "write_image",
-           "save_figure", "finite_or_none", "undefined_reasons", "check_outputs", "check_output_file"]
+           "save_figure", "finite_or_none", "undefined_reasons", "check_outputs", "check_output_file",
+           "make_folder"]
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -129,6 +130,7 @@ def check_outputs(folder: str | os.PathLike, names: Iterable[str], overwrite: bo
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"{option}: not a folder (got {str(folder)!r})")
+    _check_writable(folder, option, folder)
     if not overwrite:
         found = [n for n in names if (folder / n).exists()]
         if found:
@@ -147,4 +149,33 @@ def check_output_file(path: str | os.PathLike, overwrite: bool, option: str) -> 
         raise ValueError(f"{option}: is a folder, not a file (got {str(path)!r})")
     if path.exists() and not overwrite:
         raise ValueError(f"{option}: exists; pass --overwrite to replace it (got {str(path)!r})")
+    _check_writable(path.parent, option, path)
     return path
+
+
+def make_folder(folder: str | os.PathLike, option: str = "--out") -> Path:
+    """``mkdir -p`` with its failure as a ``ValueError`` naming ``option``."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"{option}: cannot create the folder ({e.strerror or e}) (got {str(folder)!r})") from e
+    return folder
+
+
+def _check_writable(folder: Path, option: str, given: Path) -> None:
+    """Can files be created in ``folder`` (or, when it does not exist yet, in the folder that would
+    hold it)? Probed by creating and removing a hidden empty file in the nearest existing folder,
+    which catches read-only places, virtual file systems and a file where a folder should be."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{option}: {str(existing)!r} is a file, so no folder can be made below it "
+                         f"(got {str(given)!r})")
+    probe = existing / f".handrgbd-write-test.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.remove(probe)
+    except OSError as e:
+        raise ValueError(f"{option}: cannot write in {str(existing)!r} ({e.strerror or e}) (got {str(given)!r})") from e

@@ -151,6 +151,21 @@ def _png_size(path: Path) -> tuple[int, int] | None:
     return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
 
 
+def _png_whole(path: Path) -> bool:
+    """Whether ``path`` is a file that starts like a PNG and ends with its IEND chunk (not decoded)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(_PNG_SIGNATURE))
+            f.seek(0, os.SEEK_END)
+            if f.tell() < len(_PNG_SIGNATURE) + len(_PNG_IEND):
+                return False
+            f.seek(-len(_PNG_IEND), os.SEEK_END)
+            tail = f.read()
+    except OSError:
+        return False
+    return head == _PNG_SIGNATURE and tail == _PNG_IEND
+
+
 def _describe(image: np.ndarray) -> str:
     channels = 1 if image.ndim == 2 else image.shape[2]
     return f"{image.dtype} with {channels} channel{'s' if channels != 1 else ''}"
@@ -435,6 +450,12 @@ class Recording:
         """All poses, ``(N, 27) float32`` (a copy), or None."""
         return None if self._poses is None else self._poses.copy()
 
+    def frames_with(self, kind: str) -> list[str]:
+        """Names of the frames that have an image in folder ``kind`` (one of ``IMAGE_KINDS``)."""
+        if kind not in IMAGE_KINDS:
+            raise ValueError(f"kind must be one of {IMAGE_KINDS}, got {kind!r}")
+        return [name for name in self._names if name in self._files[kind]]
+
     def __len__(self) -> int:
         return len(self._names)
 
@@ -631,8 +652,9 @@ class RecordingWriter:
             raise ValueError(f"{path}: {e}") from e
 
     def frame_done(self, index: int) -> bool:
-        """Whether every image in ``expect`` exists for frame ``index`` (to skip it when resuming)."""
-        return all(self._file(kind, int(index)).is_file() for kind in self._expect)
+        """Whether every image in ``expect`` exists for frame ``index`` and is a whole PNG (to skip
+        it when resuming; a damaged file is written again)."""
+        return all(_png_whole(self._file(kind, int(index))) for kind in self._expect)
 
     def write_arrays(self, joints: np.ndarray | None = None, poses: np.ndarray | None = None,
                      intrinsics: np.ndarray | None = None) -> None:

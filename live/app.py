@@ -32,7 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from handrgbd.args import CommandParser, existing_file, integer, number
+from handrgbd.args import CommandParser, existing_file, integer, number, out_path
 from handrgbd.camera import CameraIntrinsics
 from handrgbd.draw import colorize_depth, draw_skeleton
 from tracker.kinematics import HAND_LENGTH_RANGE_MM
@@ -40,6 +40,10 @@ from tracker.kinematics import HAND_LENGTH_RANGE_MM
 log = logging.getLogger(__name__)
 
 __all__ = ["run_live", "live_main", "build_parser", "annotate", "open_capture", "load_intrinsics", "CaptureError"]
+
+
+#: the containers ``--output`` may name (OpenCV writes them with the mp4v codec)
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
 
 
 class CaptureError(RuntimeError):
@@ -165,6 +169,10 @@ def run_live(camera: int | None = 0, video: str | None = None, headless: bool = 
     for path, option in ((output, "--output"), (joints_path, "--joints")):
         if path:
             check_output_file(path, overwrite, option)
+            if video is not None and Path(path).resolve() == Path(video).resolve():
+                raise ValueError(f"{option}: the input video itself (got {path!r})")
+    if output and Path(output).suffix.lower() not in VIDEO_SUFFIXES:
+        raise ValueError(f"--output: must end in {', '.join(VIDEO_SUFFIXES)} (got {output!r})")
     if output and joints_path and Path(output).resolve() == Path(joints_path).resolve():
         raise ValueError(f"--joints: the same file as --output (got {joints_path!r})")
     cam = load_intrinsics(intrinsics) if intrinsics else None
@@ -186,9 +194,10 @@ def run_live(camera: int | None = 0, video: str | None = None, headless: bool = 
         if first is None:
             raise CaptureError("the stream ended before its first frame (empty or truncated video?)")
         H, W = first.shape[:2]
+        if cam is not None and cam.size != (W, H):
+            raise ValueError(f"--intrinsics: {intrinsics} is for {cam.width}x{cam.height} images but the frames are "
+                             f"{W}x{H}")
         cam = cam or default_camera(W, H, hfov_deg)
-        if cam.size != (W, H):
-            raise CaptureError(f"intrinsics are for {cam.width}x{cam.height} but the frames are {W}x{H}")
         from dataclasses import replace
 
         from live.pipeline import LiveConfig
@@ -199,6 +208,8 @@ def run_live(camera: int | None = 0, video: str | None = None, headless: bool = 
         if output:
             vfps = cap.get(cv2.CAP_PROP_FPS) or 30.0
             writer = cv2.VideoWriter(tmp_video, cv2.VideoWriter_fourcc(*"mp4v"), vfps if vfps > 0 else 30.0, (W, H))
+            if not writer.isOpened():
+                raise ValueError(f"--output: OpenCV cannot write an mp4v video to {output!r}")
         if joints_path:
             jsonl = open(tmp_jsonl, "w")
         if not headless:
@@ -295,11 +306,12 @@ def load_intrinsics(path: str) -> CameraIntrinsics:
 def build_parser() -> CommandParser:
     p = CommandParser(prog="handrgbd live", description=live_main.__doc__)
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--camera", type=integer(0, 1023), default=0, help="camera index (default 0)")
+    # default None, not 0: argparse only sees "--camera 0 --video F" as a conflict when 0 is not the default
+    src.add_argument("--camera", type=integer(0, 1023), default=None, help="camera index (default 0)")
     src.add_argument("--video", type=existing_file, default=None, help="a video file instead of a camera")
     p.add_argument("--headless", action="store_true", help="no window (write --output and/or --joints)")
-    p.add_argument("--output", default=None, help="annotated video (.mp4)")
-    p.add_argument("--joints", default=None, help="JSON lines, one per frame")
+    p.add_argument("--output", type=out_path, default=None, help="annotated video (.mp4)")
+    p.add_argument("--joints", type=out_path, default=None, help="JSON lines, one per frame")
     p.add_argument("--overwrite", action="store_true", help="replace existing --output / --joints files")
     p.add_argument("--intrinsics", type=existing_file, default=None,
                    help="camera.json with fx, fy, cx, cy, width, height")
@@ -322,10 +334,10 @@ def live_main(argv: list[str] | None = None) -> int:
     if args.headless and not (args.output or args.joints):
         p.error("--headless: needs --output and/or --joints (a headless run must write something)")
     try:
-        stats = run_live(None if args.video else args.camera, args.video, args.headless, args.output, args.joints,
+        stats = run_live(None if args.video else (args.camera or 0), args.video, args.headless, args.output, args.joints,
                          args.intrinsics, args.hfov, args.weights, args.max_frames, args.stall_timeout,
                          side=args.side, hand_length_mm=args.hand_length, overwrite=args.overwrite)
-    except (CaptureError, ValueError) as e:
+    except (CaptureError, ValueError, OSError) as e:
         return p.fail(e)
     log.info("%d frames, %d tracked, %.1f fps", stats["frames"], stats["tracked"], stats["fps"])
     return 0

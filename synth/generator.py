@@ -33,8 +33,9 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from handrgbd.args import MAX_WORKERS, SEED_MAX, CommandParser, integer, number
+from handrgbd.args import MAX_WORKERS, SEED_MAX, CommandParser, integer, number, out_path
 from handrgbd.camera import CameraIntrinsics
+from handrgbd.outputs import check_outputs
 from synth.backgrounds import SPLITS, collage_texture, photo_textures, procedural_texture
 from synth.poses import axis_angle_quaternion, quaternion_multiply, sample_angles, sample_orientation
 from synth.sensor import SensorModel
@@ -547,7 +548,7 @@ def generate(out: str | Path, frames: int, seed: int, config: SynthConfig | None
 
 def build_parser() -> CommandParser:
     parser = CommandParser(prog="handrgbd synth", description=synth_main.__doc__)
-    parser.add_argument("--out", required=True, help="output recording folder (resumed if it exists)")
+    parser.add_argument("--out", type=out_path, required=True, help="output recording folder (resumed if it exists)")
     parser.add_argument("--frames", type=integer(1, MAX_FRAMES), required=True, help="number of frames")
     parser.add_argument("--seed", type=integer(0, SEED_MAX), default=0,
                         help="random seed (same seed + arguments = same bytes)")
@@ -581,8 +582,9 @@ def synth_main(argv: list[str] | None = None) -> int:
                              frame_aspect=args.aspect, real_pose_fraction=args.real_pose_fraction,
                              wide_crop_prob=args.wide_crop_prob, collage_prob=args.collage_prob,
                              mask_includes_forearm=args.mask_includes_forearm)
+        check_outputs(args.out, (), overwrite=True)  # a folder we can write in; an existing one is resumed
         stats = generate(args.out, args.frames, args.seed, config, args.workers, progress=not args.no_progress)
-    except ValueError as e:
+    except (ValueError, OSError) as e:  # OSError: a write the checks could not foresee
         return parser.fail(e)
     log.info("%s: %d frames (%d rendered, %d already there) in %.1f s", args.out, stats["frames"],
              stats["rendered"], stats["skipped"], stats["seconds"])

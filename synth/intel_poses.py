@@ -29,7 +29,7 @@ import numpy as np
 from scipy.optimize import least_squares
 from scipy.spatial.transform import Rotation
 
-from handrgbd.args import CommandParser
+from handrgbd.args import CommandParser, out_path
 from handrgbd.outputs import write_json
 from tracker.kinematics import HandModel
 from tracker.pose import LIMITS
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     """Fit every pose in the Intel file and write the prior's angles (JSON)."""
     p = CommandParser(prog="python -m synth.intel_poses", description=main.__doc__)
     p.add_argument("--poses", default=str(POSE_FILE), help="Intel .pose file")
-    p.add_argument("--out", default=str(ANGLES_FILE), help="output JSON")
+    p.add_argument("--out", type=out_path, default=str(ANGLES_FILE), help="output JSON")
     args = p.parse_args(argv)
     positions, rotations = load_intel_poses(args.poses)
     joints = intel_joints(positions, rotations)

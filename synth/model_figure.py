@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from handrgbd.args import CommandParser, integer, number
+from handrgbd.args import CommandParser, integer, number, out_path
 from handrgbd.camera import CameraIntrinsics
 from handrgbd.draw import draw_skeleton
 from handrgbd.outputs import check_output_file, write_image
@@ -74,7 +74,7 @@ def _load_pose(spec: str, side: str) -> HandPose:
     if spec in CANONICAL_POSES or spec == "relaxed":
         return HandPose.canonical(spec, orientation=_VIEW_QUATERNION, side=side)
     path = Path(spec)
-    if not path.exists():
+    if not spec.strip() or not path.is_file():
         raise ValueError(f"--pose: neither a pose name ({', '.join(sorted(CANONICAL_POSES))}, relaxed) "
                          f"nor an existing pose JSON file (got {spec!r})")
     return HandPose.load(path)
@@ -87,7 +87,7 @@ def build_parser() -> CommandParser:
     parser.add_argument("--hand-length", type=number(*HAND_LENGTH_RANGE_MM), default=DEFAULT_HAND_LENGTH_MM,
                         help="wrist to middle fingertip, mm (default %(default)s)")
     parser.add_argument("--size", type=integer(64, 4096), default=480, help="pixels per panel")
-    parser.add_argument("--out", default="model.png", help="output image (.png or .jpg)")
+    parser.add_argument("--out", type=out_path, default="model.png", help="output image (.png or .jpg)")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     return parser
 
@@ -100,7 +100,7 @@ def model_main(argv: list[str] | None = None) -> int:
         check_output_file(args.out, args.overwrite, "--out")
         pose = _load_pose(args.pose, args.side)
         write_image(args.out, render_models(pose, args.size, args.hand_length))
-    except ValueError as e:
+    except (ValueError, OSError) as e:  # OSError: a write the checks could not foresee
         return parser.fail(e)
     log.info("wrote %s", args.out)
     return 0

@@ -13,7 +13,7 @@ import sys
 import cv2
 import numpy as np
 
-from handrgbd.args import CommandParser, integer
+from handrgbd.args import CommandParser, integer, out_path
 from handrgbd.draw import colorize_depth, draw_skeleton
 from handrgbd.outputs import check_output_file, write_image
 from handrgbd.recording import Frame, Recording
@@ -73,7 +73,7 @@ def contact_sheet(recording: Recording, rows: int = 6, size: int = 192, start: i
 def build_parser() -> CommandParser:
     parser = CommandParser(prog="handrgbd show", description=show_main.__doc__)
     parser.add_argument("data", help="recording folder")
-    parser.add_argument("--out", default="sheet.png", help="output image (.png or .jpg)")
+    parser.add_argument("--out", type=out_path, default="sheet.png", help="output image (.png or .jpg)")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     parser.add_argument("--rows", type=integer(1, MAX_ROWS), default=6, help="frames shown (spread over the recording)")
     parser.add_argument("--size", type=integer(32, 1024), default=192, help="pixels per panel")
@@ -88,7 +88,7 @@ def show_main(argv: list[str] | None = None) -> int:
         check_output_file(args.out, args.overwrite, "--out")
         sheet = contact_sheet(Recording(args.data), args.rows, args.size)
         write_image(args.out, sheet)
-    except ValueError as e:
+    except (ValueError, OSError) as e:  # OSError: a write the checks could not foresee
         return parser.fail(e)
     log.info("wrote %s", args.out)
     return 0

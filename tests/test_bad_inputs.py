@@ -90,6 +90,10 @@ def _bad_values(kind) -> list[str]:
     return bad
 
 
+#: bad values for the options whose type is not a number (by the type function's name)
+BAD_TEXT = {"out_path": ["", "   "], "existing_file": ["", "no/such/file.pt", "."]}
+
+
 def _options(parser) -> list:
     return [a for a in parser._actions if a.option_strings and a.type is not None]
 
@@ -103,7 +107,7 @@ def test_every_typed_option_checks_its_values(command, capsys):
         opt = max(action.option_strings, key=len)
         assert action.type not in (int, float), f"{command} {opt}: a bare {action.type.__name__} accepts junk"
         kind = action.type
-        values = _bad_values(kind) if hasattr(kind, "lo") else ["", "no-such-thing::x:y:z"]
+        values = _bad_values(kind) if hasattr(kind, "lo") else BAD_TEXT.get(kind.__name__, ["", "no-such::x:y:z"])
         for value in values:
             # "--opt=-inf": argparse reads a lone "-inf" as an option, not a value
             argv = [opt] + [value] * action.nargs if isinstance(action.nargs, int) else [f"{opt}={value}"]
@@ -383,3 +387,100 @@ def test_reader_stops_its_thread_before_releasing_the_capture():
     with pytest.raises(queue.Empty):
         while True:
             reader.frames.get_nowait()
+
+
+# ---- found by the QA audit ---------------------------------------------------------------------
+@pytest.mark.parametrize("argv", [
+    ["track", str(EMBEDDED), "--out", "/proc/handrgbd-out"],
+    ["eval", "--data", str(EMBEDDED), "--out", "/proc/handrgbd-out"],
+    ["show", str(EMBEDDED), "--out", "/proc/sheet.png"],
+    ["synth", "--out", "/proc/handrgbd-out", "--frames", "1"],
+    ["track", str(EMBEDDED), "--out", "{file}/sub"],
+    ["synth", "--out", "{file}", "--frames", "1"],
+])
+def test_outputs_that_cannot_be_written_are_refused_first(argv, tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    argv = [a.replace("{file}", str(afile)) for a in argv]
+    code, err = run_cli(argv, capsys)
+    assert code == 2 and "--out: " in err and "Traceback" not in err
+    assert afile.read_text() == "x"
+
+
+def test_track_checks_the_mask_folder_and_first_frame_before_writing(tmp_path, capsys):
+    rec = small_recording(tmp_path / "r", 3)
+    nomask = small_recording(tmp_path / "m", 3)
+    shutil.rmtree(nomask / "mask")
+    code, err = run_cli(["track", str(rec), "--out", str(tmp_path / "o"), "--mask", str(nomask)], capsys)
+    assert code == 2 and err.startswith("handrgbd track: error: --mask: ") and "000000 has none" in err
+    (rec / "depth" / "000000.png").write_bytes(b"junk")
+    code, err = run_cli(["track", str(rec), "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and "000000.png: not a PNG file" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_train_resume_checks_the_checkpoint_and_the_settings(tmp_path, capsys):
+    import torch
+
+    from depthnet.model import PRESETS
+    from depthnet.train import TrainConfig
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "checkpoint.pt").write_text("garbage\n")
+    config_json = json.dumps(TrainConfig((str(EMBEDDED),), str(run)).to_json(), default=str)
+    (run / "config.json").write_text(config_json)
+    try:
+        code, err = run_cli(["train", "--data", str(EMBEDDED), "--out", str(run), "--resume"], capsys)
+        assert code == 2 and "checkpoint.pt: not a readable checkpoint" in err
+        torch.save({"model": {}, "optimizer": {}, "scheduler": {}, "epoch": 0, "step_in_epoch": 0, "global_step": 0,
+                    "config": PRESETS["cpu"].to_dict()}, run / "checkpoint.pt")
+        code, err = run_cli(["train", "--data", str(EMBEDDED), "--out", str(run), "--resume", "--lr", "0.1"], capsys)
+    finally:
+        torch.set_flush_denormal(False)
+    assert code == 2 and "--resume: " in err and "lr: 0.001 now 0.1" in err
+    assert (run / "config.json").read_text() == config_json
+
+
+def test_compare_tracks_unreadable_cached_rows_again_and_refuses_unusable_depth(tmp_path, capsys):
+    rec = small_recording(tmp_path / "r", 2)
+    argv = ["compare", "--data", str(rec), "--out", str(tmp_path / "c"), "--sources", "sensor", "sensor",
+            "--trackers", "pso:8x2", "--no-progress"]
+    assert run_cli(argv, capsys)[0] == 0
+    rows = list((tmp_path / "c" / "rows").glob("*.json"))
+    assert len(rows) == 1  # the duplicate source is one row
+    rows[0].write_text("[1, 2]")
+    assert run_cli(argv, capsys)[0] == 0
+    table = strict_json(tmp_path / "c" / "comparison.json")
+    assert len(table) == 1 and table[0]["mpjpe_mm"] is not None and table[0]["undefined"] == {}
+    assert json.loads(rows[0].read_text())["source"] == "sensor"
+    zero = small_recording(tmp_path / "z", 2, depth=0)
+    code, err = run_cli(["compare", "--data", str(zero), "--out", str(tmp_path / "c2"), "--sources", "sensor",
+                         "--trackers", "pso:8x2", "--no-progress"], capsys)
+    assert code == 2 and "no frame usable depth" in err
+
+
+def test_synth_writes_a_damaged_frame_again(tmp_path):
+    from handrgbd.camera import CameraIntrinsics
+    from handrgbd.recording import RecordingWriter
+
+    w = RecordingWriter(tmp_path / "r", CameraIntrinsics(100.0, 100.0, 7.5, 7.5, 16, 16), expect=("rgb",))
+    w.write_frame(0, rgb=np.zeros((16, 16, 3), np.uint8))
+    assert w.frame_done(0)
+    path = tmp_path / "r" / "rgb" / "000000.png"
+    path.write_bytes(path.read_bytes()[:-5])  # truncated
+    assert not w.frame_done(0)
+
+
+def test_live_refuses_to_write_over_its_input_or_a_non_video(tiny_video, tmp_path, capsys):
+    from live.app import live_main
+
+    for extra, message in ((["--output", str(tiny_video), "--overwrite"], "--output: the input video itself"),
+                           (["--joints", str(tiny_video), "--overwrite"], "--joints: the input video itself"),
+                           (["--output", str(tmp_path / "out.txt")], "--output: must end in .mp4")):
+        assert live_main(["--video", str(tiny_video), "--headless", *extra]) == 2
+        assert message in capsys.readouterr().err
+    size = tiny_video.stat().st_size
+    with pytest.raises(SystemExit):
+        live_main(["--video", str(tiny_video), "--camera", "0", "--headless", "--joints", str(tmp_path / "j")])
+    assert "not allowed with" in capsys.readouterr().err and tiny_video.stat().st_size == size

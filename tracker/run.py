@@ -11,6 +11,7 @@ skeleton over the RGB, or over the depth in grey for depth-only recordings) and
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import sys
@@ -19,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from handrgbd.args import SEED_MAX, CommandParser, integer, number
+from handrgbd.args import SEED_MAX, CommandParser, integer, number, out_path
 from handrgbd.depth import MAX_RANGE_MM
-from handrgbd.outputs import finite_or_none, undefined_reasons
+from handrgbd.outputs import make_folder, finite_or_none, undefined_reasons
 from handrgbd.recording import Recording
 from tracker.kinematics import DEFAULT_HAND_LENGTH_MM, HAND_LENGTH_RANGE_MM, HandModel
 from tracker.metrics import pose_metrics
@@ -88,12 +89,8 @@ def _overlay(frame, joints: np.ndarray | None, status: str) -> np.ndarray:
 #: every file and folder ``track`` writes into ``--out`` (none may exist unless ``--overwrite``)
 TRACK_OUTPUTS = ("config.json", "results.json", "joints.npy", "poses.npy", "frames.csv", "overlay", "overlay.jpg")
 #: why a metric of results.json is null (the ``"undefined"`` field names the ones that are)
-UNDEFINED = {"fps": "no frame was processed",
-             "mpjpe_mm": "no ground-truth joints, or no frame with both a hand and ground truth",
-             "rr_mpjpe_mm": "no ground-truth joints, or no frame with both a hand and ground truth",
-             "pa_mpjpe_mm": "no ground-truth joints, or no frame with both a hand and ground truth",
-             "pck_auc_0_50": "no ground-truth joints, or no frame with both a hand and ground truth",
-             "pck_curve": "no ground-truth joints, or no frame with both a hand and ground truth"}
+UNDEFINED = {"fps": "no frame was processed"}
+_TRUTH_METRICS = ("mpjpe_mm", "rr_mpjpe_mm", "pa_mpjpe_mm", "pck_auc_0_50", "pck_curve")
 
 
 def track_recording(data: str | Path, out: str | Path | None, config: TrackerConfig, init: str = "auto",
@@ -112,7 +109,7 @@ def track_recording(data: str | Path, out: str | Path | None, config: TrackerCon
     from tqdm import tqdm
 
     from handrgbd.depth import usable_depth
-    from handrgbd.outputs import check_outputs, save_npy, write_csv, write_image, write_json
+    from handrgbd.outputs import check_outputs, make_folder, save_npy, write_csv, write_image, write_json
 
     out = check_outputs(out, TRACK_OUTPUTS, overwrite) if out else None
     rec = Recording(data)
@@ -128,10 +125,16 @@ def track_recording(data: str | Path, out: str | Path | None, config: TrackerCon
         side, length = truth_side_and_length(rec)
         config = replace(config, side=side, hand_length_mm=length)
     masks = Recording(mask_dir) if mask_dir else None
-    if masks is not None and len(masks) < n:
-        raise ValueError(f"{masks.path}: {len(masks)} mask frames for {n} frames to track")
+    if masks is not None:
+        missing = sorted(set(masks.names[:n]) - set(masks.frames_with("mask"))) if len(masks) >= n else None
+        if missing is None or missing:
+            raise ValueError(f"--mask: {masks.path} needs mask/ images for the {n} frames tracked; "
+                             + (f"it has {len(masks)} frames" if missing is None else f"frame {missing[0]} has none"))
+    for source in (rec, masks):  # the first frame must read: a bad file stops the run before --out exists
+        if source is not None:
+            source[0]
     if out:
-        out.mkdir(parents=True, exist_ok=True)
+        make_folder(out)
         write_json(out / "config.json", finite_or_none({
             "tracker": asdict(config), "data": str(data), "init": init, "independent": independent,
             "mask": str(mask_dir) if mask_dir else config.mask_source}), default=str)
@@ -171,6 +174,9 @@ def track_recording(data: str | Path, out: str | Path | None, config: TrackerCon
             stop["error"] = "interrupted" if isinstance(e, KeyboardInterrupt) else str(e)
             raise
         finally:  # results so far are never lost
+            if not stop and unusable == n:
+                stop = {"error": f"{rec.path}: no frame has usable depth (every reading is 0 or past "
+                                 f"{MAX_RANGE_MM / 1000:g} m); check depth/ and depth_unit_mm in camera.json"}
             results = _summarise(rows, joints, gt, tracker.backend, n, stop, unusable)
             if out:
                 save_npy(out / "joints.npy", joints.astype(np.float32))
@@ -182,9 +188,8 @@ def track_recording(data: str | Path, out: str | Path | None, config: TrackerCon
 
                 write_image(out / "overlay.jpg", tile_images(tiles, SHEET_COLUMNS, SHEET_TILE_PX),
                             [cv2.IMWRITE_JPEG_QUALITY, SHEET_JPEG_QUALITY])
-    if unusable == n:
-        raise ValueError(f"{rec.path}: no frame has usable depth (every reading is 0 or past "
-                         f"{MAX_RANGE_MM / 1000:g} m); check depth/ and depth_unit_mm in camera.json")
+    if results.get("error"):
+        raise ValueError(results["error"])
     return results
 
 
@@ -194,7 +199,7 @@ def _summarise(rows, joints, gt, backend, n, stop, unusable) -> dict:
     the run ended before its last frame."""
     done = len(rows)
     seconds = sum(r["seconds"] for r in rows)
-    res = {"frames": done, "frames_requested": n, "complete": not stop, **stop, "backend": backend,
+    res = {"frames": done, "frames_requested": n, "complete": "stopped_at" not in stop, **stop, "backend": backend,
            "fps": done / seconds if seconds > 0 else None,
            "lost_frames": sum(r["status"] != "tracked" for r in rows),
            "no_hand_frames": sum(r["status"] == "no_hand" for r in rows),
@@ -205,14 +210,22 @@ def _summarise(rows, joints, gt, backend, n, stop, unusable) -> dict:
         if not np.isfinite(res["pck_curve"]).all():  # no frame with both a hand and truth
             res["pck_curve"] = None
     res = finite_or_none(res)
-    res["undefined"] = undefined_reasons(res, UNDEFINED)
+    no_truth = "no ground-truth joints (joints.npy)" if gt is None else "no frame with both a tracked hand and ground truth"
+    res["undefined"] = undefined_reasons(res, {**UNDEFINED, **{k: no_truth for k in _TRUTH_METRICS}})
     return res
+
+
+def _mask_arg(text: str) -> str:
+    """argparse type of ``--mask``: a mask source's name, or a folder."""
+    if text in ("depth", "eq1", "skin") or (text.strip() and Path(text).is_dir()):
+        return text
+    raise argparse.ArgumentTypeError(f"must be depth, eq1, skin or a recording folder with mask/ (got {text!r})")
 
 
 def build_parser() -> CommandParser:
     p = CommandParser(prog="handrgbd track", description=track_main.__doc__)
     p.add_argument("data", help="recording folder")
-    p.add_argument("--out", required=True, help="output folder (created once the recording is accepted)")
+    p.add_argument("--out", type=out_path, required=True, help="output folder (created once the recording is accepted)")
     p.add_argument("--overwrite", action="store_true", help="replace the files of an earlier run in --out")
     p.add_argument("--backend", choices=("auto", "gl", "cpu"), default="auto", help="scoring backend")
     p.add_argument("--particles", type=integer(2, MAX_PARTICLES), default=64, help="PSO particles")
@@ -220,7 +233,7 @@ def build_parser() -> CommandParser:
     p.add_argument("--init", choices=("gt", "auto"), default="auto", help="frame 0 from ground truth, or automatic")
     p.add_argument("--independent", action="store_true",
                    help="initialise every frame afresh (frames as unrelated images), not only after a loss")
-    p.add_argument("--mask", default="depth",
+    p.add_argument("--mask", type=_mask_arg, default="depth",
                    help="observed hand mask: depth (the hand found in the depth, default) | eq1 (the paper's "
                         "nearest 300 mm) | skin | a recording folder with mask/")
     p.add_argument("--side", choices=("right", "left"), default="right", help="hand side (--init auto)")
@@ -238,15 +251,13 @@ def track_main(argv: list[str] | None = None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
     mask_dir = None if args.mask in ("depth", "eq1", "skin") else args.mask
-    if mask_dir and not Path(mask_dir).is_dir():
-        p.error(f"--mask: must be depth, eq1, skin or a recording folder with mask/ (got {args.mask!r})")
     try:
         config = TrackerConfig(side=args.side, hand_length_mm=args.hand_length,
                                pso=PSOConfig(args.particles, args.generations), backend=args.backend,
                                mask_source="given" if mask_dir else args.mask, seed=args.seed)
         res = track_recording(args.data, args.out, config, args.init, mask_dir, args.frames, progress=not args.json,
                               overlay=args.overlay, independent=args.independent, overwrite=args.overwrite)
-    except ValueError as e:
+    except (ValueError, OSError) as e:  # OSError: a write the checks could not foresee
         return p.fail(e)
     if args.json:
         print(json.dumps({k: v for k, v in res.items() if k != "pck_curve"}, allow_nan=False))
