@@ -349,8 +349,14 @@ def _check_weights(source: str) -> None:
         DepthNet.load(args[0])
 
 
-def _check_data(data: list[str]) -> None:
-    """Every data folder loads and has consistent ground truth (before anything is written)."""
+#: the images each built-in source reads (``depthnet`` also the sensor depth, for the hand's distance)
+_SOURCE_NEEDS = {"clean": ("depth_gt",), "sensor": ("depth",), "degraded": ("depth",), "depthnet": ("rgb", "depth"),
+                 "depthnet-rgb": ("rgb",)}
+
+
+def _check_data(data: list[str], sources: list[str] = ()) -> None:
+    """Every data folder loads, has consistent ground truth and the images its sources read
+    (before anything is written)."""
     from tracker.run import truth_side_and_length
 
     for d in data:
@@ -358,6 +364,10 @@ def _check_data(data: list[str]) -> None:
         if not (rec.has_joints and rec.has_poses):
             raise ValueError(f"{rec.path}: comparison needs ground-truth joints.npy and poses.npy")
         truth_side_and_length(rec)
+        for source in sources:
+            for kind in _SOURCE_NEEDS.get(source.split(":")[0], ()):
+                if not rec.frames_with(kind):
+                    raise ValueError(f"--sources {source}: {rec.path} has no {kind}/")
 
 
 def compare(data: list[str], sources: list[str], trackers: list[str], out: str | Path, workers: int = 1,
@@ -370,7 +380,12 @@ def compare(data: list[str], sources: list[str], trackers: list[str], out: str |
     """
     from tqdm import tqdm
 
-    data, sources, trackers = (list(dict.fromkeys(x)) for x in (data, sources, trackers))  # no duplicate rows
+    # no duplicate rows: one folder however it is spelled (the first spelling names it), one source, one tracker
+    folders: dict[Path, str] = {}
+    for d in data:
+        folders.setdefault(Path(d).resolve(), d)
+    data = list(folders.values())
+    sources, trackers = list(dict.fromkeys(sources)), list(dict.fromkeys(trackers))
     for s in sources:
         make_provider(s)  # fail early on a bad name
         _check_weights(s)
@@ -378,8 +393,7 @@ def compare(data: list[str], sources: list[str], trackers: list[str], out: str |
         parse_tracker(t)
     inputs = {s: _inputs_fingerprint(s) for s in sources}
     out = check_outputs(out, (), overwrite=True)  # finished rows are reused: resuming is this command's design
-    _check_data(data)
-    make_folder(out / "rows")
+    _check_data(data, sources)
     rows = []
     for d in data:
         for t in trackers:
@@ -397,9 +411,9 @@ def compare(data: list[str], sources: list[str], trackers: list[str], out: str |
             todo.append(r)
     bar = tqdm(total=len(rows), initial=len(rows) - len(todo), disable=not progress, desc="compare", unit="row")
 
-    def done(r: Row, res: dict) -> None:
+    def done(r: Row, res: dict) -> None:  # the output folder appears with the first finished row
         results[r.key] = res
-        write_json(out / "rows" / f"{r.key}.json", res, indent=None)
+        write_json(make_folder(out / "rows") / f"{r.key}.json", res, indent=None)
         bar.update()
 
     if workers > 1 and len(todo) > 1:

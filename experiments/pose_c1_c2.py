@@ -355,6 +355,9 @@ def main(argv: list[str] | None = None) -> int:
                   args.init, args.seed, args.independent, progress=not args.no_progress, overwrite=args.overwrite)
     except (ValueError, OSError) as e:  # OSError: a write the checks could not foresee
         return p.fail(e)
+    except KeyboardInterrupt:  # results.json says where it stopped
+        p.fail("interrupted")
+        return 130
     print(_table(res))
     print(f"results: {Path(args.out) / 'results.json'}")
     return 0

@@ -13,6 +13,9 @@ import importlib
 import logging
 import sys
 
+#: exit status after Ctrl-C (128 + SIGINT, as shells report it)
+INTERRUPTED = 130
+
 #: subcommand -> (one-line help, "module:function" taking argv and returning an exit code)
 COMMANDS: dict[str, tuple[str, str]] = {
     "gl-info": ("open an OpenGL context, print the backend/renderer, render a test sphere",
@@ -60,7 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("OpenGL").setLevel(logging.WARNING)  # PyOpenGL's "no accelerate module" notice
     module_name, func_name = COMMANDS[args.command][1].split(":")
     func = getattr(importlib.import_module(module_name), func_name)
-    return int(func(rest) or 0)
+    try:
+        return int(func(rest) or 0)
+    except KeyboardInterrupt:  # what was finished is written (see docs/cli.md); no traceback
+        print(f"handrgbd {args.command}: interrupted", file=sys.stderr, flush=True)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -128,14 +128,20 @@ def check_outputs(folder: str | os.PathLike, names: Iterable[str], overwrite: bo
     says what the user can do about it besides choosing another folder.
     """
     folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise ValueError(f"{option}: not a folder (got {str(folder)!r})")
-    _check_writable(folder, option, folder)
-    if not overwrite:
-        found = [n for n in names if (folder / n).exists()]
-        if found:
-            raise ValueError(f"{option}: {', '.join(found)} from an earlier run would be replaced; {remedy}, "
-                             f"or choose another folder (got {str(folder)!r})")
+    try:
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"{option}: not a folder (got {str(folder)!r})")
+        _check_writable(folder, option, folder)
+        found = [n for n in names if (folder / n).exists() or (folder / n).is_symlink()]
+        odd = [n for n in found if not ((folder / n).is_file() or (folder / n).is_dir())]
+    except OSError as e:  # a name too long, a loop of links, ...
+        raise ValueError(f"{option}: {e.strerror or e} (got {str(folder)!r})") from e
+    if odd:
+        raise ValueError(f"{option}: {', '.join(odd)} is not an ordinary file (a device, pipe or broken link); "
+                         f"it is never replaced (got {str(folder)!r})")
+    if found and not overwrite:
+        raise ValueError(f"{option}: {', '.join(found)} from an earlier run would be replaced; {remedy}, "
+                         f"or choose another folder (got {str(folder)!r})")
     return folder
 
 
@@ -143,13 +149,23 @@ def check_output_file(path: str | os.PathLike, overwrite: bool, option: str) -> 
     """Check that a run may write the file ``path``: its folder exists, and it is not there
     already unless ``overwrite``. Raises ``ValueError`` naming ``option``; creates nothing."""
     path = Path(path)
-    if not path.parent.is_dir():
-        raise ValueError(f"{option}: folder {str(path.parent)!r} does not exist (got {str(path)!r})")
-    if path.is_dir():
-        raise ValueError(f"{option}: is a folder, not a file (got {str(path)!r})")
-    if path.exists() and not overwrite:
-        raise ValueError(f"{option}: exists; pass --overwrite to replace it (got {str(path)!r})")
-    _check_writable(path.parent, option, path)
+    try:
+        if path.parent.exists() and not path.parent.is_dir():
+            raise ValueError(f"{option}: {str(path.parent)!r} is a file, not a folder (got {str(path)!r})")
+        if not path.parent.is_dir():
+            raise ValueError(f"{option}: folder {str(path.parent)!r} does not exist (got {str(path)!r})")
+        if path.is_dir():
+            raise ValueError(f"{option}: is a folder, not a file (got {str(path)!r})")
+        if (path.exists() or path.is_symlink()) and not path.is_file():
+            raise ValueError(f"{option}: not an ordinary file (a device, pipe or broken link); it is never "
+                             f"replaced (got {str(path)!r})")
+        if path.exists() and not overwrite:
+            raise ValueError(f"{option}: exists; pass --overwrite to replace it (got {str(path)!r})")
+        _check_writable(path.parent, option, path)
+        if len(path.name.encode()) + 40 > os.pathconf(path.parent, "PC_NAME_MAX"):  # + the temporary file's suffix
+            raise ValueError(f"{option}: the file name is too long (got {str(path)!r})")
+    except OSError as e:  # a name too long, a loop of links, ...
+        raise ValueError(f"{option}: {e.strerror or e} (got {str(path)!r})") from e
     return path
 
 

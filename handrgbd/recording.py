@@ -121,6 +121,8 @@ def _check_array(what: str, value: np.ndarray | None, shape: tuple[int, ...], dt
 # ---- PNG helpers -----------------------------------------------------------------------------
 def _read_png(path: Path) -> np.ndarray:
     """Decode a PNG as stored (no channel or bit-depth conversion); OpenCV's BGR order."""
+    if path.exists() and not path.is_file():  # a pipe would block for good
+        raise ValueError(f"{path}: not an ordinary file")
     try:
         data = path.read_bytes()
     except OSError as e:
@@ -229,6 +231,8 @@ def write_depth_png(path: str | os.PathLike, depth_mm: np.ndarray, depth_unit_mm
 def _read_camera_json(path: Path) -> tuple[dict, CameraIntrinsics, float]:
     """Parse and validate ``camera.json`` -> (whole dict, intrinsics, depth_unit_mm)."""
     try:
+        if path.exists() and not path.is_file():
+            raise ValueError(f"{path}: not an ordinary file")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ValueError(f"{path}: missing; a recording folder needs camera.json with keys "
@@ -351,6 +355,8 @@ class Recording:
             if not stem.isdigit():
                 raise ValueError(f"{folder / entry.name}: frame files must be named by number "
                                  f"(e.g. 000000.png)")
+            if not entry.is_file():  # a pipe would block the reader for good
+                raise ValueError(f"{folder / entry.name}: not an ordinary file")
             files[stem] = entry.name
         return files
 
@@ -370,6 +376,8 @@ class Recording:
         path = self._path / _ARRAY_FILES[key]
         if not path.exists():
             return None
+        if not path.is_file():
+            raise ValueError(f"{path}: not an ordinary file")
         try:
             array = np.load(path, allow_pickle=False)
         except (OSError, ValueError, EOFError) as e:

@@ -509,7 +509,13 @@ def generate(out: str | Path, frames: int, seed: int, config: SynthConfig | None
     meta = {"source": "handrgbd synth", "seed": seed, "frames": frames, "config": config.to_json()}
     existing = out / "camera.json"
     if existing.exists():
-        old = json.loads(existing.read_text())
+        try:
+            old = json.loads(existing.read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            raise ValueError(f"{existing}: cannot read ({e}); resume needs the camera.json synth wrote, or use a "
+                             f"new --out folder") from e
+        if not isinstance(old, dict):
+            raise ValueError(f"{existing}: not the camera.json synth writes; use a new --out folder")
         if {k: old.get(k) for k in meta} != json.loads(json.dumps(meta)):
             raise ValueError(f"{existing}: {out} holds data made with other settings "
                              f"(seed/frames/config differ); use a new --out folder")

@@ -14,6 +14,7 @@ import numpy as np
 
 from handrgbd.args import CommandParser, integer, number, out_path
 from handrgbd.camera import CameraIntrinsics
+from handrgbd.depth import MAX_RANGE_MM
 from handrgbd.draw import draw_skeleton
 from handrgbd.outputs import check_output_file, write_image
 from tracker.kinematics import DEFAULT_HAND_LENGTH_MM, HAND_LENGTH_RANGE_MM
@@ -77,7 +78,12 @@ def _load_pose(spec: str, side: str) -> HandPose:
     if not spec.strip() or not path.is_file():
         raise ValueError(f"--pose: neither a pose name ({', '.join(sorted(CANONICAL_POSES))}, relaxed) "
                          f"nor an existing pose JSON file (got {spec!r})")
-    return HandPose.load(path)
+    pose = HandPose.load(path)
+    p = pose.to_array()
+    if np.linalg.norm(p[:3]) > MAX_RANGE_MM or not 1e-6 < np.linalg.norm(p[3:7]) < 1e6:
+        raise ValueError(f"--pose: {path}: position_mm must be within {MAX_RANGE_MM / 1000:g} m and "
+                         f"orientation_wxyz a usable quaternion (got {p[:3].tolist()} and {p[3:7].tolist()})")
+    return pose
 
 
 def build_parser() -> CommandParser:

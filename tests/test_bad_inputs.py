@@ -455,9 +455,13 @@ def test_compare_tracks_unreadable_cached_rows_again_and_refuses_unusable_depth(
     assert len(table) == 1 and table[0]["mpjpe_mm"] is not None and table[0]["undefined"] == {}
     assert json.loads(rows[0].read_text())["source"] == "sensor"
     zero = small_recording(tmp_path / "z", 2, depth=0)
+    code, err = run_cli(["compare", "--data", str(zero), f"{zero}/.", "--out", str(tmp_path / "c2"), "--sources",
+                         "sensor", "--trackers", "pso:8x2", "--no-progress"], capsys)
+    assert code == 2 and "no frame usable depth" in err and not (tmp_path / "c2").exists()
+    shutil.rmtree(zero / "depth")
     code, err = run_cli(["compare", "--data", str(zero), "--out", str(tmp_path / "c2"), "--sources", "sensor",
                          "--trackers", "pso:8x2", "--no-progress"], capsys)
-    assert code == 2 and "no frame usable depth" in err
+    assert code == 2 and "--sources sensor: " in err and "has no depth/" in err and not (tmp_path / "c2").exists()
 
 
 def test_synth_writes_a_damaged_frame_again(tmp_path):
@@ -484,3 +488,75 @@ def test_live_refuses_to_write_over_its_input_or_a_non_video(tiny_video, tmp_pat
     with pytest.raises(SystemExit):
         live_main(["--video", str(tiny_video), "--camera", "0", "--headless", "--joints", str(tmp_path / "j")])
     assert "not allowed with" in capsys.readouterr().err and tiny_video.stat().st_size == size
+
+
+# ---- found by the second QA audit ----------------------------------------------------------------
+def test_devices_and_pipes_are_never_replaced(tmp_path, capsys):
+    import os
+
+    fifo = tmp_path / "sheet.png"
+    os.mkfifo(fifo)
+    code, err = run_cli(["show", str(EMBEDDED), "--out", str(fifo), "--overwrite"], capsys)
+    assert code == 2 and "not an ordinary file" in err and fifo.is_fifo()
+    out = tmp_path / "o"
+    out.mkdir()
+    os.mkfifo(out / "results.json")
+    code, err = run_cli(["track", str(EMBEDDED), "--out", str(out), "--overwrite"], capsys)
+    assert code == 2 and "results.json is not an ordinary file" in err and (out / "results.json").is_fifo()
+
+
+def test_a_pipe_in_a_recording_is_an_error_not_a_hang(tmp_path):
+    import os
+
+    code = ("import sys\nfrom handrgbd.recording import Recording\n"
+            "try:\n    Recording(sys.argv[1])[0]\nexcept ValueError as e:\n    print(e)\n")
+    for name in ("camera.json", "depth/000000.png", "joints.npy"):
+        rec = small_recording(tmp_path / name.replace("/", "_"), 1)
+        (rec / name).unlink()
+        os.mkfifo(rec / name)
+        p = subprocess.run([sys.executable, "-c", code, str(rec)], capture_output=True, text=True, timeout=60, cwd=REPO)
+        assert f"{name}: not an ordinary file" in p.stdout, (name, p.stdout, p.stderr)
+
+
+def test_names_too_long_are_refused(tmp_path, capsys):
+    code, err = run_cli(["show", str(EMBEDDED), "--out", str(tmp_path / ("n" * 300 + ".png"))], capsys)
+    assert code == 2 and err.startswith("handrgbd show: error: --out: ")
+    code, err = run_cli(["track", str(EMBEDDED), "--out", str(tmp_path / ("n" * 300))], capsys)
+    assert code == 2 and err.startswith("handrgbd track: error: --out: ")
+
+
+def test_track_checks_skin_and_mask_sizes_before_writing(tmp_path, capsys):
+    rec = small_recording(tmp_path / "r", 2)
+    shutil.rmtree(rec / "rgb")
+    code, err = run_cli(["track", str(rec), "--out", str(tmp_path / "o"), "--mask", "skin"], capsys)
+    assert code == 2 and f"--mask skin: {rec} has no rgb/" in err
+    small = tmp_path / "m"
+    (small / "mask").mkdir(parents=True)
+    (small / "camera.json").write_text(json.dumps({**json.loads((EMBEDDED / "camera.json").read_text()),
+                                                   "width": 128, "height": 128}))
+    (small / "rgb").mkdir()
+    for i in range(2):
+        cv2.imwrite(str(small / "mask" / f"{i:06d}.png"), np.zeros((128, 128), np.uint8))
+        cv2.imwrite(str(small / "rgb" / f"{i:06d}.png"), np.zeros((128, 128, 3), np.uint8))
+    code, err = run_cli(["track", str(small_recording(tmp_path / "s", 2)), "--out", str(tmp_path / "o"),
+                         "--mask", str(small)], capsys)
+    assert code == 2 and "--mask: " in err and "are 128x128" in err and not (tmp_path / "o").exists()
+
+
+def test_ctrl_c_writes_what_was_done_and_exits_130(tmp_path):
+    import os
+    import signal
+
+    out = tmp_path / "o"
+    p = subprocess.Popen([sys.executable, "-m", "handrgbd.cli", "track", str(EMBEDDED), "--out", str(out),
+                          "--backend", "cpu", "--particles", "64", "--generations", "200"], cwd=REPO,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "config.json").exists() and time.time() < deadline:  # written just before tracking
+        time.sleep(0.2)
+    time.sleep(1.0)
+    os.kill(p.pid, signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130 and "Traceback" not in err and "handrgbd track: interrupted" in err
+    res = strict_json(out / "results.json")
+    assert res["complete"] is False and res["error"] == "interrupted" and res["frames"] < 32

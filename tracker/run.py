@@ -130,9 +130,12 @@ def track_recording(data: str | Path, out: str | Path | None, config: TrackerCon
         if missing is None or missing:
             raise ValueError(f"--mask: {masks.path} needs mask/ images for the {n} frames tracked; "
                              + (f"it has {len(masks)} frames" if missing is None else f"frame {missing[0]} has none"))
-    for source in (rec, masks):  # the first frame must read: a bad file stops the run before --out exists
-        if source is not None:
-            source[0]
+    if config.mask_source == "skin" and not rec.has_rgb:
+        raise ValueError(f"--mask skin: {rec.path} has no rgb/ to find skin in")
+    first = rec[0]  # the first frame must read: a bad file stops the run before --out exists
+    if masks is not None and masks[0].mask.shape != first.depth_mm.shape:
+        raise ValueError(f"--mask: {masks.path}'s masks are {masks[0].mask.shape[1]}x{masks[0].mask.shape[0]}, the "
+                         f"depth of {rec.path} is {first.depth_mm.shape[1]}x{first.depth_mm.shape[0]}")
     if out:
         make_folder(out)
         write_json(out / "config.json", finite_or_none({
@@ -156,7 +159,10 @@ def track_recording(data: str | Path, out: str | Path | None, config: TrackerCon
                 frame = rec[i]
                 unusable += not usable_depth(frame.depth_mm).any()
                 mask = masks[i].mask if masks is not None else None
-                r = tracker.step(frame.depth_mm, mask=mask, rgb=frame.rgb, camera=frame.camera)
+                try:
+                    r = tracker.step(frame.depth_mm, mask=mask, rgb=frame.rgb, camera=frame.camera)
+                except ValueError as e:
+                    raise ValueError(f"{rec.path} frame {frame.name}: {e}") from e
                 if r.joints_mm is not None:
                     joints[i], poses[i] = r.joints_mm, r.params
                 rows.append({"frame": frame.name, "status": r.status, "objective": r.objective, "seconds": r.seconds})
