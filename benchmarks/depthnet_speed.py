@@ -22,6 +22,8 @@ import time
 import torch
 
 from benchmarks.render_speed import _commit
+from benchmarks.machine import describe
+from benchmarks.machine import line as machine_line
 from depthnet.model import PRESETS, DepthNet, pretrained_path
 from depthnet.train import stage_losses
 
@@ -77,6 +79,17 @@ def measure_shipped(batch: int = 8) -> dict:
             "loaded_infer_img_per_s": _infer_img_per_s(loaded, batch)}
 
 
+def matmul_gflops(n: int = 512, seconds: float = 0.3) -> float:
+    """torch's float32 matrix product, GFLOP/s with the set threads: this run's reference."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    count, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        count += 1
+    return 2 * n ** 3 * count / (time.perf_counter() - t0) / 1e9
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--threads", type=int, default=2, help="torch threads")
@@ -89,12 +102,13 @@ def main(argv: list[str] | None = None) -> int:
     out = {"cpu_infer_img_per_s": res["cpu"]["infer_img_per_s"], "cpu_train_img_per_s": res["cpu"]["train_img_per_s"],
            "paper_infer_img_per_s": res["paper"]["infer_img_per_s"],
            "paper_train_img_per_s": res["paper"]["train_img_per_s"], "presets": res, "shipped": shipped, "threads": args.threads,
-           "batch": args.batch, "commit": _commit(), "cpu": platform.processor() or platform.machine(),
-           "torch": torch.__version__}
+           "batch": args.batch, "commit": _commit(), "cpu": platform.processor() or platform.machine(), "machine": describe(),
+           "torch": torch.__version__, "matmul_gflops": matmul_gflops()}
     if args.json:
         print(json.dumps(out))
         return 0
     print(f"depthnet_speed  commit {out['commit']}  torch {out['torch']}  {args.threads} threads, batch {args.batch}")
+    print(machine_line(out["machine"]) + f"; torch matmul {out['matmul_gflops']:.1f} GFLOP/s")
     print(f"{'preset':<8}{'params':>8}{'input':>7}{'infer img/s':>13}{'train img/s':>13}{'vs paper':>16}")
     base = res["paper"]
     for name, r in res.items():

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
+from benchmarks.machine import describe
+from benchmarks.machine import line as machine_line
 from benchmarks.render_speed import _commit
 from handrgbd.recording import Recording
 from tracker.detect import detect_hand, hand_region
@@ -30,16 +31,6 @@ from tracker.tracking import depth_foreground
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = {"sr305 640x480": ROOT / "tests/data/sr305", "embedded 256x256": ROOT / "data/embedded/test_sequence"}
-
-
-def simd_level() -> str:
-    """The widest x86 vector extension the CPU reports (numba uses it): AVX-512, AVX2 or older."""
-    try:
-        flags = next((line.split(":", 1)[1].split() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                      if line.startswith("flags")), [])
-    except OSError:
-        flags = []
-    return "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2" if flags else "unknown"
 
 
 def _median_ms(fn, frames) -> float:
@@ -73,11 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
     out = {"data": {name: measure(folder) for name, folder in DATA.items()}, "commit": _commit(),
-           "cpu": platform.processor() or platform.machine(), "simd": simd_level()}
+           "machine": describe()}
     if args.json:
         print(json.dumps(out))
         return 0
-    print(f"detect_speed  commit {out['commit']}  cpu {out['cpu']} ({out['simd']})  median ms per frame")
+    print(f"detect_speed  commit {out['commit']}  median ms per frame")
+    print(machine_line(out["machine"]))
     print(f"{'recording':<18}{'frames':>7}{'eq1':>8}{'detect':>9}{'region':>9}{'detect/eq1':>12}{'region/eq1':>12}")
     for name, r in out["data"].items():
         ms = r["ms"]

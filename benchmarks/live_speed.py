@@ -24,6 +24,8 @@ import numpy as np
 
 
 from benchmarks.render_speed import _commit
+from benchmarks.machine import describe
+from benchmarks.machine import line as machine_line
 
 
 def run(frames: int = 40, particles: int | None = None, generations: int | None = None) -> dict:
@@ -80,7 +82,7 @@ def run(frames: int = 40, particles: int | None = None, generations: int | None 
             "mpjpe_mm": mpjpe(joints, gt), "pa_mpjpe_mm": pa_mpjpe(joints, gt),
             "budget": f"{pipe.tracker.config.pso.particles}x{pipe.tracker.config.pso.generations}",
             "tracked_fraction": statuses.count("tracked") / len(statuses), "frames": len(rgbs), "commit": _commit(),
-            "cpu": platform.processor() or platform.machine()}
+            "cpu": platform.processor() or platform.machine(), "machine": describe()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(res))
         return 0
     print(f"live_speed  commit {res['commit']}  cpu {res['cpu']}  640x480, {res['frames']} frames")
+    print(machine_line(res['machine']))
     for k, v in res["stage_ms"].items():
         print(f"{k:<14}{v:>8.1f} ms")
     print(f"end to end    {res['fps']:>8.1f} fps (tracked {res['tracked_fraction']:.0%} of frames, PSO {res['budget']})")

@@ -24,6 +24,8 @@ import time
 
 import numpy as np
 
+from benchmarks.machine import describe
+from benchmarks.machine import line as machine_line
 from handrgbd.camera import CameraIntrinsics
 from renderer.context import create_context
 from renderer.projection import RegionOfInterest
@@ -130,7 +132,7 @@ def run(hypotheses: int = 64, tile_size: int = 64, repeats: int = 15, backend: s
                      "tile_coverage": round(coverage, 3)},
         "repeats": repeats,
         "commit": _commit(),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": platform.processor() or platform.machine(), "machine": describe(),
     }
 
 
@@ -172,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     w = res["workload"]
     print(f"render_speed  commit {res['commit']}  cpu {res['cpu']}  python {sys.version.split()[0]}")
+    print(machine_line(res['machine']))
     print(f"GL: {res['renderer']} | {res['gl_version']} | backend {res['backend']}")
     print(f"workload: {w['hypotheses_per_batch']} hypotheses x {w['primitives']} primitives, "
           f"{w['tile']}x{w['tile']} tiles (coverage {w['tile_coverage']:.0%}), median of {res['repeats']}")

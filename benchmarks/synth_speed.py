@@ -19,6 +19,8 @@ import time
 import numpy as np
 
 from benchmarks.render_speed import _commit
+from benchmarks.machine import describe
+from benchmarks.machine import line as machine_line
 from synth.generator import FrameRenderer, SynthConfig, _rng, _texture_mean, generate, plan_frame
 
 
@@ -54,7 +56,7 @@ def run(frames: int = 60, size: int = 256) -> dict:
         fps[workers] = stats["frames_per_s"]
     return {"frames_per_s": fps[2], "baseline_frames_per_s_1_worker": fps[1], "speedup_2_workers": fps[2] / fps[1],
             "stage_ms": stages, "size": size, "frames": frames, "commit": _commit(),
-            "cpu": platform.processor() or platform.machine()}
+            "cpu": platform.processor() or platform.machine(), "machine": describe()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(res))
         return 0
     print(f"synth_speed  commit {res['commit']}  cpu {res['cpu']}  {args.size}x{args.size}, {args.frames} frames")
+    print(machine_line(res['machine']))
     print(f"{'stage (1 process)':<26}{'ms/frame':>10}")
     for k, v in res["stage_ms"].items():
         print(f"{k:<26}{v:>10.1f}")

@@ -15,6 +15,8 @@ import platform
 import statistics
 import sys
 
+from benchmarks.machine import describe
+from benchmarks.machine import line as machine_line
 from benchmarks.render_speed import _commit
 from handrgbd.recording import Recording
 from tracker.pso import PSOConfig
@@ -49,11 +51,12 @@ def main(argv: list[str] | None = None) -> int:
         for backend in ("gl", "cpu"):
             rows[f"{backend}_{particles}x{generations}"] = measure(backend, particles, generations, args.frames)
     out = {f"fps_{k}": v["fps"] for k, v in rows.items()}
-    out.update(rows=rows, commit=_commit(), cpu=platform.processor() or platform.machine())
+    out.update(rows=rows, commit=_commit(), cpu=platform.processor() or platform.machine(), machine=describe())
     if args.json:
         print(json.dumps(out))
         return 0
-    print(f"tracker_speed  commit {out['commit']}  cpu {out['cpu']}  {args.frames} frames, median")
+    print(f"tracker_speed  commit {out['commit']}  {args.frames} frames, median")
+    print(machine_line(out["machine"]))
     print(f"{'backend':<8}{'budget':>8}{'ms/frame':>10}{'fps':>8}{'hyp/s':>9}{'vs gl':>8}")
     for k, v in rows.items():
         backend, budget = k.split("_")

@@ -199,6 +199,40 @@ def render_tiles_kernel(transforms, kinds, taper, fx, fy, cx, cy, near, far, out
                 out[h, i, j] = z if (z >= near and z <= far) else 0.0
 
 
+@numba.njit(nogil=True, cache=True, error_model="numpy", fastmath={"reassoc"})
+def _tile_sums(zbuf, observed, mask, near, far, d_max, free_offset):
+    """The objective's three sums over one tile (flat arrays): sum over the union of
+    min(|o + delta - r|, d_max), the union count and the intersection count; ``free_offset``:
+    delta is the mean of r - o over the pixels both cover, else 0. Branch-free loops from 0, and
+    the float sums may be reassociated, so both loops vectorise."""
+    delta = 0.0
+    if free_offset:
+        acc = 0.0
+        cnt = 0
+        for k in range(zbuf.shape[0]):
+            z = zbuf[k]
+            both = (z >= near) & (z <= far) & mask[k] & (observed[k] > 0.0)
+            acc += (z - observed[k]) if both else 0.0
+            cnt += both
+        if cnt > 0:
+            delta = acc / cnt
+    diff = 0.0
+    union = 0
+    inter = 0
+    for k in range(zbuf.shape[0]):
+        z = zbuf[k]
+        rm = (z >= near) & (z <= far)
+        om = mask[k]
+        r = z if rm else 0.0
+        o = observed[k] + delta if om else observed[k]
+        d = min(abs(o - r), d_max)
+        u = rm | om
+        diff += d if u else 0.0
+        union += u
+        inter += rm & om
+    return diff, union, inter
+
+
 @numba.njit(parallel=True, **JIT)
 def score_tiles_kernel(transforms, kinds, taper, fx, fy, cx, cy, near, far, observed, mask, d_max, free_offset, sums):
     """Ray-cast and reduce at once: sums (N, 3) = (sum over union of min(|o + delta - r|, d_max),
@@ -211,34 +245,7 @@ def score_tiles_kernel(transforms, kinds, taper, fx, fy, cx, cy, near, far, obse
     for h in numba.prange(n):
         zbuf = np.full((size, size), _NO_HIT)
         _render_one(transforms[h], kinds, taper, fx, fy, cx, cy, size, zbuf)
-        delta = 0.0
-        if free_offset:
-            acc = 0.0
-            cnt = 0
-            for i in range(size):
-                for j in range(size):
-                    z = zbuf[i, j]
-                    if z >= near and z <= far and mask[i, j] and observed[i, j] > 0.0:
-                        acc += z - observed[i, j]
-                        cnt += 1
-            if cnt > 0:
-                delta = acc / cnt
-        diff = 0.0
-        union = 0
-        inter = 0
-        for i in range(size):
-            for j in range(size):
-                z = zbuf[i, j]
-                rm = z >= near and z <= far
-                r = z if rm else 0.0
-                om = mask[i, j]
-                if rm or om:
-                    union += 1
-                    o = observed[i, j] + delta if om else observed[i, j]
-                    d = abs(o - r)
-                    diff += d if d < d_max else d_max
-                    if rm and om:
-                        inter += 1
+        diff, union, inter = _tile_sums(zbuf.ravel(), observed.ravel(), mask.ravel(), near, far, d_max, free_offset)
         sums[h, 0] = diff
         sums[h, 1] = union
         sums[h, 2] = inter

@@ -54,9 +54,10 @@ def _check_params(params: np.ndarray) -> np.ndarray:
         p = p[None]
     if p.ndim != 2 or p.shape[1] != NUM_PARAMS:
         raise ValueError(f"pose parameters must have shape (N, {NUM_PARAMS}), got {np.shape(params)}")
-    if not np.all(np.isfinite(p)):
+    if not np.isfinite(p).all():
         raise ValueError(f"pose parameters contain non-finite values (row {np.argwhere(~np.isfinite(p))[0][0]})")
-    if np.any(np.linalg.norm(p[:, 3:7], axis=1) < 1e-9):
+    q = p[:, 3:7]
+    if (np.einsum("ij,ij->i", q, q) < 1e-18).any():  # |q| < 1e-9, without norm's overhead (called per generation)
         raise ValueError("pose parameters contain a zero quaternion")
     return np.ascontiguousarray(p)
 
@@ -64,8 +65,11 @@ def _check_params(params: np.ndarray) -> np.ndarray:
 def finger_crossing_penalty(params: np.ndarray) -> np.ndarray:
     """Oikonomidis et al.'s kc: sum over adjacent fingers (index..pinky) of
     ``-min(abd_i - abd_(i+1), 0)``; 0 when no finger crosses its neighbour. ``(N,)`` radians."""
-    p = _check_params(params)
-    abd = p[:, [12, 16, 20, 24]]  # index, middle, ring, pinky MCP abduction (positive toward the thumb)
+    p = np.asarray(params, dtype=np.float64)
+    p = p[None] if p.ndim == 1 else p
+    if p.ndim != 2 or p.shape[1] != NUM_PARAMS:  # values are not checked: NaN in, NaN out (called per generation)
+        raise ValueError(f"pose parameters must have shape (N, {NUM_PARAMS}), got {np.shape(params)}")
+    abd = p[:, 12:25:4]  # index, middle, ring, pinky MCP abduction (positive toward the thumb)
     return -np.minimum(abd[:, :-1] - abd[:, 1:], 0.0).sum(axis=1)
 
 

@@ -76,9 +76,17 @@ class CpuScorer:
         self.kinds = np.asarray(primitives.kinds, dtype=np.int64)
         self.taper = np.asarray(primitives.taper, dtype=np.float64)
         self.near, self.far = float(near_mm), float(far_mm)
+        self._tile_camera: tuple = (None, None, None)  # (camera, roi, tile camera) of the latest call
 
     def _camera(self, camera: CameraIntrinsics, roi: RegionOfInterest | None) -> CameraIntrinsics:
-        return (roi or RegionOfInterest.full(camera)).camera(camera, self.tile_size)
+        """The tile's camera; the same objects as the latest call (every PSO generation of a frame)
+        reuse its result."""
+        last_camera, last_roi, tile = self._tile_camera
+        if camera is last_camera and roi is last_roi and roi is not None:
+            return tile
+        tile = (roi or RegionOfInterest.full(camera)).camera(camera, self.tile_size)
+        self._tile_camera = (camera, roi, tile)
+        return tile
 
     def render(self, transforms: np.ndarray, camera: CameraIntrinsics, roi: RegionOfInterest | None = None) -> np.ndarray:
         """``(N, P, 4, 4)`` -> depth ``(N, T, T) float32`` mm, 0 = background (as the GL renderer)."""
