@@ -253,15 +253,15 @@ def eval_main(argv: list[str] | None = None) -> int:
         out = check_outputs(args.out, EVAL_OUTPUTS, args.overwrite) if args.out else None
         net = DepthNet.load(args.weights) if args.weights else DepthNet.from_pretrained()
         m = finite_or_none(evaluate(net, args.data, args.frames, figure=out / "qualitative.png" if out else None))
+        if out:
+            make_folder(out)
+            write_csv(out / "f_curve.csv", [["error_mm", "fraction_of_hand_pixels"], *m["f_curve"]])
+            _plot_curve(m["f_curve"], out / "f_curve.png")
+            metrics = {k: v for k, v in m.items() if k != "f_curve"}
+            metrics["undefined"] = undefined_reasons(metrics, UNDEFINED)
+            write_json(out / "metrics.json", metrics)
     except (ValueError, OSError) as e:  # OSError: a write the checks could not foresee
         return p.fail(e)
-    if out:
-        make_folder(out)
-        write_csv(out / "f_curve.csv", [["error_mm", "fraction_of_hand_pixels"], *m["f_curve"]])
-        _plot_curve(m["f_curve"], out / "f_curve.png")
-        metrics = {k: v for k, v in m.items() if k != "f_curve"}
-        metrics["undefined"] = undefined_reasons(metrics, UNDEFINED)
-        write_json(out / "metrics.json", metrics)
     summary = {"depth_error_mm": m["depth_error_mm"], "surface_error_mm": m["surface_error_mm"],
                "flat_error_mm": m["flat_error_mm"],
                "tilt_error_deg": m["tilt_error_deg"], "flat_tilt_error_deg": m["flat_tilt_error_deg"], "iou": m["iou"],

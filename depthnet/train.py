@@ -209,7 +209,8 @@ def _load_checkpoint(path: Path, config: TrainConfig, run_dir: Path) -> dict:
         except (OSError, ValueError) as e:
             raise ValueError(f"{stored}: cannot read ({e})") from e
         now = json.loads(json.dumps(config.to_json(), default=str))
-        changed = sorted(k for k in set(before) | set(now) if k not in RESUMABLE_CHANGES and before.get(k) != now.get(k))
+        # keys an older run's config.json lacks (added to TrainConfig since) are not changes
+        changed = sorted(k for k in before if k not in RESUMABLE_CHANGES and before[k] != now.get(k))
         if changed:
             raise ValueError(f"--resume: the run in {run_dir} was made with other settings ({', '.join(changed)}: "
                              f"{', '.join(f'{before.get(k)!r} now {now.get(k)!r}' for k in changed)}); resume with "

@@ -329,6 +329,8 @@ def _cached_row(path: Path) -> dict | None:
     """A finished row from ``OUT/rows/``, or None (not there, or unreadable: it is tracked again)."""
     if not path.exists():
         return None
+    if not path.is_file():
+        raise ValueError(f"{path}: not an ordinary file")
     try:
         res = json.loads(path.read_text(), parse_constant=lambda c: float("nan"))
     except (OSError, ValueError) as e:
@@ -392,7 +394,8 @@ def compare(data: list[str], sources: list[str], trackers: list[str], out: str |
     for t in trackers:
         parse_tracker(t)
     inputs = {s: _inputs_fingerprint(s) for s in sources}
-    out = check_outputs(out, (), overwrite=True)  # finished rows are reused: resuming is this command's design
+    # finished rows are reused and the tables rewritten from them: resuming is this command's design
+    out = check_outputs(out, COMPARE_OUTPUTS, overwrite=True)
     _check_data(data, sources)
     rows = []
     for d in data:
@@ -431,6 +434,9 @@ def compare(data: list[str], sources: list[str], trackers: list[str], out: str |
     _write(out, table)
     return table
 
+
+#: the files compare writes into its output folder (besides rows/)
+COMPARE_OUTPUTS = ("comparison.json", "comparison.csv", "pooled.json", "pck.png")
 
 FIELDS = ("data", "source", "tracker", "seed", "frames", "scored_frames",
           "mpjpe_mm", "rr_mpjpe_mm", "pa_mpjpe_mm", "pck_auc_0_50",

@@ -37,8 +37,8 @@ from depthnet.model import DepthNet
 from depthnet.targets import DEPTH_SCALE_MM, make_targets, relative_to_metric
 from handrgbd.args import SEED_MAX, CommandParser, existing_file, integer, out_path
 from handrgbd.depth import MAX_RANGE_MM, usable_depth
-from handrgbd.outputs import check_outputs, finite_or_none, make_folder, save_figure, save_npy, undefined_reasons, \
-    write_csv, write_image, write_json
+from handrgbd.outputs import check_outputs, clear_outputs, finite_or_none, make_folder, save_figure, save_npy, \
+    undefined_reasons, write_csv, write_image, write_json
 from handrgbd.recording import Recording
 from tracker.metrics import PCK_THRESHOLDS_MM, pose_metrics
 from tracker.pso import MAX_GENERATIONS, MAX_PARTICLES, PSOConfig
@@ -129,6 +129,7 @@ def run(data: str | Path = DEFAULT_DATA, out: str | Path = "out/pose_c1_c2", wei
                          f"{MAX_RANGE_MM / 1000:g} m), which C1 and C2 track on; check depth/ and depth_unit_mm in "
                          f"camera.json")
     make_folder(out)
+    clear_outputs(out, OUTPUTS)  # with overwrite: the earlier run's files go, none mix with ours
     write_json(out / "config.json", {
         "data": str(data), "weights": weights or "shipped (DepthNet.from_pretrained)", "frames": n, "init": init,
         "independent": independent, "depthnet": net.config.to_dict(),
@@ -357,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as e:  # OSError: a write the checks could not foresee
         return p.fail(e)
     except KeyboardInterrupt:  # results.json says where it stopped
-        p.fail("interrupted")
+        print(f"{p.prog}: interrupted", file=sys.stderr, flush=True)
         return 130
     print(_table(res))
     print(f"results: {Path(args.out) / 'results.json'}")

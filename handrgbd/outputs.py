@@ -26,7 +26,7 @@ import numpy as np
 
 __all__ = ["atomic_write_bytes", "write_text", "write_json", "write_csv", "save_npy", "write_image",
            "save_figure", "finite_or_none", "undefined_reasons", "check_outputs", "check_output_file",
-           "make_folder"]
+           "clear_outputs", "make_folder"]
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -167,6 +167,20 @@ def check_output_file(path: str | os.PathLike, overwrite: bool, option: str) -> 
     except OSError as e:  # a name too long, a loop of links, ...
         raise ValueError(f"{option}: {e.strerror or e} (got {str(path)!r})") from e
     return path
+
+
+def clear_outputs(folder: str | os.PathLike, names: Iterable[str]) -> None:
+    """Remove an earlier run's outputs ``names`` from ``folder`` (files, and folders of ours such as
+    ``overlay/``), so that ``--overwrite`` replaces a run instead of mixing two. Call it once the
+    new run's input has been accepted; only ordinary files and folders are removed."""
+    import shutil
+
+    for name in names:
+        path = Path(folder) / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.is_file() or path.is_symlink():
+            path.unlink()
 
 
 def make_folder(folder: str | os.PathLike, option: str = "--out") -> Path:

@@ -154,7 +154,11 @@ def _png_size(path: Path) -> tuple[int, int] | None:
 
 
 def _png_whole(path: Path) -> bool:
-    """Whether ``path`` is a file that starts like a PNG and ends with its IEND chunk (not decoded)."""
+    """Whether ``path`` is a file that starts like a PNG and ends with its IEND chunk (not decoded).
+    Something else under that name (a pipe, a device) is a ``ValueError``: it is neither read nor
+    replaced."""
+    if path.exists() and not path.is_file():
+        raise ValueError(f"{path}: not an ordinary file")
     try:
         with open(path, "rb") as f:
             head = f.read(len(_PNG_SIGNATURE))
@@ -318,7 +322,8 @@ class Recording:
         for key, columns in (("joints", slice(None)), ("poses", slice(0, 3))):
             array = getattr(self, f"_{key}")
             if array is not None:
-                far = np.abs(array[:, columns]).reshape(n, -1).max(axis=1, initial=0.0) > MAX_RANGE_MM
+                sub = np.abs(array[:, columns])
+                far = sub.max(axis=tuple(range(1, sub.ndim)), initial=0.0) > MAX_RANGE_MM
                 if far.any():
                     first = int(np.flatnonzero(far)[0])
                     raise ValueError(f"{self._path / _ARRAY_FILES[key]}: {'joints' if key == 'joints' else 'palm positions'} "
@@ -387,7 +392,7 @@ class Recording:
         if array.shape != shape:
             raise ValueError(f"{path}: expected shape {shape} ({shape[0]} frames), got {array.shape}")
         array = array.astype(np.float32)
-        finite = np.isfinite(array).reshape(len(array), -1).all(axis=1)
+        finite = np.isfinite(array).all(axis=tuple(range(1, array.ndim)))
         if not finite.all():
             first = int(np.flatnonzero(~finite)[0])
             raise ValueError(f"{path}: NaN or infinite values in {int((~finite).sum())} frame(s), "

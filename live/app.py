@@ -190,7 +190,11 @@ def run_live(camera: int | None = 0, video: str | None = None, headless: bool = 
     fps = 0.0
     paused = False
     try:
-        first = reader.read(stall_timeout)
+        try:
+            first = reader.read(stall_timeout)
+        except queue.Empty:
+            raise CaptureError(f"no frame within {stall_timeout:g} s of opening the "
+                               f"{'video' if video is not None else 'camera'} (--stall-timeout)") from None
         if first is None:
             raise CaptureError("the stream ended before its first frame (empty or truncated video?)")
         H, W = first.shape[:2]

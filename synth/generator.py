@@ -509,6 +509,8 @@ def generate(out: str | Path, frames: int, seed: int, config: SynthConfig | None
     meta = {"source": "handrgbd synth", "seed": seed, "frames": frames, "config": config.to_json()}
     existing = out / "camera.json"
     if existing.exists():
+        if not existing.is_file():
+            raise ValueError(f"{existing}: not an ordinary file")
         try:
             old = json.loads(existing.read_text())
         except (OSError, UnicodeDecodeError, ValueError) as e:

@@ -347,11 +347,10 @@ def test_live_rejects_bad_setup_before_opening_the_video(tiny_video, tmp_path, c
              "missing-output-folder": ["--output", str(tmp_path / "no" / "out.mp4")],
              "existing-joints": ["--joints", str(tmp_path / "j.jsonl")],
              "bad-intrinsics": ["--intrinsics", str(tmp_path / "cam.json"), "--joints", str(tmp_path / "new.jsonl")]}
-    t0 = time.perf_counter()
     p = subprocess.run([sys.executable, "-m", "handrgbd.cli", "live", "--video", str(tiny_video), "--headless",
                         *extra[case]], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert p.returncode == 2 and "Traceback" not in p.stderr and "terminate called" not in p.stderr
-    assert "handrgbd live: error: " in p.stderr and time.perf_counter() - t0 < 120
+    assert "handrgbd live: error: " in p.stderr
     assert (tmp_path / "j.jsonl").read_text() == "earlier\n" and not (tmp_path / "new.jsonl").exists()
     assert not list(tmp_path.glob(".*partial*"))
 
@@ -554,9 +553,45 @@ def test_ctrl_c_writes_what_was_done_and_exits_130(tmp_path):
     deadline = time.time() + 120
     while not (out / "config.json").exists() and time.time() < deadline:  # written just before tracking
         time.sleep(0.2)
-    time.sleep(1.0)
+    time.sleep(3.0)  # the cpu tracker is built in milliseconds: by now a frame is being tracked
     os.kill(p.pid, signal.SIGINT)
     _, err = p.communicate(timeout=120)
     assert p.returncode == 130 and "Traceback" not in err and "handrgbd track: interrupted" in err
     res = strict_json(out / "results.json")
     assert res["complete"] is False and res["error"] == "interrupted" and res["frames"] < 32
+
+
+def test_overwrite_replaces_a_run_and_mixes_nothing_in(tmp_path, capsys):
+    rec = small_recording(tmp_path / "r", 2)
+    out = tmp_path / "o"
+    assert run_cli(["track", str(rec), "--out", str(out), "--overlay", *FAST], capsys)[0] == 0
+    assert (out / "overlay.jpg").exists() and len(list((out / "overlay").iterdir())) == 2
+    assert run_cli(["track", str(rec), "--out", str(out), "--overwrite", "--frames", "1", *FAST], capsys)[0] == 0
+    assert not (out / "overlay").exists() and not (out / "overlay.jpg").exists()
+    assert strict_json(out / "results.json")["frames"] == 1
+
+
+def test_an_empty_recording_with_arrays_opens(tmp_path):
+    rec = tmp_path / "r"
+    rec.mkdir()
+    (rec / "camera.json").write_text((EMBEDDED / "camera.json").read_text())
+    np.save(rec / "joints.npy", np.zeros((0, 21, 3), np.float32))
+    assert len(Recording(rec)) == 0
+
+
+def test_synth_and_compare_neither_read_nor_replace_pipes(tmp_path):
+    import os
+
+    syn = tmp_path / "syn"
+    syn.mkdir()
+    os.mkfifo(syn / "camera.json")
+    cmp_out = tmp_path / "cmp"
+    cmp_out.mkdir()
+    os.mkfifo(cmp_out / "comparison.json")
+    for argv, what in ((["synth", "--out", str(syn), "--frames", "1"], "camera.json"),
+                       (["compare", "--out", str(cmp_out), "--sources", "sensor", "--trackers", "pso:8x2"],
+                        "comparison.json")):
+        p = subprocess.run([sys.executable, "-m", "handrgbd.cli", *argv], capture_output=True, text=True, timeout=120,
+                           cwd=REPO)
+        assert p.returncode == 2 and what in p.stderr and "not an ordinary file" in p.stderr, p.stderr
+    assert (syn / "camera.json").is_fifo() and (cmp_out / "comparison.json").is_fifo()

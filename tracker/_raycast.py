@@ -111,10 +111,14 @@ def _render_one(transforms, kinds, taper, fx, fy, cx, cy, size, zbuf):
                     # the span's pixels, one more each side against rounding at a tangent; converted
                     # only inside the box (an endpoint may be huge, or NaN: then the box stands)
                     ulo, uhi = min(ra, rb) - 1.0, max(ra, rb) + 1.0
+                    if ulo > j1 or uhi < j0:
+                        continue  # the span misses the box (also keeps huge endpoints out of int())
                     if ulo > j0:
                         jj0 = int(math.floor(ulo))
                     if uhi < j1:
                         jj1 = int(math.ceil(uhi))
+            if jj1 < jj0:
+                continue  # nothing in this row (an empty slice below would wrap around)
             if cone:
                 _cone_row(zbuf[i], jj0, jj1, cx, fx, i00, i10, i20, wx, wy, wz, ex, ey, ez, tp)
             else:

@@ -76,16 +76,16 @@ class CpuScorer:
         self.kinds = np.asarray(primitives.kinds, dtype=np.int64)
         self.taper = np.asarray(primitives.taper, dtype=np.float64)
         self.near, self.far = float(near_mm), float(far_mm)
-        self._tile_camera: tuple = (None, None, None)  # (camera, roi, tile camera) of the latest call
+        self._tile_camera: tuple = (None, None, None, None)  # (camera, roi, tile size, tile camera), latest call
 
     def _camera(self, camera: CameraIntrinsics, roi: RegionOfInterest | None) -> CameraIntrinsics:
         """The tile's camera; the same objects as the latest call (every PSO generation of a frame)
         reuse its result."""
-        last_camera, last_roi, tile = self._tile_camera
-        if camera is last_camera and roi is last_roi and roi is not None:
+        last_camera, last_roi, last_size, tile = self._tile_camera
+        if camera is last_camera and roi is last_roi and roi is not None and self.tile_size == last_size:
             return tile
         tile = (roi or RegionOfInterest.full(camera)).camera(camera, self.tile_size)
-        self._tile_camera = (camera, roi, tile)
+        self._tile_camera = (camera, roi, self.tile_size, tile)
         return tile
 
     def render(self, transforms: np.ndarray, camera: CameraIntrinsics, roi: RegionOfInterest | None = None) -> np.ndarray:

@@ -18,12 +18,16 @@ import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from handrgbd.args import SEED_MAX, CommandParser, integer, number, out_path
-from handrgbd.depth import MAX_RANGE_MM
-from handrgbd.outputs import make_folder, finite_or_none, undefined_reasons
+from handrgbd.depth import MAX_RANGE_MM, usable_depth
+from handrgbd.draw import draw_skeleton, grey_depth, tile_images
+from handrgbd.outputs import (check_outputs, clear_outputs, finite_or_none, make_folder, save_npy, undefined_reasons,
+                              write_csv, write_image, write_json)
 from handrgbd.recording import Recording
+from tracker.detect import PALM_JOINTS
 from tracker.kinematics import DEFAULT_HAND_LENGTH_MM, HAND_LENGTH_RANGE_MM, HandModel
 from tracker.metrics import pose_metrics
 from tracker.pso import MAX_GENERATIONS, MAX_PARTICLES, PSOConfig
@@ -69,11 +73,6 @@ def truth_side_and_length(rec: Recording, index: int = 0) -> tuple[str, float]:
 def _overlay(frame, joints: np.ndarray | None, status: str) -> np.ndarray:
     """RGB (or the depth in grey) with the tracked skeleton, its palm centre (the mean of the
     wrist and the four finger MCPs, a ring) and the frame's status: ``(H, W, 3) uint8`` RGB."""
-    import cv2
-
-    from handrgbd.draw import draw_skeleton, grey_depth
-    from tracker.detect import PALM_JOINTS
-
     img = frame.rgb.copy() if frame.rgb is not None else grey_depth(frame.depth_mm)
     scale = max(1, round(max(img.shape[:2]) / 320))  # lines and text readable on big frames
     if joints is not None:
@@ -108,9 +107,6 @@ def track_recording(data: str | Path, out: str | Path | None, config: TrackerCon
     raises ``ValueError`` once its results are written."""
     from tqdm import tqdm
 
-    from handrgbd.depth import usable_depth
-    from handrgbd.outputs import check_outputs, make_folder, save_npy, write_csv, write_image, write_json
-
     out = check_outputs(out, TRACK_OUTPUTS, overwrite) if out else None
     rec = Recording(data)
     if not rec.has_depth:
@@ -138,6 +134,7 @@ def track_recording(data: str | Path, out: str | Path | None, config: TrackerCon
                          f"depth of {rec.path} is {first.depth_mm.shape[1]}x{first.depth_mm.shape[0]}")
     if out:
         make_folder(out)
+        clear_outputs(out, TRACK_OUTPUTS)  # with overwrite: the earlier run's files go, none mix with ours
         write_json(out / "config.json", finite_or_none({
             "tracker": asdict(config), "data": str(data), "init": init, "independent": independent,
             "mask": str(mask_dir) if mask_dir else config.mask_source}), default=str)
@@ -167,8 +164,6 @@ def track_recording(data: str | Path, out: str | Path | None, config: TrackerCon
                     joints[i], poses[i] = r.joints_mm, r.params
                 rows.append({"frame": frame.name, "status": r.status, "objective": r.objective, "seconds": r.seconds})
                 if overlay and out:
-                    import cv2
-
                     (out / "overlay").mkdir(exist_ok=True)
                     img = _overlay(frame, r.joints_mm, r.status)
                     write_image(out / "overlay" / f"{frame.name}.png", img)
@@ -190,8 +185,6 @@ def track_recording(data: str | Path, out: str | Path | None, config: TrackerCon
                 write_csv(out / "frames.csv", rows, ["frame", "status", "objective", "seconds"])
                 write_json(out / "results.json", results)
             if tiles:  # after the results: a failing sheet loses nothing else
-                from handrgbd.draw import tile_images
-
                 write_image(out / "overlay.jpg", tile_images(tiles, SHEET_COLUMNS, SHEET_TILE_PX),
                             [cv2.IMWRITE_JPEG_QUALITY, SHEET_JPEG_QUALITY])
     if results.get("error"):
