@@ -194,7 +194,7 @@ def _source_arg(text: str) -> str:
     """argparse type of ``--sources``: a known provider whose arguments (and weights file) check out."""
     try:
         make_provider(text)
-        _inputs_fingerprint(text)
+        _weights_path(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(f"{e} (got {text!r})") from None
     return text
@@ -222,17 +222,26 @@ class Row:
         return None if self.tracker == "mediapipe" else self.seed
 
 
-def _inputs_fingerprint(source: str) -> str:
-    """The digest of the weights a depthnet source uses ('' for the other sources)."""
+def _weights_path(source: str) -> Path | None:
+    """The weights file a depthnet source uses (its argument, else the shipped one); None for the
+    other sources. ``ValueError`` when the file is not there."""
     name, *args = source.split(":")
     if name not in ("depthnet", "depthnet-rgb"):  # the built-in sources whose argument is a weights file
-        return ""
-    from depthnet.model import file_digest, pretrained_path
+        return None
+    from depthnet.model import pretrained_path
 
     path = Path(args[0]) if args else pretrained_path()
     if not path.is_file():
         raise ValueError(f"depth source {source!r}: weights file {path} not found")
-    return file_digest(path)
+    return path
+
+
+def _inputs_fingerprint(source: str) -> str:
+    """The digest of the weights a depthnet source uses ('' for the other sources)."""
+    from depthnet.model import file_digest
+
+    path = _weights_path(source)
+    return "" if path is None else file_digest(path)
 
 
 def _metrics(pred: np.ndarray, gt: np.ndarray, statuses: list[str], seconds: float, absolute: bool = True) -> dict:
@@ -343,12 +352,12 @@ def _cached_row(path: Path) -> dict | None:
 
 
 def _check_weights(source: str) -> None:
-    """A depthnet source's weights file loads (before anything is written)."""
-    name, *args = source.split(":")
-    if name in ("depthnet", "depthnet-rgb") and args:
+    """A depthnet source's own weights file loads (before anything is written; the shipped ones
+    are tested)."""
+    if ":" in source and (path := _weights_path(source)) is not None:
         from depthnet.model import DepthNet
 
-        DepthNet.load(args[0])
+        DepthNet.load(path)
 
 
 #: the images each built-in source reads (``depthnet`` also the sensor depth, for the hand's distance)

@@ -142,7 +142,7 @@ def run(data: str | Path = DEFAULT_DATA, out: str | Path = "out/pose_c1_c2", wei
     try:
         for c in conditions:
             backend = _track(c, rec, n, cond_cfg[c], init, independent, preds, progress, joints[c], status[c],
-                             seconds)
+                             seconds[c])
             save_npy(out / f"joints_{c}.npy", joints[c].astype(np.float32))
     except BaseException as e:  # noqa: BLE001 - recorded, then re-raised
         stopped = next((c for c in conditions if len(status[c]) < n), conditions[-1])
@@ -190,9 +190,9 @@ def run(data: str | Path = DEFAULT_DATA, out: str | Path = "out/pose_c1_c2", wei
 
 
 def _track(condition: str, rec: Recording, n: int, config: TrackerConfig, init: str, independent: bool, preds,
-           progress: bool, joints: np.ndarray, status: list, seconds: dict) -> str:
+           progress: bool, joints: np.ndarray, status: list, seconds: list) -> str:
     """Track frames ``0..n-1`` in one condition, filling ``joints (n, 21, 3)`` and ``status`` in
-    place and appending each tracked frame's time to ``seconds[condition]``; returns the scoring backend
+    place and appending each tracked frame's time to ``seconds``; returns the scoring backend
     used. A frame whose observation cannot be made raises ``ValueError`` naming the recording
     and the frame."""
     from tqdm import tqdm
@@ -212,7 +212,7 @@ def _track(condition: str, rec: Recording, n: int, config: TrackerConfig, init: 
                 status.append("no_hand")
                 continue
             r = tracker.step(*observed, camera=f.camera)
-            seconds[condition].append(r.seconds)
+            seconds.append(r.seconds)
             status.append(r.status)
             if r.joints_mm is not None:
                 joints[i] = r.joints_mm

@@ -11,7 +11,7 @@ import numpy as np
 
 from handrgbd.joints import BONES
 
-__all__ = ["colorize_depth", "grey_depth", "draw_skeleton", "tile_images"]
+__all__ = ["colorize_depth", "grey_depth", "draw_skeleton", "fit_width", "tile_images"]
 
 
 def _depth_scale(depth_mm: np.ndarray, lo: float | None, hi: float | None) -> tuple[np.ndarray, np.ndarray]:
@@ -44,13 +44,21 @@ def grey_depth(depth_mm: np.ndarray, lo: float | None = None, hi: float | None =
     return img
 
 
+def fit_width(image: np.ndarray, width: int) -> np.ndarray:
+    """``image`` scaled to ``width`` px wide, aspect kept (area interpolation); itself when it is
+    that wide already."""
+    if image.shape[1] == width:
+        return image
+    return cv2.resize(image, (width, max(1, round(image.shape[0] * width / image.shape[1]))),
+                      interpolation=cv2.INTER_AREA)
+
+
 def tile_images(images: list[np.ndarray], columns: int, width: int) -> np.ndarray:
     """Images ``(H_i, W_i, 3) uint8`` scaled to ``width`` px wide (aspect kept) and laid out
     row by row, ``columns`` per row, on black: one ``(H, W, 3) uint8`` sheet."""
     if not images or columns < 1 or width < 1:
         raise ValueError(f"tile_images needs images, columns >= 1 and width >= 1 (got {len(images)}, {columns}, {width})")
-    tiles = [cv2.resize(im, (width, max(1, round(im.shape[0] * width / im.shape[1]))), interpolation=cv2.INTER_AREA)
-             for im in images]
+    tiles = [fit_width(im, width) for im in images]
     cell = max(t.shape[0] for t in tiles)
     rows = -(-len(tiles) // columns)
     sheet = np.zeros((rows * cell, columns * width, 3), np.uint8)

@@ -119,10 +119,16 @@ def _check_array(what: str, value: np.ndarray | None, shape: tuple[int, ...], dt
 
 
 # ---- PNG helpers -----------------------------------------------------------------------------
+def _ordinary_or_missing(path: Path) -> None:
+    """``ValueError`` when something other than an ordinary file (a pipe, a device, a folder) has
+    ``path``'s name: reading a pipe would block for good, and a writer must not replace it."""
+    if path.exists() and not path.is_file():
+        raise ValueError(f"{path}: not an ordinary file")
+
+
 def _read_png(path: Path) -> np.ndarray:
     """Decode a PNG as stored (no channel or bit-depth conversion); OpenCV's BGR order."""
-    if path.exists() and not path.is_file():  # a pipe would block for good
-        raise ValueError(f"{path}: not an ordinary file")
+    _ordinary_or_missing(path)
     try:
         data = path.read_bytes()
     except OSError as e:
@@ -157,8 +163,7 @@ def _png_whole(path: Path) -> bool:
     """Whether ``path`` is a file that starts like a PNG and ends with its IEND chunk (not decoded).
     Something else under that name (a pipe, a device) is a ``ValueError``: it is neither read nor
     replaced."""
-    if path.exists() and not path.is_file():
-        raise ValueError(f"{path}: not an ordinary file")
+    _ordinary_or_missing(path)
     try:
         with open(path, "rb") as f:
             head = f.read(len(_PNG_SIGNATURE))
@@ -235,8 +240,7 @@ def write_depth_png(path: str | os.PathLike, depth_mm: np.ndarray, depth_unit_mm
 def _read_camera_json(path: Path) -> tuple[dict, CameraIntrinsics, float]:
     """Parse and validate ``camera.json`` -> (whole dict, intrinsics, depth_unit_mm)."""
     try:
-        if path.exists() and not path.is_file():
-            raise ValueError(f"{path}: not an ordinary file")
+        _ordinary_or_missing(path)
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ValueError(f"{path}: missing; a recording folder needs camera.json with keys "
@@ -360,7 +364,7 @@ class Recording:
             if not stem.isdigit():
                 raise ValueError(f"{folder / entry.name}: frame files must be named by number "
                                  f"(e.g. 000000.png)")
-            if not entry.is_file():  # a pipe would block the reader for good
+            if not entry.is_file():  # the listing knows already: no stat per frame (a pipe would block)
                 raise ValueError(f"{folder / entry.name}: not an ordinary file")
             files[stem] = entry.name
         return files
@@ -381,8 +385,7 @@ class Recording:
         path = self._path / _ARRAY_FILES[key]
         if not path.exists():
             return None
-        if not path.is_file():
-            raise ValueError(f"{path}: not an ordinary file")
+        _ordinary_or_missing(path)
         try:
             array = np.load(path, allow_pickle=False)
         except (OSError, ValueError, EOFError) as e:

@@ -23,7 +23,7 @@ import numpy as np
 
 from handrgbd.args import SEED_MAX, CommandParser, integer, number, out_path
 from handrgbd.depth import MAX_RANGE_MM, usable_depth
-from handrgbd.draw import draw_skeleton, grey_depth, tile_images
+from handrgbd.draw import draw_skeleton, fit_width, grey_depth, tile_images
 from handrgbd.outputs import (check_outputs, clear_outputs, finite_or_none, make_folder, save_npy, undefined_reasons,
                               write_csv, write_image, write_json)
 from handrgbd.recording import Recording
@@ -61,7 +61,7 @@ def truth_side_and_length(rec: Recording, index: int = 0) -> tuple[str, float]:
     """:func:`infer_side_and_length` from frame ``index``'s poses.npy and joints.npy; ``ValueError``
     naming the recording when it has no such ground truth or the two files disagree."""
     if not (rec.has_poses and rec.has_joints):
-        raise ValueError(f"{rec.path}: starting from ground truth needs poses.npy and joints.npy")
+        raise ValueError(f"{rec.path}: starting from the true pose (--init gt) needs poses.npy and joints.npy")
     side, length = infer_side_and_length(rec.poses[index].astype(np.float64), rec.joints_mm[index].astype(np.float64))
     lo, hi = HAND_LENGTH_RANGE_MM
     if not lo <= length <= hi:
@@ -116,8 +116,6 @@ def track_recording(data: str | Path, out: str | Path | None, config: TrackerCon
         raise ValueError(f"{rec.path}: no frames")
     gt = rec.joints_mm[:n] if rec.has_joints else None
     if init == "gt":
-        if not (rec.has_poses and rec.has_joints):
-            raise ValueError(f"{rec.path}: --init gt needs poses.npy and joints.npy")
         side, length = truth_side_and_length(rec)
         config = replace(config, side=side, hand_length_mm=length)
     masks = Recording(mask_dir) if mask_dir else None
@@ -167,9 +165,8 @@ def track_recording(data: str | Path, out: str | Path | None, config: TrackerCon
                     (out / "overlay").mkdir(exist_ok=True)
                     img = _overlay(frame, r.joints_mm, r.status)
                     write_image(out / "overlay" / f"{frame.name}.png", img)
-                    if i in sheet_frames:
-                        tiles.append(cv2.resize(img, (SHEET_TILE_PX, round(img.shape[0] * SHEET_TILE_PX / img.shape[1])),
-                                                interpolation=cv2.INTER_AREA))
+                    if i in sheet_frames:  # kept at the sheet's size, not the frame's
+                        tiles.append(fit_width(img, SHEET_TILE_PX))
             stop = {}
         except BaseException as e:  # noqa: BLE001 - recorded, then re-raised
             stop["error"] = "interrupted" if isinstance(e, KeyboardInterrupt) else str(e)
