@@ -119,6 +119,13 @@ def _render_one(transforms, kinds, taper, fx, fy, cx, cy, size, zbuf):
                         jj1 = int(math.ceil(uhi))
             if jj1 < jj0:
                 continue  # nothing in this row (an empty slice below would wrap around)
+            # a span of 4k + 2 or 4k + 3 pixels is cheaper as 4k + 4: whole AVX2 vectors, no
+            # scalar remainder (the extra pixels' rays are intersected exactly like the others)
+            pad = (4 - (jj1 - jj0 + 1) % 4) % 4
+            if pad == 1 or pad == 2:
+                grow = min(pad, size - 1 - jj1)
+                jj1 += grow
+                jj0 = max(jj0 - (pad - grow), 0)
             if cone:
                 _cone_row(zbuf[i], jj0, jj1, cx, fx, i00, i10, i20, wx, wy, wz, ex, ey, ez, tp)
             else:
@@ -131,8 +138,9 @@ def _sphere_row(row, j0, j1, cx, fx, ux, uy, uz, wx, wy, wz, ex, ey, ez, C):
     camera centre ``e``, ray direction ``rx u + w``, ``C = e.e - 1``), min-ed into ``row``.
     Branch-free (selects) over a loop from 0, so it vectorises."""
     seg = row[j0:j1 + 1]
+    ifx = 1.0 / fx
     for q in range(seg.shape[0]):  # from 0: no negative-index wraparound, so the loop vectorises
-        rx = (q + j0 - cx) / fx
+        rx = (q + j0 - cx) * ifx
         dx = ux * rx + wx
         dy = uy * rx + wy
         dz = uz * rx + wz
@@ -140,8 +148,9 @@ def _sphere_row(row, j0, j1, cx, fx, ux, uy, uz, wx, wy, wz, ex, ey, ez, C):
         b = ex * dx + ey * dy + ez * dz
         disc = b * b - a * C
         s = math.sqrt(max(disc, 0.0))
-        t0 = (-b - s) / a
-        t1 = (-b + s) / a
+        ia = 1.0 / a
+        t0 = (-b - s) * ia
+        t1 = (-b + s) * ia
         hit = t0 if t0 > 0.0 else (t1 if t1 > 0.0 else _NO_HIT)
         hit = hit if disc >= 0.0 else _NO_HIT
         seg[q] = hit if hit < seg[q] else seg[q]
@@ -155,8 +164,10 @@ def _cone_row(row, j0, j1, cx, fx, ux, uy, uz, wx, wy, wz, ox, oy, oz, taper):
     ro = 1.0 + k * oz
     c = ox * ox + oy * oy - ro * ro
     seg = row[j0:j1 + 1]
+    ifx = 1.0 / fx
+    flat = 0
     for q in range(seg.shape[0]):
-        rx = (q + j0 - cx) / fx
+        rx = (q + j0 - cx) * ifx
         dx = ux * rx + wx
         dy = uy * rx + wy
         dz = uz * rx + wz
@@ -168,25 +179,39 @@ def _cone_row(row, j0, j1, cx, fx, ux, uy, uz, wx, wy, wz, ox, oy, oz, taper):
         disc = b * b - a_ * c
         s = math.sqrt(max(disc, 0.0))
         ok = quad & (disc >= 0.0)
-        t = (-b - s) / a_
+        ia = 1.0 / a_
+        t = (-b - s) * ia
         z = oz + t * dz
         best = t if ok & (t > 0.0) & (t < best) & (z >= 0.0) & (z <= 1.0) & (1.0 + k * z >= 0.0) else best
-        t = (-b + s) / a_
+        t = (-b + s) * ia
         z = oz + t * dz
         best = t if ok & (t > 0.0) & (t < best) & (z >= 0.0) & (z <= 1.0) & (1.0 + k * z >= 0.0) else best
-        lin = (not quad) & (abs(b) > 1e-12)
-        t = -c / (2.0 * (b if lin else 1.0))
-        z = oz + t * dz
-        best = t if lin & (t > 0.0) & (z >= 0.0) & (z <= 1.0) else best
+        flat += not quad
         caps = abs(dz) > 1e-12
         dz_ = dz if caps else 1.0
-        t = -oz / dz_
+        idz = 1.0 / dz_
+        t = -oz * idz
         qx, qy = ox + t * dx, oy + t * dy
         best = t if caps & (t > 0.0) & (t < best) & (qx * qx + qy * qy <= 1.0) else best
-        t = (1.0 - oz) / dz_
+        t = (1.0 - oz) * idz
         qx, qy = ox + t * dx, oy + t * dy
         best = t if caps & (t > 0.0) & (t < best) & (qx * qx + qy * qy <= taper * taper) else best
         seg[q] = best if best < seg[q] else seg[q]
+    if flat:
+        # rays parallel to the cone's surface (a = 0, next to never): the lateral equation is
+        # linear; solved here, off the vectorised loop
+        for q in range(seg.shape[0]):
+            rx = (q + j0 - cx) * ifx
+            dx = ux * rx + wx
+            dy = uy * rx + wy
+            dz = uz * rx + wz
+            a = dx * dx + dy * dy - k * k * dz * dz
+            b = ox * dx + oy * dy - k * dz * ro
+            if abs(a) <= 1e-12 and abs(b) > 1e-12:
+                t = -c / (2.0 * b)
+                z = oz + t * dz
+                if t > 0.0 and z >= 0.0 and z <= 1.0 and t < seg[q]:
+                    seg[q] = t
 
 
 @numba.njit(parallel=True, **JIT)
