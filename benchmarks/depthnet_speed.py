@@ -8,6 +8,13 @@ repeats after warm-up, ``--threads`` torch threads (default 2). Run:
 The presets are measured with fresh weights. The shipped weights are measured too, as loaded
 (``DepthNet.from_pretrained``, dead weights set to zero) against the same file's tensors as
 stored, the baseline: trained weights can be slower than fresh ones (``depthnet.model.DEAD_WEIGHT``).
+
+One frame at a time (what live, the study and compare do), the shipped weights on each
+inference route: torch eager (the baseline), channels_last, batch norm folded into the
+convolutions (``torch.fx`` fuse), a frozen TorchScript trace, ``torch.compile`` (with
+``--compile``: it compiles for minutes), ONNX Runtime (``depthnet.runtime``'s default) and
+OpenVINO (when installed): median ms per frame, speed-up, and the largest difference from
+eager over the stage maps. ``batch1_ms`` in ``--json`` is the default backend's.
 """
 
 from __future__ import annotations
@@ -79,6 +86,82 @@ def measure_shipped(batch: int = 8) -> dict:
             "loaded_infer_img_per_s": _infer_img_per_s(loaded, batch)}
 
 
+def _median_ms(run, repeats: int = 30) -> float:
+    for _ in range(3):
+        run()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(times)
+
+
+def batch1_routes(threads: int, compile_too: bool = False) -> dict:
+    """Per route: ``{"ms", "max_abs_diff"}`` on one frame of the shipped weights, or
+    ``{"skipped": why}``."""
+    import copy
+    import warnings
+
+    import numpy as np
+
+    from depthnet.runtime import Inference, _Stages
+
+    net = DepthNet.from_pretrained().eval()
+    s = net.config.input_size
+    x = torch.rand(1, 3, s, s, generator=torch.Generator().manual_seed(0))
+    stages = _Stages(net).eval()
+    with torch.no_grad():
+        ref = stages(x).numpy()
+    routes: dict = {}
+
+    def add(name, run):
+        with torch.no_grad():
+            out = np.asarray(run())
+            routes[name] = {"ms": _median_ms(run), "max_abs_diff": float(np.abs(out - ref).max())}
+
+    add("torch eager", lambda: stages(x))
+    cl = copy.deepcopy(stages).to(memory_format=torch.channels_last)
+    xc = x.contiguous(memory_format=torch.channels_last)
+    add("torch channels_last", lambda: cl(xc))
+    from torch.fx.experimental.optimization import fuse
+
+    folded = fuse(copy.deepcopy(stages))
+    add("torch batch norm folded", lambda: folded(x))
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        frozen = torch.jit.freeze(torch.jit.trace(stages, x))
+    add("torch frozen TorchScript", lambda: frozen(x))
+    if compile_too:
+        compiled = torch.compile(stages)
+        with torch.no_grad():
+            compiled(x)
+        add("torch.compile", lambda: compiled(x))
+    else:
+        routes["torch.compile"] = {"skipped": "--compile (compiling takes minutes)"}
+    try:
+        ort = Inference(net, "onnxruntime", threads=threads)
+        xn = x.numpy()
+        add("onnxruntime", lambda: ort(xn))
+    except RuntimeError as e:
+        routes["onnxruntime"] = {"skipped": str(e)}
+    try:
+        import openvino as ov
+
+        from depthnet.runtime import onnx_model
+
+        core = ov.Core()
+        model = core.read_model(onnx_model(net)[0], b"")
+        compiled_ov = core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY",
+                                                        "INFERENCE_PRECISION_HINT": "f32"})
+        request = compiled_ov.create_infer_request()
+        xn = x.numpy()
+        add("openvino", lambda: request.infer({0: xn})[0])
+    except ImportError:
+        routes["openvino"] = {"skipped": "not installed (pip install openvino)"}
+    return routes
+
+
 def matmul_gflops(n: int = 512, seconds: float = 0.3) -> float:
     """torch's float32 matrix product, GFLOP/s with the set threads: this run's reference."""
     a, b = torch.randn(n, n), torch.randn(n, n)
@@ -90,20 +173,30 @@ def matmul_gflops(n: int = 512, seconds: float = 0.3) -> float:
     return 2 * n ** 3 * count / (time.perf_counter() - t0) / 1e9
 
 
+def threads_word(n: int) -> str:
+    return f"{n} thread{'s' if n != 1 else ''}"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--threads", type=int, default=2, help="torch threads")
     p.add_argument("--batch", type=int, default=8, help="batch size")
+    p.add_argument("--compile", action="store_true", help="also time torch.compile (compiles for minutes)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     res = {name: measure(name, args.batch) for name in ("paper", "cpu")}
     shipped = measure_shipped(args.batch)
+    from depthnet.runtime import Inference
+
+    routes = batch1_routes(args.threads, args.compile)
+    default = Inference(DepthNet.from_pretrained(), threads=args.threads).backend
     out = {"cpu_infer_img_per_s": res["cpu"]["infer_img_per_s"], "cpu_train_img_per_s": res["cpu"]["train_img_per_s"],
            "paper_infer_img_per_s": res["paper"]["infer_img_per_s"],
            "paper_train_img_per_s": res["paper"]["train_img_per_s"], "presets": res, "shipped": shipped, "threads": args.threads,
            "batch": args.batch, "commit": _commit(), "cpu": platform.processor() or platform.machine(), "machine": describe(),
-           "torch": torch.__version__, "matmul_gflops": matmul_gflops()}
+           "torch": torch.__version__, "matmul_gflops": matmul_gflops(), "batch1": routes, "default_backend": default,
+           "batch1_ms": routes["onnxruntime" if default == "onnxruntime" else "torch eager"]["ms"]}
     if args.json:
         print(json.dumps(out))
         return 0
@@ -117,6 +210,15 @@ def main(argv: list[str] | None = None) -> int:
     ratio = shipped["loaded_infer_img_per_s"] / shipped["stored_infer_img_per_s"]
     print(f"shipped {shipped['weights']}: inference {shipped['loaded_infer_img_per_s']:.1f} img/s as loaded, "
           f"{shipped['stored_infer_img_per_s']:.1f} as stored ({ratio:.1f}x)")
+    print(f"one frame at a time, shipped weights ({threads_word(args.threads)}); default backend {default}: "
+          f"{out['batch1_ms']:.1f} ms")
+    eager = routes["torch eager"]["ms"]
+    print(f"{'route':<26}{'ms/frame':>10}{'vs eager':>10}{'max |diff|':>12}")
+    for name, r in routes.items():
+        if "skipped" in r:
+            print(f"{name:<26}{'skipped: ' + r['skipped']:>32}")
+        else:
+            print(f"{name:<26}{r['ms']:>10.1f}{eager / r['ms']:>9.1f}x{r['max_abs_diff']:>12.1e}")
     return 0
 
 

@@ -32,7 +32,7 @@ from depthnet.layers import Hourglass, Residual
 log = logging.getLogger(__name__)
 
 __all__ = ["DepthNetConfig", "DepthNet", "DepthNetOutput", "PRESETS", "Prediction", "WEIGHTS_DIR", "pretrained_path",
-           "file_digest"]
+           "file_digest", "network_input", "prediction_from_stages"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 # Weight decay drives the weights of channels training no longer uses geometrically towards zero:
@@ -189,23 +189,40 @@ class DepthNet(nn.Module):
         """One RGB image ``(H, W, 3) uint8`` of any size -> relative depth and mask at ``(H, W)``.
 
         The image is resized (not cropped) to the network's input; give it a crop around the hand.
+        Runs this module in torch; ``depthnet.runtime.Inference`` gives the same, faster.
         """
-        import cv2
-
-        img = _check_rgb(rgb)
-        h, w = img.shape[:2]
-        s = self.config.input_size
-        x = cv2.resize(img, (s, s), interpolation=cv2.INTER_AREA if min(h, w) > s else cv2.INTER_LINEAR)
-        t = torch.from_numpy(x).permute(2, 0, 1)[None].float().div_(255.0)
+        x, size = network_input(rgb, self.config.input_size)
         was_training = self.training
         self.eval()
-        out = self(t)
+        out = self(torch.from_numpy(x))
         self.train(was_training)
-        rel = out.depth[0, 0].numpy()
-        mask_map = out.mask[0, 0].numpy() if out.mask is not None else (rel < 0.5).astype(np.float32)
-        rel = cv2.resize(rel, (w, h), interpolation=cv2.INTER_LINEAR)
-        mask = cv2.resize(mask_map, (w, h), interpolation=cv2.INTER_LINEAR) > 0.5
-        return Prediction(rel.astype(np.float32), mask)
+        return prediction_from_stages(out.stages[0].numpy(), self.config.mask_stages, size)
+
+
+def network_input(rgb: np.ndarray, input_size: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """``(H, W, 3) uint8`` -> the network's input ``(1, 3, S, S) float32 in [0, 1]`` (resized,
+    not cropped) and ``(H, W)``."""
+    import cv2
+
+    img = _check_rgb(rgb)
+    h, w = img.shape[:2]
+    s = input_size
+    x = cv2.resize(img, (s, s), interpolation=cv2.INTER_AREA if min(h, w) > s else cv2.INTER_LINEAR)
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=np.float32) / np.float32(255.0), (h, w)
+
+
+def prediction_from_stages(stages: np.ndarray, mask_stages: int, size: tuple[int, int]) -> Prediction:
+    """One image's stage maps ``(S_M + S_D, 1, h, w)`` -> ``Prediction`` at ``size`` ``(H, W)``:
+    the last depth stage, and the last mask stage above 0.5 (without mask stages: relative
+    depth below 0.5)."""
+    import cv2
+
+    h, w = size
+    rel = np.asarray(stages[-1, 0], dtype=np.float32)
+    mask_map = stages[mask_stages - 1, 0] if mask_stages else (rel < 0.5).astype(np.float32)
+    rel = cv2.resize(rel, (w, h), interpolation=cv2.INTER_LINEAR)
+    mask = cv2.resize(np.asarray(mask_map, np.float32), (w, h), interpolation=cv2.INTER_LINEAR) > 0.5
+    return Prediction(rel.astype(np.float32), mask)
 
 
 def zero_dead_weights(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -117,10 +117,11 @@ def _degraded_args(noise: str, holes: str) -> tuple[float, float]:
 def _depthnet(weights: str | None, rgb_only: bool) -> Provider:
     def provider(frame: Frame, state: dict) -> Observation:
         from depthnet.model import DepthNet
+        from depthnet.runtime import Inference
         from depthnet.targets import make_targets, relative_to_metric
 
         if "net" not in state:
-            state["net"] = DepthNet.load(weights) if weights else DepthNet.from_pretrained()
+            state["net"] = Inference(DepthNet.load(weights) if weights else DepthNet.from_pretrained())
         if frame.rgb is None:
             raise ValueError(f"frame {frame.name}: depthnet sources need rgb/")
         pred = state["net"].predict(frame.rgb)

@@ -34,6 +34,8 @@ import cv2
 import numpy as np
 
 from depthnet.model import DepthNet
+from depthnet.runtime import BACKENDS as DEPTHNET_BACKENDS
+from depthnet.runtime import Inference
 from depthnet.targets import DEPTH_SCALE_MM, make_targets, relative_to_metric
 from handrgbd.args import SEED_MAX, CommandParser, existing_file, integer, out_path
 from handrgbd.depth import MAX_RANGE_MM, usable_depth
@@ -71,7 +73,7 @@ OUTPUTS = ("config.json", "results.json", "frames.csv", *(f"joints_{c}.npy" for 
 def run(data: str | Path = DEFAULT_DATA, out: str | Path = "out/pose_c1_c2", weights: str | None = None,
         frames: int | None = None, particles: int = 64, generations: int = 25, backend: str = "auto",
         init: str = "gt", seed: int = 0, independent: bool = False, progress: bool = True,
-        overwrite: bool = False) -> dict:
+        overwrite: bool = False, depthnet_backend: str = "auto") -> dict:
     """Run the study; writes everything to ``out`` and returns the results dict.
 
     ``out`` must not hold an earlier run's files unless ``overwrite``. It is created only after
@@ -87,7 +89,7 @@ def run(data: str | Path = DEFAULT_DATA, out: str | Path = "out/pose_c1_c2", wei
     n = len(rec) if frames is None else min(frames, len(rec))
     if n == 0:
         raise ValueError(f"{rec.path}: no frames")
-    net = DepthNet.load(weights) if weights else DepthNet.from_pretrained()
+    net = Inference(DepthNet.load(weights) if weights else DepthNet.from_pretrained(), depthnet_backend)
     has_depth, has_gt = rec.has_depth, rec.has_joints
     if init == "gt" and not (rec.has_poses and has_gt):
         log.warning("%s has no ground-truth pose: automatic initialisation instead of --init gt", rec.path)
@@ -132,7 +134,7 @@ def run(data: str | Path = DEFAULT_DATA, out: str | Path = "out/pose_c1_c2", wei
     clear_outputs(out, OUTPUTS)  # with overwrite: the earlier run's files go, none mix with ours
     write_json(out / "config.json", {
         "data": str(data), "weights": weights or "shipped (DepthNet.from_pretrained)", "frames": n, "init": init,
-        "independent": independent, "depthnet": net.config.to_dict(),
+        "independent": independent, "depthnet": net.config.to_dict(), "depthnet_backend": net.backend,
         "trackers": {c: asdict(cond_cfg[c]) for c in conditions}}, default=str)
 
     # 2. trackers -----------------------------------------------------------------------------
@@ -159,7 +161,7 @@ def run(data: str | Path = DEFAULT_DATA, out: str | Path = "out/pose_c1_c2", wei
            "iou": float(inter / union) if union else None,
            "c1_c2_joint_discrepancy_mm": None, "c1_mpjpe_mm": None, "c2_mpjpe_mm": None, "c2rgb_mpjpe_mm": None,
            "tracker_fps": _fps(seconds, "c1" if "c1" in conditions else "c2rgb"),
-           "depthnet_fps": depthnet_fps, "tracker_backend": backend}
+           "depthnet_fps": depthnet_fps, "depthnet_backend": net.backend, "tracker_backend": backend}
     if "c1" in conditions:
         d = np.linalg.norm(joints["c1"] - joints["c2"], axis=-1).mean(-1)
         ok = np.isfinite(d)
@@ -321,7 +323,7 @@ def _table(res: dict) -> str:
             rows.append((f"{c.upper().replace('RGB', '-rgb')} PA-MPJPE / PCK AUC 0-50 mm",
                          f"{res[f'{c}_pa_mpjpe_mm']:.1f} / {res[f'{c}_pck_auc_0_50']:.3f}", None))
     rows += [("tracker fps (C1, from frame 2; 2 CPU cores / GTX 580)", res["tracker_fps"], 15.0),
-             ("depthnet fps", res["depthnet_fps"], None)]
+             (f"depthnet fps ({res['depthnet_backend']}, one frame at a time)", res["depthnet_fps"], None)]
     for name, ours, paper in rows:
         lines.append(f"{name:<44}{fmt(ours):>12}{fmt(paper):>10}")
     lines.append(f"frames: {res['frames']}; paper: Kinect v2 recordings, GPU (15 Hz tracker)")
@@ -340,6 +342,8 @@ def build_parser() -> CommandParser:
     p.add_argument("--particles", type=integer(2, MAX_PARTICLES), default=64, help="PSO particles")
     p.add_argument("--generations", type=integer(1, MAX_GENERATIONS), default=25, help="PSO generations")
     p.add_argument("--backend", choices=("auto", "gl", "cpu"), default="auto", help="tracker scoring backend")
+    p.add_argument("--depthnet-backend", choices=("auto", *DEPTHNET_BACKENDS), default="auto",
+                   help="depthnet inference (auto: onnxruntime when installed, else torch)")
     p.add_argument("--init", choices=("gt", "auto"), default="gt", help="frame 0 from ground truth, or automatic")
     p.add_argument("--seed", type=integer(0, SEED_MAX), default=0, help="tracker random seed")
     p.add_argument("--independent", action="store_true", help="automatic initialisation on every frame")
@@ -354,7 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("OpenGL").setLevel(logging.WARNING)
     try:
         res = run(args.data, args.out, args.weights, args.frames, args.particles, args.generations, args.backend,
-                  args.init, args.seed, args.independent, progress=not args.no_progress, overwrite=args.overwrite)
+                  args.init, args.seed, args.independent, progress=not args.no_progress, overwrite=args.overwrite,
+                  depthnet_backend=args.depthnet_backend)
     except (ValueError, OSError) as e:  # OSError: a write the checks could not foresee
         return p.fail(e)
     except KeyboardInterrupt:  # results.json says where it stopped

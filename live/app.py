@@ -42,6 +42,12 @@ log = logging.getLogger(__name__)
 __all__ = ["run_live", "live_main", "build_parser", "annotate", "open_capture", "load_intrinsics", "CaptureError"]
 
 
+#: ``--overlap auto`` runs depthnet on the next frame while the tracker works on this one (one
+#: frame of latency) on machines with more cores than this: on 2 cores both stages already use
+#: both, and overlapping measured 0.97-1.02x (benchmarks/live_speed.py), so frames stay in turn.
+OVERLAP_MIN_CORES = 2
+OVERLAP_CHOICES = ("auto", "on", "off")
+
 #: the containers ``--output`` may name (OpenCV writes them with the mp4v codec)
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
 
@@ -111,17 +117,19 @@ def annotate(rgb: np.ndarray, camera: CameraIntrinsics, result, fps: float, silh
              depth_panel: bool = True) -> np.ndarray:
     """The frame with the model's silhouette, the skeleton, the estimated depth inset and fps."""
     img = rgb.copy()
-    if silhouette is not None and silhouette.any():
-        img[silhouette] = (0.55 * img[silhouette] + 0.45 * np.array([60, 140, 255])).astype(np.uint8)
+    if silhouette is not None:  # blended within the silhouette's bounding box only (a per-frame cost)
+        x, y, w, h = cv2.boundingRect(silhouette.view(np.uint8))
+        if w and h:
+            box = img[y:y + h, x:x + w]
+            tint = cv2.addWeighted(box, 0.55, np.broadcast_to(np.array([60, 140, 255], np.uint8), box.shape).copy(), 0.45, 0)
+            np.copyto(box, tint, where=silhouette[y:y + h, x:x + w, None])
     if result.joints_mm is not None:
         draw_skeleton(img, camera.project(result.joints_mm), (40, 230, 40), 2, dot_radius=3, dot_colour=(255, 60, 40))
-    if depth_panel and result.relative is not None and result.mask is not None and result.mask.any():
-        rel = np.where(result.mask, result.relative + 2.0, 0.0).astype(np.float32)
-        ys, xs = np.nonzero(result.mask)
-        panel = colorize_depth(rel[ys.min():ys.max() + 1, xs.min():xs.max() + 1], 1.5, 2.5)
+    x, y, w, h = cv2.boundingRect(result.mask.view(np.uint8)) if result.mask is not None else (0, 0, 0, 0)
+    if depth_panel and result.relative is not None and w and h:
         s = img.shape[0] // 4
-        panel = cv2.resize(panel, (s, s), interpolation=cv2.INTER_NEAREST)
-        img[:s, -s:] = panel
+        rel = np.where(result.mask[y:y + h, x:x + w], result.relative[y:y + h, x:x + w] + 2.0, 0.0).astype(np.float32)
+        img[:s, -s:] = colorize_depth(cv2.resize(rel, (s, s), interpolation=cv2.INTER_NEAREST), 1.5, 2.5)
     cv2.putText(img, f"{result.status}  {fps:4.1f} fps", (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2,
                 cv2.LINE_AA)
     return img
@@ -157,12 +165,13 @@ def run_live(camera: int | None = 0, video: str | None = None, headless: bool = 
              joints_path: str | None = None, intrinsics: str | None = None, hfov_deg: float = 60.0,
              weights: str | None = None, max_frames: int | None = None, stall_timeout: float = 5.0,
              progress: bool = True, side: str = "right", hand_length_mm: float = 180.0,
-             overwrite: bool = False) -> dict:
+             overwrite: bool = False, overlap: str = "auto", depthnet_backend: str = "auto") -> dict:
     """Run the live loop; returns ``{"frames", "tracked", "fps"}``. See the module docstring.
 
     Everything that can be checked without a frame (weights, intrinsics, output paths) is checked
     before the camera or video is opened; errors are ``ValueError`` or ``CaptureError``."""
     from depthnet.model import DepthNet
+    from depthnet.runtime import Inference
     from handrgbd.outputs import check_output_file, finite_or_none, save_npy, write_image
     from live.pipeline import LivePipeline, default_camera
 
@@ -176,7 +185,9 @@ def run_live(camera: int | None = 0, video: str | None = None, headless: bool = 
     if output and joints_path and Path(output).resolve() == Path(joints_path).resolve():
         raise ValueError(f"--joints: the same file as --output (got {joints_path!r})")
     cam = load_intrinsics(intrinsics) if intrinsics else None
-    net = DepthNet.load(weights) if weights else DepthNet.from_pretrained()
+    if overlap not in OVERLAP_CHOICES:
+        raise ValueError(f"--overlap: choose from {OVERLAP_CHOICES} (got {overlap!r})")
+    net = Inference(DepthNet.load(weights) if weights else DepthNet.from_pretrained(), depthnet_backend)
     cap = open_capture(camera, video)
     reader = _Reader(cap)
     writer = None
@@ -186,6 +197,7 @@ def run_live(camera: int | None = 0, video: str | None = None, headless: bool = 
     viewer = None
     pipeline = None
     frames = tracked = 0
+    t_first = t_last = 0.0
     t_start = time.perf_counter()
     fps = 0.0
     paused = False
@@ -209,6 +221,7 @@ def run_live(camera: int | None = 0, video: str | None = None, headless: bool = 
         config = LiveConfig()
         config = replace(config, tracker=replace(config.tracker, side=side, hand_length_mm=hand_length_mm))
         pipeline = LivePipeline(cam, net, config)
+        overlapped = overlap == "on" or (overlap == "auto" and (os.cpu_count() or 1) > OVERLAP_MIN_CORES)
         if output:
             vfps = cap.get(cv2.CAP_PROP_FPS) or 30.0
             writer = cv2.VideoWriter(tmp_video, cv2.VideoWriter_fourcc(*"mp4v"), vfps if vfps > 0 else 30.0, (W, H))
@@ -220,30 +233,45 @@ def run_live(camera: int | None = 0, video: str | None = None, headless: bool = 
             from renderer.viewer import ImageViewer
 
             viewer = ImageViewer(W, H, "handrgbd live")
+        shown = None
+        t_last = time.perf_counter()
+
+        def emit(rgb: np.ndarray, result) -> tuple[np.ndarray, object]:
+            """Count, draw and write one finished frame."""
+            nonlocal frames, tracked, fps, t_first, t_last
+            now = time.perf_counter()
+            frames += 1
+            if frames == 1:
+                t_first = now
+            tracked += result.status == "tracked"
+            rate = 1.0 / max(now - t_last, 1e-6)
+            fps = 0.9 * fps + 0.1 * rate if frames > 1 else rate
+            t_last = now
+            img = annotate(rgb, cam, result, fps, _silhouette(pipeline, result, (H, W)))
+            if writer is not None:
+                writer.write(np.ascontiguousarray(img[..., ::-1]))
+            if jsonl is not None:
+                row = {"frame": frames - 1, "t": round(now - t_start, 4), "status": result.status,
+                       "joints_mm": None if result.joints_mm is None else np.round(result.joints_mm, 2).tolist(),
+                       "fps": round(fps, 2)}
+                jsonl.write(json.dumps(finite_or_none(row), allow_nan=False) + "\n")
+                jsonl.flush()
+            return img, result
+
         bgr = first
+        fed = 0
         while bgr is not None:
-            t0 = time.perf_counter()
             if not paused:
                 rgb = np.ascontiguousarray(bgr[..., ::-1])
-                result = pipeline.process(rgb)
-                frames += 1
-                tracked += result.status == "tracked"
-                fps = 0.9 * fps + 0.1 / max(time.perf_counter() - t0, 1e-6) if frames > 1 else 1.0 / max(
-                    time.perf_counter() - t0, 1e-6)
-                shown = annotate(rgb, cam, result, fps, _silhouette(pipeline, result, (H, W)))
-                if writer is not None:
-                    writer.write(np.ascontiguousarray(shown[..., ::-1]))
-                if jsonl is not None:
-                    row = {"frame": frames - 1, "t": round(time.perf_counter() - t_start, 4), "status": result.status,
-                           "joints_mm": None if result.joints_mm is None else np.round(result.joints_mm, 2).tolist(),
-                           "fps": round(fps, 2)}
-                    jsonl.write(json.dumps(finite_or_none(row), allow_nan=False) + "\n")
-                    jsonl.flush()
-            if viewer is not None:
+                done = pipeline.process_overlapped(rgb) if overlapped else (rgb, pipeline.process(rgb))
+                fed += 1
+                if done is not None:
+                    shown, shown_result = emit(*done)
+            if viewer is not None and shown is not None:
                 viewer.show(shown)
                 for key in viewer.poll():
                     if key == "q":
-                        return {"frames": frames, "tracked": tracked, "fps": frames / (time.perf_counter() - t_start)}
+                        return _stats(frames, tracked, t_first, t_last)
                     if key == "r":
                         pipeline.reset()
                     if key == " ":
@@ -251,15 +279,18 @@ def run_live(camera: int | None = 0, video: str | None = None, headless: bool = 
                     if key == "s":
                         stamp = time.strftime("%Y%m%d-%H%M%S")
                         write_image(f"snapshot-{stamp}.png", shown)
-                        if result.joints_mm is not None:
-                            save_npy(f"snapshot-{stamp}-joints.npy", result.joints_mm)
-            if max_frames is not None and frames >= max_frames:
+                        if shown_result.joints_mm is not None:
+                            save_npy(f"snapshot-{stamp}-joints.npy", shown_result.joints_mm)
+            if max_frames is not None and fed >= max_frames:
                 break
             try:
                 bgr = reader.read(stall_timeout) if not paused else bgr
             except queue.Empty:
                 log.warning("no frame for %.1f s: the stream stalled; stopping", stall_timeout)
                 break
+        done = pipeline.flush()  # the frame still in flight (overlapped)
+        if done is not None:
+            emit(*done)
     except KeyboardInterrupt:
         log.info("interrupted: closing outputs")
     finally:  # in order: the capture thread first, then the outputs, complete ones under their names
@@ -278,7 +309,15 @@ def run_live(camera: int | None = 0, video: str | None = None, headless: bool = 
             viewer.close()
         if pipeline is not None:
             pipeline.close()
-    return {"frames": frames, "tracked": tracked, "fps": frames / max(time.perf_counter() - t_start, 1e-9)}
+    return _stats(frames, tracked, t_first, t_last)
+
+
+def _stats(frames: int, tracked: int, t_first: float, t_last: float) -> dict:
+    """The run's counts, and its frame rate from the second finished frame to the last: the
+    first pays for start-up (loading numba's cached kernels, the first inference, finding the
+    hand), which a live user sees once. None with fewer than two frames."""
+    fps = (frames - 1) / (t_last - t_first) if frames > 1 and t_last > t_first else None
+    return {"frames": frames, "tracked": tracked, "fps": fps}
 
 
 def _partial(path: str, suffix: str) -> str:
@@ -326,6 +365,11 @@ def build_parser() -> CommandParser:
     p.add_argument("--hand-length", type=number(*HAND_LENGTH_RANGE_MM), default=180.0,
                    help="wrist to middle fingertip, mm")
     p.add_argument("--max-frames", type=integer(1), default=None, help="stop after N frames")
+    p.add_argument("--overlap", choices=OVERLAP_CHOICES, default="auto",
+                   help=f"depthnet on the next frame while tracking this one (one frame of latency); auto: on with "
+                        f"more than {OVERLAP_MIN_CORES} CPU cores")
+    p.add_argument("--depthnet-backend", choices=("auto", "onnxruntime", "torch"), default="auto",
+                   help="depthnet inference (auto: onnxruntime when installed, else torch)")
     p.add_argument("--stall-timeout", type=number(0.1, 3600), default=5.0,
                    help="seconds without a frame before stopping")
     return p
@@ -340,10 +384,12 @@ def live_main(argv: list[str] | None = None) -> int:
     try:
         stats = run_live(None if args.video else (args.camera or 0), args.video, args.headless, args.output, args.joints,
                          args.intrinsics, args.hfov, args.weights, args.max_frames, args.stall_timeout,
-                         side=args.side, hand_length_mm=args.hand_length, overwrite=args.overwrite)
+                         side=args.side, hand_length_mm=args.hand_length, overwrite=args.overwrite,
+                         overlap=args.overlap, depthnet_backend=args.depthnet_backend)
     except (CaptureError, ValueError, OSError) as e:
         return p.fail(e)
-    log.info("%d frames, %d tracked, %.1f fps", stats["frames"], stats["tracked"], stats["fps"])
+    rate = "" if stats["fps"] is None else f", {stats['fps']:.1f} fps from frame 2 (start-up excluded)"
+    log.info("%d frames, %d tracked%s", stats["frames"], stats["tracked"], rate)
     return 0
 
 

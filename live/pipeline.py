@@ -19,6 +19,7 @@ Timings per stage are in ``LiveResult.timings`` (seconds).
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
@@ -26,13 +27,14 @@ import cv2
 import numpy as np
 
 from depthnet.model import DepthNet
+from depthnet.runtime import Inference
 from depthnet.targets import relative_to_metric
 from handrgbd.camera import CameraIntrinsics
 from renderer.projection import RegionOfInterest
 from tracker.pso import PSOConfig
 from tracker.tracking import Tracker, TrackerConfig, distance_from_mask
 
-__all__ = ["LiveConfig", "LivePipeline", "LiveResult", "default_camera"]
+__all__ = ["LiveConfig", "LivePipeline", "LiveResult", "Observation", "default_camera"]
 
 def default_camera(width: int, height: int, hfov_deg: float = 60.0) -> CameraIntrinsics:
     """A typical webcam: square pixels, centred principal point, 60 degrees horizontal field of view."""
@@ -41,9 +43,15 @@ def default_camera(width: int, height: int, hfov_deg: float = 60.0) -> CameraInt
 
 @dataclass(frozen=True)
 class LiveConfig:
-    tracker: TrackerConfig = field(default_factory=lambda: TrackerConfig(pso=PSOConfig(48, 15), init_generations=30))
+    """The live tracker's PSO budget, 32 particles x 15 generations, is the cheapest whose
+    accuracy on the live benchmark's video matched the larger budgets' (docs/tracker.md, "The
+    live budget": MPJPE 64-77 mm and PA-MPJPE 25-27 mm for every budget from 32 x 10 to 64 x 25,
+    within the spread between seeds), at 1.5x less tracking time than 48 x 15."""
+
+    tracker: TrackerConfig = field(default_factory=lambda: TrackerConfig(pso=PSOConfig(32, 15), init_generations=30))
     min_mask_pixels: int = 150
     crop_margin: float = 0.4
+    depthnet_backend: str = "auto"
 
 
 class LiveResult(NamedTuple):
@@ -64,16 +72,39 @@ def _largest_blob(mask: np.ndarray) -> np.ndarray:
     return labels == k
 
 
+class Observation(NamedTuple):
+    """Stage 1's output for one frame: the crop depthnet ran on (None: no hand found), and its
+    relative depth and mask pasted into full-frame maps (None without a crop)."""
+
+    crop: RegionOfInterest | None
+    relative: np.ndarray | None     # (H, W) relative depth on the crop, 1 elsewhere
+    mask: np.ndarray | None         # (H, W) bool, the largest blob
+    timings: dict
+
+
 class LivePipeline:
-    def __init__(self, camera: CameraIntrinsics, net: DepthNet | None = None, config: LiveConfig | None = None):
+    """``process(rgb)``: both stages of one frame in turn. ``process_overlapped(rgb)``: stage 1
+    (localisation and depthnet) of this frame on a worker thread while stage 2 (tracking) of the
+    previous frame runs on the caller's, returning the previous frame's result: one frame of
+    latency, and the crop comes from the result two frames back (40% margin around the hand)."""
+
+    def __init__(self, camera: CameraIntrinsics, net: DepthNet | Inference | None = None,
+                 config: LiveConfig | None = None):
         self.camera = camera
-        self.net = DepthNet.from_pretrained() if net is None else net
         self.config = LiveConfig() if config is None else config
+        net = DepthNet.from_pretrained() if net is None else net
+        self.depthnet = net if isinstance(net, Inference) else Inference(net, self.config.depthnet_backend)
         tcfg = replace(self.config.tracker, mask_source="given", depth_offset_free=True)
         self.tracker = Tracker(camera, tcfg)
         self.crop: RegionOfInterest | None = None
+        self._worker: ThreadPoolExecutor | None = None
+        self._pending: tuple[np.ndarray, Future] | None = None
 
     def close(self) -> None:
+        if self._worker is not None:
+            self._worker.shutdown(wait=True, cancel_futures=True)
+            self._worker = None
+        self._pending = None
         self.tracker.close()
 
     def reset(self) -> None:
@@ -91,7 +122,7 @@ class LivePipeline:
             return None
         patch = np.zeros((side, side, 3), np.uint8)
         patch[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = rgb[sy0:sy1, sx0:sx1]
-        pred = self.net.predict(patch)
+        pred = self.depthnet.predict(patch)
         relative = np.ones((H, W), np.float32)
         mask = np.zeros((H, W), bool)
         relative[sy0:sy1, sx0:sx1] = pred.relative[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0]
@@ -109,41 +140,70 @@ class LivePipeline:
             return None
         return RegionOfInterest.from_mask(mask, margin=0.25, square=True)
 
-    def process(self, rgb: np.ndarray) -> LiveResult:
+    def observe(self, rgb: np.ndarray, crop: RegionOfInterest | None = None) -> Observation:
+        """Stage 1: localise the hand when ``crop`` is None, then depthnet on the crop (pixels
+        outside the image are black)."""
         t = {}
         t0 = time.perf_counter()
         H, W = rgb.shape[:2]
         if (W, H) != self.camera.size:
             raise ValueError(f"frame is {W}x{H} but the camera is {self.camera.width}x{self.camera.height}")
-        crop = self.crop or self._localise(rgb)
+        crop = crop or self._localise(rgb)
         t["localisation"] = time.perf_counter() - t0
         if crop is None:
-            self.tracker.reset()
-            return LiveResult("no_hand", None, None, None, None, None, t)
-        # depthnet on the crop (pixels outside the image are black), pasted back at full size
+            return Observation(None, None, None, t)
         t1 = time.perf_counter()
         x0, y0, x1, y1 = (int(round(v)) for v in crop.box)
         predicted = self._predict_square(rgb, x0, y0, max(x1 - x0, y1 - y0, 16))
-        if predicted is None:
-            self.reset()
-            return LiveResult("no_hand", None, None, None, None, None, t)
-        relative, mask = predicted
-        mask = _largest_blob(mask)
         t["depthnet"] = time.perf_counter() - t1
-        if mask.sum() < self.config.min_mask_pixels:
+        if predicted is None:
+            return Observation(None, None, None, t)
+        relative, mask = predicted
+        return Observation(crop, relative, _largest_blob(mask), t)
+
+    def track(self, obs: Observation) -> LiveResult:
+        """Stage 2: metric depth from RGB alone, then the tracker; sets the next crop."""
+        t = dict(obs.timings)
+        if obs.mask is None or obs.mask.sum() < self.config.min_mask_pixels:
             self.reset()
-            return LiveResult("no_hand", None, None, crop, relative, mask, t)
-        # metric depth from RGB alone + tracking
+            return LiveResult("no_hand", None, None, obs.crop, obs.relative, obs.mask, t)
         t2 = time.perf_counter()
-        z = distance_from_mask(mask, self.camera, self.tracker.config.hand_length_mm)
-        depth = relative_to_metric(relative, mask, z)
-        r = self.tracker.step(depth, mask=mask)
+        z = distance_from_mask(obs.mask, self.camera, self.tracker.config.hand_length_mm)
+        depth = relative_to_metric(obs.relative, obs.mask, z)
+        r = self.tracker.step(depth, mask=obs.mask)
         t["tracker"] = time.perf_counter() - t2
         self.crop = None
+        crop = obs.crop
         if r.status == "tracked" and np.all(r.joints_mm[:, 2] > 50.0):
+            H, W = obs.mask.shape
             uv = self.camera.project(r.joints_mm)
             crop = RegionOfInterest.from_points(uv, margin=self.config.crop_margin, square=True)
             inside = crop.x1 > 0 and crop.y1 > 0 and crop.x0 < W and crop.y0 < H
             if inside and crop.x1 - crop.x0 <= 2 * max(W, H):  # else: lost in practice, localise again
                 self.crop = crop
-        return LiveResult(r.status, r.joints_mm, r.params, crop, relative, mask, t)
+        return LiveResult(r.status, r.joints_mm, r.params, crop, obs.relative, obs.mask, t)
+
+    def process(self, rgb: np.ndarray) -> LiveResult:
+        """Both stages of one frame ``(H, W, 3) uint8`` RGB, in turn."""
+        return self.track(self.observe(rgb, self.crop))
+
+    def process_overlapped(self, rgb: np.ndarray) -> tuple[np.ndarray, LiveResult] | None:
+        """Start stage 1 of ``rgb`` on the worker, track the previous frame here meanwhile, and
+        return that frame and its result (None on the first call; ``flush()`` gives the last)."""
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(1, thread_name_prefix="depthnet")
+        future = self._worker.submit(self.observe, rgb, self.crop)
+        out = self._finish_pending()
+        self._pending = (rgb, future)
+        return out
+
+    def flush(self) -> tuple[np.ndarray, LiveResult] | None:
+        """The frame still in flight in ``process_overlapped`` and its result, or None."""
+        return self._finish_pending()
+
+    def _finish_pending(self) -> tuple[np.ndarray, LiveResult] | None:
+        if self._pending is None:
+            return None
+        rgb, future = self._pending
+        self._pending = None
+        return rgb, self.track(future.result())

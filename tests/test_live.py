@@ -28,11 +28,13 @@ def hand_video(tmp_path_factory):
     return path
 
 
-def test_headless_run_writes_lines_and_video(hand_video, tmp_path):
+@pytest.mark.parametrize("overlap", ["off", "on"])
+def test_headless_run_writes_lines_and_video(hand_video, tmp_path, overlap):
     out, lines = tmp_path / "out.mp4", tmp_path / "joints.jsonl"
-    stats = run_live(video=str(hand_video), headless=True, output=str(out), joints_path=str(lines), progress=False)
+    stats = run_live(video=str(hand_video), headless=True, output=str(out), joints_path=str(lines), progress=False,
+                     overlap=overlap)
     rows = [json.loads(x) for x in lines.read_text().splitlines()]
-    assert stats["frames"] == 12 and len(rows) == 12
+    assert stats["frames"] == 12 and len(rows) == 12 and stats["fps"] > 0
     assert [r["frame"] for r in rows] == list(range(12))
     for r in rows:
         assert set(r) == {"frame", "t", "status", "joints_mm", "fps"} and r["status"] in ("tracked", "lost", "no_hand")
@@ -65,3 +67,28 @@ def test_truncated_video_is_handled(hand_video, tmp_path):
         assert 0 < len(lines) < 12 and out.exists()
     else:  # not even one frame: a clear error and no half-written video
         assert code == 2 and not out.exists()
+
+
+def test_overlapped_pipeline_returns_every_frame_once_in_order(hand_video):
+    """process_overlapped: None first, then the previous frame and its result; flush gives the
+    last. Frame 0 has no earlier crop in either mode, so its result is the sequential one."""
+    from handrgbd.recording import Recording
+    from live.pipeline import LivePipeline
+
+    rec = Recording(hand_video.parent / "seq")
+    frames = [f.rgb for f in rec][:5]
+    sequential = LivePipeline(rec.camera)
+    first = sequential.process(frames[0])
+    sequential.close()
+    pipe = LivePipeline(rec.camera)
+    out = [pipe.process_overlapped(rgb) for rgb in frames]
+    out.append(pipe.flush())
+    assert out[0] is None and pipe.flush() is None
+    assert [rgb is f for (rgb, _), f in zip(out[1:], frames)] == [True] * len(frames)
+    results = [r for _, r in out[1:]]
+    assert all(r.status in ("tracked", "lost", "no_hand") for r in results)
+    assert results[0].status == first.status
+    if first.joints_mm is not None:
+        np.testing.assert_allclose(results[0].joints_mm, first.joints_mm)
+    pipe.close()
+    assert pipe.flush() is None
