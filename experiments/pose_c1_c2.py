@@ -311,7 +311,6 @@ def _table(res: dict) -> str:
     def fmt(v, unit=""):
         return "-" if v is None else (f"{v:.2f}{unit}" if isinstance(v, float) else str(v))
 
-    lines = [f"{'quantity':<44}{'ours':>12}{'paper':>10}", "-" * 66]
     rows = [("depth error E over hand pixels (mm)", res["depth_error_mm"], PAPER["depth_error_mm"]),
             ("mask IoU", res["iou"], PAPER["iou"]),
             ("C1 vs C2 mean joint distance (mm)", res["c1_c2_joint_discrepancy_mm"], PAPER["c1_c2_joint_discrepancy_mm"]),
@@ -324,8 +323,10 @@ def _table(res: dict) -> str:
                          f"{res[f'{c}_pa_mpjpe_mm']:.1f} / {res[f'{c}_pck_auc_0_50']:.3f}", None))
     rows += [("tracker fps (C1, from frame 2; 2 CPU cores / GTX 580)", res["tracker_fps"], 15.0),
              (f"depthnet fps ({res['depthnet_backend']}, one frame at a time)", res["depthnet_fps"], None)]
+    width = max(len(name) for name, _, _ in rows) + 2
+    lines = [f"{'quantity':<{width}}{'ours':>12}{'paper':>10}", "-" * (width + 22)]
     for name, ours, paper in rows:
-        lines.append(f"{name:<44}{fmt(ours):>12}{fmt(paper):>10}")
+        lines.append(f"{name:<{width}}{fmt(ours):>12}{fmt(paper):>10}")
     lines.append(f"frames: {res['frames']}; paper: Kinect v2 recordings, GPU (15 Hz tracker)")
     return "\n".join(lines)
 

@@ -19,7 +19,7 @@ def tile_sums_kernel(rendered: np.ndarray, observed: np.ndarray, mask: np.ndarra
 
     delta = 0, or with ``free_offset`` the mean of r - o over the pixels where both have depth
     and the mask is set (observed depth known only up to a constant), added inside the mask.
-    The tracker's CPU kernel (``tracker._raycast.score_tiles_kernel``) fuses the same sums into
+    The tracker's CPU kernel (``tracker._kernels.score_tiles_kernel``) fuses the same sums into
     its ray casting; the two are kept in their own modules because numba's on-disk cache does
     not notice a change in a callee from another file, and a test pins one to the other."""
     n, m = rendered.shape

@@ -13,7 +13,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from renderer.projection import DEFAULT_FAR_MM, DEFAULT_NEAR_MM
-from tracker._raycast import render_tiles_kernel, score_tiles_kernel
+from tracker._kernels import render_tiles_kernel, score_tiles_kernel
 
 SIZE = 40
 

@@ -11,7 +11,8 @@ from renderer.projection import RegionOfInterest
 from renderer.tiled import TileSums
 from tracker import HandModel, HandPose
 from tracker.objective import CpuScorer, GlScorer, ObjectiveConfig, objective_from_sums
-from tracker.pso import PSOConfig, constriction, pso_step_kernel
+from tracker.kinematics import finger_crossing_penalty
+from tracker.pso import PSOConfig, constriction, draw_moves, optimize, pso_step_kernel
 from tracker.tracking import Tracker, TrackerConfig, depth_foreground
 
 CAM = CameraIntrinsics(475.0, 475.0, 159.5, 119.5, 320, 240)
@@ -64,6 +65,37 @@ def test_pso_step_kernel_matches_numpy():
     xn[:, 3:7] /= np.linalg.norm(xn[:, 3:7], axis=1, keepdims=True)
     np.testing.assert_allclose(xk, xn, atol=1e-12)
     np.testing.assert_allclose(vk, vn, atol=1e-12)
+
+
+@pytest.mark.parametrize("free_offset, side", [(False, "right"), (True, "left")])
+def test_fused_cpu_run_is_the_python_loop(free_offset, side):
+    """CpuScorer.optimize (the whole run in one numba call) against tracker.pso.optimize over the
+    Python objective: the same moves and values, so the same best pose."""
+    truth = HandPose.canonical("relaxed", position_mm=(0.0, 0.0, 430.0), orientation=(0.97, 0.1, 0.2, 0.0),
+                               side=side).to_array()
+    model = HandModel(side)
+    observed = _render_full(truth, side)
+    hand = observed > 0
+    roi = RegionOfInterest.from_mask(hand, margin=0.15)
+    obs = roi.sample(np.where(hand, observed, 0.0), 64).astype(np.float32)
+    mask = roi.sample(hand, 64, fill=False)
+    scorer, cfg = CpuScorer(model.primitive_set, 64), ObjectiveConfig()
+
+    def f(X):
+        sums = scorer.sums(model.primitives(X), CAM, roi, obs, mask, cfg.d_max_mm, free_offset)
+        return objective_from_sums(sums, finger_crossing_penalty(X), cfg)
+
+    rng = np.random.default_rng(11)
+    start = truth + np.concatenate([rng.normal(0, 8, 3), rng.normal(0, 0.05, 4), rng.normal(0, 0.2, 20)])
+    swarm = np.repeat(start[None], 24, axis=0) + np.concatenate([np.zeros((24, 7)), rng.normal(0, 0.1, (24, 20))], 1)
+    pso = PSOConfig(24, 7, redraw_every=3)
+    loop = optimize(f, swarm, pso, np.random.default_rng(5))
+    fused = scorer.optimize(model, swarm, pso, np.random.default_rng(5), CAM, roi, obs, mask, cfg, free_offset)
+    np.testing.assert_allclose(fused.best, loop.best, rtol=0, atol=1e-9)
+    assert fused.best_value == pytest.approx(loop.best_value, rel=1e-12) and fused.evaluations == loop.evaluations
+    assert loop.best_value < f(swarm[:1])[0]  # the run improved on its start
+    moves = draw_moves(pso, 24, np.random.default_rng(5))  # re-draws at generations 3 and 6 only
+    assert [bool((moves.redraw_rows[g] >= 0).all()) for g in range(6)] == [False, False, True, False, False, True]
 
 
 def test_gl_and_cpu_backends_agree(gl_context):

@@ -125,6 +125,14 @@ class HandModel:
         """``(N, 37, 4, 4)`` unit-primitive -> camera transforms, for ``self.primitive_set``."""
         return self.primitives_from_frames(self.kinematics(params).frames)
 
+    def kernel_arrays(self) -> tuple:
+        """The model as the kernels take it (``tracker._kernels.pso_hand_kernel``): wrist, base,
+        base rotations, abduction signs, joint axes, lengths, scale, mirror (-1 left, 1 right),
+        radii, palm, thumb metacarpal semi-axes."""
+        g = self.geometry
+        return (g.wrist_mm, g.base_mm, g.base_rotation, g.abduction_sign, g.joint_axes, g.lengths_mm, self.scale,
+                -1.0 if self.side == "left" else 1.0, g.radii_mm, self._palm, g.thumb_metacarpal_scale)
+
     def primitives_from_frames(self, frames: np.ndarray) -> np.ndarray:
         g = self.geometry
         out = np.empty((frames.shape[0], NUM_PRIMITIVES, 4, 4))

@@ -30,7 +30,8 @@ import numpy as np
 from handrgbd.camera import CameraIntrinsics
 from renderer.projection import DEFAULT_FAR_MM, DEFAULT_NEAR_MM, RegionOfInterest
 from renderer.tiled import PrimitiveSet, TileSums
-from tracker._raycast import render_tiles_kernel, score_tiles_kernel
+from tracker._kernels import pso_hand_kernel, render_tiles_kernel, score_tiles_kernel
+from tracker.pso import LOWER, UPPER, PSOConfig, PSOResult, draw_moves, prepare_swarm
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,23 @@ class CpuScorer:
                            self.near, self.far, np.ascontiguousarray(observed_mm, np.float64),
                            np.ascontiguousarray(observed_mask, np.bool_), float(d_max_mm), bool(free_offset), out)
         return TileSums(out[:, 0], out[:, 1], out[:, 2])
+
+    def optimize(self, model, initial: np.ndarray, config: PSOConfig, rng: np.random.Generator,
+                 camera: CameraIntrinsics, roi: RegionOfInterest | None, observed_mm: np.ndarray,
+                 observed_mask: np.ndarray, objective: ObjectiveConfig, free_offset: bool = False) -> PSOResult:
+        """``tracker.pso.optimize`` of the hand objective (``model``: a ``HandModel``) on this
+        scorer, the whole run in one numba call: the same moves (``draw_moves``) and the same
+        objective, without Python between generations."""
+        x = prepare_swarm(initial)
+        moves = draw_moves(config, x.shape[0], rng)
+        c = self._camera(camera, roi)
+        best = np.empty(27)
+        value = pso_hand_kernel(x, *moves, config.w, config.c1, config.c2, LOWER, UPPER, *model.kernel_arrays(),
+                                self.kinds, self.taper, c.fx, c.fy, c.cx, c.cy, self.near, self.far,
+                                np.ascontiguousarray(observed_mm, np.float64), np.ascontiguousarray(observed_mask, np.bool_),
+                                float(objective.d_max_mm), bool(free_offset), float(objective.lambda_silhouette),
+                                float(objective.lambda_crossing), float(objective.eps), best)
+        return PSOResult(best, float(value), x.shape[0] * config.generations)
 
     def close(self) -> None:
         pass

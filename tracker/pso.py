@@ -17,17 +17,17 @@ import math
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
-import numba
 import numpy as np
 
+from tracker._kernels import pso_step_kernel
 from tracker.pose import LIMITS
 
-__all__ = ["PSOConfig", "PSOResult", "optimize", "constriction", "MAX_PARTICLES", "MAX_GENERATIONS"]
+__all__ = ["PSOConfig", "PSOResult", "Moves", "optimize", "draw_moves", "prepare_swarm", "constriction", "pso_step_kernel",
+           "MAX_PARTICLES", "MAX_GENERATIONS", "LOWER", "UPPER"]
 
-JIT = dict(nogil=True, cache=True, fastmath=False)
-
-_LO = np.concatenate([np.full(7, -np.inf), LIMITS[..., 0].ravel()])
-_HI = np.concatenate([np.full(7, np.inf), LIMITS[..., 1].ravel()])
+#: (27,) bounds of every parameter: position and quaternion free, angles within the joint limits
+LOWER = np.concatenate([np.full(7, -np.inf), LIMITS[..., 0].ravel()])
+UPPER = np.concatenate([np.full(7, np.inf), LIMITS[..., 1].ravel()])
 
 
 def constriction(c1: float, c2: float) -> float:
@@ -67,40 +67,51 @@ class PSOResult(NamedTuple):
     evaluations: int
 
 
-@numba.njit(**JIT)
-def pso_step_kernel(x, v, pbest, gbest, r1, r2, w, c1, c2, lo, hi):
-    """In place: one constricted move of every particle, clamped, quaternion renormalised."""
-    n, d = x.shape
-    for i in range(n):
-        for k in range(d):
-            vk = w * (v[i, k] + c1 * r1[i, k] * (pbest[i, k] - x[i, k]) + c2 * r2[i, k] * (gbest[k] - x[i, k]))
-            xk = x[i, k] + vk
-            if xk < lo[k]:
-                xk = lo[k]
-                vk = 0.0
-            elif xk > hi[k]:
-                xk = hi[k]
-                vk = 0.0
-            x[i, k] = xk
-            v[i, k] = vk
-        norm = math.sqrt(x[i, 3] ** 2 + x[i, 4] ** 2 + x[i, 5] ** 2 + x[i, 6] ** 2)
-        if norm < 1e-9:
-            x[i, 3], x[i, 4], x[i, 5], x[i, 6] = 1.0, 0.0, 0.0, 0.0
-        else:
-            for k in range(3, 7):
-                x[i, k] /= norm
+class Moves(NamedTuple):
+    """A run's random numbers, drawn before it: r1, r2 ``(G - 1, N, 27)`` per generation, and
+    the finger re-draws ``(G - 1, K)``: particle (-1: none that generation), dimension, value."""
+
+    r1: np.ndarray
+    r2: np.ndarray
+    redraw_rows: np.ndarray
+    redraw_dims: np.ndarray
+    redraw_values: np.ndarray
 
 
-def optimize(objective: Callable[[np.ndarray], np.ndarray], initial: np.ndarray, config: PSOConfig,
-             rng: np.random.Generator, keep_first: bool = True) -> PSOResult:
-    """Run PSO from the swarm ``initial (N, 27)``. ``keep_first``: particle 0 (e.g. the previous
-    frame's solution) is evaluated as given, so the result is never worse than it."""
+def draw_moves(config: PSOConfig, n: int, rng: np.random.Generator) -> Moves:
+    """Every random number of a run of ``n`` particles, in the order a generation-by-generation
+    loop draws them (so ``rng``'s stream, and the run, do not depend on which loop runs it)."""
+    g, k = config.generations - 1, n // 2
+    r1, r2 = np.empty((g, n, 27)), np.empty((g, n, 27))
+    rows, dims, values = np.full((g, k), -1, np.int64), np.zeros((g, k), np.int64), np.zeros((g, k))
+    for gen in range(1, config.generations):
+        r1[gen - 1], r2[gen - 1] = rng.random((n, 27)), rng.random((n, 27))
+        if config.redraw_every and gen % config.redraw_every == 0:
+            rows[gen - 1] = rng.permutation(n)[:k]
+            dims[gen - 1] = 7 + rng.integers(0, 20, k)
+            values[gen - 1] = rng.uniform(LOWER[dims[gen - 1]], UPPER[dims[gen - 1]])
+    return Moves(r1, r2, rows, dims, values)
+
+
+def prepare_swarm(initial: np.ndarray) -> np.ndarray:
+    """``(N, 27)`` float64 copy with the angles clamped to their limits and unit quaternions."""
     x = np.array(initial, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] != 27:
         raise ValueError(f"initial swarm must be (N, 27), got {x.shape}")
-    n = x.shape[0]
-    x[:, 7:] = np.clip(x[:, 7:], _LO[7:], _HI[7:])
+    x[:, 7:] = np.clip(x[:, 7:], LOWER[7:], UPPER[7:])
     x[:, 3:7] /= np.linalg.norm(x[:, 3:7], axis=1, keepdims=True)
+    return x
+
+
+def optimize(objective: Callable[[np.ndarray], np.ndarray], initial: np.ndarray, config: PSOConfig,
+             rng: np.random.Generator) -> PSOResult:
+    """Run PSO from the swarm ``initial (N, 27)`` against any batched objective. Particle 0
+    (e.g. the previous frame's solution) is evaluated as given, so the result is never worse
+    than it. ``tracker._kernels.pso_hand_kernel`` is the same run, fused, for the hand
+    objective on the cpu scorer."""
+    x = prepare_swarm(initial)
+    n = x.shape[0]
+    moves = draw_moves(config, n, rng)
     v = np.zeros_like(x)
     values = np.asarray(objective(x), dtype=np.float64)
     pbest, pbest_val = x.copy(), values.copy()
@@ -108,13 +119,11 @@ def optimize(objective: Callable[[np.ndarray], np.ndarray], initial: np.ndarray,
     gbest, gbest_val = x[g].copy(), float(values[g])
     evaluations = n
     w = config.w
-    for gen in range(1, config.generations):
-        r1, r2 = rng.random(x.shape), rng.random(x.shape)
-        pso_step_kernel(x, v, pbest, gbest, r1, r2, w, config.c1, config.c2, _LO, _HI)
-        if config.redraw_every and gen % config.redraw_every == 0:
-            chosen = rng.permutation(n)[: n // 2]
-            dims = 7 + rng.integers(0, 20, chosen.size)
-            x[chosen, dims] = rng.uniform(_LO[dims], _HI[dims])
+    for gen in range(config.generations - 1):
+        pso_step_kernel(x, v, pbest, gbest, moves.r1[gen], moves.r2[gen], w, config.c1, config.c2, LOWER, UPPER)
+        rows = moves.redraw_rows[gen]
+        if rows.size and rows[0] >= 0:
+            x[rows, moves.redraw_dims[gen]] = moves.redraw_values[gen]
         values = np.asarray(objective(x), dtype=np.float64)
         evaluations += n
         better = values < pbest_val

@@ -50,7 +50,7 @@ from handrgbd.joints import Joint
 from renderer.projection import RegionOfInterest
 from tracker.detect import PALM_JOINTS, DetectorConfig, HandDetection, detect_hand, hand_region
 from tracker.kinematics import DEFAULT_HAND_LENGTH_MM, HandModel, finger_crossing_penalty
-from tracker.objective import ObjectiveConfig, make_scorer, objective_from_sums
+from tracker.objective import CpuScorer, ObjectiveConfig, make_scorer, objective_from_sums
 from tracker.pose import SIDES, HandPose, axis_angle_quaternion, quaternion_multiply
 from tracker.pso import PSOConfig, optimize
 
@@ -334,7 +334,11 @@ class Tracker:
         else:
             swarm = self._seed_swarm(self.previous, n)
             pso = cfg.pso
-        result = optimize(f, swarm, pso, self.rng)
+        if isinstance(self.scorer, CpuScorer):  # the same run, without Python between generations
+            result = self.scorer.optimize(self.model, swarm, pso, self.rng, camera, roi, obs_tile, mask_tile,
+                                          cfg.objective, cfg.depth_offset_free)
+        else:
+            result = optimize(f, swarm, pso, self.rng)
         params = result.best
         if result.best_value > cfg.lost_objective:
             self._bad_frames += 1
