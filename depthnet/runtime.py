@@ -64,9 +64,16 @@ class _Stages(torch.nn.Module):
         return self.net(rgb).stages
 
 
+#: what the export depends on besides the weights: the network's code and the export's settings
+_EXPORT_SOURCES = ("model.py", "layers.py", "runtime.py")
+
+
 def _key(net: DepthNet) -> str:
     h = hashlib.sha256()
     h.update(json.dumps([net.config.to_dict(), torch.__version__, OPSET], sort_keys=True).encode())
+    here = Path(__file__).resolve().parent
+    for name in _EXPORT_SOURCES:  # a change to the network's code (same config, same weights) is a new model
+        h.update((here / name).read_bytes())
     for name, value in sorted(net.state_dict().items()):
         h.update(name.encode())
         h.update(value.detach().cpu().contiguous().numpy().tobytes())
@@ -89,15 +96,15 @@ def _export(net: DepthNet) -> bytes:
     return buf.getvalue()
 
 
-def onnx_model(net: DepthNet, cache: Path | None = None) -> tuple[bytes, Path | None]:
-    """The network as an ONNX model (bytes) and the cache file it came from or went to (None
-    when the cache could not be written)."""
+def onnx_model(net: DepthNet, cache: Path | None = None) -> tuple[bytes, Path | None, bool]:
+    """The network as an ONNX model (bytes), its cache file (None when the cache could not be
+    written) and whether it was read from there (else exported now)."""
     from handrgbd.outputs import atomic_write_bytes
 
     path = (cache_dir() if cache is None else Path(cache)) / f"depthnet-{_key(net)}.onnx"
     try:
         if path.is_file():
-            return path.read_bytes(), path
+            return path.read_bytes(), path, True
     except OSError as e:
         log.debug("cannot read %s (%s): exporting again", path, e)
     model = _export(net)
@@ -106,8 +113,8 @@ def onnx_model(net: DepthNet, cache: Path | None = None) -> tuple[bytes, Path | 
         atomic_write_bytes(path, model)
     except OSError as e:
         log.info("cannot cache the exported depthnet in %s (%s); it is exported on every start", path.parent, e)
-        return model, None
-    return model, path
+        return model, None, False
+    return model, path, False
 
 
 def _session(model: bytes, threads: int):
@@ -142,26 +149,27 @@ class Inference:
             try:
                 self._session = self._open(cache)
             except Exception as e:  # missing package, exporter or runtime failure: torch serves
+                why = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"
+                if isinstance(e, ImportError):
+                    why += "; pip install onnxruntime onnx"
                 if backend == "onnxruntime":
-                    raise RuntimeError(f"depthnet backend onnxruntime is not usable here: {e}") from e
+                    raise ValueError(f"depthnet backend onnxruntime is not usable here ({why})") from e
                 log.warning("depthnet runs on torch, several times slower one frame at a time: onnxruntime is not "
-                            "usable (%s: %s); pip install onnxruntime onnx", type(e).__name__,
-                            (str(e).splitlines() or [""])[0])
+                            "usable (%s)", why)
         self.backend = "onnxruntime" if self._session is not None else "torch"
 
     def _open(self, cache: Path | None):
         import onnxruntime  # noqa: F401  (fail before the export when the runtime is missing)
 
-        model, path = onnx_model(self.net, cache)
+        model, path, cached = onnx_model(self.net, cache)
         try:
             return _session(model, self.threads)
         except Exception:
-            if path is None:
+            if not cached:
                 raise
             log.info("damaged cached model %s: exporting again", path)
             path.unlink(missing_ok=True)
-            model, _ = onnx_model(self.net, cache)
-            return _session(model, self.threads)
+            return _session(onnx_model(self.net, cache)[0], self.threads)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """``(B, 3, S, S) float32 in [0, 1]`` -> ``(B, S_M + S_D, 1, S/4, S/4) float32``."""

@@ -236,17 +236,19 @@ def run_live(camera: int | None = 0, video: str | None = None, headless: bool = 
         shown = None
         t_last = time.perf_counter()
 
-        def emit(rgb: np.ndarray, result) -> tuple[np.ndarray, object]:
-            """Count, draw and write one finished frame."""
+        def emit(rgb: np.ndarray, result, timed: bool = True) -> tuple[np.ndarray, object]:
+            """Count, draw and write one finished frame; ``timed=False``: a frame finished after a
+            stall, left out of the frame rate."""
             nonlocal frames, tracked, fps, t_first, t_last
             now = time.perf_counter()
             frames += 1
             if frames == 1:
                 t_first = now
             tracked += result.status == "tracked"
-            rate = 1.0 / max(now - t_last, 1e-6)
-            fps = 0.9 * fps + 0.1 * rate if frames > 1 else rate
-            t_last = now
+            if timed:
+                rate = 1.0 / max(now - t_last, 1e-6)
+                fps = 0.9 * fps + 0.1 * rate if frames > 1 else rate
+                t_last = now
             img = annotate(rgb, cam, result, fps, _silhouette(pipeline, result, (H, W)))
             if writer is not None:
                 writer.write(np.ascontiguousarray(img[..., ::-1]))
@@ -260,6 +262,7 @@ def run_live(camera: int | None = 0, video: str | None = None, headless: bool = 
 
         bgr = first
         fed = 0
+        stalled = False
         while bgr is not None:
             if not paused:
                 rgb = np.ascontiguousarray(bgr[..., ::-1])
@@ -271,6 +274,9 @@ def run_live(camera: int | None = 0, video: str | None = None, headless: bool = 
                 viewer.show(shown)
                 for key in viewer.poll():
                     if key == "q":
+                        done = pipeline.flush()  # the frame in flight (overlapped) is written too
+                        if done is not None:
+                            emit(*done)
                         return _stats(frames, tracked, t_first, t_last)
                     if key == "r":
                         pipeline.reset()
@@ -287,10 +293,11 @@ def run_live(camera: int | None = 0, video: str | None = None, headless: bool = 
                 bgr = reader.read(stall_timeout) if not paused else bgr
             except queue.Empty:
                 log.warning("no frame for %.1f s: the stream stalled; stopping", stall_timeout)
+                stalled = True
                 break
         done = pipeline.flush()  # the frame still in flight (overlapped)
         if done is not None:
-            emit(*done)
+            emit(*done, timed=not stalled)
     except KeyboardInterrupt:
         log.info("interrupted: closing outputs")
     finally:  # in order: the capture thread first, then the outputs, complete ones under their names

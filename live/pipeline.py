@@ -108,7 +108,15 @@ class LivePipeline:
         self.tracker.close()
 
     def reset(self) -> None:
-        """Forget the hand: the next frame localises it again."""
+        """Forget the hand: the next frame localises it again (a frame in flight in
+        ``process_overlapped``, observed in the old crop, is observed again without it)."""
+        self._forget()
+        if self._pending is not None:
+            rgb, future = self._pending
+            future.result()  # the worker is free again; its observation is dropped
+            self._pending = (rgb, self._worker.submit(self.observe, rgb, None))
+
+    def _forget(self) -> None:
         self.tracker.reset()
         self.crop = None
 
@@ -145,9 +153,7 @@ class LivePipeline:
         outside the image are black)."""
         t = {}
         t0 = time.perf_counter()
-        H, W = rgb.shape[:2]
-        if (W, H) != self.camera.size:
-            raise ValueError(f"frame is {W}x{H} but the camera is {self.camera.width}x{self.camera.height}")
+        self._check_frame(rgb)
         crop = crop or self._localise(rgb)
         t["localisation"] = time.perf_counter() - t0
         if crop is None:
@@ -165,7 +171,7 @@ class LivePipeline:
         """Stage 2: metric depth from RGB alone, then the tracker; sets the next crop."""
         t = dict(obs.timings)
         if obs.mask is None or obs.mask.sum() < self.config.min_mask_pixels:
-            self.reset()
+            self._forget()
             return LiveResult("no_hand", None, None, obs.crop, obs.relative, obs.mask, t)
         t2 = time.perf_counter()
         z = distance_from_mask(obs.mask, self.camera, self.tracker.config.hand_length_mm)
@@ -187,23 +193,28 @@ class LivePipeline:
         """Both stages of one frame ``(H, W, 3) uint8`` RGB, in turn."""
         return self.track(self.observe(rgb, self.crop))
 
+    def _check_frame(self, rgb: np.ndarray) -> None:
+        H, W = rgb.shape[:2]
+        if (W, H) != self.camera.size:
+            raise ValueError(f"frame is {W}x{H} but the camera is {self.camera.width}x{self.camera.height}")
+
     def process_overlapped(self, rgb: np.ndarray) -> tuple[np.ndarray, LiveResult] | None:
         """Start stage 1 of ``rgb`` on the worker, track the previous frame here meanwhile, and
-        return that frame and its result (None on the first call; ``flush()`` gives the last)."""
+        return that frame and its result (None on the first call; ``flush()`` gives the last).
+        An error in the previous frame's stages is raised here; ``rgb`` stays in flight."""
+        self._check_frame(rgb)  # here, not on the worker, so the error belongs to this frame
         if self._worker is None:
             self._worker = ThreadPoolExecutor(1, thread_name_prefix="depthnet")
-        future = self._worker.submit(self.observe, rgb, self.crop)
-        out = self._finish_pending()
-        self._pending = (rgb, future)
-        return out
+        previous, self._pending = self._pending, (rgb, self._worker.submit(self.observe, rgb, self.crop))
+        return self._finish(previous)
 
     def flush(self) -> tuple[np.ndarray, LiveResult] | None:
         """The frame still in flight in ``process_overlapped`` and its result, or None."""
-        return self._finish_pending()
+        previous, self._pending = self._pending, None
+        return self._finish(previous)
 
-    def _finish_pending(self) -> tuple[np.ndarray, LiveResult] | None:
-        if self._pending is None:
+    def _finish(self, pending: tuple[np.ndarray, Future] | None) -> tuple[np.ndarray, LiveResult] | None:
+        if pending is None:
             return None
-        rgb, future = self._pending
-        self._pending = None
+        rgb, future = pending
         return rgb, self.track(future.result())

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
 from handrgbd.camera import CameraIntrinsics
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_model_cache(tmp_path_factory):
+    """depthnet's exported models go to this session's folder, not the user's cache (the
+    commands the tests start in subprocesses inherit it)."""
+    os.environ["HANDRGBD_CACHE"] = str(tmp_path_factory.mktemp("model_cache"))
+    yield
 
 
 @pytest.fixture(scope="session")

@@ -90,5 +90,18 @@ def test_overlapped_pipeline_returns_every_frame_once_in_order(hand_video):
     assert results[0].status == first.status
     if first.joints_mm is not None:
         np.testing.assert_allclose(results[0].joints_mm, first.joints_mm)
-    pipe.close()
+    # a wrong-sized frame is refused at once and loses nothing in flight
+    out = pipe.process_overlapped(frames[0])
+    assert out is None
+    with pytest.raises(ValueError, match="frame is 64x64"):
+        pipe.process_overlapped(np.zeros((64, 64, 3), np.uint8))
+    # reset while a frame is in flight: that frame is observed again from scratch (localised)
+    calls = []
+    real_observe = pipe.observe
+    pipe.observe = lambda rgb, crop=None: calls.append(crop) or real_observe(rgb, crop)
+    pipe.reset()
+    rgb, r = pipe.flush()
+    assert rgb is frames[0] and calls == [None] and r.status in ("tracked", "lost", "no_hand")
+    pipe.process_overlapped(frames[1])
+    pipe.close()  # with a frame in flight: waits for the worker, drops the frame
     assert pipe.flush() is None

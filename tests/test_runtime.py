@@ -15,7 +15,10 @@ from depthnet.runtime import Inference
 
 TINY = DepthNetConfig(mask_stages=1, depth_stages=2, width=8, input_size=64, hourglass_depth=3, stem="light")
 
-pytest.importorskip("onnxruntime")
+
+def _needs_onnxruntime():
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +35,7 @@ def tiny_net() -> DepthNet:
 
 def test_onnxruntime_matches_torch_on_the_shipped_weights(tmp_path):
     """The default backend's maps are torch's within 1e-3, one frame and a batch alike."""
+    _needs_onnxruntime()
     from handrgbd.recording import Recording
 
     net = DepthNet.from_pretrained()
@@ -55,6 +59,7 @@ def test_onnxruntime_matches_torch_on_the_shipped_weights(tmp_path):
 
 
 def test_the_export_is_cached_and_a_damaged_cache_replaced(tiny_net, tmp_path, monkeypatch):
+    _needs_onnxruntime()
     rgb = np.random.default_rng(1).integers(0, 256, (80, 90, 3), dtype=np.uint8)
     want = tiny_net.predict(rgb).relative
     first = Inference(tiny_net, "onnxruntime", cache=tmp_path)
@@ -75,6 +80,9 @@ def test_the_export_is_cached_and_a_damaged_cache_replaced(tiny_net, tmp_path, m
     other = DepthNet(TINY).eval()  # other weights: another key, another file
     Inference(other, "onnxruntime", cache=tmp_path)
     assert len(list(tmp_path.glob("depthnet-*.onnx"))) == 2
+    monkeypatch.setattr(rt, "_EXPORT_SOURCES", ("model.py",))  # other code, same weights: another file
+    Inference(tiny_net, "onnxruntime", cache=tmp_path)
+    assert len(list(tmp_path.glob("depthnet-*.onnx"))) == 3
 
     blocked = tmp_path / "a_file"
     blocked.write_text("not a folder")  # a cache that cannot be written: exported in memory
@@ -97,7 +105,7 @@ def test_without_onnxruntime_auto_falls_back_to_torch(tiny_net, monkeypatch, cap
     assert slow.backend == "torch" and "pip install onnxruntime onnx" in caplog.text
     rgb = np.full((64, 64, 3), 128, np.uint8)
     np.testing.assert_array_equal(slow.predict(rgb).relative, tiny_net.predict(rgb).relative)
-    with pytest.raises(RuntimeError, match="onnxruntime is not usable"):
+    with pytest.raises(ValueError, match="onnxruntime is not usable here .*pip install onnxruntime onnx"):
         Inference(tiny_net, "onnxruntime")
     with pytest.raises(ValueError, match="unknown depthnet backend 'tensorrt'"):
         Inference(tiny_net, "tensorrt")

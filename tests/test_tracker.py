@@ -67,10 +67,16 @@ def test_pso_step_kernel_matches_numpy():
     np.testing.assert_allclose(vk, vn, atol=1e-12)
 
 
-@pytest.mark.parametrize("free_offset, side", [(False, "right"), (True, "left")])
-def test_fused_cpu_run_is_the_python_loop(free_offset, side):
-    """CpuScorer.optimize (the whole run in one numba call) against tracker.pso.optimize over the
-    Python objective: the same moves and values, so the same best pose."""
+@pytest.mark.parametrize("free_offset, side, n, generations, block_bytes", [
+    (False, "right", 24, 7, None), (True, "left", 7, 5, None), (False, "right", 1, 1, None),
+    (False, "left", 9, 6, 2 * 8 * 27 * 9 * 2)])  # the last in blocks of 2 generations
+def test_fused_cpu_run_is_the_python_loop(free_offset, side, n, generations, block_bytes, monkeypatch):
+    """CpuScorer.optimize (whole blocks of generations per numba call) against tracker.pso.optimize
+    over the Python objective: the same moves and values, so the same best pose."""
+    import tracker.pso as pso_module
+
+    if block_bytes:
+        monkeypatch.setattr(pso_module, "MOVES_BLOCK_BYTES", block_bytes)
     truth = HandPose.canonical("relaxed", position_mm=(0.0, 0.0, 430.0), orientation=(0.97, 0.1, 0.2, 0.0),
                                side=side).to_array()
     model = HandModel(side)
@@ -87,15 +93,50 @@ def test_fused_cpu_run_is_the_python_loop(free_offset, side):
 
     rng = np.random.default_rng(11)
     start = truth + np.concatenate([rng.normal(0, 8, 3), rng.normal(0, 0.05, 4), rng.normal(0, 0.2, 20)])
-    swarm = np.repeat(start[None], 24, axis=0) + np.concatenate([np.zeros((24, 7)), rng.normal(0, 0.1, (24, 20))], 1)
-    pso = PSOConfig(24, 7, redraw_every=3)
+    swarm = np.repeat(start[None], n, axis=0) + np.concatenate([np.zeros((n, 7)), rng.normal(0, 0.1, (n, 20))], 1)
+    pso = PSOConfig(n, generations, redraw_every=3)
     loop = optimize(f, swarm, pso, np.random.default_rng(5))
     fused = scorer.optimize(model, swarm, pso, np.random.default_rng(5), CAM, roi, obs, mask, cfg, free_offset)
     np.testing.assert_allclose(fused.best, loop.best, rtol=0, atol=1e-9)
     assert fused.best_value == pytest.approx(loop.best_value, rel=1e-12) and fused.evaluations == loop.evaluations
-    assert loop.best_value < f(swarm[:1])[0]  # the run improved on its start
-    moves = draw_moves(pso, 24, np.random.default_rng(5))  # re-draws at generations 3 and 6 only
-    assert [bool((moves.redraw_rows[g] >= 0).all()) for g in range(6)] == [False, False, True, False, False, True]
+    if generations > 1:
+        assert loop.best_value < f(swarm[:1])[0]  # the run improved on its start
+
+
+def test_moves_are_drawn_in_the_loops_order_in_blocks(monkeypatch):
+    import tracker.pso as pso_module
+
+    pso = PSOConfig(6, 8, redraw_every=3)
+    whole = list(draw_moves(pso, 6, np.random.default_rng(2)))
+    assert len(whole) == 1 and whole[0].r1.shape == (7, 6, 27)
+    assert [bool((whole[0].redraw_rows[g] >= 0).all()) for g in range(7)] == [False, False, True, False, False, True,
+                                                                               False]  # generations 3 and 6
+    monkeypatch.setattr(pso_module, "MOVES_BLOCK_BYTES", 2 * 8 * 27 * 6 * 3)  # 3 generations a block
+    blocks = list(draw_moves(pso, 6, np.random.default_rng(2)))
+    assert [b.r1.shape[0] for b in blocks] == [3, 3, 1]
+    for name in whole[0]._fields:
+        np.testing.assert_array_equal(np.concatenate([getattr(b, name) for b in blocks]), getattr(whole[0], name))
+    one = list(draw_moves(PSOConfig(6, 1), 6, np.random.default_rng(2)))
+    assert len(one) == 1 and one[0].r1.shape == (0, 6, 27)
+
+
+def test_nothing_in_view_with_eps_0_is_infinitely_bad_in_both_loops():
+    """0 / 0 (no pixel in either mask, eps = 0) reads as +inf, never as a best pose."""
+    model = HandModel()
+    scorer, cfg = CpuScorer(model.primitive_set, 16), ObjectiveConfig(eps=0.0)
+    roi = RegionOfInterest(0, 0, 320, 320)
+    obs, mask = np.zeros((16, 16), np.float32), np.zeros((16, 16), bool)
+    behind = np.repeat(_pose("open", -500.0)[None], 4, axis=0)  # behind the camera: nothing rendered
+
+    def f(X):
+        sums = scorer.sums(model.primitives(X), CAM, roi, obs, mask, cfg.d_max_mm)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return objective_from_sums(sums, finger_crossing_penalty(X), cfg)
+
+    pso = PSOConfig(4, 2)
+    loop = optimize(f, behind, pso, np.random.default_rng(0))
+    fused = scorer.optimize(model, behind, pso, np.random.default_rng(0), CAM, roi, obs, mask, cfg)
+    assert loop.best_value == fused.best_value == np.inf
 
 
 def test_gl_and_cpu_backends_agree(gl_context):

@@ -490,13 +490,15 @@ def pso_step_kernel(x, v, pbest, gbest, r1, r2, w, c1, c2, lo, hi):
                 x[i, k] /= norm
 
 
-@numba.njit(**JIT)
+@numba.njit(**JIT_RAYS)
 def _hand_objective(x, wrist, base, base_rot, abd_sign, joint_axes, lengths, scale, mirror, radii, palm, thumb_meta,
                     kinds, taper, fx, fy, cx, cy, near, far, observed, mask, d_max, free_offset, lam_sil, lam_k, eps,
                     joints, frames, transforms, sums, values):
     """values (N,) = the tracker's objective of the hypotheses x (N, 27): kinematics, primitives,
     ray casting and sums (parallel), then ``tracker.objective.objective_from_sums`` with the
-    finger-crossing penalty ``tracker.kinematics.finger_crossing_penalty``; the rest are scratch."""
+    finger-crossing penalty ``tracker.kinematics.finger_crossing_penalty``, NaN (0 / 0 with
+    ``eps = 0`` and nothing in view) as +inf, as ``tracker.pso.optimize`` reads it; the rest are
+    scratch."""
     forward_kinematics_kernel(x, wrist, base, base_rot, abd_sign, joint_axes, lengths, scale, mirror, joints, frames)
     primitive_transforms_kernel(frames, lengths, radii, palm, thumb_meta, transforms)
     score_tiles_kernel(transforms, kinds, taper, fx, fy, cx, cy, near, far, observed, mask, d_max, free_offset, sums)
@@ -506,38 +508,39 @@ def _hand_objective(x, wrist, base, base_rot, abd_sign, joint_axes, lengths, sca
             crossing -= min(x[h, 12 + 4 * f] - x[h, 16 + 4 * f], 0.0)
         union = sums[h, 1]
         inter = sums[h, 2]
-        values[h] = (sums[h, 0] / (union + eps) + lam_sil * (1.0 - 2.0 * inter / (inter + union + eps))
-                     + lam_k * crossing)
+        value = (sums[h, 0] / (union + eps) + lam_sil * (1.0 - 2.0 * inter / (inter + union + eps))
+                 + lam_k * crossing)
+        values[h] = value if value == value else np.inf
 
 
 @numba.njit(**JIT)
-def pso_hand_kernel(x, r1, r2, redraw_rows, redraw_dims, redraw_values, w, c1, c2, lo, hi,
-                    wrist, base, base_rot, abd_sign, joint_axes, lengths, scale, mirror, radii, palm, thumb_meta,
-                    kinds, taper, fx, fy, cx, cy, near, far, observed, mask, d_max, free_offset, lam_sil, lam_k, eps,
-                    gbest):
-    """The whole PSO run of ``tracker.pso.optimize`` on the hand objective with the cpu scorer,
-    without Python between generations: x (N, 27) the prepared swarm (moved in place); r1, r2
-    (G - 1, N, 27) and the re-draws (G - 1, K): row (-1 for none), dimension and value, drawn
-    by ``tracker.pso.draw_moves``. Writes the best parameters into gbest (27,); returns the best
-    value."""
+def pso_hand_kernel(x, v, pbest, pbest_value, gbest, best, first, r1, r2, redraw_rows, redraw_dims, redraw_values,
+                    w, c1, c2, lo, hi, wrist, base, base_rot, abd_sign, joint_axes, lengths, scale, mirror, radii, palm,
+                    thumb_meta, kinds, taper, fx, fy, cx, cy, near, far, observed, mask, d_max, free_offset, lam_sil,
+                    lam_k, eps):
+    """Generations of ``tracker.pso.optimize`` on the hand objective with the cpu scorer, without
+    Python between them. State, in place: x, v, pbest (N, 27), pbest_value (N,), gbest (27,),
+    best (1,). ``first``: x is the prepared swarm, evaluated to start the state. Then one
+    generation per row of the moves: r1, r2 (G, N, 27) and the re-draws (G, K): row (-1 for
+    none), dimension and value (``tracker.pso.draw_moves``)."""
     n = x.shape[0]
-    v = np.zeros_like(x)
     joints = np.empty((n, 21, 3))
     frames = np.empty((n, NUM_FRAMES, 3, 4))
     transforms = np.empty((n, NUM_PRIMITIVES, 4, 4))
     sums = np.empty((n, 3))
     values = np.empty(n)
-    _hand_objective(x, wrist, base, base_rot, abd_sign, joint_axes, lengths, scale, mirror, radii, palm, thumb_meta,
-                    kinds, taper, fx, fy, cx, cy, near, far, observed, mask, d_max, free_offset, lam_sil, lam_k, eps,
-                    joints, frames, transforms, sums, values)
-    pbest = x.copy()
-    pbest_value = values.copy()
-    g = 0
-    for i in range(1, n):
-        if pbest_value[i] < pbest_value[g]:
-            g = i
-    gbest[:] = x[g]
-    best = pbest_value[g]
+    if first:
+        _hand_objective(x, wrist, base, base_rot, abd_sign, joint_axes, lengths, scale, mirror, radii, palm,
+                        thumb_meta, kinds, taper, fx, fy, cx, cy, near, far, observed, mask, d_max, free_offset,
+                        lam_sil, lam_k, eps, joints, frames, transforms, sums, values)
+        pbest[:] = x
+        pbest_value[:] = values
+        g = 0
+        for i in range(1, n):
+            if pbest_value[i] < pbest_value[g]:
+                g = i
+        gbest[:] = x[g]
+        best[0] = pbest_value[g]
     for gen in range(r1.shape[0]):
         pso_step_kernel(x, v, pbest, gbest, r1[gen], r2[gen], w, c1, c2, lo, hi)
         for k in range(redraw_rows.shape[1]):
@@ -554,7 +557,6 @@ def pso_hand_kernel(x, r1, r2, redraw_rows, redraw_dims, redraw_values, w, c1, c
         for i in range(1, n):
             if pbest_value[i] < pbest_value[g]:
                 g = i
-        if pbest_value[g] < best:
+        if pbest_value[g] < best[0]:
             gbest[:] = pbest[g]
-            best = pbest_value[g]
-    return best
+            best[0] = pbest_value[g]

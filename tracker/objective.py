@@ -116,15 +116,18 @@ class CpuScorer:
         scorer, the whole run in one numba call: the same moves (``draw_moves``) and the same
         objective, without Python between generations."""
         x = prepare_swarm(initial)
-        moves = draw_moves(config, x.shape[0], rng)
+        n = x.shape[0]
+        v, pbest, pbest_value = np.zeros_like(x), np.empty_like(x), np.empty(n)
+        best, value = np.empty(27), np.empty(1)
         c = self._camera(camera, roi)
-        best = np.empty(27)
-        value = pso_hand_kernel(x, *moves, config.w, config.c1, config.c2, LOWER, UPPER, *model.kernel_arrays(),
-                                self.kinds, self.taper, c.fx, c.fy, c.cx, c.cy, self.near, self.far,
-                                np.ascontiguousarray(observed_mm, np.float64), np.ascontiguousarray(observed_mask, np.bool_),
-                                float(objective.d_max_mm), bool(free_offset), float(objective.lambda_silhouette),
-                                float(objective.lambda_crossing), float(objective.eps), best)
-        return PSOResult(best, float(value), x.shape[0] * config.generations)
+        scene = (*model.kernel_arrays(), self.kinds, self.taper, c.fx, c.fy, c.cx, c.cy, self.near, self.far,
+                 np.ascontiguousarray(observed_mm, np.float64), np.ascontiguousarray(observed_mask, np.bool_),
+                 float(objective.d_max_mm), bool(free_offset), float(objective.lambda_silhouette),
+                 float(objective.lambda_crossing), float(objective.eps))
+        for block, moves in enumerate(draw_moves(config, n, rng)):
+            pso_hand_kernel(x, v, pbest, pbest_value, best, value, block == 0, *moves, config.w, config.c1, config.c2,
+                            LOWER, UPPER, *scene)
+        return PSOResult(best, float(value[0]), n * config.generations)
 
     def close(self) -> None:
         pass

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import Callable, Iterator, NamedTuple
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from tracker._kernels import pso_step_kernel
 from tracker.pose import LIMITS
 
 __all__ = ["PSOConfig", "PSOResult", "Moves", "optimize", "draw_moves", "prepare_swarm", "constriction", "pso_step_kernel",
-           "MAX_PARTICLES", "MAX_GENERATIONS", "LOWER", "UPPER"]
+           "MAX_PARTICLES", "MAX_GENERATIONS", "LOWER", "UPPER", "MOVES_BLOCK_BYTES"]
 
 #: (27,) bounds of every parameter: position and quaternion free, angles within the joint limits
 LOWER = np.concatenate([np.full(7, -np.inf), LIMITS[..., 0].ravel()])
@@ -68,8 +68,8 @@ class PSOResult(NamedTuple):
 
 
 class Moves(NamedTuple):
-    """A run's random numbers, drawn before it: r1, r2 ``(G - 1, N, 27)`` per generation, and
-    the finger re-draws ``(G - 1, K)``: particle (-1: none that generation), dimension, value."""
+    """Random numbers of consecutive generations, drawn before them: r1, r2 ``(G, N, 27)``, and
+    the finger re-draws ``(G, K)``: particle (-1: none that generation), dimension, value."""
 
     r1: np.ndarray
     r2: np.ndarray
@@ -78,19 +78,32 @@ class Moves(NamedTuple):
     redraw_values: np.ndarray
 
 
-def draw_moves(config: PSOConfig, n: int, rng: np.random.Generator) -> Moves:
-    """Every random number of a run of ``n`` particles, in the order a generation-by-generation
-    loop draws them (so ``rng``'s stream, and the run, do not depend on which loop runs it)."""
-    g, k = config.generations - 1, n // 2
-    r1, r2 = np.empty((g, n, 27)), np.empty((g, n, 27))
-    rows, dims, values = np.full((g, k), -1, np.int64), np.zeros((g, k), np.int64), np.zeros((g, k))
-    for gen in range(1, config.generations):
-        r1[gen - 1], r2[gen - 1] = rng.random((n, 27)), rng.random((n, 27))
-        if config.redraw_every and gen % config.redraw_every == 0:
-            rows[gen - 1] = rng.permutation(n)[:k]
-            dims[gen - 1] = 7 + rng.integers(0, 20, k)
-            values[gen - 1] = rng.uniform(LOWER[dims[gen - 1]], UPPER[dims[gen - 1]])
-    return Moves(r1, r2, rows, dims, values)
+#: the most memory one block of pre-drawn moves takes (a run draws block after block)
+MOVES_BLOCK_BYTES = 64 * 2 ** 20
+
+
+def draw_moves(config: PSOConfig, n: int, rng: np.random.Generator) -> Iterator[Moves]:
+    """Every random number of a run of ``n`` particles, in blocks of generations (at most
+    ``MOVES_BLOCK_BYTES`` each; at least one block, empty when the run has one generation), in
+    the order a generation-by-generation loop draws them, so ``rng``'s stream, and the run, do
+    not depend on which loop runs it."""
+    total, k = config.generations - 1, n // 2
+    per_block = max(1, MOVES_BLOCK_BYTES // (2 * 8 * 27 * n))
+    start = 1
+    while True:
+        g = min(per_block, total - (start - 1))
+        r1, r2 = np.empty((g, n, 27)), np.empty((g, n, 27))
+        rows, dims, values = np.full((g, k), -1, np.int64), np.zeros((g, k), np.int64), np.zeros((g, k))
+        for j, gen in enumerate(range(start, start + g)):
+            r1[j], r2[j] = rng.random((n, 27)), rng.random((n, 27))
+            if config.redraw_every and gen % config.redraw_every == 0:
+                rows[j] = rng.permutation(n)[:k]
+                dims[j] = 7 + rng.integers(0, 20, k)
+                values[j] = rng.uniform(LOWER[dims[j]], UPPER[dims[j]])
+        yield Moves(r1, r2, rows, dims, values)
+        start += g
+        if start > total:
+            return
 
 
 def prepare_swarm(initial: np.ndarray) -> np.ndarray:
@@ -105,30 +118,35 @@ def prepare_swarm(initial: np.ndarray) -> np.ndarray:
 
 def optimize(objective: Callable[[np.ndarray], np.ndarray], initial: np.ndarray, config: PSOConfig,
              rng: np.random.Generator) -> PSOResult:
-    """Run PSO from the swarm ``initial (N, 27)`` against any batched objective. Particle 0
-    (e.g. the previous frame's solution) is evaluated as given, so the result is never worse
-    than it. ``tracker._kernels.pso_hand_kernel`` is the same run, fused, for the hand
-    objective on the cpu scorer."""
+    """Run PSO from the swarm ``initial (N, 27)`` against any batched objective (NaN values
+    count as +inf). Particle 0 (e.g. the previous frame's solution) is evaluated as given, so
+    the result is never worse than it. ``tracker.objective.CpuScorer.optimize`` is the same
+    run, fused in numba, for the hand objective on the cpu scorer."""
+
+    def evaluate(x: np.ndarray) -> np.ndarray:
+        values = np.asarray(objective(x), dtype=np.float64)
+        return np.where(np.isnan(values), np.inf, values)
+
     x = prepare_swarm(initial)
     n = x.shape[0]
-    moves = draw_moves(config, n, rng)
     v = np.zeros_like(x)
-    values = np.asarray(objective(x), dtype=np.float64)
+    values = evaluate(x)
     pbest, pbest_val = x.copy(), values.copy()
     g = int(np.argmin(values))
     gbest, gbest_val = x[g].copy(), float(values[g])
     evaluations = n
     w = config.w
-    for gen in range(config.generations - 1):
-        pso_step_kernel(x, v, pbest, gbest, moves.r1[gen], moves.r2[gen], w, config.c1, config.c2, LOWER, UPPER)
-        rows = moves.redraw_rows[gen]
-        if rows.size and rows[0] >= 0:
-            x[rows, moves.redraw_dims[gen]] = moves.redraw_values[gen]
-        values = np.asarray(objective(x), dtype=np.float64)
-        evaluations += n
-        better = values < pbest_val
-        pbest[better], pbest_val[better] = x[better], values[better]
-        g = int(np.argmin(pbest_val))
-        if pbest_val[g] < gbest_val:
-            gbest, gbest_val = pbest[g].copy(), float(pbest_val[g])
+    for moves in draw_moves(config, n, rng):
+        for gen in range(moves.r1.shape[0]):
+            pso_step_kernel(x, v, pbest, gbest, moves.r1[gen], moves.r2[gen], w, config.c1, config.c2, LOWER, UPPER)
+            rows = moves.redraw_rows[gen]
+            if rows.size and rows[0] >= 0:
+                x[rows, moves.redraw_dims[gen]] = moves.redraw_values[gen]
+            values = evaluate(x)
+            evaluations += n
+            better = values < pbest_val
+            pbest[better], pbest_val[better] = x[better], values[better]
+            g = int(np.argmin(pbest_val))
+            if pbest_val[g] < gbest_val:
+                gbest, gbest_val = pbest[g].copy(), float(pbest_val[g])
     return PSOResult(gbest, gbest_val, evaluations)
