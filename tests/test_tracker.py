@@ -295,3 +295,24 @@ def test_a_drifted_solution_does_not_cut_away_the_whole_hand():
             assert not tr._cut_forearm(depth > 0, depth, CAM).any()  # the situation this test is about
             r = tr.step(depth, mask=depth > 0)
             assert r.params is not None and np.isfinite(r.objective)
+
+
+def test_side_auto_fits_both_models_and_keeps_the_better():
+    """On the embedded (left-hand) sequence the left model fits frame 0 better than the right
+    (objective), and auto keeps its side while tracking; a fixed side is reported as such."""
+    rec = Recording("data/embedded/test_sequence")
+    fits = {}
+    for side in ("left", "right"):
+        with Tracker(rec.camera, TrackerConfig(side=side, backend="cpu")) as tr:
+            r = tr.step(rec[0].depth_mm)
+            assert r.side == side == tr.side
+            fits[side] = r.objective
+    assert fits["left"] < fits["right"]
+    with Tracker(rec.camera, TrackerConfig(side="auto", backend="cpu")) as tr:
+        assert [tr.step(rec[i].depth_mm).side for i in range(3)] == ["left"] * 3
+        tr.reset(rec.poses[0], side="right")
+        assert tr.side == "right" and tr.step(rec[1].depth_mm).side == "right"
+    with pytest.raises(ValueError, match="'auto'"):
+        TrackerConfig(side="up")
+    with Tracker(rec.camera, TrackerConfig(side="left", backend="cpu")) as tr, pytest.raises(ValueError, match="right"):
+        tr.reset(rec.poses[0], side="right")

@@ -85,8 +85,8 @@ class TrackerConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.side not in SIDES:
-            raise ValueError(f"TrackerConfig.side must be one of {SIDES}, got {self.side!r}")
+        if self.side not in SIDE_CHOICES:
+            raise ValueError(f"TrackerConfig.side must be one of {SIDE_CHOICES}, got {self.side!r}")
         if self.mask_source not in MASK_SOURCES:
             raise ValueError(f"TrackerConfig.mask_source must be one of {MASK_SOURCES}, got {self.mask_source!r}")
         if self.tile_size < 8:
@@ -98,7 +98,9 @@ class TrackerConfig:
 
 
 class TrackResult(NamedTuple):
-    """status: ``"tracked"``, ``"lost"`` (fit too poor; re-initialising) or ``"no_hand"``."""
+    """status: ``"tracked"``, ``"lost"`` (fit too poor; re-initialising) or ``"no_hand"``;
+    side: the model's side (``"right"`` or ``"left"``; chosen at initialisation with
+    ``side="auto"``), None without a hand."""
 
     status: str
     params: np.ndarray | None      # (27,)
@@ -106,6 +108,12 @@ class TrackResult(NamedTuple):
     objective: float
     roi: RegionOfInterest | None
     seconds: float
+    side: str | None = None
+
+
+#: ``TrackerConfig.side``: a hand side, or ``"auto"``: at every initialisation both models are
+#: fitted and the better objective keeps its side until the next
+SIDE_CHOICES = (*SIDES, "auto")
 
 
 #: radius of the largest disc inside a 180 mm hand's silhouette (the palm), mm; measured on
@@ -159,7 +167,9 @@ class Tracker:
             raise ValueError(f"camera must be CameraIntrinsics, got {type(camera).__name__}")
         self.camera = camera
         self.config = TrackerConfig() if config is None else config
-        self.model = HandModel(self.config.side, self.config.hand_length_mm)
+        sides = SIDES if self.config.side == "auto" else (self.config.side,)
+        self._models = {side: HandModel(side, self.config.hand_length_mm) for side in sides}
+        self.model = self._models[sides[0]]  # the side being tracked (the first, until a fit says otherwise)
         self.scorer = make_scorer(self.config.backend, self.model.primitive_set, self.config.tile_size,
                                   self.config.pso.particles)
         self.rng = np.random.default_rng(self.config.seed)
@@ -179,13 +189,25 @@ class Tracker:
     def __exit__(self, *exc):
         self.close()
 
-    def reset(self, pose: HandPose | np.ndarray | None = None) -> None:
-        """Forget the track; with ``pose``, start from it (e.g. ground truth of frame 0)."""
+    @property
+    def side(self) -> str:
+        """The side of the model being tracked."""
+        return self.model.side
+
+    def reset(self, pose: HandPose | np.ndarray | None = None, side: str | None = None) -> None:
+        """Forget the track; with ``pose``, start from it (e.g. ground truth of frame 0), a hand
+        of ``side`` (default: a ``HandPose``'s own, else the configured side, else the current)."""
         if pose is None:
             self.previous = None
         else:
+            if side is None:
+                side = pose.side if isinstance(pose, HandPose) else (
+                    self.config.side if self.config.side != "auto" else self.model.side)
+            if side not in self._models:
+                raise ValueError(f"reset: side {side!r}, but this tracker has the {sorted(self._models)} model")
+            self.model = self._models[side]
             p = pose.to_array() if isinstance(pose, HandPose) else np.asarray(pose, dtype=np.float64)
-            self.previous = HandPose.from_array(p, self.config.side).clamped().to_array()
+            self.previous = HandPose.from_array(p, side).clamped().to_array()
         self._bad_frames = 0
 
     # ---- observation ----------------------------------------------------------------------
@@ -253,11 +275,11 @@ class Tracker:
         return out
 
     # ---- objective ------------------------------------------------------------------------
-    def _objective(self, camera, roi, obs_tile, mask_tile):
+    def _objective(self, model, camera, roi, obs_tile, mask_tile):
         cfg = self.config
 
         def f(X: np.ndarray) -> np.ndarray:
-            sums = self.scorer.sums(self.model.primitives(X), camera, roi, obs_tile, mask_tile, cfg.objective.d_max_mm,
+            sums = self.scorer.sums(model.primitives(X), camera, roi, obs_tile, mask_tile, cfg.objective.d_max_mm,
                                     cfg.depth_offset_free)
             return objective_from_sums(sums, finger_crossing_penalty(X), cfg.objective)
 
@@ -271,7 +293,7 @@ class Tracker:
         x[1:, 7:] += self.rng.normal(0, cfg.seed_sigma_rad, (n - 1, 20))
         return x
 
-    def _initial_candidates(self, depth, hand, camera, found: HandDetection | None = None) -> np.ndarray:
+    def _initial_candidates(self, model, depth, hand, camera, found: HandDetection | None = None) -> np.ndarray:
         """Canonical poses x orientations at the mask's centroid and median depth (0.12 hand
         lengths further: the palm centre lies inside the hand). With a detection, only the
         orientations whose fingers point its way (wrist -> middle knuckle within 90 degrees of
@@ -279,11 +301,11 @@ class Tracker:
         the direction is unknown (``fingers_dir`` zeros)."""
         v, u = np.nonzero(hand)
         centre = camera.unproject(np.array([u.mean(), v.mean()]), np.median(depth[v, u]) + 0.12 * self.config.hand_length_mm)
-        out = np.array([HandPose.canonical(name, position_mm=centre, orientation=q, side=self.config.side).to_array()
+        out = np.array([HandPose.canonical(name, position_mm=centre, orientation=q, side=model.side).to_array()
                         for q in _orientation_grid() for name in ("open", "relaxed", "fist", "point", "pinch")])
         if found is None:
             return out
-        j = camera.project(self.model.joints(out))
+        j = camera.project(model.joints(out))
         toward = (j[:, Joint.MIDDLE_MCP] - j[:, Joint.WRIST]) @ found.fingers_dir > 0
         return out[toward] if toward.any() else out  # unknown direction (zeros): no orientation ruled out
 
@@ -323,22 +345,23 @@ class Tracker:
         T = cfg.tile_size
         obs_tile = roi.sample(np.where(hand, depth, 0.0), T).astype(np.float32)
         mask_tile = roi.sample(hand, T, fill=False)
-        f = self._objective(camera, roi, obs_tile, mask_tile)
         n = cfg.pso.particles
-        if initialising:
-            candidates = self._initial_candidates(depth, hand, camera, found)
-            values = np.concatenate([f(candidates[i:i + n]) for i in range(0, len(candidates), n)])
-            best = candidates[np.argsort(values)[:max(1, n // 8)]]
-            swarm = np.concatenate([self._seed_swarm(b, int(math.ceil(n / len(best)))) for b in best])[:n]
-            pso = PSOConfig(n, cfg.init_generations, cfg.pso.c1, cfg.pso.c2, cfg.pso.redraw_every)
+        if initialising:  # each side's model (one unless side="auto"); the better fit keeps its side
+            candidates_pso = PSOConfig(n, cfg.init_generations, cfg.pso.c1, cfg.pso.c2, cfg.pso.redraw_every)
+            result = None
+            for model in self._models.values():
+                f = self._objective(model, camera, roi, obs_tile, mask_tile)
+                candidates = self._initial_candidates(model, depth, hand, camera, found)
+                values = np.concatenate([f(candidates[i:i + n]) for i in range(0, len(candidates), n)])
+                best = candidates[np.argsort(values)[:max(1, n // 8)]]
+                swarm = np.concatenate([self._seed_swarm(b, int(math.ceil(n / len(best)))) for b in best])[:n]
+                fit = self._optimize(model, f, swarm, candidates_pso, camera, roi, obs_tile, mask_tile)
+                if result is None or fit.best_value < result.best_value:
+                    result, self.model = fit, model
         else:
-            swarm = self._seed_swarm(self.previous, n)
-            pso = cfg.pso
-        if isinstance(self.scorer, CpuScorer):  # the same run, without Python between generations
-            result = self.scorer.optimize(self.model, swarm, pso, self.rng, camera, roi, obs_tile, mask_tile,
-                                          cfg.objective, cfg.depth_offset_free)
-        else:
-            result = optimize(f, swarm, pso, self.rng)
+            f = self._objective(self.model, camera, roi, obs_tile, mask_tile)
+            result = self._optimize(self.model, f, self._seed_swarm(self.previous, n), cfg.pso, camera, roi, obs_tile,
+                                    mask_tile)
         params = result.best
         if result.best_value > cfg.lost_objective:
             self._bad_frames += 1
@@ -351,4 +374,10 @@ class Tracker:
         else:
             self.previous = params
         joints = self.model.joints(params)[0]
-        return TrackResult(status, params, joints, result.best_value, roi, time.perf_counter() - t0)
+        return TrackResult(status, params, joints, result.best_value, roi, time.perf_counter() - t0, self.model.side)
+
+    def _optimize(self, model, f, swarm, pso: PSOConfig, camera, roi, obs_tile, mask_tile):
+        if isinstance(self.scorer, CpuScorer):  # the same run, without Python between generations
+            return self.scorer.optimize(model, swarm, pso, self.rng, camera, roi, obs_tile, mask_tile,
+                                        self.config.objective, self.config.depth_offset_free)
+        return optimize(f, swarm, pso, self.rng)
