@@ -62,6 +62,9 @@ class LiveResult(NamedTuple):
     relative: np.ndarray | None     # (H, W) relative depth on the crop, 1 elsewhere
     mask: np.ndarray | None         # (H, W) bool
     timings: dict
+    depth_mm: np.ndarray | None = None  # (H, W) float32 the metric depth tracked on (0 off the mask)
+    objective: float = float("nan")     # the tracker's objective (lower is better)
+    side: str | None = None
 
 
 def _largest_blob(mask: np.ndarray) -> np.ndarray:
@@ -178,6 +181,7 @@ class LivePipeline:
         depth = relative_to_metric(obs.relative, obs.mask, z)
         r = self.tracker.step(depth, mask=obs.mask)
         t["tracker"] = time.perf_counter() - t2
+        depth = np.where(obs.mask, depth, 0.0).astype(np.float32)
         self.crop = None
         crop = obs.crop
         if r.status == "tracked" and np.all(r.joints_mm[:, 2] > 50.0):
@@ -187,7 +191,7 @@ class LivePipeline:
             inside = crop.x1 > 0 and crop.y1 > 0 and crop.x0 < W and crop.y0 < H
             if inside and crop.x1 - crop.x0 <= 2 * max(W, H):  # else: lost in practice, localise again
                 self.crop = crop
-        return LiveResult(r.status, r.joints_mm, r.params, crop, obs.relative, obs.mask, t)
+        return LiveResult(r.status, r.joints_mm, r.params, crop, obs.relative, obs.mask, t, depth, r.objective, r.side)
 
     def process(self, rgb: np.ndarray) -> LiveResult:
         """Both stages of one frame ``(H, W, 3) uint8`` RGB, in turn."""

@@ -109,6 +109,7 @@ class TrackResult(NamedTuple):
     roi: RegionOfInterest | None
     seconds: float
     side: str | None = None
+    mask: np.ndarray | None = None  # (H, W) bool, the observed hand mask the frame was fitted to
 
 
 #: ``TrackerConfig.side``: a hand side, or ``"auto"``: at every initialisation both models are
@@ -374,7 +375,8 @@ class Tracker:
         else:
             self.previous = params
         joints = self.model.joints(params)[0]
-        return TrackResult(status, params, joints, result.best_value, roi, time.perf_counter() - t0, self.model.side)
+        return TrackResult(status, params, joints, result.best_value, roi, time.perf_counter() - t0, self.model.side,
+                           hand)
 
     def _optimize(self, model, f, swarm, pso: PSOConfig, camera, roi, obs_tile, mask_tile):
         if isinstance(self.scorer, CpuScorer):  # the same run, without Python between generations
