@@ -148,12 +148,15 @@ def _frames(net: DepthNet, rec: Recording, indices, batch: int = 8):
 
 
 def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, figure: str | Path | None = None,
-             figure_frames: int = 4) -> dict:
+             figure_frames: int = 4, progress: bool | str = False) -> dict:
     """Metrics on a recording folder (needs rgb/ and depth/ or depth_gt/). Returns
     ``{"depth_error_mm", "surface_error_mm", "flat_error_mm", "tilt_error_deg", "flat_tilt_error_deg", "iou",
     "frames", "pixels", "f_curve": [(e, F(e))...],
     "by_hand_fraction": [{"hand_fraction": [lo, hi], "frames", "depth_error_mm"}...]}``; with ``figure``
-    also writes the paper's Fig. 6 style panel (RGB | true depth | estimate | difference)."""
+    also writes the paper's Fig. 6 style panel (RGB | true depth | estimate | difference);
+    ``progress``: as ``handrgbd.progress.Progress``'s mode."""
+    from handrgbd.progress import Progress
+
     rec = Recording(folder)
     if not rec.has_rgb or not (rec.has_depth or rec.has_depth_gt):
         raise ValueError(f"{rec.path}: evaluation needs rgb/ and depth/ (or depth_gt/)")
@@ -165,7 +168,9 @@ def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, f
     size_sums = np.zeros((len(HAND_FRACTION_BINS) - 1, 3))  # per bin: frames, error sum, pixels
     panels = []
     show = set(indices[np.linspace(0, n - 1, min(figure_frames, n)).round().astype(int)]) if figure else set()
+    bar = Progress(n, "eval", "frame", progress)
     for f, rgb, depth, rel, mask in _frames(net, rec, indices):
+        bar.update()
         t = make_targets(depth)
         frames += 1
         if not t.mask.any():
@@ -193,6 +198,7 @@ def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, f
                 flat_tilts.append(_angle_deg(n_true, _FRONTO_PARALLEL))
         if f.index in show:
             panels.append(_panel(rgb, t, rel, hand))
+    bar.close()
     net.train(was_training)
     if not errors:
         raise ValueError(f"{rec.path}: no frame has a hand in its depth")
@@ -242,6 +248,7 @@ def build_parser() -> CommandParser:
     p.add_argument("--overwrite", action="store_true", help="replace the files of an earlier run in --out")
     p.add_argument("--frames", type=integer(1), default=None, help="evaluate N frames spread over the folder")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar: a log line every few seconds instead")
     return p
 
 
@@ -252,7 +259,8 @@ def eval_main(argv: list[str] | None = None) -> int:
     try:
         out = check_outputs(args.out, EVAL_OUTPUTS, args.overwrite) if args.out else None
         net = DepthNet.load(args.weights) if args.weights else DepthNet.from_pretrained()
-        m = finite_or_none(evaluate(net, args.data, args.frames, figure=out / "qualitative.png" if out else None))
+        m = finite_or_none(evaluate(net, args.data, args.frames, figure=out / "qualitative.png" if out else None,
+                                    progress="log" if args.no_progress else not args.json))
         if out:
             make_folder(out)
             write_csv(out / "f_curve.csv", [["error_mm", "fraction_of_hand_pixels"], *m["f_curve"]])

@@ -241,9 +241,9 @@ def _training_device(name: str) -> torch.device:
     return device
 
 
-def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
+def train(config: TrainConfig, resume: bool = False, progress: bool | str = True) -> dict:
     """Train; returns the final metrics. Files go to ``config.out`` (rank 0 only)."""
-    from tqdm import tqdm
+    from handrgbd.progress import Progress
 
     device = _training_device(config.device)  # before the process group: nccl wants the GPU set
     rank, world = _distributed()
@@ -305,8 +305,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
         shard = order[rank::world][: steps_per_epoch * config.batch_size]
         model.train()
         first = start_step if epoch == start_epoch else 0
-        bar = tqdm(total=steps_per_epoch, initial=first, disable=not progress or rank != 0,
-                   desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch")
+        bar = Progress(steps_per_epoch, f"epoch {epoch + 1}/{config.epochs}", "batch", progress if rank == 0 else False,
+                       initial=first)
         running, t0 = 0.0, time.perf_counter()
         batches = [[int(i) for i in shard[k * config.batch_size:(k + 1) * config.batch_size]]
                    for k in range(first, steps_per_epoch)]
@@ -327,8 +327,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
             opt.step()
             running += loss.item()
             global_step += 1
-            bar.update()
-            bar.set_postfix(loss=f"{running / (step - first + 1):.4f}")
+            bar.update(loss=f"{running / (step - first + 1):.4f}")
             if (step + 1) % config.checkpoint_every == 0:
                 save(epoch, step + 1)
         bar.close()
@@ -407,7 +406,7 @@ def build_parser() -> CommandParser:
                    help="start from these weights (fine-tuning; same model config); a resume ignores it")
     p.add_argument("--stop-after", type=integer(1), default=None, metavar="EPOCH",
                    help="stop after this epoch (the learning-rate schedule still follows --epochs)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar: a log line every few seconds instead")
     return p
 
 
@@ -434,7 +433,7 @@ def train_main(argv: list[str] | None = None) -> int:
                              stop_after_epoch=args.stop_after, augmentation=Augmentation(enabled=not args.no_augment),
                              init=args.init, device=args.device, workers=args.workers, hand_weight=args.hand_weight,
                              plane_weight=args.plane_weight)
-        metrics = train(config, resume=args.resume, progress=not args.no_progress)
+        metrics = train(config, resume=args.resume, progress="log" if args.no_progress else True)
     except (ValueError, OSError, NonFiniteLossError) as e:
         return p.fail(e)
     log.info("done: %s", metrics)

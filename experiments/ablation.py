@@ -50,7 +50,7 @@ SETTINGS = {
 
 
 def run(train_dir: str, test_dir: str, out: str | Path, preset: str = "quick", variants=VARIANTS,
-        progress: bool = True) -> dict:
+        progress: bool | str = True) -> dict:
     s = SETTINGS[preset]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -101,7 +101,7 @@ def build_parser() -> CommandParser:
     p.add_argument("--out", type=out_path, default="out/ablation", help="output folder (resumable: finished variants are kept)")
     p.add_argument("--preset", choices=sorted(SETTINGS), default="quick", help="quick (CPU) or paper (GPU)")
     p.add_argument("--variants", nargs="*", type=_variant, default=None, help="subset, e.g. 3+3 1+5")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars: a log line every few seconds instead")
     return p
 
 
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         results = run(args.train, args.test, args.out, args.preset, tuple(args.variants or VARIANTS),
-                      progress=not args.no_progress)
+                      progress="log" if args.no_progress else True)
     except (ValueError, OSError) as e:  # OSError: a write the checks could not foresee
         return p.fail(e)
     print(table(results))

@@ -383,14 +383,14 @@ def _check_data(data: list[str], sources: list[str] = ()) -> None:
 
 
 def compare(data: list[str], sources: list[str], trackers: list[str], out: str | Path, workers: int = 1,
-            progress: bool = True, seeds: tuple[int, ...] = (0,)) -> list[dict]:
+            progress: bool | str = True, seeds: tuple[int, ...] = (0,)) -> list[dict]:
     """Track every (data, source, tracker, seed) row; returns the rows, in that order.
 
     ``seeds``: the PSO trackers' random seeds (each seed is one row; MediaPipe runs once). With
     several data folders or seeds, ``OUT/pooled.json`` holds each (source, tracker) pooled over
     its rows (see :func:`pooled`).
     """
-    from tqdm import tqdm
+    from handrgbd.progress import Progress
 
     # no duplicate rows: one folder however it is spelled (the first spelling names it), one source, one tracker
     folders: dict[Path, str] = {}
@@ -422,7 +422,7 @@ def compare(data: list[str], sources: list[str], trackers: list[str], out: str |
             results[r.key] = res
         else:
             todo.append(r)
-    bar = tqdm(total=len(rows), initial=len(rows) - len(todo), disable=not progress, desc="compare", unit="row")
+    bar = Progress(len(rows), "compare", "row", progress, initial=len(rows) - len(todo))
 
     def done(r: Row, res: dict) -> None:  # the output folder appears with the first finished row
         results[r.key] = res
@@ -588,7 +588,7 @@ def build_parser() -> CommandParser:
                    help="output folder (finished rows in OUT/rows/ are reused: a rerun resumes)")
     p.add_argument("--seeds", type=integer(0, SEED_MAX), nargs="+", default=[0], help="PSO tracker seeds (one row each)")
     p.add_argument("--workers", type=integer(1, MAX_WORKERS), default=1, help="parallel processes")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar: a log line every few seconds instead")
     return p
 
 
@@ -598,7 +598,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        table = compare(args.data, args.sources, args.trackers, args.out, args.workers, progress=not args.no_progress,
+        table = compare(args.data, args.sources, args.trackers, args.out, args.workers, progress="log" if args.no_progress else True,
                         seeds=tuple(args.seeds))
     except (ValueError, OSError) as e:  # OSError: a write the checks could not foresee
         return p.fail(e)

@@ -36,6 +36,7 @@ import numpy as np
 from depthnet.model import DepthNet
 from depthnet.runtime import BACKENDS as DEPTHNET_BACKENDS
 from depthnet.runtime import Inference
+from handrgbd.progress import Progress
 from depthnet.targets import DEPTH_SCALE_MM, make_targets, relative_to_metric
 from handrgbd.args import SEED_MAX, CommandParser, existing_file, integer, out_path
 from handrgbd.depth import MAX_RANGE_MM, usable_depth
@@ -72,7 +73,7 @@ OUTPUTS = ("config.json", "results.json", "frames.csv", *(f"joints_{c}.npy" for 
 
 def run(data: str | Path = DEFAULT_DATA, out: str | Path = "out/pose_c1_c2", weights: str | None = None,
         frames: int | None = None, particles: int = 64, generations: int = 25, backend: str = "auto",
-        init: str = "gt", seed: int = 0, independent: bool = False, progress: bool = True,
+        init: str = "gt", seed: int = 0, independent: bool = False, progress: bool | str = True,
         overwrite: bool = False, depthnet_backend: str = "auto") -> dict:
     """Run the study; writes everything to ``out`` and returns the results dict.
 
@@ -80,8 +81,6 @@ def run(data: str | Path = DEFAULT_DATA, out: str | Path = "out/pose_c1_c2", wei
     the recording, the weights and every frame's RGB (depthnet's pass) have been read, so bad
     input leaves nothing behind; a run stopped while tracking writes results.json with
     ``"complete": false``, ``"stopped_at"`` and ``"error"``."""
-    from tqdm import tqdm
-
     out = check_outputs(out, OUTPUTS, overwrite)
     rec = Recording(data)
     if not rec.has_rgb:
@@ -105,7 +104,11 @@ def run(data: str | Path = DEFAULT_DATA, out: str | Path = "out/pose_c1_c2", wei
     # 1. depth from RGB; this and the depth metrics read every frame, so a bad file stops the
     # study before it writes anything ---------------------------------------------------------
     t0 = time.perf_counter()
-    preds = [net.predict(rec[i].rgb) for i in tqdm(range(n), disable=not progress, desc="depthnet", unit="frame")]
+    preds = []
+    with Progress(n, "depthnet", "frame", progress) as bar:
+        for i in range(n):
+            preds.append(net.predict(rec[i].rgb))
+            bar.update()
     depthnet_fps = n / (time.perf_counter() - t0)
     errors, per_frame, inter, union, usable = [], [], 0, 0, 0
     for i in range(n):
@@ -197,12 +200,10 @@ def _track(condition: str, rec: Recording, n: int, config: TrackerConfig, init: 
     place and appending each tracked frame's time to ``seconds``; returns the scoring backend
     used. A frame whose observation cannot be made raises ``ValueError`` naming the recording
     and the frame."""
-    from tqdm import tqdm
-
-    with Tracker(rec.camera, config) as tracker:
+    with Tracker(rec.camera, config) as tracker, Progress(n, f"track {condition}", "frame", progress) as bar:
         if init == "gt":
             tracker.reset(rec.poses[0])
-        for i in tqdm(range(n), disable=not progress, desc=f"track {condition}", unit="frame"):
+        for i in range(n):
             f = rec[i]
             if independent and i > 0:
                 tracker.reset()
@@ -212,12 +213,13 @@ def _track(condition: str, rec: Recording, n: int, config: TrackerConfig, init: 
                 raise ValueError(f"{rec.path} frame {f.name} ({condition}): {e}") from e
             if observed is None:
                 status.append("no_hand")
-                continue
-            r = tracker.step(*observed, camera=f.camera)
-            seconds.append(r.seconds)
-            status.append(r.status)
-            if r.joints_mm is not None:
-                joints[i] = r.joints_mm
+            else:
+                r = tracker.step(*observed, camera=f.camera)
+                seconds.append(r.seconds)
+                status.append(r.status)
+                if r.joints_mm is not None:
+                    joints[i] = r.joints_mm
+            bar.update()
         return tracker.backend
 
 
@@ -348,7 +350,7 @@ def build_parser() -> CommandParser:
     p.add_argument("--init", choices=("gt", "auto"), default="gt", help="frame 0 from ground truth, or automatic")
     p.add_argument("--seed", type=integer(0, SEED_MAX), default=0, help="tracker random seed")
     p.add_argument("--independent", action="store_true", help="automatic initialisation on every frame")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars: a log line every few seconds instead")
     return p
 
 
@@ -359,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("OpenGL").setLevel(logging.WARNING)
     try:
         res = run(args.data, args.out, args.weights, args.frames, args.particles, args.generations, args.backend,
-                  args.init, args.seed, args.independent, progress=not args.no_progress, overwrite=args.overwrite,
+                  args.init, args.seed, args.independent, progress="log" if args.no_progress else True, overwrite=args.overwrite,
                   depthnet_backend=args.depthnet_backend)
     except (ValueError, OSError) as e:  # OSError: a write the checks could not foresee
         return p.fail(e)

@@ -164,7 +164,7 @@ def _silhouette(pipeline, result, shape) -> np.ndarray | None:
 def run_live(camera: int | None = 0, video: str | None = None, headless: bool = False, output: str | None = None,
              joints_path: str | None = None, intrinsics: str | None = None, hfov_deg: float = 60.0,
              weights: str | None = None, max_frames: int | None = None, stall_timeout: float = 5.0,
-             progress: bool = True, side: str = "right", hand_length_mm: float = 180.0,
+             progress: bool | str = True, side: str = "right", hand_length_mm: float = 180.0,
              overwrite: bool = False, overlap: str = "auto", depthnet_backend: str = "auto") -> dict:
     """Run the live loop; returns ``{"frames", "tracked", "fps"}``. See the module docstring.
 
@@ -173,6 +173,7 @@ def run_live(camera: int | None = 0, video: str | None = None, headless: bool = 
     from depthnet.model import DepthNet
     from depthnet.runtime import Inference
     from handrgbd.outputs import check_output_file, finite_or_none, save_npy, write_image
+    from handrgbd.progress import Progress
     from live.pipeline import LivePipeline, default_camera
 
     for path, option in ((output, "--output"), (joints_path, "--joints")):
@@ -196,6 +197,7 @@ def run_live(camera: int | None = 0, video: str | None = None, headless: bool = 
     jsonl = None
     viewer = None
     pipeline = None
+    bar = None
     frames = tracked = 0
     t_first = t_last = 0.0
     t_start = time.perf_counter()
@@ -235,6 +237,10 @@ def run_live(camera: int | None = 0, video: str | None = None, headless: bool = 
             viewer = ImageViewer(W, H, "handrgbd live")
         shown = None
         t_last = time.perf_counter()
+        # headless over a video (or up to --max-frames): a progress bar, or log lines with --no-progress
+        n_video = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if video is not None else 0
+        total = min(n_video, max_frames) if n_video and max_frames else (n_video or max_frames or 0)
+        bar = Progress(total, "live", "frame", progress) if headless and total > 0 else None
 
         def emit(rgb: np.ndarray, result, timed: bool = True) -> tuple[np.ndarray, object]:
             """Count, draw and write one finished frame; ``timed=False``: a frame finished after a
@@ -245,6 +251,8 @@ def run_live(camera: int | None = 0, video: str | None = None, headless: bool = 
             if frames == 1:
                 t_first = now
             tracked += result.status == "tracked"
+            if bar is not None:
+                bar.update()
             if timed:
                 rate = 1.0 / max(now - t_last, 1e-6)
                 fps = 0.9 * fps + 0.1 * rate if frames > 1 else rate
@@ -302,6 +310,8 @@ def run_live(camera: int | None = 0, video: str | None = None, headless: bool = 
         log.info("interrupted: closing outputs")
     finally:  # in order: the capture thread first, then the outputs, complete ones under their names
         reader.close()
+        if bar is not None:
+            bar.close()
         if writer is not None:
             writer.release()
         if jsonl is not None:
@@ -372,6 +382,8 @@ def build_parser() -> CommandParser:
     p.add_argument("--hand-length", type=number(*HAND_LENGTH_RANGE_MM), default=180.0,
                    help="wrist to middle fingertip, mm")
     p.add_argument("--max-frames", type=integer(1), default=None, help="stop after N frames")
+    p.add_argument("--no-progress", action="store_true",
+                   help="headless: no progress bar, a log line every few seconds instead")
     p.add_argument("--overlap", choices=OVERLAP_CHOICES, default="auto",
                    help=f"depthnet on the next frame while tracking this one (one frame of latency); auto: on with "
                         f"more than {OVERLAP_MIN_CORES} CPU cores")
@@ -392,7 +404,8 @@ def live_main(argv: list[str] | None = None) -> int:
         stats = run_live(None if args.video else (args.camera or 0), args.video, args.headless, args.output, args.joints,
                          args.intrinsics, args.hfov, args.weights, args.max_frames, args.stall_timeout,
                          side=args.side, hand_length_mm=args.hand_length, overwrite=args.overwrite,
-                         overlap=args.overlap, depthnet_backend=args.depthnet_backend)
+                         overlap=args.overlap, depthnet_backend=args.depthnet_backend,
+                         progress="log" if args.no_progress else True)
     except (CaptureError, ValueError, OSError) as e:
         return p.fail(e)
     rate = "" if stats["fps"] is None else f", {stats['fps']:.1f} fps from frame 2 (start-up excluded)"

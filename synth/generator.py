@@ -491,12 +491,12 @@ def _render_and_write(plan: FramePlan) -> int:
 
 
 def generate(out: str | Path, frames: int, seed: int, config: SynthConfig | None = None, workers: int = 1,
-             progress: bool = True) -> dict:
+             progress: bool | str = True) -> dict:
     """Render ``frames`` frames into the recording folder ``out``; resumes where it stopped.
 
     Returns ``{"frames", "rendered", "skipped", "seconds", "frames_per_s"}``.
     """
-    from tqdm import tqdm
+    from handrgbd.progress import Progress
 
     from handrgbd.recording import RecordingWriter
 
@@ -528,7 +528,7 @@ def generate(out: str | Path, frames: int, seed: int, config: SynthConfig | None
     writer = RecordingWriter(out, base_camera, depth_unit_mm=1.0, meta=meta)
     todo = [p for p in plans if not writer.frame_done(p.index)]
     t0 = time.perf_counter()
-    bar = tqdm(total=frames, initial=frames - len(todo), disable=not progress, unit="frame", desc="synth")
+    bar = Progress(frames, "synth", "frame", progress, initial=frames - len(todo))
     if todo:
         if workers == 1:
             _worker_init(config, str(out), seed, base_camera, meta)
@@ -577,7 +577,7 @@ def build_parser() -> CommandParser:
     parser.add_argument("--workers", type=integer(1, MAX_WORKERS), default=1,
                         help="parallel processes (output does not depend on it)")
     parser.add_argument("--mask-includes-forearm", action="store_true", help="label the forearm as hand in mask/")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar: a log line every few seconds instead")
     return parser
 
 
@@ -591,7 +591,8 @@ def synth_main(argv: list[str] | None = None) -> int:
                              wide_crop_prob=args.wide_crop_prob, collage_prob=args.collage_prob,
                              mask_includes_forearm=args.mask_includes_forearm)
         check_outputs(args.out, (), overwrite=True)  # a folder we can write in; an existing one is resumed
-        stats = generate(args.out, args.frames, args.seed, config, args.workers, progress=not args.no_progress)
+        stats = generate(args.out, args.frames, args.seed, config, args.workers,
+                         progress="log" if args.no_progress else True)
     except (ValueError, OSError) as e:  # OSError: a write the checks could not foresee
         return parser.fail(e)
     log.info("%s: %d frames (%d rendered, %d already there) in %.1f s", args.out, stats["frames"],

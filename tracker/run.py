@@ -94,7 +94,7 @@ _TRUTH_METRICS = ("mpjpe_mm", "rr_mpjpe_mm", "pa_mpjpe_mm", "pck_auc_0_50", "pck
 
 
 def track_recording(data: str | Path, out: str | Path | None, config: TrackerConfig, init: str = "auto",
-                    mask_dir: str | Path | None = None, frames: int | None = None, progress: bool = True,
+                    mask_dir: str | Path | None = None, frames: int | None = None, progress: bool | str = True,
                     overlay: bool = False, independent: bool = False, overwrite: bool = False) -> dict:
     """Track every frame of a recording; returns the results dict (also written to ``out``).
     ``overlay``: also write ``out/overlay/NAME.png`` (skeleton over RGB, or over the depth in
@@ -106,7 +106,7 @@ def track_recording(data: str | Path, out: str | Path | None, config: TrackerCon
     everything so far, with ``"complete": false``, ``"stopped_at"`` (the frame's name) and
     ``"error"``. Frames without usable depth are ``no_hand``; a recording with none at all
     raises ``ValueError`` once its results are written."""
-    from tqdm import tqdm
+    from handrgbd.progress import Progress
 
     out = check_outputs(out, TRACK_OUTPUTS, overwrite) if out else None
     rec = Recording(data)
@@ -144,11 +144,11 @@ def track_recording(data: str | Path, out: str | Path | None, config: TrackerCon
     sheet_frames = set(np.linspace(0, n - 1, min(n, SHEET_FRAMES)).round().astype(int).tolist())
     tiles = []
     stop: dict = {}
-    with Tracker(rec.camera, config) as tracker:
+    with Tracker(rec.camera, config) as tracker, Progress(n, "track", "frame", progress) as bar:
         if init == "gt":
             tracker.reset(rec.poses[0])
         try:
-            for i in tqdm(range(n), disable=not progress, desc="track", unit="frame"):
+            for i in range(n):
                 stop = {"stopped_at": rec.names[i]}
                 if independent and i > 0:
                     tracker.reset()
@@ -169,6 +169,7 @@ def track_recording(data: str | Path, out: str | Path | None, config: TrackerCon
                     write_image(out / "overlay" / f"{frame.name}.png", img)
                     if i in sheet_frames:  # kept at the sheet's size, not the frame's
                         tiles.append(fit_width(img, SHEET_TILE_PX))
+                bar.update()
             stop = {}
         except BaseException as e:  # noqa: BLE001 - recorded, then re-raised
             stop["error"] = "interrupted" if isinstance(e, KeyboardInterrupt) else str(e)
@@ -244,6 +245,7 @@ def build_parser() -> CommandParser:
     p.add_argument("--seed", type=integer(0, SEED_MAX), default=0, help="PSO random seed")
     p.add_argument("--overlay", action="store_true", help="also write OUT/overlay/*.png (skeleton over the image)")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar: a log line every few seconds instead")
     return p
 
 
@@ -256,7 +258,8 @@ def track_main(argv: list[str] | None = None) -> int:
         config = TrackerConfig(side=args.side, hand_length_mm=args.hand_length,
                                pso=PSOConfig(args.particles, args.generations), backend=args.backend,
                                mask_source="given" if mask_dir else args.mask, seed=args.seed)
-        res = track_recording(args.data, args.out, config, args.init, mask_dir, args.frames, progress=not args.json,
+        progress = "log" if args.no_progress else not args.json
+        res = track_recording(args.data, args.out, config, args.init, mask_dir, args.frames, progress=progress,
                               overlay=args.overlay, independent=args.independent, overwrite=args.overwrite)
     except (ValueError, OSError) as e:  # OSError: a write the checks could not foresee
         return p.fail(e)
