@@ -260,12 +260,12 @@ def _metrics(pred: np.ndarray, gt: np.ndarray, statuses: list[str], seconds: flo
 
 def _run_pso(row: Row, rec: Recording, spec: str) -> dict:
     from tracker.pso import PSOConfig
-    from tracker.run import truth_side_and_length
+    from tracker.run import truth_start
     from tracker.tracking import Tracker, TrackerConfig
 
     particles, generations, backend = parse_tracker(spec)
     provider = make_provider(row.source)
-    side, length = truth_side_and_length(rec)
+    start, side, length = truth_start(rec)  # poses.npy, or fitted to frame 0's joints
     base = TrackerConfig(side=side, hand_length_mm=length, pso=PSOConfig(particles, generations), backend=backend,
                          seed=row.seed)
     state: dict = {"hand_length_mm": length}
@@ -283,7 +283,7 @@ def _run_pso(row: Row, rec: Recording, spec: str) -> dict:
         if tracker is None:
             cfg = replace(base, mask_source="given" if obs.mask is not None else "depth", depth_offset_free=obs.offset_free)
             tracker = Tracker(rec.camera, cfg)
-            tracker.reset(rec.poses[0])
+            tracker.reset(start, side=side)
         r = tracker.step(obs.depth_mm, mask=obs.mask, camera=frame.camera)
         statuses.append(r.status)
         seconds += r.seconds
@@ -325,8 +325,8 @@ def _run_mediapipe(row: Row, rec: Recording) -> dict:
 def run_row(row: Row) -> dict:
     """Track one (data, source, tracker) combination; returns the row's fields."""
     rec = Recording(row.data)
-    if not (rec.has_joints and rec.has_poses):
-        raise ValueError(f"{rec.path}: comparison needs ground-truth joints.npy and poses.npy")
+    if not rec.has_joints:
+        raise ValueError(f"{rec.path}: comparison needs ground-truth joints.npy")
     if row.tracker == "mediapipe":
         res = _run_mediapipe(row, rec)
     else:
@@ -373,9 +373,11 @@ def _check_data(data: list[str], sources: list[str] = ()) -> None:
 
     for d in data:
         rec = Recording(d)
-        if not (rec.has_joints and rec.has_poses):
-            raise ValueError(f"{rec.path}: comparison needs ground-truth joints.npy and poses.npy")
-        truth_side_and_length(rec)
+        if not rec.has_joints:
+            raise ValueError(f"{rec.path}: comparison needs ground-truth joints.npy (poses.npy too, or frame 0's "
+                             f"pose is fitted to its joints)")
+        if rec.has_poses:
+            truth_side_and_length(rec)
         for source in sources:
             for kind in _SOURCE_NEEDS.get(source.split(":")[0], ()):
                 if not rec.frames_with(kind):

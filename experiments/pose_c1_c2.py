@@ -45,7 +45,7 @@ from handrgbd.outputs import check_outputs, clear_outputs, finite_or_none, make_
 from handrgbd.recording import Recording
 from tracker.metrics import PCK_THRESHOLDS_MM, pose_metrics
 from tracker.pso import MAX_GENERATIONS, MAX_PARTICLES, PSOConfig
-from tracker.run import truth_side_and_length
+from tracker.run import truth_start
 from tracker.tracking import Tracker, TrackerConfig, distance_from_mask
 
 log = logging.getLogger(__name__)
@@ -90,12 +90,13 @@ def run(data: str | Path = DEFAULT_DATA, out: str | Path = "out/pose_c1_c2", wei
         raise ValueError(f"{rec.path}: no frames")
     net = Inference(DepthNet.load(weights) if weights else DepthNet.from_pretrained(), depthnet_backend)
     has_depth, has_gt = rec.has_depth, rec.has_joints
-    if init == "gt" and not (rec.has_poses and has_gt):
-        log.warning("%s has no ground-truth pose: automatic initialisation instead of --init gt", rec.path)
+    if init == "gt" and not has_gt:
+        log.warning("%s has no ground-truth joints: automatic initialisation instead of --init gt", rec.path)
         init = "auto"
     config = TrackerConfig(pso=PSOConfig(particles, generations), backend=backend, seed=seed)
-    if init == "gt":
-        side, length = truth_side_and_length(rec)
+    start = None
+    if init == "gt":  # poses.npy, or the pose fitted to frame 0's joints
+        start, side, length = truth_start(rec)
         config = replace(config, side=side, hand_length_mm=length)
     conditions = list(CONDITIONS) if has_depth else ["c2rgb"]
     cond_cfg = {"c1": config, "c2": replace(config, mask_source="given"),
@@ -146,7 +147,7 @@ def run(data: str | Path = DEFAULT_DATA, out: str | Path = "out/pose_c1_c2", wei
     seconds: dict[str, list[float]] = {c: [] for c in conditions}
     try:
         for c in conditions:
-            backend = _track(c, rec, n, cond_cfg[c], init, independent, preds, progress, joints[c], status[c],
+            backend = _track(c, rec, n, cond_cfg[c], start, independent, preds, progress, joints[c], status[c],
                              seconds[c])
             save_npy(out / f"joints_{c}.npy", joints[c].astype(np.float32))
     except BaseException as e:  # noqa: BLE001 - recorded, then re-raised
@@ -194,15 +195,16 @@ def run(data: str | Path = DEFAULT_DATA, out: str | Path = "out/pose_c1_c2", wei
     return res
 
 
-def _track(condition: str, rec: Recording, n: int, config: TrackerConfig, init: str, independent: bool, preds,
+def _track(condition: str, rec: Recording, n: int, config: TrackerConfig, start: np.ndarray | None, independent: bool,
+           preds,
            progress: bool, joints: np.ndarray, status: list, seconds: list) -> str:
     """Track frames ``0..n-1`` in one condition, filling ``joints (n, 21, 3)`` and ``status`` in
     place and appending each tracked frame's time to ``seconds``; returns the scoring backend
     used. A frame whose observation cannot be made raises ``ValueError`` naming the recording
     and the frame."""
     with Tracker(rec.camera, config) as tracker, Progress(n, f"track {condition}", "frame", progress) as bar:
-        if init == "gt":
-            tracker.reset(rec.poses[0])
+        if start is not None:  # --init gt
+            tracker.reset(start, side=config.side)
         for i in range(n):
             f = rec[i]
             if independent and i > 0:

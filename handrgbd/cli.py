@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
              "depthnet.evaluate:eval_main"),
     "track": ("track a hand through a recording folder (PSO on depth) and score against ground truth",
               "tracker.run:track_main"),
+    "fit-poses": ("fit the 27-parameter hand to a recording's joints.npy: poses.npy for --init gt",
+                  "tracker.fit:fit_main"),
     "compare": ("compare trackers across depth sources against ground truth (table, CSV, JSON, PCK plot)",
                 "experiments.compare_depth_sources:main"),
     "live": ("track a hand in 3D from an RGB camera or video, in a window or headless",

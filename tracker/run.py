@@ -36,7 +36,7 @@ from tracker.tracking import SIDE_CHOICES, Tracker, TrackerConfig
 
 log = logging.getLogger(__name__)
 
-__all__ = ["track_recording", "infer_side_and_length", "truth_side_and_length", "track_main", "build_parser",
+__all__ = ["track_recording", "infer_side_and_length", "truth_side_and_length", "truth_start", "track_main", "build_parser",
            "SHEET_FRAMES", "TRACK_OUTPUTS"]
 
 #: the overlay contact sheet shows at most this many frames, evenly spaced over the recording
@@ -56,6 +56,28 @@ def infer_side_and_length(pose: np.ndarray, joints: np.ndarray) -> tuple[str, fl
         if best is None or err < best[0]:
             best = (err, side, DEFAULT_HAND_LENGTH_MM * scale)
     return best[1], float(best[2])
+
+
+def truth_start(rec: Recording, index: int = 0) -> tuple[np.ndarray, str, float]:
+    """Frame ``index``'s true pose ``(27,)``, side and hand length, for ``--init gt``: from
+    poses.npy and joints.npy, or with joints.npy alone fitted to its joints (``tracker.fit``;
+    the residual is logged). ``ValueError`` naming the recording without joints.npy."""
+    if rec.has_poses and rec.has_joints:
+        side, length = truth_side_and_length(rec, index)
+        return rec.poses[index].astype(np.float64), side, length
+    if not rec.has_joints:
+        raise ValueError(f"{rec.path}: starting from the true pose (--init gt) needs joints.npy (poses.npy too, "
+                         f"or the pose is fitted to the joints)")
+    from tracker.fit import fit_pose
+
+    try:
+        fit = fit_pose(rec.joints_mm[index])
+    except ValueError as e:
+        raise ValueError(f"{rec.path} frame {rec.names[index]}: {e}") from e
+    log.info("%s has no poses.npy: frame %s's pose fitted to its joints (%s hand, %.1f mm long, mean residual "
+             "%.2f mm, worst joint %.2f mm)", rec.path, rec.names[index], fit.side, fit.hand_length_mm,
+             fit.residual_mm, fit.max_mm)
+    return fit.params, fit.side, fit.hand_length_mm
 
 
 def truth_side_and_length(rec: Recording, index: int = 0) -> tuple[str, float]:
@@ -117,7 +139,7 @@ def track_recording(data: str | Path, out: str | Path | None, config: TrackerCon
         raise ValueError(f"{rec.path}: no frames")
     gt = rec.joints_mm[:n] if rec.has_joints else None
     if init == "gt":
-        side, length = truth_side_and_length(rec)
+        start, side, length = truth_start(rec)
         config = replace(config, side=side, hand_length_mm=length)
     masks = Recording(mask_dir) if mask_dir else None
     if masks is not None:
@@ -146,7 +168,7 @@ def track_recording(data: str | Path, out: str | Path | None, config: TrackerCon
     stop: dict = {}
     with Tracker(rec.camera, config) as tracker, Progress(n, "track", "frame", progress) as bar:
         if init == "gt":
-            tracker.reset(rec.poses[0])
+            tracker.reset(start, side=config.side)
         try:
             for i in range(n):
                 stop = {"stopped_at": rec.names[i]}
