@@ -369,7 +369,7 @@ _SOURCE_NEEDS = {"clean": ("depth_gt",), "sensor": ("depth",), "degraded": ("dep
 def _check_data(data: list[str], sources: list[str] = ()) -> None:
     """Every data folder loads, has consistent ground truth and the images its sources read
     (before anything is written)."""
-    from tracker.run import truth_side_and_length
+    from tracker.run import truth_side_and_length, truth_start
 
     for d in data:
         rec = Recording(d)
@@ -378,6 +378,8 @@ def _check_data(data: list[str], sources: list[str] = ()) -> None:
                              f"pose is fitted to its joints)")
         if rec.has_poses:
             truth_side_and_length(rec)
+        else:  # frame 0's pose will be fitted to its joints: fit it now, so a bad file stops the run here
+            truth_start(rec)
         for source in sources:
             for kind in _SOURCE_NEEDS.get(source.split(":")[0], ()):
                 if not rec.frames_with(kind):

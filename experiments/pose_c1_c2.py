@@ -197,7 +197,7 @@ def run(data: str | Path = DEFAULT_DATA, out: str | Path = "out/pose_c1_c2", wei
 
 def _track(condition: str, rec: Recording, n: int, config: TrackerConfig, start: np.ndarray | None, independent: bool,
            preds,
-           progress: bool, joints: np.ndarray, status: list, seconds: list) -> str:
+           progress: bool | str, joints: np.ndarray, status: list, seconds: list) -> str:
     """Track frames ``0..n-1`` in one condition, filling ``joints (n, 21, 3)`` and ``status`` in
     place and appending each tracked frame's time to ``seconds``; returns the scoring backend
     used. A frame whose observation cannot be made raises ``ValueError`` naming the recording

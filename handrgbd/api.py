@@ -66,7 +66,7 @@ class HandTracker:
     camera : intrinsics of the frames; None: square pixels, centred, ``hfov_deg`` wide, set from
         the first frame's size.
     side : ``"right"``, ``"left"`` or ``"auto"`` (both models at every initialisation, the better
-        fit kept; right in 4 of 7 synthetic sequences: docs/tracker.md).
+        fit kept; right in 2 of 7 synthetic sequences: docs/tracker.md).
     hand_length_mm : wrist to middle fingertip (RGB only, it sets the distance).
     particles, generations : the PSO budget (default: live's 32 x 15 for RGB, 64 x 25 for RGB-D).
     depthnet_backend : ``"auto"``, ``"onnxruntime"`` or ``"torch"``; weights: a depthnet weights
@@ -87,7 +87,11 @@ class HandTracker:
         self._budget = (particles, generations)
         if particles is not None or generations is not None:  # the budget's check, before any frame
             PSOConfig(2 if particles is None else particles, 1 if generations is None else generations)
-        self._tracker_config = TrackerConfig(side=side, hand_length_mm=hand_length_mm, seed=seed)
+        from handrgbd.args import SEED_MAX
+
+        if not (isinstance(seed, (int, np.integer)) and 0 <= seed <= SEED_MAX):
+            raise ValueError(f"seed must be an integer in [0, {SEED_MAX}], got {seed!r}")
+        self._tracker_config = TrackerConfig(side=side, hand_length_mm=hand_length_mm, seed=int(seed))
         self.depthnet_backend = depthnet_backend
         self.weights = weights
         self._rgb = None    # LivePipeline, RGB only
@@ -144,14 +148,28 @@ class HandTracker:
             if self._depth is not None:
                 raise ValueError("HandTracker.process: this tracker was given depth before; every frame needs "
                                  "depth_mm (or use another HandTracker for RGB-only frames)")
-            r = self._rgb_route(camera).process(np.ascontiguousarray(rgb))
+            first = self._rgb is None
+            try:
+                r = self._rgb_route(camera).process(np.ascontiguousarray(rgb))
+            except BaseException:
+                if first:  # a first frame that fails decides nothing
+                    self._rgb.close()
+                    self._rgb = None
+                raise
             objective, side, mask, depth = r.objective, r.side, r.mask, r.depth_mm
         else:
             if self._rgb is not None:
                 raise ValueError("HandTracker.process: this tracker was given RGB-only frames before; depth_mm "
                                  "cannot start now (use another HandTracker for RGB-D frames)")
-            depth = np.asarray(depth_mm, dtype=np.float32)
-            r = self._depth_route(camera).step(depth, rgb=rgb)
+            depth = np.asarray(depth_mm)  # float mm: the tracker refuses raw integer sensor units with a hint
+            first = self._depth is None
+            try:
+                r = self._depth_route(camera).step(depth, rgb=rgb)
+            except BaseException:
+                if first:  # a first frame that fails decides nothing
+                    self._depth.close()
+                    self._depth = None
+                raise
             objective, side, mask = r.objective, r.side, r.mask
             depth = None if mask is None else np.where(mask, depth, 0.0).astype(np.float32)
         joints = r.joints_mm

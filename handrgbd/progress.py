@@ -44,12 +44,14 @@ class Progress:
     """Counts ``update()`` calls toward ``total`` (``initial`` already done, e.g. on resume)."""
 
     def __init__(self, total: int, desc: str, unit: str = "frame", mode: bool | str = True, initial: int = 0,
-                 every_s: float = LOG_EVERY_S):
+                 every_s: float = LOG_EVERY_S, clock=time.monotonic):
         self.mode = _mode(mode)
         self.total, self.desc, self.unit = int(total), desc, unit
-        self.done = self._start = int(initial)
+        self.done = self._start = self._logged = int(initial)
         self.every_s = every_s
-        self._t0 = self._last = time.monotonic()
+        self._clock = clock
+        self._t0 = self._last = clock()
+        self._postfix: dict = {}
         self._bar = None
         if self.mode == "bar":
             from tqdm import tqdm
@@ -64,14 +66,19 @@ class Progress:
             if postfix:
                 self._bar.set_postfix(**postfix)
         elif self.mode == "log":
-            now = time.monotonic()
-            if now - self._last >= self.every_s or self.done >= self.total:
-                self._last = now
-                log.info(self.line(now, postfix))
+            self._postfix = postfix
+            now = self._clock()
+            reached = self.done >= self.total > self._logged  # the line at the end, once
+            if now - self._last >= self.every_s or reached:
+                self._log(now)
+
+    def _log(self, now: float) -> None:
+        self._last, self._logged = now, self.done
+        log.info(self.line(now, self._postfix))
 
     def line(self, now: float | None = None, postfix: dict | None = None) -> str:
         """``"desc: 40/120 frames (33%), 3.2 frame/s, about 25 s left"``."""
-        now = time.monotonic() if now is None else now
+        now = self._clock() if now is None else now
         elapsed = max(now - self._t0, 1e-9)
         rate = (self.done - self._start) / elapsed
         text = f"{self.desc}: {self.done}/{self.total} {self.unit}s"
@@ -86,9 +93,13 @@ class Progress:
         return text
 
     def close(self) -> None:
+        """Ends the bar; in ``"log"`` mode a last line when the count moved since the last one
+        (a run that stopped short, or went past its estimated total)."""
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+        elif self.mode == "log" and self.done != self._logged:
+            self._log(self._clock())
 
     def __enter__(self) -> "Progress":
         return self

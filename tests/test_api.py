@@ -58,3 +58,13 @@ def test_no_hand_and_bad_frames():
                             ({"particles": 0}, "PSO budget"), ({"camera": "webcam"}, "CameraIntrinsics")):
         with pytest.raises(ValueError, match=message):
             HandTracker(**kwargs)
+
+
+def test_a_failing_first_frame_decides_no_route():
+    rec = Recording(DATA)
+    with HandTracker(camera=rec.camera) as t:
+        with pytest.raises(ValueError, match="float millimetres"):  # raw sensor units refused, with the hint
+            t.process(rec[0].rgb, np.zeros((rec.camera.height, rec.camera.width), np.uint16))
+        assert t.process(rec[0].rgb).status in ("tracked", "lost", "no_hand")  # RGB only is still open
+    with pytest.raises(ValueError, match="seed"):
+        HandTracker(seed=-3)

@@ -29,14 +29,20 @@ def test_recovers_side_length_and_joints_of_a_known_pose(side, length, name):
     noisy = joints + np.random.default_rng(0).normal(0, 3.0, joints.shape)
     rough = fit_pose(noisy)
     assert rough.side == side and abs(rough.hand_length_mm - length) < 8 and 2.0 < rough.residual_mm < 6.0
+    # missing joints (NaN rows, as real data sets have them): fitted to the rest
+    gaps = joints.copy()
+    gaps[[4, 8, 13, 20]] = np.nan
+    partial = fit_pose(gaps)
+    assert partial.side == side and partial.residual_mm < 0.5
+    np.testing.assert_allclose(partial.joints_mm[[3, 7, 19]], joints[[3, 7, 19]], atol=2.0)
 
 
 def test_bad_joints():
     with pytest.raises(ValueError, match=r"\(21, 3\)"):
         fit_pose(np.zeros((20, 3)))
     j = np.ones((21, 3))
-    j[4, 0] = np.nan
-    with pytest.raises(ValueError, match="non-finite"):
+    j[5:] = np.nan
+    with pytest.raises(ValueError, match="only 5 of 21 joints given"):
         fit_pose(j)
     with pytest.raises(ValueError, match="not a hand in millimetres"):
         fit_pose(np.random.default_rng(0).random((21, 3)) * 0.2)  # metres, not mm
@@ -73,3 +79,21 @@ def test_fit_poses_command_and_init_gt_from_joints_alone(tmp_path, capsys):
     (rec_dir / "joints.npy").unlink()
     assert main(["fit-poses", str(rec_dir)]) == 2  # a recording without joints.npy: a clear error
     assert "needs joints.npy" in capsys.readouterr().err
+
+
+def test_a_noisy_sequence_keeps_one_side_and_length():
+    """Noise pushes some frames past the restart threshold; side and length stay frame 0's."""
+    from tracker.fit import fit_recording
+
+    rec = Recording(DATA)
+
+    class Noisy:  # the recording's joints with 4 mm of noise per coordinate
+        path, names, has_joints = rec.path, rec.names[:8], True
+        joints_mm = rec.joints_mm[:8] + np.random.default_rng(1).normal(0, 4.0, rec.joints_mm[:8].shape)
+
+        def __len__(self):
+            return 8
+
+    fits = fit_recording(Noisy())
+    assert {f.side for f in fits} == {"left"} and len({f.hand_length_mm for f in fits}) == 1
+    assert all(f.residual_mm < 8 for f in fits)

@@ -10,18 +10,28 @@ import handrgbd.progress as hp
 from handrgbd.progress import Progress
 
 
-def test_log_mode_reports_done_rate_and_time_left(monkeypatch, caplog):
-    clock = iter([0.0, 0.0, 1.0, 2.0, 6.0, 7.0, 12.0])  # t0, then one reading per update
-    monkeypatch.setattr(hp.time, "monotonic", lambda: next(clock))
+def test_log_mode_reports_done_rate_and_time_left(caplog):
+    clock = iter([0.0, 0.0, 1.0, 2.0, 6.0, 7.0, 12.0, 13.0, 14.0])  # t0, then one reading per update
     with caplog.at_level(logging.INFO, logger="handrgbd.progress"):
-        with Progress(10, "track", "frame", "log", initial=4) as bar:
+        with Progress(10, "track", "frame", "log", initial=4, clock=lambda: next(clock)) as bar:
             for _ in range(6):
                 bar.update(loss="0.5")
+            bar.update()  # past the total (an estimated frame count): no line until the end
     lines = [r.getMessage() for r in caplog.records]
     # the 4th update, at 6 s (5 s since the last line): 4 done since the start (4 were done before),
-    # 0.667 frame/s, 2 left -> 3 s; the last update always logs
+    # 0.667 frame/s, 2 left -> 3 s; the total's line once; close() reports the overrun
     assert lines == ["track: 8/10 frames (80%), 0.667 frame/s, about 3 s left, loss 0.5",
-                     "track: 10/10 frames (100%), 0.5 frame/s, loss 0.5"]
+                     "track: 10/10 frames (100%), 0.5 frame/s, loss 0.5",
+                     "track: 11/10 frames (110%), 0.5 frame/s"]
+
+
+def test_log_mode_reports_a_run_that_stops_short(caplog):
+    clock = iter([0.0, 1.0, 2.0, 4.0])
+    with caplog.at_level(logging.INFO, logger="handrgbd.progress"):
+        with Progress(10, "eval", "frame", "log", clock=lambda: next(clock)) as bar:
+            bar.update(2)
+            bar.update(2)
+    assert [r.getMessage() for r in caplog.records] == ["eval: 4/10 frames (40%), 1 frame/s, about 6 s left"]
 
 
 def test_bar_and_off_modes(capsys, caplog):

@@ -312,6 +312,8 @@ def test_side_auto_fits_both_models_and_keeps_the_better():
         assert [tr.step(rec[i].depth_mm).side for i in range(3)] == ["left"] * 3
         tr.reset(rec.poses[0], side="right")
         assert tr.side == "right" and tr.step(rec[1].depth_mm).side == "right"
+        with pytest.raises(ValueError, match="needs its side"):
+            tr.reset(rec.poses[0])
     with pytest.raises(ValueError, match="'auto'"):
         TrackerConfig(side="up")
     with Tracker(rec.camera, TrackerConfig(side="left", backend="cpu")) as tr, pytest.raises(ValueError, match="right"):

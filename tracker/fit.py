@@ -24,20 +24,26 @@ from tracker.kinematics import DEFAULT_HAND_LENGTH_MM, HAND_LENGTH_RANGE_MM, Han
 from tracker.pose import SIDES, HandPose, quaternion_multiply
 from tracker.pso import LOWER, UPPER
 
-__all__ = ["JointFit", "fit_pose", "PALM", "RESTART_MM"]
+__all__ = ["JointFit", "fit_pose", "fit_recording", "PALM", "RESTART_MM", "MIN_JOINTS"]
 
 #: wrist and the index, middle, ring and pinky knuckles (``handrgbd.Joint`` order)
 PALM = (0, 5, 9, 13, 17)
 #: a fit from the previous frame's pose worse than this (mean joint distance, mm) tries all starts
 RESTART_MM = 5.0
+#: the fewest given (finite) joints a pose is fitted to
+MIN_JOINTS = 8
 _STARTS = ("open", "relaxed", "fist")
 _QUATERNION_WEIGHT = 100.0  # mm per unit of |q|^2 - 1: keeps q at unit length (FK normalises it)
+# mm per radian away from the start's angles: next to nothing against the joints, but an angle no
+# given joint depends on (a missing fingertip's last bend) stays put instead of stalling the solver
+_ANGLE_PRIOR = 0.01
+_MAX_EVALUATIONS = 400
 
 
 @dataclass(frozen=True)
 class JointFit:
-    """params ``(27,)``; side; hand_length_mm; residual_mm: mean distance of the 21 model joints
-    to the targets; max_mm: the largest; joints_mm ``(21, 3)`` the fitted model's joints."""
+    """params ``(27,)``; side; hand_length_mm; residual_mm: mean distance of the model's joints to
+    the given targets; max_mm: the largest; joints_mm ``(21, 3)`` the fitted model's joints."""
 
     params: np.ndarray
     side: str
@@ -60,17 +66,16 @@ def _umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
 
 
 def _quaternion(R: np.ndarray) -> np.ndarray:
-    """(w, x, y, z) of a rotation matrix."""
-    w = math.sqrt(max(0.0, 1.0 + R[0, 0] + R[1, 1] + R[2, 2])) / 2.0
-    x = math.copysign(math.sqrt(max(0.0, 1.0 + R[0, 0] - R[1, 1] - R[2, 2])) / 2.0, R[2, 1] - R[1, 2])
-    y = math.copysign(math.sqrt(max(0.0, 1.0 - R[0, 0] + R[1, 1] - R[2, 2])) / 2.0, R[0, 2] - R[2, 0])
-    z = math.copysign(math.sqrt(max(0.0, 1.0 - R[0, 0] - R[1, 1] + R[2, 2])) / 2.0, R[1, 0] - R[0, 1])
-    q = np.array([w, x, y, z])
-    return q / np.linalg.norm(q)
+    """(w, x, y, z) of a rotation matrix (scipy's, half-turns included)."""
+    from scipy.spatial.transform import Rotation
+
+    x, y, z, w = Rotation.from_matrix(R).as_quat()
+    return np.array([w, x, y, z])
 
 
-def _solve(model: HandModel, target: np.ndarray, x0: np.ndarray, length_mm: float | None):
-    """Least squares from ``x0`` = 27 parameters + log(length / default); returns (x, joints)."""
+def _solve(model: HandModel, target: np.ndarray, x0: np.ndarray, length_mm: float | None, given: np.ndarray):
+    """Least squares over the ``given`` joints from ``x0`` = 27 parameters + log(length /
+    default); returns (x, all 21 model joints)."""
     from scipy.optimize import least_squares
 
     lo = np.concatenate([LOWER, [math.log(HAND_LENGTH_RANGE_MM[0] / DEFAULT_HAND_LENGTH_MM)]])
@@ -83,26 +88,31 @@ def _solve(model: HandModel, target: np.ndarray, x0: np.ndarray, length_mm: floa
         scale = math.exp(fixed if fixed is not None else x[27])
         return p[:3] + scale * (model.joints(p)[0] - p[:3])
 
+    x0 = np.clip(x0, lo + 1e-9, hi - 1e-9)
+    angles0 = x0[7:27].copy()
+
     def residual(x: np.ndarray) -> np.ndarray:
         q = x[3:7]
-        return np.concatenate([(joints(x) - target).ravel(), [_QUATERNION_WEIGHT * (q @ q - 1.0)]])
+        return np.concatenate([(joints(x)[given] - target[given]).ravel(), [_QUATERNION_WEIGHT * (q @ q - 1.0)],
+                               _ANGLE_PRIOR * (x[7:27] - angles0)])
 
-    x0 = np.clip(x0, lo + 1e-9, hi - 1e-9)
     if fixed is not None:  # the length is given: a zero-width bound would stop the solver
         lo, hi, x0 = lo[:27], hi[:27], x0[:27]
-        res = least_squares(lambda x: residual(np.concatenate([x, [fixed]])), x0, bounds=(lo, hi), x_scale="jac")
+        res = least_squares(lambda x: residual(np.concatenate([x, [fixed]])), x0, bounds=(lo, hi), x_scale="jac",
+                            max_nfev=_MAX_EVALUATIONS)
         x = np.concatenate([res.x, [fixed]])
     else:
-        res = least_squares(residual, x0, bounds=(lo, hi), x_scale="jac")
+        res = least_squares(residual, x0, bounds=(lo, hi), x_scale="jac", max_nfev=_MAX_EVALUATIONS)
         x = res.x
     x[3:7] /= np.linalg.norm(x[3:7])
     return x, joints(x)
 
 
-def _canonical_start(model: HandModel, side: str, name: str, target: np.ndarray) -> np.ndarray:
+def _canonical_start(model: HandModel, side: str, name: str, target: np.ndarray, given: np.ndarray) -> np.ndarray:
     start = HandPose.canonical(name, position_mm=(0.0, 0.0, 0.0), side=side).to_array()
     ref = model.joints(start)[0]
-    R, t, c = _umeyama(ref[list(PALM)], target[list(PALM)])
+    palm = [j for j in PALM if given[j]]
+    R, t, c = _umeyama(ref[palm], target[palm])
     x = start.copy()
     x[:3] = t  # the model's position sits at the origin of ref: it maps to t
     x[3:7] = quaternion_multiply(_quaternion(R), start[3:7])
@@ -111,38 +121,43 @@ def _canonical_start(model: HandModel, side: str, name: str, target: np.ndarray)
 
 def fit_pose(joints_mm: np.ndarray, side: str | None = None, hand_length_mm: float | None = None,
              start: JointFit | None = None) -> JointFit:
-    """The model fitted to ``joints_mm (21, 3)`` (camera frame, mm, ``handrgbd.Joint`` order).
-    ``side``: None tries both; ``hand_length_mm``: None fits it; ``start``: a previous fit to
-    start from (its side and length then hold unless given)."""
+    """The model fitted to ``joints_mm (21, 3)`` (camera frame, mm, ``handrgbd.Joint`` order;
+    NaN rows are missing joints, left out, as long as ``MIN_JOINTS`` remain, 3 of them on the
+    palm). ``side``: None tries both; ``hand_length_mm``: None fits it; ``start``: a previous
+    fit to start from (its side and length then hold unless given). The residual is over the
+    given joints."""
     target = np.asarray(joints_mm, dtype=np.float64)
     if target.shape != (21, 3):
         raise ValueError(f"joints must be (21, 3) mm, got shape {target.shape}")
-    if not np.isfinite(target).all():
-        raise ValueError("joints contain non-finite values: a pose cannot be fitted to missing joints")
+    given = np.isfinite(target).all(axis=1)
+    if given.sum() < MIN_JOINTS or given[list(PALM)].sum() < 3:
+        raise ValueError(f"only {int(given.sum())} of 21 joints given ({int(given[list(PALM)].sum())} on the palm): a "
+                         f"pose needs {MIN_JOINTS}, 3 of them among the wrist and the finger knuckles")
     if side is not None and side not in SIDES:
         raise ValueError(f"side must be one of {SIDES} or None, got {side!r}")
-    span = np.linalg.norm(target - target[0], axis=1).max()
+    span = np.nanmax(np.linalg.norm(target[given] - target[given].mean(0), axis=1)) * 2
     if not 20.0 <= span <= 2 * HAND_LENGTH_RANGE_MM[1]:
         raise ValueError(f"joints span {span:.3g} mm from the wrist: not a hand in millimetres")
     best = None
     if start is not None:
         s = side or start.side
         x0 = np.concatenate([start.params, [math.log(start.hand_length_mm / DEFAULT_HAND_LENGTH_MM)]])
-        best = _candidate(HandModel(s), s, target, x0, hand_length_mm or (start.hand_length_mm if side is None else None))
+        best = _candidate(HandModel(s), s, target, x0, hand_length_mm or start.hand_length_mm, given)
         if best.residual_mm <= RESTART_MM:
             return best
     for s in (SIDES if side is None else (side,)):
         model = HandModel(s)
         for name in _STARTS:
-            fit = _candidate(model, s, target, _canonical_start(model, s, name, target), hand_length_mm)
+            fit = _candidate(model, s, target, _canonical_start(model, s, name, target, given), hand_length_mm, given)
             if best is None or fit.residual_mm < best.residual_mm:
                 best = fit
     return best
 
 
-def _candidate(model: HandModel, side: str, target: np.ndarray, x0: np.ndarray, length_mm: float | None) -> JointFit:
-    x, joints = _solve(model, target, x0, length_mm)
-    d = np.linalg.norm(joints - target, axis=1)
+def _candidate(model: HandModel, side: str, target: np.ndarray, x0: np.ndarray, length_mm: float | None,
+               given: np.ndarray) -> JointFit:
+    x, joints = _solve(model, target, x0, length_mm, given)
+    d = np.linalg.norm(joints[given] - target[given], axis=1)
     length = DEFAULT_HAND_LENGTH_MM * math.exp(x[27])
     return JointFit(x[:27].copy(), side, float(length), float(d.mean()), float(d.max()), joints)
 
@@ -150,7 +165,8 @@ def _candidate(model: HandModel, side: str, target: np.ndarray, x0: np.ndarray, 
 def fit_recording(rec, side: str | None = None, hand_length_mm: float | None = None,
                   progress: bool | str = False) -> list[JointFit]:
     """Every frame of a ``handrgbd.Recording`` with joints.npy, each from the previous frame's
-    fit; ``side``/``hand_length_mm`` None: fitted on frame 0, then kept."""
+    fit; ``side``/``hand_length_mm`` None: fitted on frame 0, then kept for every frame (one
+    hand: poses.npy stores neither)."""
     from handrgbd.progress import Progress
 
     if not rec.has_joints:
@@ -159,6 +175,8 @@ def fit_recording(rec, side: str | None = None, hand_length_mm: float | None = N
     with Progress(len(rec), "fit-poses", "frame", progress) as bar:
         for i, joints in enumerate(rec.joints_mm):
             try:
+                if fits:
+                    side, hand_length_mm = fits[0].side, fits[0].hand_length_mm
                 fits.append(fit_pose(joints, side, hand_length_mm, fits[-1] if fits else None))
             except ValueError as e:
                 raise ValueError(f"{rec.path} frame {rec.names[i]}: {e}") from e

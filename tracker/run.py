@@ -260,7 +260,7 @@ def build_parser() -> CommandParser:
                         "nearest 300 mm) | skin | a recording folder with mask/")
     p.add_argument("--side", choices=SIDE_CHOICES, default="right",
                    help="hand side with --init auto; auto: at each initialisation both models are fitted and the "
-                        "better fit's side is tracked (right in 4 of 7 synthetic sequences: docs/tracker.md)")
+                        "better fit's side is tracked (right in 2 of 7 synthetic sequences: docs/tracker.md)")
     p.add_argument("--hand-length", type=number(*HAND_LENGTH_RANGE_MM), default=DEFAULT_HAND_LENGTH_MM,
                    help="wrist to middle tip, mm")
     p.add_argument("--frames", type=integer(1), default=None, help="track only the first N frames")

@@ -202,8 +202,9 @@ class Tracker:
             self.previous = None
         else:
             if side is None:
-                side = pose.side if isinstance(pose, HandPose) else (
-                    self.config.side if self.config.side != "auto" else self.model.side)
+                if not isinstance(pose, HandPose) and self.config.side == "auto":
+                    raise ValueError("reset: with side='auto' a pose array needs its side (reset(pose, side=...))")
+                side = pose.side if isinstance(pose, HandPose) else self.config.side
             if side not in self._models:
                 raise ValueError(f"reset: side {side!r}, but this tracker has the {sorted(self._models)} model")
             self.model = self._models[side]
@@ -349,8 +350,9 @@ class Tracker:
         n = cfg.pso.particles
         if initialising:  # each side's model (one unless side="auto"); the better fit keeps its side
             candidates_pso = PSOConfig(n, cfg.init_generations, cfg.pso.c1, cfg.pso.c2, cfg.pso.redraw_every)
-            result = None
-            for model in self._models.values():
+            result, rng_start = None, self.rng.bit_generator.state
+            for model in self._models.values():  # each side from the same random state: auto's pick
+                self.rng.bit_generator.state = rng_start  # then runs exactly as that side alone would
                 f = self._objective(model, camera, roi, obs_tile, mask_tile)
                 candidates = self._initial_candidates(model, depth, hand, camera, found)
                 values = np.concatenate([f(candidates[i:i + n]) for i in range(0, len(candidates), n)])
@@ -358,7 +360,8 @@ class Tracker:
                 swarm = np.concatenate([self._seed_swarm(b, int(math.ceil(n / len(best)))) for b in best])[:n]
                 fit = self._optimize(model, f, swarm, candidates_pso, camera, roi, obs_tile, mask_tile)
                 if result is None or fit.best_value < result.best_value:
-                    result, self.model = fit, model
+                    result, self.model, rng_end = fit, model, self.rng.bit_generator.state
+            self.rng.bit_generator.state = rng_end
         else:
             f = self._objective(self.model, camera, roi, obs_tile, mask_tile)
             result = self._optimize(self.model, f, self._seed_swarm(self.previous, n), cfg.pso, camera, roi, obs_tile,
