@@ -40,7 +40,7 @@ from scipy import ndimage
 
 from depthnet.data import Augmentation, _downsample_depth, augment_pair
 from depthnet.model import DepthNet
-from depthnet.targets import DEPTH_SCALE_MM, make_targets
+from depthnet.targets import DEPTH_SCALE_MM, make_targets, targets_from_mask
 from handrgbd.camera import CameraIntrinsics
 from handrgbd.args import CommandParser, existing_file, integer, out_path
 from handrgbd.outputs import check_outputs, finite_or_none, make_folder, save_figure, undefined_reasons, write_csv, \
@@ -128,8 +128,31 @@ def _output_uv(frame_size: tuple[int, int], input_size: int, factor: int, rows, 
     return np.stack([u, v], axis=-1)
 
 
+#: where eval's true hand comes from (``foreground_source``)
+FOREGROUNDS = ("auto", "eq1")
+
+
+def foreground_source(rec: Recording, foreground: str = "auto") -> str:
+    """``"depth_gt"`` (eq. 1 on the clean depth: synthetic recordings), ``"mask"`` (mask/, the
+    labelled hand: real recordings), or ``"eq1"`` (eq. 1 on the sensor's depth, only when asked:
+    it takes arms, held objects and tables within 300 mm for the hand). ``foreground="eq1"``
+    asks for eq. 1 on whichever depth is there."""
+    if foreground not in FOREGROUNDS:
+        raise ValueError(f"--foreground: choose from {FOREGROUNDS} (got {foreground!r})")
+    if rec.has_depth_gt:
+        return "depth_gt"
+    if foreground == "eq1":
+        return "eq1"
+    if rec.frames_with("mask"):
+        return "mask"
+    raise ValueError(f"{rec.path}: no depth_gt/ and no mask/, so nothing says which pixels are the hand: the paper's "
+                     f"rule (eq. 1, everything within 300 mm of the nearest reading) would count an arm, a held object "
+                     f"or a table as hand. Add hand masks in mask/ (255 = hand, docs/data_format.md; e.g. from a "
+                     f"segmentation tool), or pass --foreground eq1 to use eq. 1 anyway")
+
+
 @torch.no_grad()
-def _frames(net: DepthNet, rec: Recording, indices, batch: int = 8):
+def _frames(net: DepthNet, rec: Recording, indices, batch: int = 8, source: str = "depth_gt"):
     s = net.config.input_size
     device = next(net.parameters()).device
     for start in range(0, len(indices), batch):
@@ -138,28 +161,38 @@ def _frames(net: DepthNet, rec: Recording, indices, batch: int = 8):
             f = rec[int(i)]
             gt = f.depth_gt_mm if f.depth_gt_mm is not None else f.depth_mm
             rgb, depth = augment_pair(f.rgb, gt, s, _NO_AUG, np.random.default_rng(0))
-            items.append((f, rgb, depth))
+            hand = None
+            if source == "mask":  # the labelled hand, through the same warp as the depth
+                if f.mask is None:
+                    raise ValueError(f"{rec.path} frame {f.name}: mask/ has no image for this frame (eval takes the "
+                                     f"hand from mask/ when the folder has one)")
+                hand = augment_pair(f.rgb, f.mask.astype(np.float32), s, _NO_AUG, np.random.default_rng(0))[1] > 0.5
+                hand = _downsample_depth(hand, OUTPUT_STRIDE)
+            items.append((f, rgb, depth, hand))
         x = torch.from_numpy(np.stack([it[1] for it in items]).transpose(0, 3, 1, 2).copy()).float() / 255.0
         out = net(x.to(device))
         est = out.depth.cpu().numpy()
         masks = out.mask.cpu().numpy() if out.mask is not None else None
-        for k, (f, rgb, depth) in enumerate(items):
-            yield f, rgb, _downsample_depth(depth, OUTPUT_STRIDE), est[k, 0], masks[k, 0] if masks is not None else None
+        for k, (f, rgb, depth, hand) in enumerate(items):
+            yield (f, rgb, _downsample_depth(depth, OUTPUT_STRIDE), est[k, 0], masks[k, 0] if masks is not None else None,
+                   hand)
 
 
 def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, figure: str | Path | None = None,
-             figure_frames: int = 4, progress: bool | str = False) -> dict:
+             figure_frames: int = 4, progress: bool | str = False, foreground: str = "auto") -> dict:
     """Metrics on a recording folder (needs rgb/ and depth/ or depth_gt/). Returns
     ``{"depth_error_mm", "surface_error_mm", "flat_error_mm", "tilt_error_deg", "flat_tilt_error_deg", "iou",
     "frames", "pixels", "f_curve": [(e, F(e))...],
     "by_hand_fraction": [{"hand_fraction": [lo, hi], "frames", "depth_error_mm"}...]}``; with ``figure``
     also writes the paper's Fig. 6 style panel (RGB | true depth | estimate | difference);
-    ``progress``: as ``handrgbd.progress.Progress``'s mode."""
+    ``progress``: as ``handrgbd.progress.Progress``'s mode; ``foreground``: where the true hand comes
+    from (``foreground_source``; the result's ``"foreground"`` says which)."""
     from handrgbd.progress import Progress
 
     rec = Recording(folder)
     if not rec.has_rgb or not (rec.has_depth or rec.has_depth_gt):
         raise ValueError(f"{rec.path}: evaluation needs rgb/ and depth/ (or depth_gt/)")
+    source = foreground_source(rec, foreground)
     n = len(rec) if max_frames is None else min(len(rec), max_frames)
     indices = np.linspace(0, len(rec) - 1, n).round().astype(int) if n < len(rec) else np.arange(n)
     was_training = net.training
@@ -169,9 +202,9 @@ def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, f
     panels = []
     show = set(indices[np.linspace(0, n - 1, min(figure_frames, n)).round().astype(int)]) if figure else set()
     bar = Progress(n, "eval", "frame", progress)
-    for f, rgb, depth, rel, mask in _frames(net, rec, indices):
+    for f, rgb, depth, rel, mask, hand in _frames(net, rec, indices, source=source):
         bar.update()
-        t = make_targets(depth)
+        t = targets_from_mask(depth, hand) if hand is not None else make_targets(depth)
         frames += 1
         if not t.mask.any():
             continue
@@ -215,7 +248,7 @@ def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, f
             "tilt_error_deg": float(np.median(tilts)) if tilts else None,
             "flat_tilt_error_deg": float(np.median(flat_tilts)) if flat_tilts else None,
             "iou": float(inter / max(union, 1)), "frames": frames, "pixels": int(err.size), "f_curve": curve,
-            "by_hand_fraction": by_size}
+            "by_hand_fraction": by_size, "foreground": source}
 
 
 def _panel(rgb: np.ndarray, t, rel: np.ndarray, hand: np.ndarray, size: int = 160) -> np.ndarray:
@@ -248,6 +281,9 @@ def build_parser() -> CommandParser:
     p.add_argument("--overwrite", action="store_true", help="replace the files of an earlier run in --out")
     p.add_argument("--frames", type=integer(1), default=None, help="evaluate N frames spread over the folder")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    p.add_argument("--foreground", choices=FOREGROUNDS, default="auto",
+                   help="the true hand: auto = depth_gt/ (eq. 1 on clean depth), else mask/, else an error; eq1 = "
+                        "the paper's eq. 1 on whichever depth is there")
     p.add_argument("--no-progress", action="store_true", help="no progress bar: a log line every few seconds instead")
     return p
 
@@ -260,7 +296,8 @@ def eval_main(argv: list[str] | None = None) -> int:
         out = check_outputs(args.out, EVAL_OUTPUTS, args.overwrite) if args.out else None
         net = DepthNet.load(args.weights) if args.weights else DepthNet.from_pretrained()
         m = finite_or_none(evaluate(net, args.data, args.frames, figure=out / "qualitative.png" if out else None,
-                                    progress="log" if args.no_progress else not args.json))
+                                    progress="log" if args.no_progress else not args.json,
+                                    foreground=args.foreground))
         if out:
             make_folder(out)
             write_csv(out / "f_curve.csv", [["error_mm", "fraction_of_hand_pixels"], *m["f_curve"]])
@@ -273,12 +310,13 @@ def eval_main(argv: list[str] | None = None) -> int:
     summary = {"depth_error_mm": m["depth_error_mm"], "surface_error_mm": m["surface_error_mm"],
                "flat_error_mm": m["flat_error_mm"],
                "tilt_error_deg": m["tilt_error_deg"], "flat_tilt_error_deg": m["flat_tilt_error_deg"], "iou": m["iou"],
-               "frames": m["frames"], "by_hand_fraction": m["by_hand_fraction"]}
+               "frames": m["frames"], "by_hand_fraction": m["by_hand_fraction"], "foreground": m["foreground"]}
     if args.json:
         print(json.dumps(summary, allow_nan=False))
     else:
         print(f"E = {m['depth_error_mm']:.2f} mm over {m['pixels']} hand pixels, IoU = {m['iou']:.3f}, "
-              f"{m['frames']} frames (paper: E 22.88 mm, IoU 0.84); a flat hand at its mean depth: "
+              f"{m['frames']} frames, true hand from {m['foreground']} (paper: E 22.88 mm, IoU 0.84); a flat hand "
+              f"at its mean depth: "
               f"E = {m['flat_error_mm']:.2f} mm")
         print(f"  E of the hand's surface, the outline's blends and misses filled from the nearest hand "
               f"pixel: {m['surface_error_mm']:.2f} mm (a diagnostic; the paper's E is the first)")

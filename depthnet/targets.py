@@ -16,7 +16,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Targets", "make_targets", "relative_to_metric", "FOREGROUND_MM", "DEPTH_SCALE_MM", "BACKGROUND"]
+__all__ = ["Targets", "make_targets", "targets_from_mask", "relative_to_metric", "FOREGROUND_MM", "DEPTH_SCALE_MM",
+           "BACKGROUND"]
 
 FOREGROUND_MM = 300.0
 DEPTH_SCALE_MM = 200.0
@@ -38,6 +39,19 @@ def make_targets(depth_mm: np.ndarray, threshold_mm: float = FOREGROUND_MM) -> T
     if not valid.any():
         return Targets(np.zeros_like(d), np.full_like(d, BACKGROUND), float("nan"))
     fg = valid & (d < d[valid].min() + threshold_mm)
+    mean = float(d[fg].mean())
+    rel = np.where(fg, (d - mean) / DEPTH_SCALE_MM, BACKGROUND).astype(np.float32)
+    return Targets(fg.astype(np.float32), rel, mean)
+
+
+def targets_from_mask(depth_mm: np.ndarray, hand: np.ndarray) -> Targets:
+    """Equation (2) on a labelled hand mask instead of equation (1): foreground = ``hand`` where
+    the depth has a reading (real recordings, where the nearest 300 mm also hold arms, held
+    objects and tables)."""
+    d = np.asarray(depth_mm, dtype=np.float32)
+    fg = np.asarray(hand, bool) & (d > 0)
+    if not fg.any():
+        return Targets(np.zeros_like(d), np.full_like(d, BACKGROUND), float("nan"))
     mean = float(d[fg].mean())
     rel = np.where(fg, (d - mean) / DEPTH_SCALE_MM, BACKGROUND).astype(np.float32)
     return Targets(fg.astype(np.float32), rel, mean)

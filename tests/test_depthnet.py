@@ -486,13 +486,47 @@ def test_evaluate_tilt_is_zero_for_the_truth(tiny_data, monkeypatch):
 
     real_frames = ev._frames
 
-    def perfect(net, rec, indices, batch=8):
-        for f, rgb, depth, rel, mask in real_frames(net, rec, indices, batch):
+    def perfect(net, rec, indices, batch=8, source="depth_gt"):
+        for f, rgb, depth, rel, mask, hand in real_frames(net, rec, indices, batch, source):
             t = make_targets(depth)
-            yield f, rgb, depth, np.where(t.mask > 0, t.relative, 1.0).astype(np.float32), t.mask.astype(np.float32)
+            yield (f, rgb, depth, np.where(t.mask > 0, t.relative, 1.0).astype(np.float32), t.mask.astype(np.float32),
+                   hand)
 
     monkeypatch.setattr(ev, "_frames", perfect)
     m = ev.evaluate(DepthNet(TINY), tiny_data)
     assert m["depth_error_mm"] == pytest.approx(0.0, abs=1e-3) and m["iou"] == 1.0
     assert m["tilt_error_deg"] == pytest.approx(0.0, abs=1e-3)
     assert m["flat_tilt_error_deg"] > 1.0
+
+
+def test_targets_from_a_labelled_mask():
+    from depthnet.targets import targets_from_mask
+
+    d = np.array([[0, 500, 520], [790, 801, 1500]], np.float32)
+    hand = np.array([[1, 1, 0], [0, 1, 0]], bool)  # the 0 reading drops out; 520 is near but not hand
+    t = targets_from_mask(d, hand)
+    np.testing.assert_array_equal(t.mask, [[0, 1, 0], [0, 1, 0]])
+    assert t.mean_depth_mm == pytest.approx((500 + 801) / 2)
+    assert t.relative[0, 2] == 1.0 and t.relative[0, 1] == pytest.approx((500 - 650.5) / 200)
+    assert np.isnan(targets_from_mask(d, np.zeros_like(hand)).mean_depth_mm)
+
+
+def test_eval_takes_the_hand_from_mask_on_real_style_recordings(tmp_path, capsys):
+    """Without depth_gt/ (a real recording) the true hand is mask/; with neither, a clear error
+    unless --foreground eq1 asks for the paper's rule."""
+    import shutil
+
+    from depthnet.evaluate import eval_main, evaluate
+
+    rec_dir = tmp_path / "real"
+    shutil.copytree("data/embedded/test_sequence", rec_dir)
+    shutil.rmtree(rec_dir / "depth_gt")
+    net = DepthNet.from_pretrained()
+    m = evaluate(net, rec_dir, max_frames=4)
+    assert m["foreground"] == "mask" and m["frames"] == 4 and 0 < m["depth_error_mm"] < 100 and m["iou"] > 0.5
+    shutil.rmtree(rec_dir / "mask")
+    assert eval_main(["--data", str(rec_dir), "--frames", "2", "--json"]) == 2
+    err = capsys.readouterr().err
+    assert "no depth_gt/ and no mask/" in err and "--foreground eq1" in err
+    assert eval_main(["--data", str(rec_dir), "--frames", "2", "--json", "--foreground", "eq1"]) == 0
+    assert json.loads(capsys.readouterr().out)["foreground"] == "eq1"
