@@ -28,7 +28,7 @@ import time
 
 import torch
 
-from benchmarks.render_speed import _commit
+from benchmarks.render_speed import _commit, _median_seconds
 from benchmarks.machine import describe
 from benchmarks.machine import line as machine_line
 from depthnet.model import PRESETS, DepthNet, pretrained_path
@@ -86,17 +86,6 @@ def measure_shipped(batch: int = 8) -> dict:
             "loaded_infer_img_per_s": _infer_img_per_s(loaded, batch)}
 
 
-def _median_ms(run, repeats: int = 30) -> float:
-    for _ in range(3):
-        run()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
-
-
 def batch1_routes(threads: int, compile_too: bool = False) -> dict:
     """Per route: ``{"ms", "max_abs_diff"}`` on one frame of the shipped weights, or
     ``{"skipped": why}``."""
@@ -118,7 +107,7 @@ def batch1_routes(threads: int, compile_too: bool = False) -> dict:
     def add(name, run):
         with torch.no_grad():
             out = np.asarray(run())
-            routes[name] = {"ms": _median_ms(run), "max_abs_diff": float(np.abs(out - ref).max())}
+            routes[name] = {"ms": 1e3 * _median_seconds(run, 30), "max_abs_diff": float(np.abs(out - ref).max())}
 
     add("torch eager", lambda: stages(x))
     cl = copy.deepcopy(stages).to(memory_format=torch.channels_last)

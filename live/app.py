@@ -387,7 +387,9 @@ def build_parser() -> CommandParser:
     p.add_argument("--overlap", choices=OVERLAP_CHOICES, default="auto",
                    help=f"depthnet on the next frame while tracking this one (one frame of latency); auto: on with "
                         f"more than {OVERLAP_MIN_CORES} CPU cores")
-    p.add_argument("--depthnet-backend", choices=("auto", "onnxruntime", "torch"), default="auto",
+    from depthnet.runtime import BACKENDS  # here, not at import: the module pulls in torch
+
+    p.add_argument("--depthnet-backend", choices=("auto", *BACKENDS), default="auto",
                    help="depthnet inference (auto: onnxruntime when installed, else torch)")
     p.add_argument("--stall-timeout", type=number(0.1, 3600), default=5.0,
                    help="seconds without a frame before stopping")

@@ -178,10 +178,9 @@ class LivePipeline:
             return LiveResult("no_hand", None, None, obs.crop, obs.relative, obs.mask, t)
         t2 = time.perf_counter()
         z = distance_from_mask(obs.mask, self.camera, self.tracker.config.hand_length_mm)
-        depth = relative_to_metric(obs.relative, obs.mask, z)
+        depth = relative_to_metric(obs.relative, obs.mask, z)  # float32, 0 off the mask
         r = self.tracker.step(depth, mask=obs.mask)
         t["tracker"] = time.perf_counter() - t2
-        depth = np.where(obs.mask, depth, 0.0).astype(np.float32)
         self.crop = None
         crop = obs.crop
         if r.status == "tracked" and np.all(r.joints_mm[:, 2] > 50.0):
