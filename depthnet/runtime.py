@@ -28,7 +28,6 @@ import hashlib
 import io
 import json
 import logging
-import os
 import warnings
 from pathlib import Path
 
@@ -36,6 +35,7 @@ import numpy as np
 import torch
 
 from depthnet.model import DepthNet, Prediction, network_input, prediction_from_stages
+from handrgbd.cache import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +43,6 @@ __all__ = ["Inference", "BACKENDS", "cache_dir", "onnx_model"]
 
 BACKENDS = ("onnxruntime", "torch")
 OPSET = 18
-
-
-def cache_dir() -> Path:
-    """Where exported models are kept (see the module docstring)."""
-    if os.environ.get("HANDRGBD_CACHE"):
-        return Path(os.environ["HANDRGBD_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "handrgbd"
 
 
 class _Stages(torch.nn.Module):

@@ -211,11 +211,13 @@ class Row:
     tracker: str
     inputs: str = ""
     seed: int = 0
+    init: str = "gt"
 
     @property
     def key(self) -> str:
         seed = f"|seed={self.seed}" if self.seed else ""  # seed 0 keeps the keys rows were cached under before
-        return hashlib.sha1(f"{self.data}|{self.source}|{self.tracker}|{self.inputs}{seed}".encode()).hexdigest()[:16]
+        init = f"|init={self.init}" if self.init != "gt" else ""
+        return hashlib.sha1(f"{self.data}|{self.source}|{self.tracker}|{self.inputs}{seed}{init}".encode()).hexdigest()[:16]
 
     @property
     def reported_seed(self) -> int | None:
@@ -245,12 +247,20 @@ def _inputs_fingerprint(source: str) -> str:
     return "" if path is None else file_digest(path)
 
 
+#: a frame reported "tracked" whose MPJPE is above this is wrongly tracked (drift not noticed)
+WRONG_TRACK_MM = 50.0
+
+
 def _metrics(pred: np.ndarray, gt: np.ndarray, statuses: list[str], seconds: float, absolute: bool = True) -> dict:
     curve = pck_curve(pred, gt)
     from tracker.metrics import mpjpe
 
     scored = int((np.isfinite(pred).all(axis=(1, 2)) & np.isfinite(gt).all(axis=(1, 2))).sum())  # as the metrics
-    return {"scored_frames": scored,
+    wrong = None
+    if absolute and statuses:
+        per_frame = np.linalg.norm(pred - gt, axis=-1).mean(-1)  # NaN (never "wrong") without joints
+        wrong = float(np.mean([s == "tracked" and e > WRONG_TRACK_MM for s, e in zip(statuses, per_frame)]))
+    return {"scored_frames": scored, "wrong_tracked_fraction": wrong,
             "mpjpe_mm": mpjpe(pred, gt) if absolute else None, "rr_mpjpe_mm": root_relative_mpjpe(pred, gt),
             "pa_mpjpe_mm": pa_mpjpe(pred, gt), "pck_auc_0_50": auc(curve) if absolute else None,
             "lost_fraction": float(np.mean([s != "tracked" for s in statuses])) if statuses else None,
@@ -265,7 +275,7 @@ def _run_pso(row: Row, rec: Recording, spec: str) -> dict:
 
     particles, generations, backend = parse_tracker(spec)
     provider = make_provider(row.source)
-    start, side, length = truth_start(rec)  # poses.npy, or fitted to frame 0's joints
+    start, side, length = truth_start(rec)  # poses.npy, or fitted to frame 0's joints (init "auto": side, length)
     base = TrackerConfig(side=side, hand_length_mm=length, pso=PSOConfig(particles, generations), backend=backend,
                          seed=row.seed)
     state: dict = {"hand_length_mm": length}
@@ -283,7 +293,8 @@ def _run_pso(row: Row, rec: Recording, spec: str) -> dict:
         if tracker is None:
             cfg = replace(base, mask_source="given" if obs.mask is not None else "depth", depth_offset_free=obs.offset_free)
             tracker = Tracker(rec.camera, cfg)
-            tracker.reset(start, side=side)
+            if row.init == "gt":
+                tracker.reset(start, side=side)
         r = tracker.step(obs.depth_mm, mask=obs.mask, camera=frame.camera)
         statuses.append(r.status)
         seconds += r.seconds
@@ -387,8 +398,11 @@ def _check_data(data: list[str], sources: list[str] = ()) -> None:
 
 
 def compare(data: list[str], sources: list[str], trackers: list[str], out: str | Path, workers: int = 1,
-            progress: bool | str = True, seeds: tuple[int, ...] = (0,)) -> list[dict]:
+            progress: bool | str = True, seeds: tuple[int, ...] = (0,), init: str = "gt") -> list[dict]:
     """Track every (data, source, tracker, seed) row; returns the rows, in that order.
+
+    ``init``: ``"gt"`` starts each PSO row from the truth of frame 0 (poses.npy, or fitted to its
+    joints), ``"auto"`` from the tracker's own detection (side and hand length still the truth's).
 
     ``seeds``: the PSO trackers' random seeds (each seed is one row; MediaPipe runs once). With
     several data folders or seeds, ``OUT/pooled.json`` holds each (source, tracker) pooled over
@@ -416,7 +430,7 @@ def compare(data: list[str], sources: list[str], trackers: list[str], out: str |
         for t in trackers:
             for s in (sources if t != "mediapipe" else ["rgb"]):
                 for seed in (dict.fromkeys(int(x) for x in seeds) if t != "mediapipe" else (0,)):
-                    rows.append(Row(d, s, t, inputs.get(s, ""), seed))
+                    rows.append(Row(d, s, t, inputs.get(s, ""), seed, init if t != "mediapipe" else "gt"))
     results: dict[str, dict] = {}
     todo = []
     for r in rows:
@@ -454,7 +468,7 @@ COMPARE_OUTPUTS = ("comparison.json", "comparison.csv", "pooled.json", "pck.png"
 
 FIELDS = ("data", "source", "tracker", "seed", "frames", "scored_frames",
           "mpjpe_mm", "rr_mpjpe_mm", "pa_mpjpe_mm", "pck_auc_0_50",
-          "lost_fraction", "fps", "error")
+          "lost_fraction", "wrong_tracked_fraction", "fps", "error")
 
 
 #: pooled as means over frames: weighted by each row's scored frames (frames with joints)
@@ -488,9 +502,10 @@ def pooled(table: list[dict]) -> list[dict]:
             v = column(rows, k)
             ok = np.isfinite(v) & (scored > 0)
             p[k] = float((v[ok] * scored[ok]).sum() / scored[ok].sum()) if ok.any() else None
-        lost = column(rows, "lost_fraction")
-        ok = np.isfinite(lost)
-        p["lost_fraction"] = float((lost[ok] * frames[ok]).sum() / frames[ok].sum()) if ok.any() else None
+        for k in ("lost_fraction", "wrong_tracked_fraction"):
+            v = column(rows, k)
+            ok = np.isfinite(v)
+            p[k] = float((v[ok] * frames[ok]).sum() / frames[ok].sum()) if ok.any() else None
         fps = column(rows, "fps")
         ok = np.isfinite(fps) & (fps > 0)
         p["fps"] = float(frames[ok].sum() / (frames[ok] / fps[ok]).sum()) if ok.any() else None
@@ -513,7 +528,8 @@ def _with_reasons(row: dict) -> dict:
                "mpjpe_mm": absolute if row["tracker"] == "mediapipe" else _NO_FRAME,
                "pck_auc_0_50": absolute if row["tracker"] == "mediapipe" else _NO_FRAME,
                "rr_mpjpe_mm": _NO_FRAME, "pa_mpjpe_mm": _NO_FRAME,
-               "lost_fraction": "no frame processed", "fps": "no frame processed"}
+               "lost_fraction": "no frame processed", "fps": "no frame processed",
+               "wrong_tracked_fraction": absolute if row["tracker"] == "mediapipe" else "no frame processed"}
     return {**row, "undefined": undefined_reasons(row, reasons)}
 
 
@@ -558,7 +574,7 @@ def format_table(table: list[dict]) -> str:
     several = _several(table)
     sw = max([22] + [len(r["source"]) + 2 for r in table])  # long weights paths widen the column
     head = f"{'data':<22}{'seed':>5} " if several else ""
-    lines = [f"{head}{'source':<{sw}}{'tracker':<16}{'MPJPE':>7}{'RR':>7}{'PA':>7}{'AUC':>7}{'lost':>6}{'fps':>7}"]
+    lines = [f"{head}{'source':<{sw}}{'tracker':<16}{'MPJPE':>7}{'RR':>7}{'PA':>7}{'AUC':>7}{'lost':>6}{'wrong':>6}{'fps':>7}"]
     lines.append("-" * len(lines[0]))
 
     def line(r: dict, data: str, seed: str) -> str:
@@ -567,7 +583,8 @@ def format_table(table: list[dict]) -> str:
             return f"{lead}{r['source']:<{sw}}{r['tracker']:<16}  {r['error']}"
         return (f"{lead}{r['source']:<{sw}}{r['tracker']:<16}{f(r.get('mpjpe_mm')):>7}{f(r.get('rr_mpjpe_mm')):>7}"
                 f"{f(r.get('pa_mpjpe_mm')):>7}{f(r.get('pck_auc_0_50'), '.3f'):>7}"
-                f"{f(r.get('lost_fraction'), '.2f'):>6}{f(r.get('fps')):>7}")
+                f"{f(r.get('lost_fraction'), '.2f'):>6}{f(r.get('wrong_tracked_fraction'), '.2f'):>6}"
+                f"{f(r.get('fps')):>7}")
 
     for r in table:
         seed = r.get("seed")
@@ -591,6 +608,8 @@ def build_parser() -> CommandParser:
     p.add_argument("--out", type=out_path, default="out/compare",
                    help="output folder (finished rows in OUT/rows/ are reused: a rerun resumes)")
     p.add_argument("--seeds", type=integer(0, SEED_MAX), nargs="+", default=[0], help="PSO tracker seeds (one row each)")
+    p.add_argument("--init", choices=("gt", "auto"), default="gt",
+                   help="PSO start: the truth of frame 0 (gt), or the tracker's own detection (auto)")
     p.add_argument("--workers", type=integer(1, MAX_WORKERS), default=1, help="parallel processes")
     p.add_argument("--no-progress", action="store_true", help="no progress bar: a log line every few seconds instead")
     return p
@@ -603,7 +622,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         table = compare(args.data, args.sources, args.trackers, args.out, args.workers, progress="log" if args.no_progress else True,
-                        seeds=tuple(args.seeds))
+                        seeds=tuple(args.seeds), init=args.init)
     except (ValueError, OSError) as e:  # OSError: a write the checks could not foresee
         return p.fail(e)
     print(format_table(table))

@@ -26,7 +26,7 @@ import logging
 import multiprocessing as mp
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -37,6 +37,8 @@ from handrgbd.args import MAX_WORKERS, SEED_MAX, CommandParser, integer, number,
 from handrgbd.camera import CameraIntrinsics
 from handrgbd.outputs import check_outputs
 from synth.backgrounds import SPLITS, collage_texture, photo_textures, procedural_texture
+from synth.scenarios import EGOCENTRIC_SENSOR_NEAR_MM, SCENARIO_CHOICES, Prop, check_scenario, crop_points, \
+    frame_props, pick_scenario, plan_scenario, scenario_config, sequence_key
 from synth.poses import axis_angle_quaternion, quaternion_multiply, sample_angles, sample_orientation
 from synth.sensor import SensorModel
 from tracker.kinematics import HandModel
@@ -96,6 +98,8 @@ class SynthConfig:
     mask_includes_forearm: bool = False
     keyframe_every: int = 24
     sensor: SensorModel = field(default_factory=SensorModel)
+    #: ``synth.scenarios.SCENARIO_CHOICES``: the plain generator, a hard case, or ``all`` of them
+    scenario: str = "plain"
 
     def __post_init__(self) -> None:
         if self.split not in SPLITS:
@@ -109,9 +113,13 @@ class SynthConfig:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not ASPECT_RANGE[0] <= self.frame_aspect <= ASPECT_RANGE[1] + 1e-9:
             raise ValueError(f"frame_aspect must be in [1, 16/9], got {self.frame_aspect}")
+        check_scenario(self.scenario, self.full_frame)
 
     def to_json(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d["scenario"] == "plain":  # folders made before scenarios existed still resume
+            del d["scenario"]
+        return d
 
 
 class Appearance(NamedTuple):
@@ -126,12 +134,6 @@ class Appearance(NamedTuple):
     collage: int = -1               # seed of a collage over that background, or -1 for none
 
 
-class Prop(NamedTuple):
-    kind: str                       # "box" | "cylinder" | "table"
-    pose: np.ndarray                # (4, 4) unit shape -> camera (mm)
-    color: np.ndarray
-
-
 class FramePlan(NamedTuple):
     """Everything about frame ``index`` except pixels."""
 
@@ -143,6 +145,7 @@ class FramePlan(NamedTuple):
     appearance: Appearance
     props: tuple
     second_hand: tuple | None       # (params (27,), side) or None
+    scenario: str = "plain"         # this frame's (``all`` draws one per frame or sequence)
 
 
 def _rng(config: SynthConfig, seed: int, *key: int) -> np.random.Generator:
@@ -269,14 +272,21 @@ def _sample_params(rng: np.random.Generator, config: SynthConfig) -> tuple[np.nd
 
 def plan_frame(config: SynthConfig, seed: int, index: int, texture_mean: np.ndarray) -> FramePlan:
     """The plan of an independent frame (not ``config.sequence``)."""
+    srng = _rng(config, seed, index, 2)  # the scenario's own stream: plain plans are as they were
+    scenario = pick_scenario(config.scenario, config.full_frame, srng)
+    config = scenario_config(config, scenario)
     rng = _rng(config, seed, index)
     params, z = _sample_params(rng, config)
     side = "right" if rng.random() < 0.5 else "left"
+    side = "left" if scenario == "left" else side
     length = float(rng.uniform(*config.hand_length_mm))
+    scn, params = plan_scenario(scenario, srng, params, side, length)
     joints = HandModel(side, length).joints(params)[0]
-    camera = _full_camera(config) if config.full_frame else _crop_camera(joints, rng, config)
+    shown = np.vstack([joints, crop_points(scn, params, length)])
+    camera = _full_camera(config) if config.full_frame else _crop_camera(shown, rng, config)
     appearance = _with_collage(_sample_appearance(rng, config, texture_mean, z), _rng(config, seed, index, 1), config)
     props = _sample_props(rng, config, params[:3], appearance.background_depth_mm)
+    props += frame_props(scn, params, length, appearance.skin_tint * texture_mean)
     second = None
     if rng.random() < config.second_hand_prob:
         other = params.copy()
@@ -287,18 +297,24 @@ def plan_frame(config: SynthConfig, seed: int, index: int, texture_mean: np.ndar
         other[:2] += offset
         other[2] += rng.uniform(-60, 60)
         second = (other, "left" if side == "right" else "right")
-    return FramePlan(index, params, side, length, camera, appearance, props, second)
+    return FramePlan(index, params, side, length, camera, appearance, props, second, scenario)
 
 
 def plan_sequence(config: SynthConfig, seed: int, num_frames: int, texture_mean: np.ndarray) -> list[FramePlan]:
     """Plans of one smooth trajectory (30 fps): keyframe poses every ``keyframe_every`` frames,
-    eased between (smoothstep: zero velocity at keyframes), one appearance and one fixed crop."""
+    eased between (smoothstep: zero velocity at keyframes), one appearance and one fixed crop
+    (scenario ``crops``: a crop that follows the hand, per-frame intrinsics)."""
+    srng = _rng(config, seed, 1 << 30, 2)
+    scenario = pick_scenario(config.scenario, config.full_frame, srng)
+    config = scenario_config(config, scenario)
     rng = _rng(config, seed, 1 << 30)
     side = "right" if rng.random() < 0.5 else "left"
+    side = "left" if scenario == "left" else side
     length = float(rng.uniform(*config.hand_length_mm))
     model = HandModel(side, length)
     n_keys = num_frames // config.keyframe_every + 2
     start, z = _sample_params(rng, config)
+    scn, start = plan_scenario(scenario, srng, start, side, length)
     keys = [HandPose.from_array(start, side)]
     for _ in range(n_keys - 1):
         prev = keys[-1]
@@ -308,7 +324,10 @@ def plan_sequence(config: SynthConfig, seed: int, num_frames: int, texture_mean:
                          LIMITS[..., 0], LIMITS[..., 1])
         pos = prev.position_mm + step[:3]
         pos[2] = np.clip(pos[2], *config.distance_mm)
-        keys.append(HandPose(pos, q, angles, side))
+        key = HandPose(pos, q, angles, side)
+        if scenario != "plain":
+            key = HandPose.from_array(sequence_key(scn, srng, key.to_array(), start), side)
+        keys.append(key)
     poses = []
     for i in range(num_frames):
         k, t = divmod(i, config.keyframe_every)
@@ -320,11 +339,21 @@ def plan_sequence(config: SynthConfig, seed: int, num_frames: int, texture_mean:
                                      ((1 - t) * a.angles_rad + t * b.angles_rad).ravel()]))
     poses = np.array(poses)
     joints = model.joints(poses)
-    camera = _full_camera(config) if config.full_frame else _crop_camera(joints, None, config, scale=1.1)
+    shown = np.vstack([joints.reshape(-1, 3)] + [crop_points(scn, p, length) for p in poses])
+    if config.full_frame:
+        cameras = [_full_camera(config)] * num_frames
+    elif scenario == "crops":  # one scale, the crop following the hand with a little jitter
+        scale = srng.uniform(*config.crop_scale)
+        follow = replace(config, crop_shift=0.03)
+        cameras = [_crop_camera(j, srng, follow, scale=scale * srng.uniform(0.95, 1.05)) for j in joints]
+    else:
+        cameras = [_crop_camera(shown, None, config, scale=1.5 if scenario == "egocentric" else 1.1)] * num_frames
     appearance = _with_collage(_sample_appearance(rng, config, texture_mean, float(poses[:, 2].mean())),
                                _rng(config, seed, 1 << 30, 1), config)
     props = _sample_props(rng, config, poses[:, :3].mean(0), appearance.background_depth_mm)
-    return [FramePlan(i, poses[i], side, length, camera, appearance, props, None) for i in range(num_frames)]
+    skin = appearance.skin_tint * texture_mean
+    return [FramePlan(i, poses[i], side, length, cameras[i], appearance, props + frame_props(scn, poses[i], length, skin),
+                      None, scenario) for i in range(num_frames)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -335,7 +364,7 @@ class FrameRenderer:
 
     def __init__(self, config: SynthConfig, context=None):
         from renderer.mesh import Mesh, MeshRenderer
-        from renderer.shapes import unit_cone
+        from renderer.shapes import unit_cone, unit_sphere
         from synth.libhand import FOREARM_LABEL, HAND_LABEL, LibHandModel
 
         import trimesh
@@ -367,6 +396,7 @@ class FrameRenderer:
         cyl_v = cyl_v - [0, 0, 0.5]
         self.props = {"box": r.upload(Mesh(box.vertices, box.faces, label=SCENE_LABEL)),
                       "cylinder": r.upload(Mesh(cyl_v * [1, 1, 2], cyl_f, label=SCENE_LABEL)),
+                      "sphere": r.upload(Mesh(*unit_sphere(3), label=SCENE_LABEL)),
                       "table": r.upload(Mesh(np.array([[-1, 0, -1], [1, 0, -1], [1, 0, 1], [-1, 0, 1]], float),
                                              quad_f, label=SCENE_LABEL))}
 
@@ -436,7 +466,10 @@ class FrameRenderer:
             self.renderer.remove(bg)
         rgb = _camera_effects(out.rgb, noise_rng)
         depth_gt = out.depth_mm
-        depth = self.config.sensor.apply(depth_gt, plan.camera, noise_rng, rgb)
+        sensor = self.config.sensor
+        if plan.scenario == "egocentric":  # a head-mounted short-range sensor
+            sensor = replace(sensor, range_mm=(EGOCENTRIC_SENSOR_NEAR_MM, sensor.range_mm[1]))
+        depth = sensor.apply(depth_gt, plan.camera, noise_rng, rgb)
         from synth.libhand import HAND_LABEL
 
         mask = out.labels == HAND_LABEL
@@ -547,7 +580,7 @@ def generate(out: str | Path, frames: int, seed: int, config: SynthConfig | None
     seconds = time.perf_counter() - t0
     joints = np.stack([HandModel(p.side, p.hand_length_mm).joints(p.params)[0] for p in plans])
     intrinsics = None
-    if not (config.sequence or config.full_frame):
+    if not config.full_frame and (not config.sequence or any(p.camera != base_camera for p in plans)):
         intrinsics = np.array([[p.camera.fx, p.camera.fy, p.camera.cx, p.camera.cy] for p in plans])
     writer.write_arrays(joints=joints, poses=np.stack([p.params for p in plans]), intrinsics=intrinsics)
     return {"frames": frames, "rendered": len(todo), "skipped": frames - len(todo), "seconds": seconds,
@@ -576,6 +609,9 @@ def build_parser() -> CommandParser:
                         help="share of dead-leaves collage backgrounds (0 = as the v1-v3 weights' data)")
     parser.add_argument("--workers", type=integer(1, MAX_WORKERS), default=1,
                         help="parallel processes (output does not depend on it)")
+    parser.add_argument("--scenario", choices=SCENARIO_CHOICES, default="plain",
+                        help="hard cases (docs/synthetic_data.md): forearm | object | egocentric | left | crops, a mix "
+                             "of them (all), or the plain generator")
     parser.add_argument("--mask-includes-forearm", action="store_true", help="label the forearm as hand in mask/")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar: a log line every few seconds instead")
     return parser
@@ -589,7 +625,7 @@ def synth_main(argv: list[str] | None = None) -> int:
         config = SynthConfig(size=args.size, split=args.split, sequence=args.sequence, full_frame=args.full_frame,
                              frame_aspect=args.aspect, real_pose_fraction=args.real_pose_fraction,
                              wide_crop_prob=args.wide_crop_prob, collage_prob=args.collage_prob,
-                             mask_includes_forearm=args.mask_includes_forearm)
+                             mask_includes_forearm=args.mask_includes_forearm, scenario=args.scenario)
         check_outputs(args.out, (), overwrite=True)  # a folder we can write in; an existing one is resumed
         stats = generate(args.out, args.frames, args.seed, config, args.workers,
                          progress="log" if args.no_progress else True)

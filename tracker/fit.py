@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tracker.kinematics import DEFAULT_HAND_LENGTH_MM, HAND_LENGTH_RANGE_MM, HandModel
-from tracker.pose import SIDES, HandPose, quaternion_multiply
+from tracker.pose import SIDES, HandPose, matrix_to_quaternion, quaternion_multiply
 from tracker.pso import LOWER, UPPER
 
 __all__ = ["JointFit", "fit_pose", "fit_recording", "PALM", "RESTART_MM", "MIN_JOINTS"]
@@ -63,14 +63,6 @@ def _umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     R = u @ D @ vt
     c = float(np.trace(np.diag(s) @ D) / max((a ** 2).sum() / len(src), 1e-12))
     return R, md - c * R @ ms, c
-
-
-def _quaternion(R: np.ndarray) -> np.ndarray:
-    """(w, x, y, z) of a rotation matrix (scipy's, half-turns included)."""
-    from scipy.spatial.transform import Rotation
-
-    x, y, z, w = Rotation.from_matrix(R).as_quat()
-    return np.array([w, x, y, z])
 
 
 def _solve(model: HandModel, target: np.ndarray, x0: np.ndarray, length_mm: float | None, given: np.ndarray):
@@ -115,7 +107,7 @@ def _canonical_start(model: HandModel, side: str, name: str, target: np.ndarray,
     R, t, c = _umeyama(ref[palm], target[palm])
     x = start.copy()
     x[:3] = t  # the model's position sits at the origin of ref: it maps to t
-    x[3:7] = quaternion_multiply(_quaternion(R), start[3:7])
+    x[3:7] = quaternion_multiply(matrix_to_quaternion(R), start[3:7])
     return np.concatenate([x, [math.log(min(max(c, 1e-3), 1e3))]])
 
 

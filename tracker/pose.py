@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["HandPose", "PARAM_NAMES", "NUM_PARAMS", "LIMITS", "CANONICAL_POSES", "FINGER_NAMES",
-           "quaternion_to_matrix", "quaternion_slerp", "quaternion_multiply", "axis_angle_quaternion", "SIDES"]
+           "quaternion_to_matrix", "matrix_to_quaternion", "quaternion_slerp", "quaternion_multiply", "axis_angle_quaternion", "SIDES"]
 
 NUM_PARAMS = 27
 FINGER_NAMES = ("thumb", "index", "middle", "ring", "pinky")
@@ -79,6 +79,14 @@ def quaternion_to_matrix(q: np.ndarray) -> np.ndarray:
         np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
         np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
     ], -2)
+
+
+def matrix_to_quaternion(R: np.ndarray) -> np.ndarray:
+    """``(3, 3)`` rotation matrix -> unit quaternion (w, x, y, z) (scipy's, half-turns included)."""
+    from scipy.spatial.transform import Rotation
+
+    x, y, z, w = Rotation.from_matrix(np.asarray(R, dtype=np.float64)).as_quat()
+    return np.array([w, x, y, z])
 
 
 def quaternion_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -1,0 +1,159 @@
+"""The hard synthetic bench: the tracker per hard case and depth source (issue 20).
+
+For every scenario of ``handrgbd synth --scenario`` (forearm, held object, egocentric, left hand,
+hand-following crops) and, as the control, the plain generator, a fixed set of test-split
+sequences (by default 5 x 60 frames at 256 x 256) is rendered once and kept in the cache
+(``handrgbd.cache.cache_dir()/hard_bench/<digest>``; the digest covers the generator's source and
+the bench's settings, so a changed generator rebuilds it). Each scenario's sequences are then
+tracked with ``pso:64x25`` under the conditions
+
+* ``C1``: sensor depth, started from the truth of frame 0;
+* ``C1-auto``: sensor depth, the tracker's own start (side and hand length known);
+* ``C2``: depthnet's depth made metric with the sensor's mean hand depth, depthnet's mask;
+* ``C2-rgb``: depthnet from RGB alone, the distance fitted by the tracker,
+
+with ``experiments.compare_depth_sources`` (its rows and pooling), and the table gives, pooled over
+each scenario's frames: MPJPE, PA-MPJPE, the fraction of frames tracked, and the fraction wrongly
+"tracked" (status tracked while the MPJPE is above 50 mm: drift the tracker did not notice).
+
+    python -m benchmarks.hard_bench [--scenarios forearm object] [--conditions C1 C2]
+                                    [--sequences 5] [--frames 60] [--json]
+
+Tracking is not cached (the bench measures the tracker as it is now); the rendered data is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.machine import describe
+from benchmarks.machine import line as machine_line
+from benchmarks.render_speed import _commit
+from handrgbd.cache import cache_dir
+from synth.scenarios import SCENARIOS
+
+log = logging.getLogger(__name__)
+
+#: condition -> (compare's depth source, tracker start)
+CONDITIONS = {"C1": ("sensor", "gt"), "C1-auto": ("sensor", "auto"), "C2": ("depthnet", "gt"),
+              "C2-rgb": ("depthnet-rgb", "gt")}
+BENCH_SCENARIOS = ("plain", *SCENARIOS)
+TRACKER = "pso:64x25"
+SIZE = 256
+
+
+def _digest(frames: int) -> str:
+    """The generator's source (synth/ and the mesh renderer) and the bench's settings."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha1(f"frames={frames}|size={SIZE}|split=test".encode())
+    for path in sorted((root / "synth").glob("*.py")) + [root / "renderer" / "mesh.py"]:
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def sequence_seed(scenario: str, k: int) -> int:
+    """Each scenario its own seeds, so that no two scenarios share a start pose or background."""
+    return 1000 * (BENCH_SCENARIOS.index(scenario) + 1) + k
+
+
+def build(scenarios: list[str], sequences: int, frames: int, progress: bool | str = "log") -> dict[str, list[Path]]:
+    """Render (or find in the cache) each scenario's sequences; returns their folders."""
+    from synth.generator import SynthConfig, generate
+
+    digest = _digest(frames)
+    root = cache_dir() / "hard_bench"
+    if root.is_dir():  # benches of an older generator: never read again
+        for old in root.iterdir():
+            if old.name != digest and old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+    folders: dict[str, list[Path]] = {}
+    for scenario in scenarios:
+        config = SynthConfig(size=SIZE, sequence=True, split="test", scenario=scenario)
+        folders[scenario] = []
+        for k in range(sequences):
+            out = root / digest / f"{scenario}_{k}"
+            if not (out / "joints.npy").exists():
+                log.info("hard_bench: rendering %s", out)
+                generate(out, frames, sequence_seed(scenario, k), config, progress=progress)
+            folders[scenario].append(out)
+    return folders
+
+
+def run(scenarios: list[str], conditions: list[str], sequences: int, frames: int, progress: bool | str = "log") -> dict:
+    """The bench's rows: one per (scenario, condition), pooled over the scenario's sequences."""
+    from experiments.compare_depth_sources import compare, pooled
+
+    folders = build(scenarios, sequences, frames, progress)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="hard_bench_") as tmp:
+        for scenario in scenarios:
+            for condition in conditions:
+                source, init = CONDITIONS[condition]
+                t0 = time.perf_counter()
+                table = compare([str(f) for f in folders[scenario]], [source], [TRACKER],
+                                Path(tmp) / f"{scenario}_{condition}", progress=progress, init=init)
+                errors = [r["error"] for r in table if r.get("error")]
+                if errors:
+                    raise RuntimeError(f"hard_bench {scenario} {condition}: {errors[0]}")
+                p = pooled(table)[0]
+                lost = p["lost_fraction"]
+                rows.append({"scenario": scenario, "condition": condition, "sequences": len(folders[scenario]),
+                             "frames": p["frames"], "mpjpe_mm": p["mpjpe_mm"], "pa_mpjpe_mm": p["pa_mpjpe_mm"],
+                             "tracked_fraction": None if lost is None else 1.0 - lost,
+                             "wrong_tracked_fraction": p["wrong_tracked_fraction"],
+                             "mpjpe_worst_mm": p["mpjpe_worst_mm"], "fps": p["fps"],
+                             "wall_s": time.perf_counter() - t0})
+    return {"rows": rows, "tracker": TRACKER, "sequences": sequences, "frames": frames, "digest": _digest(frames)}
+
+
+def format_table(result: dict) -> str:
+    def f(v, spec=".1f"):
+        return "-" if v is None else format(v, spec)
+
+    lines = [f"{'scenario':<12}{'condition':<10}{'MPJPE':>7}{'PA':>7}{'tracked':>9}{'wrong':>7}{'worst':>7}{'fps':>6}"]
+    lines.append("-" * len(lines[0]))
+    for r in result["rows"]:
+        lines.append(f"{r['scenario']:<12}{r['condition']:<10}{f(r['mpjpe_mm']):>7}{f(r['pa_mpjpe_mm']):>7}"
+                     f"{f(r['tracked_fraction'], '.2f'):>9}{f(r['wrong_tracked_fraction'], '.2f'):>7}"
+                     f"{f(r['mpjpe_worst_mm']):>7}{f(r['fps']):>6}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--scenarios", nargs="+", choices=BENCH_SCENARIOS, default=list(BENCH_SCENARIOS),
+                   help="scenarios to run (plain: the control)")
+    p.add_argument("--conditions", nargs="+", choices=list(CONDITIONS), default=list(CONDITIONS),
+                   help="depth source and start (see the module docstring)")
+    p.add_argument("--sequences", type=int, default=5, help="sequences per scenario")
+    p.add_argument("--frames", type=int, default=60, help="frames per sequence")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--progress", action="store_true", help="progress bars instead of a log line every few seconds")
+    args = p.parse_args(argv)
+    if args.sequences < 1 or args.frames < 2:
+        p.error("--sequences must be >= 1 and --frames >= 2")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    result = run(list(dict.fromkeys(args.scenarios)), list(dict.fromkeys(args.conditions)), args.sequences,
+                 args.frames, progress=True if args.progress else "log")
+    result.update(commit=_commit(), machine=describe())
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"hard_bench  commit {result['commit']}  {TRACKER}, {args.sequences} x {args.frames} frames per scenario, "
+          f"test split, pooled (wrong: 'tracked' with MPJPE > 50 mm; worst: worst sequence's MPJPE)")
+    print(machine_line(result["machine"]))
+    print(format_table(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
