@@ -318,3 +318,34 @@ def test_side_auto_fits_both_models_and_keeps_the_better():
         TrackerConfig(side="up")
     with Tracker(rec.camera, TrackerConfig(side="left", backend="cpu")) as tr, pytest.raises(ValueError, match="right"):
         tr.reset(rec.poses[0], side="right")
+
+
+def test_a_hand_that_jumps_away_is_flagged_within_3_frames():
+    """The observed hand jumps 120 mm sideways, out of the tracker's region of interest: the
+    solution left behind does not explain the observation, so it is not reported "tracked"
+    (issue 20's drift case), and after ``lost_frames`` such frames the tracker re-initialises."""
+    model = HandModel()
+    here, there = _pose(), _pose()
+    there[0] += 120.0
+    frames = [here] * 3 + [there] * 6
+    config = TrackerConfig(backend="cpu", seed=0, mask_source="given", pso=PSOConfig(64, 15), init_generations=30)
+    with Tracker(CAM, config) as tr:
+        tr.reset(here)
+        results = []
+        for p in frames:
+            depth = _render_full(p)
+            r = tr.step(depth, mask=depth > 0)
+            err = np.linalg.norm(r.joints_mm - model.joints(p)[0], axis=1).mean()
+            results.append((r.status, err, r.iou, r.coverage))
+    assert all(s == "tracked" and e < 10 and iou > 0.9 and cov > 0.9 for s, e, iou, cov in results[:3])
+    jumped = results[3:3 + config.lost_frames]  # the frames before the re-initialisation
+    assert all(s == "lost" and e > 30 and iou < config.min_iou for s, e, iou, _ in jumped)
+    # then a fresh start from the observed mask (how close it gets is initialisation's test)
+    assert all(np.isfinite(e) and iou > 0 for _, e, iou, _ in results[3 + config.lost_frames:])
+
+
+def test_fit_quality_thresholds_are_checked():
+    with pytest.raises(ValueError, match="min_iou"):
+        TrackerConfig(min_iou=1.5)
+    with pytest.raises(ValueError, match="min_coverage"):
+        TrackerConfig(min_coverage=-0.1)

@@ -28,9 +28,14 @@ time:
    the distance of the hand follows from its silhouette and the known hand size.
    While tracking, observed pixels more than ``wrist_cut_mm`` past the previous solution's
    wrist (along the hand's axis) are dropped: the model has no forearm.
-4. Loss: an objective above ``lost_objective`` for ``lost_frames`` frames in a row, or no hand,
-   sends the tracker back to initialisation. Frames without a hand give ``status="no_hand"``
-   with ``joints=None``; never NaN.
+4. Does the solution explain the observation? Its silhouette is compared with the observed mask
+   (on the tile, the hand pixels outside it counted as missed): ``iou`` (intersection over
+   union) and ``coverage`` (the share of the observed hand pixels it covers). A frame is
+   ``"tracked"`` only with ``iou >= min_iou``, ``coverage >= min_coverage`` and the objective
+   at most ``lost_objective``; otherwise it is ``"lost"`` (joints still given, but not to be
+   trusted), and ``lost_frames`` such frames in a row, or no hand, send the tracker back to
+   initialisation. Frames without a hand give ``status="no_hand"`` with ``joints=None``;
+   never NaN.
 """
 
 from __future__ import annotations
@@ -81,6 +86,10 @@ class TrackerConfig:
     depth_offset_free: bool = False
     init_generations: int = 40
     lost_objective: float = 25.0
+    #: a solution explains the observation when its silhouette's IoU with the observed mask and
+    #: its coverage of the observed hand pixels reach these (docs/tracker.md, "Lost or tracked")
+    min_iou: float = 0.7
+    min_coverage: float = 0.75
     lost_frames: int = 3
     seed: int = 0
 
@@ -95,12 +104,18 @@ class TrackerConfig:
             object.__setattr__(self, "detector", replace(self.detector, hand_length_mm=self.hand_length_mm))
         if self.lost_frames < 1 or self.init_generations < 1:
             raise ValueError("TrackerConfig.lost_frames and init_generations must be >= 1")
+        for name in ("min_iou", "min_coverage"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"TrackerConfig.{name} must be in [0, 1], got {getattr(self, name)}")
 
 
 class TrackResult(NamedTuple):
-    """status: ``"tracked"``, ``"lost"`` (fit too poor; re-initialising) or ``"no_hand"``;
-    side: the model's side (``"right"`` or ``"left"``; chosen at initialisation with
-    ``side="auto"``), None without a hand."""
+    """status: ``"tracked"``, ``"lost"`` (the solution does not explain the observation; after
+    ``lost_frames`` such frames the tracker re-initialises) or ``"no_hand"``; side: the model's
+    side (``"right"`` or ``"left"``; chosen at initialisation with ``side="auto"``), None
+    without a hand; iou, coverage: the solution's silhouette against the observed mask (its
+    intersection over union, and the share of observed hand pixels it covers), NaN without a
+    hand."""
 
     status: str
     params: np.ndarray | None      # (27,)
@@ -110,6 +125,8 @@ class TrackResult(NamedTuple):
     seconds: float
     side: str | None = None
     mask: np.ndarray | None = None  # (H, W) bool, the observed hand mask the frame was fitted to
+    iou: float = float("nan")
+    coverage: float = float("nan")
 
 
 #: ``TrackerConfig.side``: a hand side, or ``"auto"``: at every initialisation both models are
@@ -367,19 +384,34 @@ class Tracker:
             result = self._optimize(self.model, f, self._seed_swarm(self.previous, n), cfg.pso, camera, roi, obs_tile,
                                     mask_tile)
         params = result.best
-        if result.best_value > cfg.lost_objective:
-            self._bad_frames += 1
-        else:
-            self._bad_frames = 0
-        status = "tracked"
+        iou, coverage = self._explained(params, camera, roi, obs_tile, mask_tile, hand)
+        explained = result.best_value <= cfg.lost_objective and iou >= cfg.min_iou and coverage >= cfg.min_coverage
+        self._bad_frames = 0 if explained else self._bad_frames + 1
+        status = "tracked" if explained else "lost"
         if self._bad_frames >= cfg.lost_frames:
-            status, self._bad_frames = "lost", 0
+            self._bad_frames = 0
             self.previous = None
         else:
             self.previous = params
         joints = self.model.joints(params)[0]
         return TrackResult(status, params, joints, result.best_value, roi, time.perf_counter() - t0, self.model.side,
-                           hand)
+                           hand, iou, coverage)
+
+    def _explained(self, params, camera, roi, obs_tile, mask_tile, hand) -> tuple[float, float]:
+        """(IoU, coverage) of the solution's silhouette against the observed mask: on the tile,
+        with the observed hand pixels that fall outside the tile counted as not covered."""
+        sums = self.scorer.sums(self.model.primitives(params[None]), camera, roi, obs_tile, mask_tile,
+                                self.config.objective.d_max_mm, self.config.depth_offset_free)
+        inter, union = float(sums.intersection[0]), float(sums.union[0])
+        observed = float(mask_tile.sum())
+        x0, y0, x1, y1 = (int(round(v)) for v in roi.box)
+        total = int(hand.sum())
+        inside = int(hand[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)].sum())
+        seen = inside / total if total else 0.0  # share of the hand the tile shows
+        if observed <= 0 or union <= 0:
+            return 0.0, 0.0
+        missed = observed * (1.0 - seen) / max(seen, 1e-9)  # tile-sized pixels of hand outside the tile
+        return inter / (union + missed), inter / (observed + missed)
 
     def _optimize(self, model, f, swarm, pso: PSOConfig, camera, roi, obs_tile, mask_tile):
         if isinstance(self.scorer, CpuScorer):  # the same run, without Python between generations
