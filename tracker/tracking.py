@@ -33,8 +33,9 @@ time:
    union) and ``coverage`` (the share of the observed hand pixels it covers). A frame is
    ``"tracked"`` only with ``iou >= min_iou``, ``coverage >= min_coverage`` and the objective
    at most ``lost_objective``; otherwise it is ``"lost"`` (joints still given, but not to be
-   trusted), and ``lost_frames`` such frames in a row, or no hand, send the tracker back to
-   initialisation. Frames without a hand give ``status="no_hand"`` with ``joints=None``;
+   trusted). An objective above ``lost_objective`` for ``lost_frames`` frames in a row, or no
+   hand, sends the tracker back to initialisation (a poor silhouette alone does not: restarting
+   from a detection did worse on the hard bench). Frames without a hand give ``status="no_hand"`` with ``joints=None``;
    never NaN.
 """
 
@@ -111,7 +112,7 @@ class TrackerConfig:
 
 class TrackResult(NamedTuple):
     """status: ``"tracked"``, ``"lost"`` (the solution does not explain the observation; after
-    ``lost_frames`` such frames the tracker re-initialises) or ``"no_hand"``; side: the model's
+    ``lost_frames`` frames with too high an objective the tracker re-initialises) or ``"no_hand"``; side: the model's
     side (``"right"`` or ``"left"``; chosen at initialisation with ``side="auto"``), None
     without a hand; iou, coverage: the solution's silhouette against the observed mask (its
     intersection over union, and the share of observed hand pixels it covers), NaN without a
@@ -385,9 +386,11 @@ class Tracker:
                                     mask_tile)
         params = result.best
         iou, coverage = self._explained(params, camera, roi, obs_tile, mask_tile, hand)
-        explained = result.best_value <= cfg.lost_objective and iou >= cfg.min_iou and coverage >= cfg.min_coverage
-        self._bad_frames = 0 if explained else self._bad_frames + 1
-        status = "tracked" if explained else "lost"
+        fits = result.best_value <= cfg.lost_objective
+        status = "tracked" if fits and iou >= cfg.min_iou and coverage >= cfg.min_coverage else "lost"
+        # re-initialise only on the objective: a start from detection is worse, on the hard bench,
+        # than carrying on from a solution whose silhouette is off (docs/tracker.md)
+        self._bad_frames = 0 if fits else self._bad_frames + 1
         if self._bad_frames >= cfg.lost_frames:
             self._bad_frames = 0
             self.previous = None
