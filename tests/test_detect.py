@@ -159,7 +159,8 @@ def test_hand_region_from_an_impossible_palm_is_empty(palm):
 
 
 @pytest.mark.parametrize("field, value", [("hand_length_mm", 10.0), ("max_grid_cells", 4), ("cell_mm", 0.0), ("max_extrema", 0),
-                                          ("jump_mm", 0.0), ("radius_tolerance", 1.0), ("area_tolerance", 0.5)])
+                                          ("jump_mm", 0.0), ("radius_tolerance", 1.0), ("area_tolerance", 0.5),
+                                          ("plane_tolerance_mm", 0.0), ("plane_min_share", 0.0)])
 def test_bad_detector_configs(field, value):
     with pytest.raises(ValueError, match=field):
         DetectorConfig(**{field: value})
@@ -290,3 +291,38 @@ def test_grey_depth_and_contact_sheet():
     assert sheet[:20].min() == 200 and sheet[20:, :40].min() == 200 and sheet[20:, 40:].max() == 0
     with pytest.raises(ValueError, match="columns"):
         tile_images([], columns=2, width=40)
+
+
+def _table_under_a_hand(tilt_deg: float, gap_mm: float):
+    """The hand model (palm down, seen from above at ``tilt_deg``) ``gap_mm`` above a table plane
+    that fills the rest of the view: the egocentric case (``synth --scenario egocentric``)."""
+    cam = CameraIntrinsics(475.0, 475.0, 159.5, 119.5, 320, 240)
+    t = np.radians(tilt_deg)
+    up = np.array([0.0, -np.cos(t), -np.sin(t)])  # world up in the camera frame
+    pose = HandPose.canonical("spread", position_mm=(0.0, 0.0, 420.0), orientation=(0.97, 0.1, 0.2, 0.0)).to_array()
+    model = HandModel()
+    scorer = CpuScorer(model.primitive_set, tile_size=cam.width)
+    roi = RegionOfInterest(0, -40, cam.width, cam.height + 40)
+    hand = scorer.render(model.primitives(pose), cam, roi)[0][40:40 + cam.height]
+    lowest = (model.joints(pose)[0] @ up).min()  # the table touches nothing: gap below the lowest joint
+    point = up * (lowest - gap_mm)  # a point of the table plane: p @ up = lowest - gap
+    v, u = np.mgrid[0:cam.height, 0:cam.width]
+    rays = np.stack([(u - cam.cx) / cam.fx, (v - cam.cy) / cam.fy, np.ones_like(u, float)], -1)
+    z = (point @ up) / (rays @ up)  # ray-plane depth; rays going up never meet it
+    table = np.where(z > 0, z, 0.0)
+    return cam, np.where(hand > 0, hand, table).astype(np.float32), hand > 0
+
+
+@pytest.mark.parametrize("tilt", [40.0, 65.0])
+def test_support_plane_is_the_table_not_the_hand(tilt):
+    from tracker.detect import support_plane
+
+    cam, depth, hand = _table_under_a_hand(tilt, gap_mm=30.0)
+    plane = support_plane(depth, cam)
+    table = (depth > 0) & ~hand
+    assert (plane & table).sum() > 0.98 * table.sum()
+    assert (plane & hand).sum() < 0.02 * hand.sum()  # only points within 12 mm of the table: none
+    assert not support_plane(np.where(hand, depth, 0.0).astype(np.float32), cam).any()  # a hand alone: no plane
+    flat = np.full((240, 320), 300.0, np.float32)  # a flat surface the size of a palm filling the view
+    assert not support_plane(flat, CameraIntrinsics(900.0, 900.0, 159.5, 119.5, 320, 240)).any()
+    assert not support_plane(depth, cam, DetectorConfig(plane_tolerance_mm=None)).any()

@@ -50,6 +50,14 @@ end of the arm instead; this module does that on the depth surface:
 ``hand_region`` grows the same region from a known palm (the previous frame's solution), so the
 tracker's observation keeps excluding the body while it follows the hand.
 
+``support_plane`` finds a table (or floor, or wall) the hand rests on or hovers over: the
+dominant plane of the depth map (RANSAC over 2,000 sampled points, a fixed seed, then a least
+squares refit), kept only when it is far larger than a hand (at least ``plane_min_share`` of
+the valid pixels, and its inliers spread over more than ``plane_min_extent`` hand lengths in
+both of its directions: a flat hand spans about one, so a hand filling the view is no table). The tracker drops its pixels
+(within ``plane_tolerance_mm``) before looking for the hand: fingers touching a table otherwise
+join the table's surface, and the hand's region grows onto it.
+
 Everything runs on the grid with numpy, OpenCV's distance transform and scipy's Dijkstra
 (``python -m benchmarks.detect_speed`` has the milliseconds per frame). Shapes: depth
 ``(H, W) float32`` mm, 0 = no reading.
@@ -70,7 +78,11 @@ from handrgbd.camera import CameraIntrinsics
 from handrgbd.joints import Joint
 from tracker.kinematics import DEFAULT_HAND_LENGTH_MM, HAND_LENGTH_RANGE_MM
 
-__all__ = ["DetectorConfig", "HandDetection", "detect_hand", "hand_candidates", "hand_region", "PALM_JOINTS"]
+__all__ = ["DetectorConfig", "HandDetection", "detect_hand", "hand_candidates", "hand_region", "support_plane",
+           "PALM_JOINTS"]
+
+#: support_plane: points sampled, RANSAC trials (fixed seed: the same depth gives the same plane)
+PLANE_SAMPLES, PLANE_TRIALS = 2000, 200
 
 #: wrist and the four finger MCPs (MediaPipe order): their mean is the palm's centre
 PALM_JOINTS = (Joint.WRIST, Joint.INDEX_MCP, Joint.MIDDLE_MCP, Joint.RING_MCP, Joint.PINKY_MCP)
@@ -143,6 +155,11 @@ class DetectorConfig:
     nearer_scale_mm: float = 150.0
     #: the hand's region, in hand lengths (geodesically) past SEED_RADIUS
     region_radius: float = 0.6
+    #: support plane (``support_plane``): inlier distance (mm; None: no plane removed), the
+    #: share of valid pixels it must hold, its extent in hand lengths along both of its axes
+    plane_tolerance_mm: float | None = 12.0
+    plane_min_share: float = 0.25
+    plane_min_extent: float = 1.5
 
     def __post_init__(self) -> None:
         lo, hi = HAND_LENGTH_RANGE_MM
@@ -159,6 +176,11 @@ class DetectorConfig:
         for name in ("radius_tolerance", "area_tolerance"):
             if not getattr(self, name) > 1:
                 raise ValueError(f"DetectorConfig.{name} must be > 1, got {getattr(self, name)}")
+        if self.plane_tolerance_mm is not None and not self.plane_tolerance_mm > 0:
+            raise ValueError(f"DetectorConfig.plane_tolerance_mm must be > 0 or None, got {self.plane_tolerance_mm}")
+        if not (0 < self.plane_min_share <= 1 and self.plane_min_extent > 0):
+            raise ValueError(f"DetectorConfig.plane_min_share must be in (0, 1] and plane_min_extent > 0, got "
+                             f"{self.plane_min_share} and {self.plane_min_extent}")
 
     @property
     def palm_radius_for_length_mm(self) -> float:
@@ -524,3 +546,40 @@ def hand_region(depth_mm: np.ndarray, camera: CameraIntrinsics, palm_mm: np.ndar
         return np.zeros(depth.shape, bool)  # a palm behind the camera, or undefined, has no surface near
     surface = _surface(depth, camera, cfg, mask, near_mm=float(palm_mm[2]))
     return _to_full(surface, _ball(surface, palm_mm, cfg), depth, cfg.jump_mm, mask)
+
+
+def support_plane(depth_mm: np.ndarray, camera: CameraIntrinsics, config: DetectorConfig | None = None) -> np.ndarray:
+    """``(H, W) bool``: the pixels on a dominant plane far larger than a hand (see the module
+    docstring), all False when there is none or ``plane_tolerance_mm`` is None."""
+    cfg = DetectorConfig() if config is None else config
+    depth = _check(depth_mm, camera)
+    out = np.zeros(depth.shape, bool)
+    tol = cfg.plane_tolerance_mm
+    v, u = np.nonzero(depth > 0)
+    if tol is None or len(v) < 3:
+        return out
+    rng = np.random.default_rng(0)
+    pick = rng.choice(len(v), min(PLANE_SAMPLES, len(v)), replace=False)
+    P = camera.unproject(np.stack([u[pick], v[pick]], -1), depth[v[pick], u[pick]])
+    best, best_count = None, 0
+    for trial in rng.integers(0, len(P), (PLANE_TRIALS, 3)):
+        n = np.cross(P[trial[1]] - P[trial[0]], P[trial[2]] - P[trial[0]])
+        norm = np.linalg.norm(n)
+        if norm < 1e-9:
+            continue
+        n /= norm
+        count = int((np.abs((P - P[trial[0]]) @ n) < tol).sum())
+        if count > best_count:
+            best, best_count = (n, P[trial[0]]), count
+    if best is None or best_count < cfg.plane_min_share * len(P):
+        return out
+    inliers = P[np.abs((P - best[1]) @ best[0]) < tol]
+    centre = inliers.mean(0)
+    _, _, vt = np.linalg.svd(inliers - centre, full_matrices=False)  # refit: vt[2] the normal
+    spread = np.ptp((inliers - centre) @ vt[:2].T, axis=0)
+    if spread.min() < cfg.plane_min_extent * cfg.hand_length_mm:
+        return out
+    points = camera.unproject(np.stack([u, v], -1), depth[v, u])
+    on = np.abs((points - centre) @ vt[2]) < tol
+    out[v[on], u[on]] = True
+    return out

@@ -54,7 +54,7 @@ from handrgbd.camera import CameraIntrinsics
 from handrgbd.depth import usable_depth
 from handrgbd.joints import Joint
 from renderer.projection import RegionOfInterest
-from tracker.detect import PALM_JOINTS, DetectorConfig, HandDetection, detect_hand, hand_region
+from tracker.detect import PALM_JOINTS, DetectorConfig, HandDetection, detect_hand, hand_region, support_plane
 from tracker.kinematics import DEFAULT_HAND_LENGTH_MM, HandModel, finger_crossing_penalty
 from tracker.objective import CpuScorer, ObjectiveConfig, make_scorer, objective_from_sums
 from tracker.pose import SIDES, HandPose, axis_angle_quaternion, quaternion_multiply
@@ -250,6 +250,8 @@ class Tracker:
         mask on initialisation (its region, e.g. without a forearm, is that frame's mask), and
         keep their mask while tracking; ``"eq1"`` never detects (the paper's rule as is)."""
         cfg = self.config
+        if cfg.mask_source != "eq1":  # the paper's rule as it is; the others leave a table out
+            depth = np.where(support_plane(depth, camera, cfg.detector), 0.0, depth).astype(np.float32)
         if cfg.mask_source == "depth":
             if self.previous is not None:
                 palm = self.model.joints(self.previous)[0][list(PALM_JOINTS)].mean(0)
@@ -352,6 +354,7 @@ class Tracker:
             # then keep the whole silhouette, the evidence the swarm needs to come back
             if cut.sum() >= cfg.min_hand_pixels:
                 hand = cut
+
         if initialising:
             roi = RegionOfInterest.from_mask(hand, margin=0.15)
         else:
