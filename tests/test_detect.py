@@ -296,7 +296,7 @@ def test_grey_depth_and_contact_sheet():
 def _table_under_a_hand(tilt_deg: float, gap_mm: float):
     """The hand model (palm down, seen from above at ``tilt_deg``) ``gap_mm`` above a table plane
     that fills the rest of the view: the egocentric case (``synth --scenario egocentric``)."""
-    cam = CameraIntrinsics(475.0, 475.0, 159.5, 119.5, 320, 240)
+    cam = CameraIntrinsics(300.0, 300.0, 159.5, 119.5, 320, 240)  # 56 degrees wide: the table spans > 2 hands
     t = np.radians(tilt_deg)
     up = np.array([0.0, -np.cos(t), -np.sin(t)])  # world up in the camera frame
     pose = HandPose.canonical("spread", position_mm=(0.0, 0.0, 420.0), orientation=(0.97, 0.1, 0.2, 0.0)).to_array()

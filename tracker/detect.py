@@ -54,7 +54,8 @@ tracker's observation keeps excluding the body while it follows the hand.
 dominant plane of the depth map (RANSAC over 2,000 sampled points, a fixed seed, then a least
 squares refit), kept only when it is far larger than a hand (at least ``plane_min_share`` of
 the valid pixels, and its inliers spread over more than ``plane_min_extent`` hand lengths in
-both of its directions: a flat hand spans about one, so a hand filling the view is no table). The tracker drops its pixels
+both of its directions: a flat hand spans about one, so a hand filling the view is no table; 1.5
+rejected no hand on the bench but moved the crops scenario 2 mm, so the margin stays). The tracker drops its pixels
 (within ``plane_tolerance_mm``) before looking for the hand: fingers touching a table otherwise
 join the table's surface, and the hand's region grows onto it.
 
@@ -159,7 +160,7 @@ class DetectorConfig:
     #: share of valid pixels it must hold, its extent in hand lengths along both of its axes
     plane_tolerance_mm: float | None = 12.0
     plane_min_share: float = 0.25
-    plane_min_extent: float = 1.5
+    plane_min_extent: float = 2.0
 
     def __post_init__(self) -> None:
         lo, hi = HAND_LENGTH_RANGE_MM

@@ -250,7 +250,7 @@ class Tracker:
         mask on initialisation (its region, e.g. without a forearm, is that frame's mask), and
         keep their mask while tracking; ``"eq1"`` never detects (the paper's rule as is)."""
         cfg = self.config
-        if cfg.mask_source != "eq1":  # the paper's rule as it is; the others leave a table out
+        if cfg.mask_source in ("depth", "skin"):  # sensor depth: a table under the hand is left out
             depth = np.where(support_plane(depth, camera, cfg.detector), 0.0, depth).astype(np.float32)
         if cfg.mask_source == "depth":
             if self.previous is not None:
