@@ -50,12 +50,18 @@ TRACKER = "pso:64x25"
 SIZE = 256
 
 
-def _digest(frames: int) -> str:
-    """The generator's source (synth/ and the mesh renderer) and the bench's settings."""
+#: what the bench's recordings are made from: the generator, the hand model that poses them and
+#: gives their joints, the renderer's meshes, the camera and the recording writer, the assets
+_SOURCES = ("synth/*.py", "synth/assets/**/*", "tracker/kinematics.py", "tracker/pose.py", "tracker/hand_geometry.py",
+            "tracker/data/*", "renderer/mesh.py", "renderer/shapes.py", "handrgbd/camera.py", "handrgbd/recording.py")
+
+
+def _digest() -> str:
+    """Digest of every file in ``_SOURCES`` (names and bytes) and the bench's fixed settings."""
     root = Path(__file__).resolve().parents[1]
-    h = hashlib.sha1(f"frames={frames}|size={SIZE}|split=test".encode())
-    for path in sorted((root / "synth").glob("*.py")) + [root / "renderer" / "mesh.py"]:
-        h.update(path.name.encode())
+    h = hashlib.sha1(f"size={SIZE}|split=test".encode())
+    for path in sorted({p for pattern in _SOURCES for p in root.glob(pattern) if p.is_file()}):
+        h.update(str(path.relative_to(root)).encode())
         h.update(path.read_bytes())
     return h.hexdigest()[:12]
 
@@ -69,9 +75,9 @@ def build(scenarios: list[str], sequences: int, frames: int, progress: bool | st
     """Render (or find in the cache) each scenario's sequences; returns their folders."""
     from synth.generator import SynthConfig, generate
 
-    digest = _digest(frames)
+    digest = _digest()
     root = cache_dir() / "hard_bench"
-    if root.is_dir():  # benches of an older generator: never read again
+    if root.is_dir():  # benches of an older generator: never read again (other lengths are kept)
         for old in root.iterdir():
             if old.name != digest and old.is_dir():
                 shutil.rmtree(old, ignore_errors=True)
@@ -80,7 +86,7 @@ def build(scenarios: list[str], sequences: int, frames: int, progress: bool | st
         config = SynthConfig(size=SIZE, sequence=True, split="test", scenario=scenario)
         folders[scenario] = []
         for k in range(sequences):
-            out = root / digest / f"{scenario}_{k}"
+            out = root / digest / f"{scenario}_{k}_{frames}f"
             if not (out / "joints.npy").exists():
                 log.info("hard_bench: rendering %s", out)
                 generate(out, frames, sequence_seed(scenario, k), config, progress=progress)
@@ -112,7 +118,7 @@ def run(scenarios: list[str], conditions: list[str], sequences: int, frames: int
                              "wrong_tracked_fraction": p["wrong_tracked_fraction"],
                              "mpjpe_worst_mm": p["mpjpe_worst_mm"], "fps": p["fps"],
                              "wall_s": time.perf_counter() - t0})
-    return {"rows": rows, "tracker": TRACKER, "sequences": sequences, "frames": frames, "digest": _digest(frames)}
+    return {"rows": rows, "tracker": TRACKER, "sequences": sequences, "frames": frames, "digest": _digest()}
 
 
 def format_table(result: dict) -> str:

@@ -343,7 +343,8 @@ def run_row(row: Row) -> dict:
     else:
         res = _run_pso(row, rec, row.tracker)
     return finite_or_none({"data": row.data, "source": "rgb" if row.tracker == "mediapipe" else row.source,
-                           "tracker": row.tracker, "seed": row.reported_seed, "frames": len(rec), **res})
+                           "tracker": row.tracker, "seed": row.reported_seed,
+                           "init": None if row.tracker == "mediapipe" else row.init, "frames": len(rec), **res})
 
 
 def _cached_row(path: Path) -> dict | None:
@@ -466,7 +467,7 @@ def compare(data: list[str], sources: list[str], trackers: list[str], out: str |
 #: the files compare writes into its output folder (besides rows/)
 COMPARE_OUTPUTS = ("comparison.json", "comparison.csv", "pooled.json", "pck.png")
 
-FIELDS = ("data", "source", "tracker", "seed", "frames", "scored_frames",
+FIELDS = ("data", "source", "tracker", "seed", "init", "frames", "scored_frames",
           "mpjpe_mm", "rr_mpjpe_mm", "pa_mpjpe_mm", "pck_auc_0_50",
           "lost_fraction", "wrong_tracked_fraction", "fps", "error")
 

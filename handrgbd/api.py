@@ -41,8 +41,8 @@ class HandResult:
     """One frame's hand.
 
     status: ``"tracked"``, ``"lost"`` (the solution does not explain the observed
-    silhouette, or its objective is too high; joints given but not to be trusted; three in a row
-    re-initialise) or
+    silhouette, or its objective is too high; joints given but not to be trusted; three frames in
+    a row with too high an objective re-initialise) or
     ``"no_hand"``. joints_mm ``(21, 3)`` camera frame, mm, and joints_px ``(21, 2)`` pixels
     (``handrgbd.Joint`` order), None without a hand. mask ``(H, W)`` bool: the hand mask fitted to
     (depthnet's, or the hand found in the sensor's depth). depth_mm ``(H, W)`` float32: the depth

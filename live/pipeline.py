@@ -183,7 +183,9 @@ class LivePipeline:
         t["tracker"] = time.perf_counter() - t2
         self.crop = None
         crop = obs.crop
-        if r.status == "tracked" and np.all(r.joints_mm[:, 2] > 50.0):
+        # the crop follows the hand while the tracker keeps a solution ("lost" frames included:
+        # a poor silhouette alone does not make it start afresh), else depthnet localises again
+        if self.tracker.has_track and np.all(r.joints_mm[:, 2] > 50.0):
             H, W = obs.mask.shape
             uv = self.camera.project(r.joints_mm)
             crop = RegionOfInterest.from_points(uv, margin=self.config.crop_margin, square=True)

@@ -3,7 +3,7 @@
 The plain generator shows one hand in a tight crop, its forearm mostly cut off or in a sleeve,
 nothing in the hand, the clutter kept 300 mm behind it. Real recordings break each of those:
 
-* ``forearm``: a bare forearm and the upper arm in view, continuing from the wrist (the arm is
+* ``forearm``: a bare forearm and the upper arm (a rigid cylinder from the elbow) in view (the arm is
   labelled not-hand in mask/; it lies within eq. 1's 300 mm, so the paper's foreground keeps it);
 * ``object``: a held object (cylinder, box or sphere, plain colour) in the palm, the fingers
   closed round it: it hides fingers and touches the palm, so eq. 1 keeps it too;
@@ -11,7 +11,7 @@ nothing in the hand, the clutter kept 300 mm behind it. Real recordings break ea
   down; the hand 250-500 mm away over a table with objects on it near the hand; the forearm
   comes from the bottom of the image; a short-range sensor (readings from 150 mm);
 * ``left``: left hands only;
-* ``crops``: tight 256 px crops that follow the hand, with per-frame intrinsics (photo data sets);
+* ``crops``: tight crops that follow the hand, with per-frame intrinsics (photo data sets);
 * ``all``: each frame (or each sequence) one of the above, drawn from the seed.
 
 Everything here is planning: pure functions of a ``numpy.random.Generator`` that give the pose
@@ -60,7 +60,7 @@ class ScenarioPlan(NamedTuple):
 
     name: str
     held: tuple | None = None          # (kind, (4, 4) unit shape -> hand frame at 180 mm, colour)
-    shoulder: np.ndarray | None = None  # (3,) camera frame mm: where the upper arm goes
+    upper_arm: np.ndarray | None = None  # (3,) camera frame unit vector: elbow -> shoulder
     arm_radius_mm: float = 0.0
     arm_color: np.ndarray | None = None  # None: bare (the skin's colour)
     static_props: tuple = ()           # egocentric table and what stands on it
@@ -164,19 +164,18 @@ def plan_scenario(name: str, rng: np.random.Generator, params: np.ndarray, side:
                   length_mm: float) -> tuple[ScenarioPlan, np.ndarray]:
     """Draw ``name``'s extras for a hand starting at ``params`` (27,); returns the plan and the
     start's parameters as the scenario changes them (egocentric orientation, grasp). The same
-    ``ScenarioPlan`` serves every frame of a sequence (see ``sequence_keys``)."""
+    ``ScenarioPlan`` serves every frame of a sequence (see ``sequence_key``)."""
     params = np.array(params, dtype=np.float64)
     if name == "object":
         kind, m, colour, reach = _held_object(rng)
         params[7:] = _grasp_angles(rng, kind, reach).ravel()
         return ScenarioPlan(name, held=(kind, m, colour, reach)), params
     if name == "forearm":
-        elbow = _elbow(params, length_mm)
-        along = elbow - params[:3]
+        along = _elbow(params, length_mm) - params[:3]
         d = 0.5 * along / np.linalg.norm(along) + np.array([0.0, 0.0, 1.0]) + rng.normal(0, 0.3, 3)
-        shoulder = elbow + UPPER_ARM_MM * d / np.linalg.norm(d)
         colour = None if rng.random() < 0.5 else rng.uniform(0.05, 0.9, 3)  # bare (skin), or a T-shirt sleeve
-        return ScenarioPlan(name, shoulder=shoulder, arm_radius_mm=rng.uniform(38, 48), arm_color=colour), params
+        return ScenarioPlan(name, upper_arm=d / np.linalg.norm(d), arm_radius_mm=rng.uniform(38, 48),
+                            arm_color=colour), params
     if name == "egocentric":
         pitch = rng.uniform(math.radians(40), math.radians(70))
         up = _ego_up(pitch)
@@ -184,8 +183,9 @@ def plan_scenario(name: str, rng: np.random.Generator, params: np.ndarray, side:
         body = -rng.uniform(200, 300) * up + [rng.uniform(120, 220) * (1 if side == "right" else -1), 0, 0]
         arm = body - centre
         arm = quaternion_to_matrix(axis_angle_quaternion(rng.normal(size=3), rng.uniform(0, 0.35))) @ arm
-        params[3:7] = _frame(arm, up, rng.uniform(-1.6, 0.6))
-        return ScenarioPlan(name, static_props=_table_scene(rng, centre, up, length_mm)), params
+        roll = rng.uniform(-1.6, 0.6)  # from palm down toward thumb up (a right hand's thumb is on hand +x)
+        params[3:7] = _frame(arm, up, roll if side == "right" else -roll)  # a left hand's is on -x
+        return ScenarioPlan(name, static_props=_table_scene(rng, centre, up)), params
     return ScenarioPlan(name), params
 
 
@@ -201,7 +201,7 @@ def sequence_key(plan: ScenarioPlan, rng: np.random.Generator, key_params: np.nd
     return p
 
 
-def _table_scene(rng: np.random.Generator, centre: np.ndarray, up: np.ndarray, length_mm: float) -> tuple:
+def _table_scene(rng: np.random.Generator, centre: np.ndarray, up: np.ndarray) -> tuple:
     """A table under the hand (40-120 mm below the palm) and 1-3 objects standing on it
     120-300 mm from the hand."""
     x = np.array([1.0, 0.0, 0.0])
@@ -234,11 +234,11 @@ def frame_props(plan: ScenarioPlan, params: np.ndarray, length_mm: float, skin_r
     if plan.held is not None:
         kind, m, colour, _ = plan.held
         props.append(Prop(kind, _hand_matrix(params, length_mm) @ m, colour))
-    if plan.shoulder is not None:
+    if plan.upper_arm is not None:  # rigid: from the elbow, one direction in the camera frame
         elbow = _elbow(params, length_mm)
-        axis = plan.shoulder - elbow
-        n = float(np.linalg.norm(axis))
-        z = axis / n
+        n = UPPER_ARM_MM * length_mm / DEFAULT_HAND_LENGTH_MM
+        z = plan.upper_arm
+        axis = n * z
         x = np.cross(z, [0.0, 1.0, 0.0] if abs(z[1]) < 0.9 else [1.0, 0.0, 0.0])
         x /= np.linalg.norm(x)
         r = plan.arm_radius_mm * length_mm / DEFAULT_HAND_LENGTH_MM

@@ -139,3 +139,25 @@ def test_seeds_are_rows_and_reach_the_tracker(tmp_path, monkeypatch):
     assert [r["seed"] for r in table] == [0, 1] and (tmp_path / "pooled.json").exists()
     compare([DEFAULT_DATA], ["clean"], ["pso:8x2:cpu"], tmp_path, progress=False)  # one folder, one seed
     assert not (tmp_path / "pooled.json").exists()
+
+
+def test_wrongly_tracked_frames_are_tracked_ones_over_50_mm_and_pool_per_frame():
+    from experiments.compare_depth_sources import Row, _metrics, pooled
+
+    gt = np.zeros((6, 21, 3))
+    pred = gt.copy()
+    pred[1] += 60.0 / np.sqrt(3)  # 60 mm off, tracked: wrong
+    pred[2] += 60.0 / np.sqrt(3)  # 60 mm off, lost: honest
+    pred[3] += 40.0 / np.sqrt(3)  # 40 mm off, tracked: not over the line
+    pred[4] = np.nan  # no joints
+    statuses = ["tracked", "tracked", "lost", "tracked", "no_hand", "tracked"]
+    m = _metrics(pred, gt, statuses, 1.0)
+    assert m["wrong_tracked_fraction"] == pytest.approx(1 / 6)
+    assert _metrics(pred, gt, statuses, 1.0, absolute=False)["wrong_tracked_fraction"] is None  # MediaPipe rows
+    other = _metrics(gt[:2], gt[:2], ["tracked"] * 2, 1.0)
+    table = [{"data": "a", "source": "s", "tracker": "t", "seed": 0, "frames": 6, **m},
+             {"data": "b", "source": "s", "tracker": "t", "seed": 0, "frames": 2, **other}]
+    assert pooled(table)[0]["wrong_tracked_fraction"] == pytest.approx(1 / 8)
+    # an automatic start is its own row; the truth's start keeps the keys rows were cached under
+    assert Row("d", "sensor", "pso:64x25").key == Row("d", "sensor", "pso:64x25", init="gt").key
+    assert Row("d", "sensor", "pso:64x25").key != Row("d", "sensor", "pso:64x25", init="auto").key

@@ -331,13 +331,16 @@ def test_a_hand_that_jumps_away_is_flagged_within_3_frames():
     config = TrackerConfig(backend="cpu", seed=0, mask_source="given", pso=PSOConfig(64, 15), init_generations=30)
     with Tracker(CAM, config) as tr:
         tr.reset(here)
-        results = []
+        results, kept = [], []
         for p in frames:
             depth = _render_full(p)
             r = tr.step(depth, mask=depth > 0)
             err = np.linalg.norm(r.joints_mm - model.joints(p)[0], axis=1).mean()
             results.append((r.status, err, r.iou, r.coverage))
+            kept.append(tr.has_track)
     assert all(s == "tracked" and e < 10 and iou > 0.9 and cov > 0.9 for s, e, iou, cov in results[:3])
+    reset_at = 3 + config.lost_frames - 1  # the last jumped frame lets go of the solution
+    assert kept[:reset_at] == [True] * reset_at and not kept[reset_at]
     jumped = results[3:3 + config.lost_frames]  # the frames before the re-initialisation
     assert all(s == "lost" and e > 30 and iou < config.min_iou for s, e, iou, _ in jumped)
     # then a fresh start from the observed mask (how close it gets is initialisation's test)

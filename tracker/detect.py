@@ -55,7 +55,8 @@ dominant plane of the depth map (RANSAC over 2,000 sampled points, a fixed seed,
 squares refit), kept only when it is far larger than a hand (at least ``plane_min_share`` of
 the valid pixels, and its inliers spread over more than ``plane_min_extent`` hand lengths in
 both of its directions: a flat hand spans about one, so a hand filling the view is no table; 1.5
-rejected no hand on the bench but moved the crops scenario 2 mm, so the margin stays). The tracker drops its pixels
+rejected no hand on the bench either, but a smooth forearm and hand passed for a plane in
+estimated depth, so the margin stays). The tracker drops its pixels
 (within ``plane_tolerance_mm``) before looking for the hand: fingers touching a table otherwise
 join the table's surface, and the hand's region grows onto it.
 

@@ -209,6 +209,12 @@ class Tracker:
         self.close()
 
     @property
+    def has_track(self) -> bool:
+        """True while a solution is kept to start the next frame from; False before the first
+        frame, after ``reset()`` and after a loss (the next frame initialises)."""
+        return self.previous is not None
+
+    @property
     def side(self) -> str:
         """The side of the model being tracked."""
         return self.model.side
