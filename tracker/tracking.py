@@ -31,11 +31,11 @@ time:
 4. Does the solution explain the observation? Its silhouette is compared with the observed mask
    (on the tile, the hand pixels outside it counted as missed): ``iou`` (intersection over
    union) and ``coverage`` (the share of the observed hand pixels it covers). A frame is
-   ``"tracked"`` only with ``iou >= min_iou``, ``coverage >= min_coverage`` and the objective
-   at most ``lost_objective``; otherwise it is ``"lost"`` (joints still given, but not to be
-   trusted). An objective above ``lost_objective`` for ``lost_frames`` frames in a row, or no
-   hand, sends the tracker back to initialisation (a poor silhouette alone does not: restarting
-   from a detection did worse on the hard bench). Frames without a hand give ``status="no_hand"`` with ``joints=None``;
+   ``"tracked"`` only with ``iou >= min_iou`` and ``coverage >= min_coverage``; otherwise it
+   is ``"lost"`` (joints still given, but not to be trusted). An objective above
+   ``lost_objective`` for ``lost_frames`` frames in a row is ``"lost"`` too and, like no hand,
+   sends the tracker back to initialisation (a poor silhouette alone does not: restarting from
+   a detection did worse on the hard bench). Frames without a hand give ``status="no_hand"`` with ``joints=None``;
    never NaN.
 """
 
@@ -89,8 +89,8 @@ class TrackerConfig:
     lost_objective: float = 25.0
     #: a solution explains the observation when its silhouette's IoU with the observed mask and
     #: its coverage of the observed hand pixels reach these (docs/tracker.md, "Lost or tracked")
-    min_iou: float = 0.7
-    min_coverage: float = 0.75
+    min_iou: float = 0.5
+    min_coverage: float = 0.5
     lost_frames: int = 3
     seed: int = 0
 
@@ -395,11 +395,12 @@ class Tracker:
                                     mask_tile)
         params = result.best
         iou, coverage = self._explained(params, camera, roi, obs_tile, mask_tile, hand)
-        fits = result.best_value <= cfg.lost_objective
-        status = "tracked" if fits and iou >= cfg.min_iou and coverage >= cfg.min_coverage else "lost"
-        # re-initialise only on the objective: a start from detection is worse, on the hard bench,
-        # than carrying on from a solution whose silhouette is off (docs/tracker.md)
-        self._bad_frames = 0 if fits else self._bad_frames + 1
+        # re-initialise on the objective (lost_frames too poor in a row); a silhouette that does
+        # not explain the observation marks the frame lost at once but keeps the solution: a start
+        # from detection did worse on the hard bench than carrying on (docs/tracker.md)
+        self._bad_frames = 0 if result.best_value <= cfg.lost_objective else self._bad_frames + 1
+        explained = iou >= cfg.min_iou and coverage >= cfg.min_coverage
+        status = "tracked" if explained and self._bad_frames < cfg.lost_frames else "lost"
         if self._bad_frames >= cfg.lost_frames:
             self._bad_frames = 0
             self.previous = None
