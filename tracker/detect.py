@@ -563,19 +563,17 @@ def support_plane(depth_mm: np.ndarray, camera: CameraIntrinsics, config: Detect
     rng = np.random.default_rng(0)
     pick = rng.choice(len(v), min(PLANE_SAMPLES, len(v)), replace=False)
     P = camera.unproject(np.stack([u[pick], v[pick]], -1), depth[v[pick], u[pick]])
-    best, best_count = None, 0
-    for trial in rng.integers(0, len(P), (PLANE_TRIALS, 3)):
-        n = np.cross(P[trial[1]] - P[trial[0]], P[trial[2]] - P[trial[0]])
-        norm = np.linalg.norm(n)
-        if norm < 1e-9:
-            continue
-        n /= norm
-        count = int((np.abs((P - P[trial[0]]) @ n) < tol).sum())
-        if count > best_count:
-            best, best_count = (n, P[trial[0]]), count
-    if best is None or best_count < cfg.plane_min_share * len(P):
+    trials = rng.integers(0, len(P), (PLANE_TRIALS, 3))  # all trials' planes at once
+    a, b, c = P[trials[:, 0]], P[trials[:, 1]], P[trials[:, 2]]
+    normals = np.cross(b - a, c - a)
+    norms = np.linalg.norm(normals, axis=1)
+    ok = norms >= 1e-9  # three points on a line give no plane
+    normals[ok] /= norms[ok, None]
+    counts = np.where(ok, (np.abs(P @ normals.T - (a * normals).sum(1)) < tol).sum(0), 0)
+    best = int(np.argmax(counts))  # the first of the best, as a loop keeping strict improvements
+    if counts[best] == 0 or counts[best] < cfg.plane_min_share * len(P):
         return out
-    inliers = P[np.abs((P - best[1]) @ best[0]) < tol]
+    inliers = P[np.abs((P - a[best]) @ normals[best]) < tol]
     centre = inliers.mean(0)
     _, _, vt = np.linalg.svd(inliers - centre, full_matrices=False)  # refit: vt[2] the normal
     spread = np.ptp((inliers - centre) @ vt[:2].T, axis=0)

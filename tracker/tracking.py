@@ -35,8 +35,8 @@ time:
    is ``"lost"`` (joints still given, but not to be trusted). An objective above
    ``lost_objective`` for ``lost_frames`` frames in a row is ``"lost"`` too and, like no hand,
    sends the tracker back to initialisation (a poor silhouette alone does not: restarting from
-   a detection did worse on the hard bench). Frames without a hand give ``status="no_hand"`` with ``joints=None``;
-   never NaN.
+   a detection did worse on the hard bench). Frames without a hand give ``status="no_hand"``
+   with ``joints=None``; never NaN.
 """
 
 from __future__ import annotations
