@@ -42,18 +42,18 @@ import json
 import logging
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, NamedTuple
 
 import numpy as np
 
-from handrgbd.args import MAX_WORKERS, SEED_MAX, CommandParser, integer, out_path
-from handrgbd.depth import usable_depth
+from handrgbd.args import MAX_WORKERS, SEED_MAX, CommandParser, frame_range, integer, out_path
 from handrgbd.outputs import check_outputs, finite_or_none, make_folder, save_figure, undefined_reasons, write_csv, \
     write_json
-from handrgbd.recording import Frame, Recording
+from handrgbd.recording import Recording
+from handrgbd.sources import PROVIDERS, Observation, make_provider, missing_images, weights_path
 from tracker.metrics import PCK_THRESHOLDS_MM, auc, pa_mpjpe, pck_curve, root_relative_mpjpe
+from tracker.pose import SIDES
 
 log = logging.getLogger(__name__)
 
@@ -62,101 +62,6 @@ __all__ = ["Observation", "PROVIDERS", "make_provider", "run_row", "compare", "p
 
 DEFAULT_DATA = str(Path(__file__).resolve().parents[1] / "data" / "embedded" / "test_sequence")
 MEDIAPIPE_HINT = "pip install 'handrgbd[mediapipe]'  (mediapipe==0.10.21; it pins numpy<2: use a separate venv)"
-
-
-class Observation(NamedTuple):
-    """What a depth source gives the tracker for one frame.
-
-    depth_mm : ``(H, W) float32`` mm, 0 = no reading.
-    mask : ``(H, W) bool`` hand mask, or None (the tracker segments the depth itself).
-    offset_free : the depth is known only up to a constant (relative depth from RGB).
-    """
-
-    depth_mm: np.ndarray
-    mask: np.ndarray | None = None
-    offset_free: bool = False
-
-
-Provider = Callable[[Frame, dict], Observation]
-
-
-def _clean(frame: Frame, state: dict) -> Observation:
-    if frame.depth_gt_mm is None:
-        raise ValueError(f"frame {frame.name}: source 'clean' needs depth_gt/")
-    return Observation(frame.depth_gt_mm)
-
-
-def _sensor(frame: Frame, state: dict) -> Observation:
-    if frame.depth_mm is None:
-        raise ValueError(f"frame {frame.name}: source 'sensor' needs depth/")
-    return Observation(frame.depth_mm)
-
-
-def _degraded(noise_mm: float, holes: float) -> Provider:
-    def provider(frame: Frame, state: dict) -> Observation:
-        d = _sensor(frame, state).depth_mm
-        rng = np.random.default_rng([int(noise_mm * 1000), int(holes * 1000), frame.index])
-        noisy = np.where(d > 0, d + rng.normal(0, noise_mm, d.shape), 0.0)
-        noisy[rng.random(d.shape) < holes] = 0.0
-        return Observation(noisy.astype(np.float32))
-    return provider
-
-
-def _degraded_args(noise: str, holes: str) -> tuple[float, float]:
-    """``degraded:NOISE_MM:HOLES`` -> (noise in [0, 1000] mm, hole fraction in [0, 1])."""
-    try:
-        values = float(noise), float(holes)
-    except ValueError:
-        raise ValueError(f"degraded:NOISE_MM:HOLES needs two numbers, got {noise!r} and {holes!r}") from None
-    if not (0.0 <= values[0] <= 1000.0 and 0.0 <= values[1] <= 1.0):
-        raise ValueError(f"degraded:NOISE_MM:HOLES needs noise in [0, 1000] mm and holes in [0, 1], got "
-                         f"{noise} and {holes}")
-    return values
-
-
-def _depthnet(weights: str | None, rgb_only: bool) -> Provider:
-    def provider(frame: Frame, state: dict) -> Observation:
-        from depthnet.model import DepthNet
-        from depthnet.runtime import Inference
-        from depthnet.targets import make_targets, relative_to_metric
-
-        if "net" not in state:
-            state["net"] = Inference(DepthNet.load(weights) if weights else DepthNet.from_pretrained())
-        if frame.rgb is None:
-            raise ValueError(f"frame {frame.name}: depthnet sources need rgb/")
-        pred = state["net"].predict(frame.rgb)
-        if rgb_only:
-            from tracker.kinematics import DEFAULT_HAND_LENGTH_MM
-            from tracker.tracking import distance_from_mask
-
-            length = state.get("hand_length_mm", DEFAULT_HAND_LENGTH_MM)  # the tracker's hand, as pose_c1_c2 and live
-            z = distance_from_mask(pred.mask, frame.camera, length) if pred.mask.any() else 600.0
-            return Observation(relative_to_metric(pred.relative, pred.mask, z), pred.mask, offset_free=True)
-        mean = make_targets(_sensor(frame, state).depth_mm).mean_depth_mm
-        if not np.isfinite(mean):
-            return Observation(np.zeros_like(pred.relative), pred.mask)
-        return Observation(relative_to_metric(pred.relative, pred.mask, mean), pred.mask)
-    return provider
-
-
-#: name -> provider factory (called with the text after the first ':' split on ':', or nothing)
-PROVIDERS: dict[str, Callable[..., Provider]] = {
-    "clean": lambda: _clean,
-    "sensor": lambda: _sensor,
-    "degraded": lambda noise="8", holes="0.3": _degraded(*_degraded_args(noise, holes)),
-    "depthnet": lambda weights=None: _depthnet(weights, rgb_only=False),
-    "depthnet-rgb": lambda weights=None: _depthnet(weights, rgb_only=True),
-}
-
-
-def make_provider(spec: str) -> Provider:
-    name, *args = spec.split(":")
-    if name not in PROVIDERS:
-        raise ValueError(f"unknown depth source {spec!r}; known: {sorted(PROVIDERS)}")
-    try:
-        return PROVIDERS[name](*args)
-    except TypeError:  # more ':' arguments than the factory takes
-        raise ValueError(f"depth source {spec!r}: too many ':' arguments for {name!r}") from None
 
 
 def parse_tracker(spec: str) -> tuple[int, int, str] | None:
@@ -195,7 +100,7 @@ def _source_arg(text: str) -> str:
     """argparse type of ``--sources``: a known provider whose arguments (and weights file) check out."""
     try:
         make_provider(text)
-        _weights_path(text)
+        weights_path(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(f"{e} (got {text!r})") from None
     return text
@@ -204,7 +109,9 @@ def _source_arg(text: str) -> str:
 @dataclass(frozen=True)
 class Row:
     """One table row. ``inputs`` fingerprints what the name does not say (the weights file's
-    digest for depthnet sources), so a cached row is not reused after the weights change."""
+    digest for depthnet sources), so a cached row is not reused after the weights change.
+    ``frames``: a ``--frames`` range (``"A:B"``, ``""``: every frame); ``side``: ``"truth"`` (the
+    true hand's side) or the tracker's ``side`` at automatic initialisation."""
 
     data: str
     source: str
@@ -212,38 +119,39 @@ class Row:
     inputs: str = ""
     seed: int = 0
     init: str = "gt"
+    frames: str = ""
+    side: str = "truth"
 
     @property
     def key(self) -> str:
-        seed = f"|seed={self.seed}" if self.seed else ""  # seed 0 keeps the keys rows were cached under before
-        init = f"|init={self.init}" if self.init != "gt" else ""
-        return hashlib.sha1(f"{self.data}|{self.source}|{self.tracker}|{self.inputs}{seed}{init}".encode()).hexdigest()[:16]
+        # defaults add nothing, keeping the keys rows were cached under before
+        extra = "".join([f"|seed={self.seed}" if self.seed else "", f"|init={self.init}" if self.init != "gt" else "",
+                         f"|frames={self.frames}" if self.frames else "",
+                         f"|side={self.side}" if self.side != "truth" else ""])
+        return hashlib.sha1(f"{self.data}|{self.source}|{self.tracker}|{self.inputs}{extra}".encode()).hexdigest()[:16]
 
     @property
     def reported_seed(self) -> int | None:
         """The seed a result row carries: None for MediaPipe, which has none."""
         return None if self.tracker == "mediapipe" else self.seed
 
+    def recording(self) -> Recording:
+        """The row's frames of its data folder."""
+        return Recording(self.data).select(_frames_slice(self.frames))
 
-def _weights_path(source: str) -> Path | None:
-    """The weights file a depthnet source uses (its argument, else the shipped one); None for the
-    other sources. ``ValueError`` when the file is not there."""
-    name, *args = source.split(":")
-    if name not in ("depthnet", "depthnet-rgb"):  # the built-in sources whose argument is a weights file
-        return None
-    from depthnet.model import pretrained_path
 
-    path = Path(args[0]) if args else pretrained_path()
-    if not path.is_file():
-        raise ValueError(f"depth source {source!r}: weights file {path} not found")
-    return path
+def _frames_slice(text: str) -> slice | None:
+    """``"A:B"`` (a ``--frames`` value) as a slice; ``""``: None (every frame)."""
+    from handrgbd.args import frame_range
+
+    return frame_range(text) if text else None
 
 
 def _inputs_fingerprint(source: str) -> str:
     """The digest of the weights a depthnet source uses ('' for the other sources)."""
     from depthnet.model import file_digest
 
-    path = _weights_path(source)
+    path = weights_path(source)
     return "" if path is None else file_digest(path)
 
 
@@ -269,43 +177,39 @@ def _metrics(pred: np.ndarray, gt: np.ndarray, statuses: list[str], seconds: flo
 
 
 def _run_pso(row: Row, rec: Recording, spec: str) -> dict:
+    from handrgbd.sources import track_frames
     from tracker.pso import PSOConfig
     from tracker.run import truth_start
-    from tracker.tracking import Tracker, TrackerConfig
+    from tracker.tracking import TrackerConfig
 
     particles, generations, backend = parse_tracker(spec)
     provider = make_provider(row.source)
     start, side, length = truth_start(rec)  # poses.npy, or fitted to frame 0's joints (init "auto": side, length)
-    base = TrackerConfig(side=side, hand_length_mm=length, pso=PSOConfig(particles, generations), backend=backend,
-                         seed=row.seed)
-    state: dict = {"hand_length_mm": length}
+    if row.init == "gt" and row.side not in ("truth", "auto", side):
+        raise ValueError(f"{rec.path}: --side {row.side}, but the true hand is a {side} hand, and a start from the "
+                         f"truth (--init gt) needs its side: use --side truth or auto, or --init auto")
+    config = TrackerConfig(side=side if row.side == "truth" else row.side, hand_length_mm=length,
+                           pso=PSOConfig(particles, generations), backend=backend, seed=row.seed)
     joints = np.full((len(rec), 21, 3), np.nan)
-    statuses, seconds = [], 0.0
-    tracker = None
-    usable = 0
-    for i in range(len(rec)):
-        frame = rec[i]
-        try:
-            obs = provider(frame, state)
-        except ValueError as e:
-            raise ValueError(f"{rec.path} frame {frame.name} (source {row.source}): {e}") from e
-        usable += bool(usable_depth(obs.depth_mm).any())
-        if tracker is None:
-            cfg = replace(base, mask_source="given" if obs.mask is not None else "depth", depth_offset_free=obs.offset_free)
-            tracker = Tracker(rec.camera, cfg)
-            if row.init == "gt":
-                tracker.reset(start, side=side)
-        r = tracker.step(obs.depth_mm, mask=obs.mask, camera=frame.camera)
-        statuses.append(r.status)
-        seconds += r.seconds
-        if r.joints_mm is not None:
-            joints[i] = r.joints_mm
-    if tracker is not None:
-        tracker.close()
+    statuses, sides, seconds, usable = [], [], 0.0, 0
+    try:
+        for step in track_frames(rec, provider, config, start if row.init == "gt" else None, start_side=side):
+            statuses.append(step.status)
+            usable += step.usable
+            if step.result is not None:
+                seconds += step.result.seconds
+                sides.append(step.result.side)
+                if step.result.joints_mm is not None:
+                    joints[step.frame.index] = step.result.joints_mm
+    except ValueError as e:
+        raise ValueError(f"{e} (source {row.source})") from e
     if not usable:
         raise ValueError(f"{rec.path}: source {row.source} gives no frame usable depth (every reading is 0 or past "
-                         f"10 m); check the recording's depth and depth_unit_mm in camera.json")
-    return _metrics(joints, rec.joints_mm, statuses, seconds)
+                         f"10 m, or depthnet found no hand); check the recording's depth and depth_unit_mm in "
+                         f"camera.json")
+    res = _metrics(joints, rec.joints_mm, statuses, seconds)
+    res["sides"] = {s: sides.count(s) for s in ("right", "left")}  # frames tracked as each side
+    return res
 
 
 def _run_mediapipe(row: Row, rec: Recording) -> dict:
@@ -335,16 +239,21 @@ def _run_mediapipe(row: Row, rec: Recording) -> dict:
 
 def run_row(row: Row) -> dict:
     """Track one (data, source, tracker) combination; returns the row's fields."""
-    rec = Recording(row.data)
+    rec = row.recording()
     if not rec.has_joints:
         raise ValueError(f"{rec.path}: comparison needs ground-truth joints.npy")
+    source = "rgb" if row.tracker == "mediapipe" else row.source
+    head = {"data": row.data, "source": source, "tracker": row.tracker, "seed": row.reported_seed,
+            "init": None if row.tracker == "mediapipe" else row.init, "frame_range": row.frames or None,
+            "side": None if row.tracker == "mediapipe" else row.side, "frames": len(rec)}
+    lacking = missing_images(rec, "depthnet-rgb" if row.tracker == "mediapipe" else row.source)
+    if lacking:  # e.g. sensor rows on an RGB-only recording: a note, not a failure
+        return {**head, "skipped": f"{rec.path.name} has no {lacking}/ (source {source} reads it)"}
     if row.tracker == "mediapipe":
         res = _run_mediapipe(row, rec)
     else:
         res = _run_pso(row, rec, row.tracker)
-    return finite_or_none({"data": row.data, "source": "rgb" if row.tracker == "mediapipe" else row.source,
-                           "tracker": row.tracker, "seed": row.reported_seed,
-                           "init": None if row.tracker == "mediapipe" else row.init, "frames": len(rec), **res})
+    return finite_or_none({**head, **res})
 
 
 def _cached_row(path: Path) -> dict | None:
@@ -367,24 +276,20 @@ def _cached_row(path: Path) -> dict | None:
 def _check_weights(source: str) -> None:
     """A depthnet source's own weights file loads (before anything is written; the shipped ones
     are tested)."""
-    if ":" in source and (path := _weights_path(source)) is not None:
+    if ":" in source and (path := weights_path(source)) is not None:
         from depthnet.model import DepthNet
 
         DepthNet.load(path)
 
 
-#: the images each built-in source reads (``depthnet`` also the sensor depth, for the hand's distance)
-_SOURCE_NEEDS = {"clean": ("depth_gt",), "sensor": ("depth",), "degraded": ("depth",), "depthnet": ("rgb", "depth"),
-                 "depthnet-rgb": ("rgb",)}
-
-
-def _check_data(data: list[str], sources: list[str] = ()) -> None:
-    """Every data folder loads, has consistent ground truth and the images its sources read
-    (before anything is written)."""
+def _check_data(data: list[str], sources: list[str] = (), frames: str = "") -> None:
+    """Every data folder loads, has consistent ground truth and at least one of the image folders
+    the sources read (before anything is written; rows whose source lacks its images are skipped
+    with a note)."""
     from tracker.run import truth_side_and_length, truth_start
 
     for d in data:
-        rec = Recording(d)
+        rec = Recording(d).select(_frames_slice(frames))
         if not rec.has_joints:
             raise ValueError(f"{rec.path}: comparison needs ground-truth joints.npy (poses.npy too, or frame 0's "
                              f"pose is fitted to its joints)")
@@ -392,18 +297,23 @@ def _check_data(data: list[str], sources: list[str] = ()) -> None:
             truth_side_and_length(rec)
         else:  # frame 0's pose will be fitted to its joints: fit it now, so a bad file stops the run here
             truth_start(rec)
-        for source in sources:
-            for kind in _SOURCE_NEEDS.get(source.split(":")[0], ()):
-                if not rec.frames_with(kind):
-                    raise ValueError(f"--sources {source}: {rec.path} has no {kind}/")
+        if sources and all(missing_images(rec, s) for s in sources):
+            raise ValueError(f"--sources: {rec.path} has none of the images these sources read "
+                             f"({', '.join(f'{s}: {missing_images(rec, s)}/' for s in sources)})")
 
 
 def compare(data: list[str], sources: list[str], trackers: list[str], out: str | Path, workers: int = 1,
-            progress: bool | str = True, seeds: tuple[int, ...] = (0,), init: str = "gt") -> list[dict]:
+            progress: bool | str = True, seeds: tuple[int, ...] = (0,), init: str = "gt", frames: str = "",
+            side: str = "truth") -> list[dict]:
     """Track every (data, source, tracker, seed) row; returns the rows, in that order.
 
     ``init``: ``"gt"`` starts each PSO row from the truth of frame 0 (poses.npy, or fitted to its
-    joints), ``"auto"`` from the tracker's own detection (side and hand length still the truth's).
+    joints), ``"auto"`` from the tracker's own detection (hand length still the truth's).
+    ``side``: the side of the hand model at automatic initialisations: ``"truth"`` (the true
+    hand's), ``"right"``, ``"left"`` or ``"auto"`` (both fitted, the better kept); a start from
+    the truth is always the true side's. ``frames``: a ``--frames`` range (``"A:B"``; ``""``:
+    every frame). Rows whose source reads images a recording lacks (sensor depth in an RGB-only
+    folder) are skipped with a note.
 
     ``seeds``: the PSO trackers' random seeds (each seed is one row; MediaPipe runs once). With
     several data folders or seeds, ``OUT/pooled.json`` holds each (source, tracker) pooled over
@@ -425,13 +335,15 @@ def compare(data: list[str], sources: list[str], trackers: list[str], out: str |
     inputs = {s: _inputs_fingerprint(s) for s in sources}
     # finished rows are reused and the tables rewritten from them: resuming is this command's design
     out = check_outputs(out, COMPARE_OUTPUTS, overwrite=True)
-    _check_data(data, sources)
+    _check_data(data, sources, frames)
     rows = []
     for d in data:
         for t in trackers:
             for s in (sources if t != "mediapipe" else ["rgb"]):
                 for seed in (dict.fromkeys(int(x) for x in seeds) if t != "mediapipe" else (0,)):
-                    rows.append(Row(d, s, t, inputs.get(s, ""), seed, init if t != "mediapipe" else "gt"))
+                    pso = t != "mediapipe"
+                    rows.append(Row(d, s, t, inputs.get(s, ""), seed, init if pso else "gt", frames,
+                                    side if pso else "truth"))
     results: dict[str, dict] = {}
     todo = []
     for r in rows:
@@ -469,7 +381,7 @@ COMPARE_OUTPUTS = ("comparison.json", "comparison.csv", "pooled.json", "pck.png"
 
 FIELDS = ("data", "source", "tracker", "seed", "init", "frames", "scored_frames",
           "mpjpe_mm", "rr_mpjpe_mm", "pa_mpjpe_mm", "pck_auc_0_50",
-          "lost_fraction", "wrong_tracked_fraction", "fps", "error")
+          "lost_fraction", "wrong_tracked_fraction", "fps", "frame_range", "side", "error", "skipped")
 
 
 #: pooled as means over frames: weighted by each row's scored frames (frames with joints)
@@ -482,7 +394,7 @@ def pooled(table: list[dict]) -> list[dict]:
     MPJPE, root-relative MPJPE, PA-MPJPE and PCK AUC are per-frame means, so they pool as means
     weighted by each row's scored frames (frames with joints; ``frames`` for rows cached before
     that field existed): the value over all frames together. ``lost_fraction`` pools weighted by
-    ``frames``, fps as all frames over all seconds. Rows with an error are left out. ``rows``
+    ``frames``, fps as all frames over all seconds. Rows with an error, and skipped rows, are left out. ``rows``
     counts the rows pooled and ``mpjpe_worst_mm`` is the worst row's MPJPE, because one lost
     sequence can dominate the pooled value.
     """
@@ -491,7 +403,7 @@ def pooled(table: list[dict]) -> list[dict]:
 
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in table:
-        if not r.get("error"):
+        if not (r.get("error") or r.get("skipped")):
             groups.setdefault((r["source"], r["tracker"]), []).append(r)
     result = []
     for (source, tracker), rows in groups.items():
@@ -522,7 +434,7 @@ _NO_FRAME = "no frame with both a tracked hand and ground truth"
 def _with_reasons(row: dict) -> dict:
     """The row with ``"undefined"``: why each of its null metrics is null (rows with an error
     have that instead)."""
-    if row.get("error"):
+    if row.get("error") or row.get("skipped"):
         return row
     absolute = "MediaPipe's joints are hand-centred: absolute positions are not measured"
     reasons = {"scored_frames": "not recorded for this cached row",
@@ -580,8 +492,9 @@ def format_table(table: list[dict]) -> str:
 
     def line(r: dict, data: str, seed: str) -> str:
         lead = f"{data[-22:]:<22}{seed:>5} " if several else ""
-        if r.get("error"):
-            return f"{lead}{r['source']:<{sw}}{r['tracker']:<16}  {r['error']}"
+        if r.get("error") or r.get("skipped"):
+            note = f"error: {r['error']}" if r.get("error") else f"skipped: {r['skipped']}"
+            return f"{lead}{r['source']:<{sw}}{r['tracker']:<16}  {note}"
         return (f"{lead}{r['source']:<{sw}}{r['tracker']:<16}{f(r.get('mpjpe_mm')):>7}{f(r.get('rr_mpjpe_mm')):>7}"
                 f"{f(r.get('pa_mpjpe_mm')):>7}{f(r.get('pck_auc_0_50'), '.3f'):>7}"
                 f"{f(r.get('lost_fraction'), '.2f'):>6}{f(r.get('wrong_tracked_fraction'), '.2f'):>6}"
@@ -611,9 +524,21 @@ def build_parser() -> CommandParser:
     p.add_argument("--seeds", type=integer(0, SEED_MAX), nargs="+", default=[0], help="PSO tracker seeds (one row each)")
     p.add_argument("--init", choices=("gt", "auto"), default="gt",
                    help="PSO start: the truth of frame 0 (gt), or the tracker's own detection (auto)")
+    p.add_argument("--side", choices=("truth", *SIDES, "auto"), default="truth",
+                   help="hand model side at automatic initialisations: the true hand's, right, left or auto (both "
+                        "fitted, the better kept); a start from the truth is the true side's")
+    p.add_argument("--frames", type=frame_range, default=None,
+                   help="N: the first N frames of each folder; A:B: frames A to B-1 (from 0)")
     p.add_argument("--workers", type=integer(1, MAX_WORKERS), default=1, help="parallel processes")
     p.add_argument("--no-progress", action="store_true", help="no progress bar: a log line every few seconds instead")
     return p
+
+
+def _range_text(frames: slice | None) -> str:
+    """A ``--frames`` slice as ``"A:B"`` (row keys and results), ``""`` for None."""
+    if frames is None:
+        return ""
+    return f"{frames.start or 0}:{'' if frames.stop is None else frames.stop}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -623,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         table = compare(args.data, args.sources, args.trackers, args.out, args.workers, progress="log" if args.no_progress else True,
-                        seeds=tuple(args.seeds), init=args.init)
+                        seeds=tuple(args.seeds), init=args.init, frames=_range_text(args.frames), side=args.side)
     except (ValueError, OSError) as e:  # OSError: a write the checks could not foresee
         return p.fail(e)
     print(format_table(table))

@@ -38,7 +38,7 @@ from depthnet.runtime import BACKENDS as DEPTHNET_BACKENDS
 from depthnet.runtime import Inference
 from handrgbd.progress import Progress
 from depthnet.targets import DEPTH_SCALE_MM, make_targets, relative_to_metric
-from handrgbd.args import SEED_MAX, CommandParser, existing_file, integer, out_path
+from handrgbd.args import SEED_MAX, CommandParser, existing_file, frame_range, integer, out_path
 from handrgbd.depth import MAX_RANGE_MM, usable_depth
 from handrgbd.outputs import check_outputs, clear_outputs, finite_or_none, make_folder, save_figure, save_npy, \
     undefined_reasons, write_csv, write_image, write_json
@@ -46,7 +46,7 @@ from handrgbd.recording import Recording
 from tracker.metrics import PCK_THRESHOLDS_MM, pose_metrics
 from tracker.pso import MAX_GENERATIONS, MAX_PARTICLES, PSOConfig
 from tracker.run import truth_start
-from tracker.tracking import Tracker, TrackerConfig, distance_from_mask
+from tracker.tracking import SIDE_CHOICES, TrackerConfig
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +72,15 @@ OUTPUTS = ("config.json", "results.json", "frames.csv", *(f"joints_{c}.npy" for 
 
 
 def run(data: str | Path = DEFAULT_DATA, out: str | Path = "out/pose_c1_c2", weights: str | None = None,
-        frames: int | None = None, particles: int = 64, generations: int = 25, backend: str = "auto",
+        frames: int | slice | None = None, particles: int = 64, generations: int = 25, backend: str = "auto",
         init: str = "gt", seed: int = 0, independent: bool = False, progress: bool | str = True,
-        overwrite: bool = False, depthnet_backend: str = "auto") -> dict:
+        overwrite: bool = False, depthnet_backend: str = "auto", side: str = "right") -> dict:
     """Run the study; writes everything to ``out`` and returns the results dict.
+
+    ``frames``: the first N frames, or a ``slice`` of them (``Recording.select``). ``side``: the
+    hand model's side at automatic initialisations (``right``, ``left`` or ``auto``: both fitted,
+    the better kept); a start from the truth (``init="gt"``) takes the true hand's side, and
+    ``auto`` stays ``auto`` for later re-initialisations.
 
     ``out`` must not hold an earlier run's files unless ``overwrite``. It is created only after
     the recording, the weights and every frame's RGB (depthnet's pass) have been read, so bad
@@ -83,21 +88,22 @@ def run(data: str | Path = DEFAULT_DATA, out: str | Path = "out/pose_c1_c2", wei
     ``"complete": false``, ``"stopped_at"`` and ``"error"``."""
     out = check_outputs(out, OUTPUTS, overwrite)
     rec = Recording(data)
+    if len(rec) == 0:
+        raise ValueError(f"{rec.path}: no frames")
+    rec = rec.select(slice(0, frames) if isinstance(frames, int) else frames)
     if not rec.has_rgb:
         raise ValueError(f"{rec.path}: the study needs rgb/ (depth is estimated from it)")
-    n = len(rec) if frames is None else min(frames, len(rec))
-    if n == 0:
-        raise ValueError(f"{rec.path}: no frames")
+    n = len(rec)
     net = Inference(DepthNet.load(weights) if weights else DepthNet.from_pretrained(), depthnet_backend)
     has_depth, has_gt = rec.has_depth, rec.has_joints
     if init == "gt" and not has_gt:
         log.warning("%s has no ground-truth joints: automatic initialisation instead of --init gt", rec.path)
         init = "auto"
-    config = TrackerConfig(pso=PSOConfig(particles, generations), backend=backend, seed=seed)
-    start = None
+    config = TrackerConfig(side=side, pso=PSOConfig(particles, generations), backend=backend, seed=seed)
+    start = start_side = None
     if init == "gt":  # poses.npy, or the pose fitted to frame 0's joints
-        start, side, length = truth_start(rec)
-        config = replace(config, side=side, hand_length_mm=length)
+        start, start_side, length = truth_start(rec)
+        config = replace(config, side="auto" if side == "auto" else start_side, hand_length_mm=length)
     conditions = list(CONDITIONS) if has_depth else ["c2rgb"]
     cond_cfg = {"c1": config, "c2": replace(config, mask_source="given"),
                 "c2rgb": replace(config, mask_source="given", depth_offset_free=True)}
@@ -137,7 +143,8 @@ def run(data: str | Path = DEFAULT_DATA, out: str | Path = "out/pose_c1_c2", wei
     make_folder(out)
     clear_outputs(out, OUTPUTS)  # with overwrite: the earlier run's files go, none mix with ours
     write_json(out / "config.json", {
-        "data": str(data), "weights": weights or "shipped (DepthNet.from_pretrained)", "frames": n, "init": init,
+        "data": str(data), "weights": weights or "shipped (DepthNet.from_pretrained)", "frames": n,
+        "frame_names": [rec.names[0], rec.names[-1]], "init": init,
         "independent": independent, "depthnet": net.config.to_dict(), "depthnet_backend": net.backend,
         "trackers": {c: asdict(cond_cfg[c]) for c in conditions}}, default=str)
 
@@ -147,7 +154,7 @@ def run(data: str | Path = DEFAULT_DATA, out: str | Path = "out/pose_c1_c2", wei
     seconds: dict[str, list[float]] = {c: [] for c in conditions}
     try:
         for c in conditions:
-            backend = _track(c, rec, n, cond_cfg[c], start, independent, preds, progress, joints[c], status[c],
+            backend = _track(c, rec, config, start, start_side, independent, preds, progress, joints[c], status[c],
                              seconds[c])
             save_npy(out / f"joints_{c}.npy", joints[c].astype(np.float32))
     except BaseException as e:  # noqa: BLE001 - recorded, then re-raised
@@ -195,49 +202,35 @@ def run(data: str | Path = DEFAULT_DATA, out: str | Path = "out/pose_c1_c2", wei
     return res
 
 
-def _track(condition: str, rec: Recording, n: int, config: TrackerConfig, start: np.ndarray | None, independent: bool,
-           preds,
-           progress: bool | str, joints: np.ndarray, status: list, seconds: list) -> str:
-    """Track frames ``0..n-1`` in one condition, filling ``joints (n, 21, 3)`` and ``status`` in
-    place and appending each tracked frame's time to ``seconds``; returns the scoring backend
-    used. A frame whose observation cannot be made raises ``ValueError`` naming the recording
-    and the frame."""
-    with Tracker(rec.camera, config) as tracker, Progress(n, f"track {condition}", "frame", progress) as bar:
-        if start is not None:  # --init gt
-            tracker.reset(start, side=config.side)
-        for i in range(n):
-            f = rec[i]
-            if independent and i > 0:
-                tracker.reset()
-            try:
-                observed = _observation(condition, f, preds[i], config)
-            except ValueError as e:
-                raise ValueError(f"{rec.path} frame {f.name} ({condition}): {e}") from e
-            if observed is None:
-                status.append("no_hand")
-            else:
-                r = tracker.step(*observed, camera=f.camera)
-                seconds.append(r.seconds)
-                status.append(r.status)
-                if r.joints_mm is not None:
-                    joints[i] = r.joints_mm
-            bar.update()
-        return tracker.backend
+def _track(condition: str, rec: Recording, config: TrackerConfig, start: np.ndarray | None, start_side: str | None,
+           independent: bool, preds, progress: bool | str, joints: np.ndarray, status: list, seconds: list) -> str | None:
+    """Track every frame of ``rec`` in one condition (``handrgbd.sources.track_frames`` on the
+    condition's source: ``sensor`` for C1, ``depthnet`` for C2 and ``depthnet-rgb`` for C2-rgb,
+    both from the predictions ``preds`` already made), filling ``joints (n, 21, 3)`` and
+    ``status`` in place and appending each tracked frame's time to ``seconds``; returns the
+    scoring backend used. A frame whose observation cannot be made raises ``ValueError`` naming
+    the recording, the frame and the condition."""
+    from handrgbd.sources import depthnet_provider, make_provider, track_frames
 
+    def predict(frame):
+        return preds[frame.index]
 
-def _observation(condition: str, f, pred, config: TrackerConfig) -> tuple[np.ndarray, np.ndarray | None] | None:
-    """(depth mm, mask or None) the tracker sees in ``condition``, or None (no hand to track)."""
-    if condition == "c1":
-        return f.depth_mm, None
-    if condition == "c2":
-        mean = make_targets(f.depth_mm).mean_depth_mm  # the hand's mean depth from the sensor
-        if not np.isfinite(mean):
-            return None
-        return relative_to_metric(pred.relative, pred.mask, mean), pred.mask
-    if not pred.mask.any():
-        return None
-    z = distance_from_mask(pred.mask, f.camera, config.hand_length_mm)
-    return relative_to_metric(pred.relative, pred.mask, z), pred.mask
+    provider = make_provider("sensor") if condition == "c1" else \
+        depthnet_provider(rgb_only=condition == "c2rgb", predict=predict)
+    backend = None
+    with Progress(len(rec), f"track {condition}", "frame", progress) as bar:
+        try:
+            for step in track_frames(rec, provider, config, start, independent, start_side=start_side):
+                status.append(step.status)
+                backend = step.backend or backend
+                if step.result is not None:
+                    seconds.append(step.result.seconds)
+                    if step.result.joints_mm is not None:
+                        joints[step.frame.index] = step.result.joints_mm
+                bar.update()
+        except ValueError as e:
+            raise ValueError(f"{e} ({condition})") from e
+    return backend
 
 
 def _fps(seconds: dict, condition: str) -> float | None:
@@ -343,7 +336,11 @@ def build_parser() -> CommandParser:
     p.add_argument("--overwrite", action="store_true", help="replace the files of an earlier run in --out")
     p.add_argument("--weights", type=existing_file, default=None,
                    help="depthnet weights (default: the shipped cpu weights)")
-    p.add_argument("--frames", type=integer(1), default=None, help="use the first N frames")
+    p.add_argument("--frames", type=frame_range, default=None,
+                   help="N: the first N frames; A:B: frames A to B-1 (from 0; --init gt starts from A's truth)")
+    p.add_argument("--side", choices=SIDE_CHOICES, default="right",
+                   help="hand side at automatic initialisations (auto: both models fitted, the better kept); a start "
+                        "from the truth takes the true hand's side")
     p.add_argument("--particles", type=integer(2, MAX_PARTICLES), default=64, help="PSO particles")
     p.add_argument("--generations", type=integer(1, MAX_GENERATIONS), default=25, help="PSO generations")
     p.add_argument("--backend", choices=("auto", "gl", "cpu"), default="auto", help="tracker scoring backend")
@@ -364,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         res = run(args.data, args.out, args.weights, args.frames, args.particles, args.generations, args.backend,
                   args.init, args.seed, args.independent, progress="log" if args.no_progress else True, overwrite=args.overwrite,
-                  depthnet_backend=args.depthnet_backend)
+                  depthnet_backend=args.depthnet_backend, side=args.side)
     except (ValueError, OSError) as e:  # OSError: a write the checks could not foresee
         return p.fail(e)
     except KeyboardInterrupt:  # results.json says where it stopped

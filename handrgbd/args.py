@@ -19,7 +19,7 @@ import re
 import sys
 from collections.abc import Callable
 
-__all__ = ["CommandParser", "integer", "number", "existing_file", "out_path", "SEED_MAX", "MAX_WORKERS"]
+__all__ = ["CommandParser", "integer", "number", "existing_file", "out_path", "frame_range", "SEED_MAX", "MAX_WORKERS"]
 
 #: Seeds feed numpy's generators, which take 32-bit unsigned seeds.
 SEED_MAX = 2**32 - 1
@@ -133,3 +133,25 @@ def existing_file(text: str) -> str:
     if not path.is_file():
         raise argparse.ArgumentTypeError(f"not a file (got {text!r})")
     return text
+
+
+def frame_range(text: str) -> slice:
+    """An argparse ``type`` for ``--frames``: ``N`` (the first N frames), ``A:B`` (frames A to
+    B - 1, counted from 0 in the recording's order), ``A:`` (from A to the end) or ``:B``; a
+    ``slice`` for ``Recording.select``."""
+    what = "N (the first N frames) or A:B (frames A to B-1, from 0), A: or :B"
+    parts = text.strip().split(":")
+    try:
+        if len(parts) == 1:
+            n = int(parts[0], 10)
+            if n < 1:
+                raise ValueError
+            return slice(0, n)
+        if len(parts) == 2:
+            a, b = (int(x, 10) if x.strip() else None for x in parts)
+            if (a is not None and a < 0) or (b is not None and b < 1) or (a is not None and b is not None and b <= a):
+                raise ValueError
+            return slice(a, b)
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"must be {what} (got {text!r})")

@@ -475,6 +475,29 @@ class Recording:
     def __len__(self) -> int:
         return len(self._names)
 
+    def select(self, frames: slice | None) -> "Recording":
+        """The frames ``frames`` (a ``slice`` over frame positions, e.g. ``slice(10, 40)``; None:
+        all) as a recording of their own: ``len``, ``names``, indexing, the ``.npy`` arrays and
+        ``has_*`` cover those frames only (a frame's ``index`` is its position in the selection).
+        The folder is not read again. ``ValueError`` naming the folder when no frame is selected."""
+        if frames is None:
+            return self
+        if not isinstance(frames, slice):
+            raise TypeError(f"frames must be a slice or None, got {type(frames).__name__}")
+        rows = range(len(self._names))[frames]
+        if len(rows) == 0:
+            raise ValueError(f"{self._path}: frames {_slice_text(frames)} select no frame of its {len(self)}")
+        view = copy.copy(self)
+        view._names = [self._names[i] for i in rows]
+        keep = set(view._names)
+        view._files = {kind: {k: v for k, v in files.items() if k in keep} for kind, files in self._files.items()}
+        for key in ("_joints", "_poses", "_intrinsics"):
+            array = getattr(self, key)
+            if array is not None:
+                setattr(view, key, array[list(rows)])
+        view.skipped = []
+        return view
+
     def __repr__(self) -> str:
         kinds = ", ".join(k for k in IMAGE_KINDS if self._files[k]) or "no images"
         return f"Recording({str(self._path)!r}, {len(self)} frames: {kinds})"
@@ -538,6 +561,12 @@ class Recording:
                      depth_gt_mm=images.get("depth_gt"),
                      joints_mm=None if self._joints is None else self._joints[i].copy(),
                      pose=None if self._poses is None else self._poses[i].copy())
+
+
+def _slice_text(frames: slice) -> str:
+    """``slice(10, 40)`` as ``10:40`` (the form ``--frames`` takes)."""
+    text = ("" if frames.start is None else str(frames.start)) + ":" + ("" if frames.stop is None else str(frames.stop))
+    return text if frames.step in (None, 1) else f"{text}:{frames.step}"
 
 
 # ---- writing ---------------------------------------------------------------------------------

@@ -378,7 +378,8 @@ def build_parser() -> CommandParser:
     p.add_argument("--hfov", type=number(1, 179), default=60.0,
                    help="horizontal field of view (deg) without --intrinsics")
     p.add_argument("--weights", type=existing_file, default=None, help="depthnet weights (default: shipped)")
-    p.add_argument("--side", choices=("right", "left"), default="right", help="which hand to track")
+    p.add_argument("--side", choices=("right", "left", "auto"), default="right",
+                   help="which hand to track (auto: both models fitted at every initialisation, the better kept)")
     p.add_argument("--hand-length", type=number(*HAND_LENGTH_RANGE_MM), default=180.0,
                    help="wrist to middle fingertip, mm")
     p.add_argument("--max-frames", type=integer(1), default=None, help="stop after N frames")

@@ -162,7 +162,8 @@ def test_the_real_entry_point_prints_one_line_and_no_traceback():
     p = subprocess.run([sys.executable, "-m", "handrgbd.cli", "track", "x", "--out", "y", "--frames", "0"],
                        capture_output=True, text=True, timeout=120, cwd=REPO)
     assert p.returncode == 2 and "Traceback" not in p.stderr
-    assert p.stderr.splitlines()[0] == "handrgbd track: error: --frames: must be an integer >= 1 (got 0)"
+    assert p.stderr.splitlines()[0] == ("handrgbd track: error: --frames: must be N (the first N frames) or A:B "
+                                        "(frames A to B-1, from 0), A: or :B (got '0')")
 
 
 def test_argument_types_and_messages():

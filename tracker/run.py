@@ -21,8 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from handrgbd.args import SEED_MAX, CommandParser, integer, number, out_path
-from handrgbd.depth import MAX_RANGE_MM, usable_depth
+from handrgbd.args import SEED_MAX, CommandParser, frame_range, integer, number, out_path
+from handrgbd.depth import MAX_RANGE_MM
 from handrgbd.draw import draw_skeleton, fit_width, grey_depth, tile_images
 from handrgbd.outputs import (check_outputs, clear_outputs, finite_or_none, make_folder, save_npy, undefined_reasons,
                               write_csv, write_image, write_json)
@@ -32,7 +32,7 @@ from tracker.kinematics import DEFAULT_HAND_LENGTH_MM, HAND_LENGTH_RANGE_MM, Han
 from tracker.metrics import pose_metrics
 from tracker.pso import MAX_GENERATIONS, MAX_PARTICLES, PSOConfig
 from tracker.pose import SIDES
-from tracker.tracking import SIDE_CHOICES, Tracker, TrackerConfig
+from tracker.tracking import SIDE_CHOICES, TrackerConfig
 
 log = logging.getLogger(__name__)
 
@@ -116,12 +116,18 @@ _TRUTH_METRICS = ("mpjpe_mm", "rr_mpjpe_mm", "pa_mpjpe_mm", "pck_auc_0_50", "pck
 
 
 def track_recording(data: str | Path, out: str | Path | None, config: TrackerConfig, init: str = "auto",
-                    mask_dir: str | Path | None = None, frames: int | None = None, progress: bool | str = True,
-                    overlay: bool = False, independent: bool = False, overwrite: bool = False) -> dict:
+                    mask_dir: str | Path | None = None, frames: int | slice | None = None, progress: bool | str = True,
+                    overlay: bool = False, independent: bool = False, overwrite: bool = False,
+                    depth_source: str = "auto") -> dict:
     """Track every frame of a recording; returns the results dict (also written to ``out``).
-    ``overlay``: also write ``out/overlay/NAME.png`` (skeleton over RGB, or over the depth in
-    grey) and the contact sheet ``out/overlay.jpg``; ``independent``: initialise every frame
-    afresh (frames as unrelated images; with ``init="gt"`` frame 0 still starts from truth).
+    ``frames``: the first N frames, or a ``slice`` of them (``Recording.select``; ``--init gt``
+    starts from the first selected frame's truth). ``depth_source``: what the tracker fits, a
+    source of ``handrgbd.sources`` (``sensor``: depth/; ``depthnet-rgb[:WEIGHTS]``: depth
+    estimated from the RGB alone, C2-rgb; ``depthnet``: estimated, scaled by the sensor; ...) or
+    ``auto``: ``sensor`` when the folder has depth/, else ``depthnet-rgb``. ``overlay``: also
+    write ``out/overlay/NAME.png`` (skeleton over RGB, or over the depth in grey) and the
+    contact sheet ``out/overlay.jpg``; ``independent``: initialise every frame afresh (frames as
+    unrelated images; with ``init="gt"`` the first frame still starts from truth).
 
     ``out`` must not hold a previous run's files unless ``overwrite``; it is created once the
     recording has been accepted. A run that stops early (a bad frame, Ctrl-C) still writes
@@ -129,78 +135,93 @@ def track_recording(data: str | Path, out: str | Path | None, config: TrackerCon
     ``"error"``. Frames without usable depth are ``no_hand``; a recording with none at all
     raises ``ValueError`` once its results are written."""
     from handrgbd.progress import Progress
+    from handrgbd.sources import Observation, make_provider, missing_images, track_frames
 
     out = check_outputs(out, TRACK_OUTPUTS, overwrite) if out else None
     rec = Recording(data)
-    if not rec.has_depth:
-        raise ValueError(f"{rec.path}: tracking needs depth/ (this folder has none)")
-    n = len(rec) if frames is None else min(frames, len(rec))
-    if n == 0:
+    if len(rec) == 0:
         raise ValueError(f"{rec.path}: no frames")
-    gt = rec.joints_mm[:n] if rec.has_joints else None
-    if init == "gt":
-        start, side, length = truth_start(rec)
-        config = replace(config, side=side, hand_length_mm=length)
+    rec = rec.select(slice(0, frames) if isinstance(frames, int) else frames)
+    n = len(rec)
+    if depth_source == "auto":
+        depth_source = "sensor" if rec.has_depth else "depthnet-rgb"
+    provider = make_provider(depth_source)
+    lacking = missing_images(rec, depth_source)
+    if lacking:
+        raise ValueError(f"{rec.path}: depth source {depth_source} needs {lacking}/ (this folder has none"
+                         + ("; an RGB-only folder tracks with --depth-source depthnet-rgb)" if lacking == "depth" else ")"))
+    from_rgb = depth_source.split(":")[0] in ("depthnet", "depthnet-rgb")
+    if from_rgb and (mask_dir or config.mask_source not in ("depth", "given")):
+        raise ValueError(f"--mask: depth source {depth_source} brings depthnet's mask; --mask applies to sensor depth")
+    gt = rec.joints_mm if rec.has_joints else None
+    start = start_side = None
+    if init == "gt":  # the true side; "auto" stays for the re-initialisations
+        start, start_side, length = truth_start(rec)
+        config = replace(config, side="auto" if config.side == "auto" else start_side, hand_length_mm=length)
     masks = Recording(mask_dir) if mask_dir else None
     if masks is not None:
-        missing = sorted(set(masks.names[:n]) - set(masks.frames_with("mask"))) if len(masks) >= n else None
-        if missing is None or missing:
-            raise ValueError(f"--mask: {masks.path} needs mask/ images for the {n} frames tracked; "
-                             + (f"it has {len(masks)} frames" if missing is None else f"frame {missing[0]} has none"))
+        missing = sorted(set(rec.names) - set(masks.frames_with("mask")))
+        if missing:
+            raise ValueError(f"--mask: {masks.path} needs mask/ images for the {n} frames tracked; frame "
+                             f"{missing[0]} has none")
+        masks = masks.select(slice(masks.names.index(rec.names[0]), masks.names.index(rec.names[-1]) + 1))
+        if masks.names != rec.names:
+            raise ValueError(f"--mask: {masks.path}'s frames are not those of {rec.path}")
     if config.mask_source == "skin" and not rec.has_rgb:
         raise ValueError(f"--mask skin: {rec.path} has no rgb/ to find skin in")
     first = rec[0]  # the first frame must read: a bad file stops the run before --out exists
-    if masks is not None and masks[0].mask.shape != first.depth_mm.shape:
+    if masks is not None and first.depth_mm is not None and masks[0].mask.shape != first.depth_mm.shape:
         raise ValueError(f"--mask: {masks.path}'s masks are {masks[0].mask.shape[1]}x{masks[0].mask.shape[0]}, the "
                          f"depth of {rec.path} is {first.depth_mm.shape[1]}x{first.depth_mm.shape[0]}")
+    if masks is not None:
+        sensor = provider
+
+        def provider(frame, state):  # the sensor's depth, the hand from --mask DIR
+            return Observation(sensor(frame, state).depth_mm, masks[frame.index].mask)
     if out:
         make_folder(out)
         clear_outputs(out, TRACK_OUTPUTS)  # with overwrite: the earlier run's files go, none mix with ours
         write_json(out / "config.json", finite_or_none({
-            "tracker": asdict(config), "data": str(data), "init": init, "independent": independent,
-            "mask": str(mask_dir) if mask_dir else config.mask_source}), default=str)
+            "tracker": asdict(config), "data": str(data), "frames": [rec.names[0], rec.names[-1]],
+            "depth_source": depth_source, "init": init, "independent": independent,
+            "mask": str(mask_dir) if mask_dir else ("depthnet" if from_rgb else config.mask_source)}), default=str)
     joints = np.full((n, 21, 3), np.nan)
     poses = np.full((n, 27), np.nan)
     rows = []
     unusable = 0
     sheet_frames = set(np.linspace(0, n - 1, min(n, SHEET_FRAMES)).round().astype(int).tolist())
     tiles = []
-    stop: dict = {}
-    with Tracker(rec.camera, config) as tracker, Progress(n, "track", "frame", progress) as bar:
-        if init == "gt":
-            tracker.reset(start, side=config.side)
+    stop: dict = {"stopped_at": rec.names[0]}
+    backend = None
+    with Progress(n, "track", "frame", progress) as bar:
         try:
-            for i in range(n):
-                stop = {"stopped_at": rec.names[i]}
-                if independent and i > 0:
-                    tracker.reset()
-                frame = rec[i]
-                unusable += not usable_depth(frame.depth_mm).any()
-                mask = masks[i].mask if masks is not None else None
-                try:
-                    r = tracker.step(frame.depth_mm, mask=mask, rgb=frame.rgb, camera=frame.camera)
-                except ValueError as e:
-                    raise ValueError(f"{rec.path} frame {frame.name}: {e}") from e
-                if r.joints_mm is not None:
+            for step in track_frames(rec, provider, config, start, independent, start_side=start_side):
+                i, frame, r = step.frame.index, step.frame, step.result
+                backend = step.backend or backend
+                unusable += not step.usable
+                if r is not None and r.joints_mm is not None:
                     joints[i], poses[i] = r.joints_mm, r.params
-                rows.append({"frame": frame.name, "status": r.status, "side": r.side, "objective": r.objective,
-                             "seconds": r.seconds})
+                rows.append({"frame": frame.name, "status": step.status, "side": None if r is None else r.side,
+                             "objective": float("nan") if r is None else r.objective,
+                             "seconds": 0.0 if r is None else r.seconds})
                 if overlay and out:
                     (out / "overlay").mkdir(exist_ok=True)
-                    img = _overlay(frame, r.joints_mm, r.status)
+                    img = _overlay(frame, None if r is None else r.joints_mm, step.status)
                     write_image(out / "overlay" / f"{frame.name}.png", img)
                     if i in sheet_frames:  # kept at the sheet's size, not the frame's
                         tiles.append(fit_width(img, SHEET_TILE_PX))
                 bar.update()
-            stop = {}
+                stop = {"stopped_at": rec.names[i + 1]} if i + 1 < n else {}
         except BaseException as e:  # noqa: BLE001 - recorded, then re-raised
             stop["error"] = "interrupted" if isinstance(e, KeyboardInterrupt) else str(e)
             raise
         finally:  # results so far are never lost
             if not stop and unusable == n:
-                stop = {"error": f"{rec.path}: no frame has usable depth (every reading is 0 or past "
-                                 f"{MAX_RANGE_MM / 1000:g} m); check depth/ and depth_unit_mm in camera.json"}
-            results = _summarise(rows, joints, gt, tracker.backend, n, stop, unusable)
+                stop = {"error": (f"{rec.path}: no frame has usable depth (every reading is 0 or past "
+                                  f"{MAX_RANGE_MM / 1000:g} m); check depth/ and depth_unit_mm in camera.json")
+                        if not from_rgb else f"{rec.path}: depthnet found no hand in any frame"}
+            results = _summarise(rows, joints, gt, backend, n, stop, unusable)
+            results["depth_source"] = depth_source
             if out:
                 save_npy(out / "joints.npy", joints.astype(np.float32))
                 save_npy(out / "poses.npy", poses.astype(np.float32))
@@ -244,6 +265,20 @@ def _mask_arg(text: str) -> str:
     raise argparse.ArgumentTypeError(f"must be depth, eq1, skin or a recording folder with mask/ (got {text!r})")
 
 
+def _source_arg(text: str) -> str:
+    """argparse type of ``--depth-source``: ``auto`` or a depth source of ``handrgbd.sources``."""
+    if text == "auto":
+        return text
+    from handrgbd.sources import make_provider, weights_path
+
+    try:
+        make_provider(text)
+        weights_path(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{e} (got {text!r})") from None
+    return text
+
+
 def build_parser() -> CommandParser:
     p = CommandParser(prog="handrgbd track", description=track_main.__doc__)
     p.add_argument("data", help="recording folder")
@@ -259,11 +294,17 @@ def build_parser() -> CommandParser:
                    help="observed hand mask: depth (the hand found in the depth, default) | eq1 (the paper's "
                         "nearest 300 mm) | skin | a recording folder with mask/")
     p.add_argument("--side", choices=SIDE_CHOICES, default="right",
-                   help="hand side with --init auto; auto: at each initialisation both models are fitted and the "
-                        "better fit's side is tracked (right in 2 of 7 synthetic sequences: docs/tracker.md)")
+                   help="hand side at automatic initialisations (--init gt starts from the true side); auto: both "
+                        "models are fitted and the better fit's side is tracked (right in 2 of 7 synthetic sequences: "
+                        "docs/tracker.md)")
     p.add_argument("--hand-length", type=number(*HAND_LENGTH_RANGE_MM), default=DEFAULT_HAND_LENGTH_MM,
                    help="wrist to middle tip, mm")
-    p.add_argument("--frames", type=integer(1), default=None, help="track only the first N frames")
+    p.add_argument("--frames", type=frame_range, default=None,
+                   help="N: the first N frames; A:B: frames A to B-1 (from 0; --init gt starts from A's truth)")
+    p.add_argument("--depth-source", type=_source_arg, default="auto",
+                   help="what the tracker fits: auto (sensor with depth/, else depthnet-rgb) | sensor | depthnet-rgb"
+                        "[:WEIGHTS] (depth estimated from the RGB alone) | depthnet[:WEIGHTS] (estimated, scaled by "
+                        "the sensor) | clean | degraded:NOISE:HOLES (docs/compare.md)")
     p.add_argument("--seed", type=integer(0, SEED_MAX), default=0, help="PSO random seed")
     p.add_argument("--overlay", action="store_true", help="also write OUT/overlay/*.png (skeleton over the image)")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object")
@@ -272,7 +313,8 @@ def build_parser() -> CommandParser:
 
 
 def track_main(argv: list[str] | None = None) -> int:
-    """Track the hand through a recording folder (depth), and score against ground truth."""
+    """Track the hand through a recording folder (sensor depth, or depth estimated from RGB), and score against
+    ground truth."""
     p = build_parser()
     args = p.parse_args(argv)
     mask_dir = None if args.mask in ("depth", "eq1", "skin") else args.mask
@@ -282,7 +324,8 @@ def track_main(argv: list[str] | None = None) -> int:
                                mask_source="given" if mask_dir else args.mask, seed=args.seed)
         progress = "log" if args.no_progress else not args.json
         res = track_recording(args.data, args.out, config, args.init, mask_dir, args.frames, progress=progress,
-                              overlay=args.overlay, independent=args.independent, overwrite=args.overwrite)
+                              overlay=args.overlay, independent=args.independent, overwrite=args.overwrite,
+                              depth_source=args.depth_source)
     except (ValueError, OSError) as e:  # OSError: a write the checks could not foresee
         return p.fail(e)
     if args.json:

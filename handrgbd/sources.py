@@ -1,0 +1,237 @@
+"""Depth sources, and the one loop that tracks a recording on any of them.
+
+What the tracker sees in a frame of a recording comes from a *depth source*: a provider
+``provider(frame, state) -> Observation | None`` (None: the source finds no hand in this frame).
+``state`` is one dict per tracked sequence: it holds ``hand_length_mm`` (the tracker's hand
+length), and a provider may keep a loaded model in it. Built in (``make_provider(name)``):
+
+* ``clean``: ``depth_gt/``, the noise-free rendered depth;
+* ``sensor``: ``depth/``, the sensor's depth (condition C1); the tracker finds the hand in it;
+* ``degraded:NOISE_MM:HOLES``: the sensor depth with extra Gaussian noise and a fraction of
+  pixels dropped (e.g. ``degraded:8:0.3``);
+* ``depthnet`` / ``depthnet:WEIGHTS``: depth estimated from RGB, made metric with the sensor's
+  mean hand depth (the paper's C2), with depthnet's mask;
+* ``depthnet-rgb`` / ``depthnet-rgb:WEIGHTS``: the same from RGB alone: the relative depth is
+  placed at the distance the mask's palm width gives a hand of ``hand_length_mm``, and the
+  tracker fits the distance (C2-rgb; depthnet runs on the frame as it is, so frames should be
+  crops around the hand, as the paper's and photo data sets' are).
+
+:func:`track_frames` is the per-frame loop that ``handrgbd track``, ``handrgbd compare`` and the
+C1/C2 study (``experiments/pose_c1_c2.py``) share: the source's observation, the tracker's step,
+the start from a known pose and independent frames. It is a facade over the depthnet and tracker
+packages, like ``handrgbd.api``; the ``handrgbd`` core modules do not import it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from handrgbd.depth import usable_depth
+from handrgbd.recording import Frame, Recording
+
+__all__ = ["Observation", "Provider", "PROVIDERS", "SOURCE_NEEDS", "make_provider", "depthnet_provider",
+           "weights_path", "Step", "track_frames"]
+
+
+class Observation(NamedTuple):
+    """What a depth source gives the tracker for one frame.
+
+    depth_mm : ``(H, W) float32`` mm, 0 = no reading.
+    mask : ``(H, W) bool`` hand mask, or None (the tracker finds the hand in the depth itself).
+    offset_free : the depth is known only up to a constant (relative depth from RGB).
+    """
+
+    depth_mm: np.ndarray
+    mask: np.ndarray | None = None
+    offset_free: bool = False
+
+
+Provider = Callable[[Frame, dict], "Observation | None"]
+
+
+def _clean(frame: Frame, state: dict) -> Observation:
+    if frame.depth_gt_mm is None:
+        raise ValueError("source 'clean' needs depth_gt/")
+    return Observation(frame.depth_gt_mm)
+
+
+def _sensor(frame: Frame, state: dict) -> Observation:
+    if frame.depth_mm is None:
+        raise ValueError("source 'sensor' needs depth/")
+    return Observation(frame.depth_mm)
+
+
+def _degraded(noise_mm: float, holes: float) -> Provider:
+    def provider(frame: Frame, state: dict) -> Observation:
+        d = _sensor(frame, state).depth_mm
+        # seeded by the frame's name, so a frame gets the same noise in any --frames range
+        rng = np.random.default_rng([int(noise_mm * 1000), int(holes * 1000), int(frame.name)])
+        noisy = np.where(d > 0, d + rng.normal(0, noise_mm, d.shape), 0.0)
+        noisy[rng.random(d.shape) < holes] = 0.0
+        return Observation(noisy.astype(np.float32))
+    return provider
+
+
+def _degraded_args(noise: str, holes: str) -> tuple[float, float]:
+    """``degraded:NOISE_MM:HOLES`` -> (noise in [0, 1000] mm, hole fraction in [0, 1])."""
+    try:
+        values = float(noise), float(holes)
+    except ValueError:
+        raise ValueError(f"degraded:NOISE_MM:HOLES needs two numbers, got {noise!r} and {holes!r}") from None
+    if not (0.0 <= values[0] <= 1000.0 and 0.0 <= values[1] <= 1.0):
+        raise ValueError(f"degraded:NOISE_MM:HOLES needs noise in [0, 1000] mm and holes in [0, 1], got "
+                         f"{noise} and {holes}")
+    return values
+
+
+def depthnet_provider(weights: str | Path | None = None, rgb_only: bool = False,
+                      predict: Callable[[Frame], object] | None = None, backend: str = "auto") -> Provider:
+    """The ``depthnet`` (C2) or, with ``rgb_only``, ``depthnet-rgb`` (C2-rgb) source.
+
+    ``predict(frame) -> Prediction`` (``depthnet.runtime``: ``relative``, ``mask`` at the frame's
+    size) replaces the network's own pass, e.g. with predictions already made; otherwise the
+    weights file (default: the shipped weights) is loaded on the first frame, with ``backend``.
+    None for a frame whose mask is empty (C2: or whose sensor depth has no hand)."""
+    def provider(frame: Frame, state: dict) -> Observation | None:
+        from depthnet.targets import make_targets, relative_to_metric
+
+        if frame.rgb is None:
+            raise ValueError("depthnet sources need rgb/")
+        if predict is not None:
+            pred = predict(frame)
+        else:
+            if "net" not in state:
+                from depthnet.model import DepthNet
+                from depthnet.runtime import Inference
+
+                state["net"] = Inference(DepthNet.load(weights) if weights else DepthNet.from_pretrained(), backend)
+            pred = state["net"].predict(frame.rgb)
+        if rgb_only:
+            from tracker.kinematics import DEFAULT_HAND_LENGTH_MM
+            from tracker.tracking import distance_from_mask
+
+            if not pred.mask.any():
+                return None
+            z = distance_from_mask(pred.mask, frame.camera, state.get("hand_length_mm", DEFAULT_HAND_LENGTH_MM))
+            return Observation(relative_to_metric(pred.relative, pred.mask, z), pred.mask, offset_free=True)
+        mean = make_targets(_sensor(frame, state).depth_mm).mean_depth_mm  # the hand's mean depth from the sensor
+        if not np.isfinite(mean):
+            return None
+        return Observation(relative_to_metric(pred.relative, pred.mask, mean), pred.mask)
+    return provider
+
+
+#: name -> provider factory (called with the text after the first ':' split on ':', or nothing)
+PROVIDERS: dict[str, Callable[..., Provider]] = {
+    "clean": lambda: _clean,
+    "sensor": lambda: _sensor,
+    "degraded": lambda noise="8", holes="0.3": _degraded(*_degraded_args(noise, holes)),
+    "depthnet": lambda weights=None: depthnet_provider(weights, rgb_only=False),
+    "depthnet-rgb": lambda weights=None: depthnet_provider(weights, rgb_only=True),
+}
+
+#: the image folders each built-in source reads (``depthnet`` also the sensor depth, for the hand's distance)
+SOURCE_NEEDS = {"clean": ("depth_gt",), "sensor": ("depth",), "degraded": ("depth",), "depthnet": ("rgb", "depth"),
+                "depthnet-rgb": ("rgb",)}
+
+
+def make_provider(spec: str) -> Provider:
+    """The provider named by ``spec`` (``name`` or ``name:arg:...``); ``ValueError`` for an
+    unknown name or bad arguments."""
+    name, *args = spec.split(":")
+    if name not in PROVIDERS:
+        raise ValueError(f"unknown depth source {spec!r}; known: {sorted(PROVIDERS)}")
+    try:
+        return PROVIDERS[name](*args)
+    except TypeError:  # more ':' arguments than the factory takes
+        raise ValueError(f"depth source {spec!r}: too many ':' arguments for {name!r}") from None
+
+
+def weights_path(source: str) -> Path | None:
+    """The weights file a depthnet source uses (its argument, else the shipped one); None for the
+    other sources. ``ValueError`` when the file is not there."""
+    name, *args = source.split(":")
+    if name not in ("depthnet", "depthnet-rgb"):  # the built-in sources whose argument is a weights file
+        return None
+    from depthnet.model import pretrained_path
+
+    path = Path(args[0]) if args else pretrained_path()
+    if not path.is_file():
+        raise ValueError(f"depth source {source!r}: weights file {path} not found")
+    return path
+
+
+def missing_images(rec: Recording, source: str) -> str | None:
+    """The first image folder a built-in ``source`` reads that ``rec`` lacks ('depth', ...), or
+    None (all there, or a source registered at run time, whose needs are unknown)."""
+    return next((kind for kind in SOURCE_NEEDS.get(source.split(":")[0], ()) if not rec.frames_with(kind)), None)
+
+
+# ---- the loop -----------------------------------------------------------------------------------
+class Step(NamedTuple):
+    """One tracked frame. ``result`` is the tracker's ``TrackResult``, or None when the source
+    saw no hand (the tracker did not run: its track is kept); ``usable``: the observation has
+    depth readings; ``backend``: the tracker's scoring backend (None before it ran)."""
+
+    frame: Frame
+    observation: Observation | None
+    result: object | None
+    usable: bool
+    backend: str | None
+
+    @property
+    def status(self) -> str:
+        return "no_hand" if self.result is None else self.result.status
+
+
+def track_frames(rec: Recording, provider: Provider, config, start: np.ndarray | None = None,
+                 independent: bool = False, state: dict | None = None, start_side: str | None = None) -> Iterator[Step]:
+    """Track every frame of ``rec`` (select a range first with ``Recording.select``) on the
+    depth ``provider`` gives, one :class:`Step` per frame, in order.
+
+    config : ``tracker.tracking.TrackerConfig``; a source that gives a mask makes its
+        ``mask_source`` ``"given"``, an offset-free source sets ``depth_offset_free``.
+    start : ``(27,)`` the pose of the first frame (e.g. its ground truth), a ``start_side`` hand
+        (default ``config.side``; with ``config.side="auto"`` say which); None: the tracker finds
+        the hand.
+    independent : initialise every frame afresh (frames as unrelated images; ``start`` still
+        starts the first).
+
+    A frame whose observation cannot be made raises ``ValueError`` naming the recording and the
+    frame; steps already yielded stay with the caller. The tracker is closed when the loop ends.
+    """
+    from tracker.tracking import Tracker
+
+    state = {"hand_length_mm": config.hand_length_mm} if state is None else state
+    tracker = None
+    try:
+        for i in range(len(rec)):
+            frame = rec[i]
+            try:
+                obs = provider(frame, state)
+            except ValueError as e:
+                raise ValueError(f"{rec.path} frame {frame.name}: {e}") from e
+            if obs is None:
+                yield Step(frame, None, None, False, None if tracker is None else tracker.backend)
+                continue
+            if tracker is None:  # configured by the source's first observation
+                cfg = replace(config, mask_source="given" if obs.mask is not None else config.mask_source,
+                              depth_offset_free=obs.offset_free)
+                tracker = Tracker(rec.camera, cfg)
+                if start is not None:
+                    tracker.reset(start, side=start_side or config.side)
+            elif independent:
+                tracker.reset()
+            try:
+                r = tracker.step(obs.depth_mm, mask=obs.mask, rgb=frame.rgb, camera=frame.camera)
+            except ValueError as e:
+                raise ValueError(f"{rec.path} frame {frame.name}: {e}") from e
+            yield Step(frame, obs, r, bool(usable_depth(obs.depth_mm).any()), tracker.backend)
+    finally:
+        if tracker is not None:
+            tracker.close()
