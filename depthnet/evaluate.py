@@ -23,7 +23,9 @@
 
 Ground truth is ``depth_gt/`` when present (synthetic), else ``depth/`` (a real sensor), both
 at the network's output resolution (nearest neighbour). Frames are resized whole to the input
-size, no augmentation.
+size, no augmentation; with ``crop`` (``--crop``) each frame is first cut to a square around the
+hand, like the paper's crops (``hand_box``): a wide real frame, where the hand covers a few
+percent of the network's input, is then measured as the network is meant to see it.
 """
 
 from __future__ import annotations
@@ -42,15 +44,15 @@ from depthnet.data import Augmentation, _downsample_depth, augment_pair
 from depthnet.model import DepthNet
 from depthnet.targets import DEPTH_SCALE_MM, make_targets, targets_from_mask
 from handrgbd.camera import CameraIntrinsics
-from handrgbd.args import CommandParser, existing_file, integer, out_path
+from handrgbd.args import CommandParser, existing_file, frame_range, integer, number, out_path
 from handrgbd.outputs import check_outputs, finite_or_none, make_folder, save_figure, undefined_reasons, write_csv, \
     write_image, write_json
 from handrgbd.recording import Recording
 
 log = logging.getLogger(__name__)
 
-__all__ = ["evaluate", "eval_main", "hand_surface", "plane_normal", "tilt_error_deg", "THRESHOLDS_MM",
-           "FLYING_RELATIVE"]
+__all__ = ["evaluate", "eval_main", "hand_surface", "plane_normal", "tilt_error_deg", "hand_box", "THRESHOLDS_MM",
+           "FLYING_RELATIVE", "CROP_SCALE", "JOINT_PAD_MM"]
 
 THRESHOLDS_MM = np.arange(0, 101)
 #: bins of the fraction of output pixels that are true hand, for E by hand size
@@ -128,6 +130,34 @@ def _output_uv(frame_size: tuple[int, int], input_size: int, factor: int, rows, 
     return np.stack([u, v], axis=-1)
 
 
+#: ``--crop``: the square's side over the larger side of the hand's box (the synthetic crops draw
+#: 1.15-1.6, ``synth.generator.SynthConfig.crop_scale``)
+CROP_SCALE = 1.3
+#: the joints' box is grown by a finger's radius (mm at the nearest joint's depth): joints are
+#: bone centres, the skin lies past them
+JOINT_PAD_MM = 15.0
+
+
+def hand_box(frame, scale: float = CROP_SCALE, hand: np.ndarray | None = None) -> tuple[int, int, int] | None:
+    """The square ``(x0, y0, side)`` in pixels around the hand of ``frame`` (a
+    ``handrgbd.Frame``), its side ``scale`` times the larger side of the hand's box, centred on
+    it; it may reach past the image. The hand's box is its projected joints (``joints_mm``,
+    grown by ``JOINT_PAD_MM``), else the pixels of ``hand (H, W) bool`` (e.g. mask/). None when
+    neither is there."""
+    if frame.joints_mm is not None and (frame.joints_mm[:, 2] > 0).all():
+        uv = frame.camera.project(frame.joints_mm)
+        pad = JOINT_PAD_MM * frame.camera.fx / float(frame.joints_mm[:, 2].min())
+        lo, hi = uv.min(0) - pad, uv.max(0) + pad + 1
+    elif hand is not None and hand.any():
+        v, u = np.nonzero(hand)
+        lo, hi = np.array([u.min(), v.min()], float), np.array([u.max() + 1, v.max() + 1], float)
+    else:
+        return None
+    side = max(int(round(float((hi - lo).max()) * scale)), 8)
+    centre = 0.5 * (lo + hi)
+    return int(round(centre[0] - side / 2)), int(round(centre[1] - side / 2)), side
+
+
 #: where eval's true hand comes from (``foreground_source``)
 FOREGROUNDS = ("auto", "eq1")
 
@@ -152,13 +182,18 @@ def foreground_source(rec: Recording, foreground: str = "auto") -> str:
 
 
 @torch.no_grad()
-def _frames(net: DepthNet, rec: Recording, indices, batch: int = 8, source: str = "depth_gt"):
+def _frames(net: DepthNet, rec: Recording, indices, batch: int = 8, source: str = "depth_gt",
+            crop: float | None = None):
     s = net.config.input_size
     device = next(net.parameters()).device
     for start in range(0, len(indices), batch):
         items = []
         for i in indices[start:start + batch]:
             f = rec[int(i)]
+            if crop is not None:
+                box = hand_box(f, crop, f.mask if source == "mask" else None)
+                if box is not None:
+                    f = f.crop(box[0], box[1], box[2], box[2])
             gt = f.depth_gt_mm if f.depth_gt_mm is not None else f.depth_mm
             rgb, depth = augment_pair(f.rgb, gt, s, _NO_AUG, np.random.default_rng(0))
             hand = None
@@ -179,17 +214,21 @@ def _frames(net: DepthNet, rec: Recording, indices, batch: int = 8, source: str 
 
 
 def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, figure: str | Path | None = None,
-             figure_frames: int = 4, progress: bool | str = False, foreground: str = "auto") -> dict:
+             figure_frames: int = 4, progress: bool | str = False, foreground: str = "auto",
+             frames: slice | None = None, crop: float | None = None) -> dict:
     """Metrics on a recording folder (needs rgb/ and depth/ or depth_gt/). Returns
     ``{"depth_error_mm", "surface_error_mm", "flat_error_mm", "tilt_error_deg", "flat_tilt_error_deg", "iou",
     "frames", "pixels", "f_curve": [(e, F(e))...],
     "by_hand_fraction": [{"hand_fraction": [lo, hi], "frames", "depth_error_mm"}...]}``; with ``figure``
     also writes the paper's Fig. 6 style panel (RGB | true depth | estimate | difference);
     ``progress``: as ``handrgbd.progress.Progress``'s mode; ``foreground``: where the true hand comes
-    from (``foreground_source``; the result's ``"foreground"`` says which)."""
+    from (``foreground_source``; the result's ``"foreground"`` says which); ``frames``: a range of
+    frames (``Recording.select``), of which ``max_frames`` are spread; ``crop``: cut each frame
+    to the square ``hand_box(frame, crop)`` first (the result's ``"crop"`` says the scale; frames
+    without joints or a labelled hand are kept whole)."""
     from handrgbd.progress import Progress
 
-    rec = Recording(folder)
+    rec = Recording(folder).select(frames)
     if not rec.has_rgb or not (rec.has_depth or rec.has_depth_gt):
         raise ValueError(f"{rec.path}: evaluation needs rgb/ and depth/ (or depth_gt/)")
     source = foreground_source(rec, foreground)
@@ -202,7 +241,7 @@ def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, f
     panels = []
     show = set(indices[np.linspace(0, n - 1, min(figure_frames, n)).round().astype(int)]) if figure else set()
     bar = Progress(n, "eval", "frame", progress)
-    for f, rgb, depth, rel, mask, hand in _frames(net, rec, indices, source=source):
+    for f, rgb, depth, rel, mask, hand in _frames(net, rec, indices, source=source, crop=crop):
         bar.update()
         t = targets_from_mask(depth, hand) if hand is not None else make_targets(depth)
         frames += 1
@@ -248,7 +287,7 @@ def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, f
             "tilt_error_deg": float(np.median(tilts)) if tilts else None,
             "flat_tilt_error_deg": float(np.median(flat_tilts)) if flat_tilts else None,
             "iou": float(inter / max(union, 1)), "frames": frames, "pixels": int(err.size), "f_curve": curve,
-            "by_hand_fraction": by_size, "foreground": source}
+            "by_hand_fraction": by_size, "foreground": source, "crop": crop}
 
 
 def _panel(rgb: np.ndarray, t, rel: np.ndarray, hand: np.ndarray, size: int = 160) -> np.ndarray:
@@ -272,6 +311,11 @@ def _panel(rgb: np.ndarray, t, rel: np.ndarray, hand: np.ndarray, size: int = 16
 EVAL_OUTPUTS = ("metrics.json", "f_curve.csv", "f_curve.png", "qualitative.png")
 
 
+def _frames_arg(text: str) -> int | slice:
+    """argparse type of eval's ``--frames``: ``N`` (spread over the folder) or ``A:B`` (a range)."""
+    return frame_range(text) if ":" in text else integer(1)(text)
+
+
 def build_parser() -> CommandParser:
     p = CommandParser(prog="handrgbd eval", description=eval_main.__doc__)
     p.add_argument("--data", required=True, help="recording folder")
@@ -279,7 +323,11 @@ def build_parser() -> CommandParser:
                    help="weights file (default: the shipped cpu weights)")
     p.add_argument("--out", type=out_path, default=None, help="folder for f_curve.csv, f_curve.png, qualitative.png, metrics.json")
     p.add_argument("--overwrite", action="store_true", help="replace the files of an earlier run in --out")
-    p.add_argument("--frames", type=integer(1), default=None, help="evaluate N frames spread over the folder")
+    p.add_argument("--frames", type=_frames_arg, default=None,
+                   help="N: N frames spread over the folder; A:B: frames A to B-1 (from 0)")
+    p.add_argument("--crop", nargs="?", type=number(1.0, 10.0), const=CROP_SCALE, default=None,
+                   help=f"cut each frame to a square around the hand first (its joints, else mask/), SCALE times the "
+                        f"hand's box (default {CROP_SCALE}), like the paper's crops")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     p.add_argument("--foreground", choices=FOREGROUNDS, default="auto",
                    help="the true hand: auto = depth_gt/ (eq. 1 on clean depth), else mask/, else an error; eq1 = "
@@ -295,9 +343,10 @@ def eval_main(argv: list[str] | None = None) -> int:
     try:
         out = check_outputs(args.out, EVAL_OUTPUTS, args.overwrite) if args.out else None
         net = DepthNet.load(args.weights) if args.weights else DepthNet.from_pretrained()
-        m = finite_or_none(evaluate(net, args.data, args.frames, figure=out / "qualitative.png" if out else None,
+        spread, frames = (None, args.frames) if isinstance(args.frames, slice) else (args.frames, None)
+        m = finite_or_none(evaluate(net, args.data, spread, figure=out / "qualitative.png" if out else None,
                                     progress="log" if args.no_progress else not args.json,
-                                    foreground=args.foreground))
+                                    foreground=args.foreground, frames=frames, crop=args.crop))
         if out:
             make_folder(out)
             write_csv(out / "f_curve.csv", [["error_mm", "fraction_of_hand_pixels"], *m["f_curve"]])
@@ -310,12 +359,15 @@ def eval_main(argv: list[str] | None = None) -> int:
     summary = {"depth_error_mm": m["depth_error_mm"], "surface_error_mm": m["surface_error_mm"],
                "flat_error_mm": m["flat_error_mm"],
                "tilt_error_deg": m["tilt_error_deg"], "flat_tilt_error_deg": m["flat_tilt_error_deg"], "iou": m["iou"],
-               "frames": m["frames"], "by_hand_fraction": m["by_hand_fraction"], "foreground": m["foreground"]}
+               "frames": m["frames"], "by_hand_fraction": m["by_hand_fraction"], "foreground": m["foreground"],
+               "crop": m["crop"]}
     if args.json:
         print(json.dumps(summary, allow_nan=False))
     else:
         print(f"E = {m['depth_error_mm']:.2f} mm over {m['pixels']} hand pixels, IoU = {m['iou']:.3f}, "
-              f"{m['frames']} frames, true hand from {m['foreground']} (paper: E 22.88 mm, IoU 0.84); a flat hand "
+              f"{m['frames']} frames, true hand from {m['foreground']}"
+              + (f", frames cut to a square {m['crop']:g}x the hand" if m["crop"] else "")
+              + " (paper: E 22.88 mm, IoU 0.84); a flat hand "
               f"at its mean depth: "
               f"E = {m['flat_error_mm']:.2f} mm")
         print(f"  E of the hand's surface, the outline's blends and misses filled from the nearest hand "

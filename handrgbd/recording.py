@@ -108,6 +108,27 @@ class Frame:
         _check_array("Frame.joints_mm", self.joints_mm, (NUM_JOINTS, 3), np.float32)
         _check_array("Frame.pose", self.pose, (NUM_POSE_PARAMS,), np.float32)
 
+    def crop(self, x0: int, y0: int, width: int, height: int) -> "Frame":
+        """The frame's pixels ``[y0, y0 + height) x [x0, x0 + width)`` as a frame of their own,
+        with its camera cropped to match (``CameraIntrinsics.crop``). The box may reach past the
+        image: pixels outside are black in rgb, 0 (no reading) in depth and not hand in mask.
+        Joints and pose are the camera frame's and do not change."""
+        if width < 1 or height < 1:
+            raise ValueError(f"crop size must be positive, got {width}x{height}")
+        H, W = self.camera.height, self.camera.width
+        sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + width, W), min(y0 + height, H)
+
+        def cut(image: np.ndarray | None) -> np.ndarray | None:
+            if image is None:
+                return None
+            out = np.zeros((height, width, *image.shape[2:]), image.dtype)
+            if sx1 > sx0 and sy1 > sy0:
+                out[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = image[sy0:sy1, sx0:sx1]
+            return out
+
+        return Frame(self.index, self.name, self.camera.crop(x0, y0, width, height), cut(self.rgb), cut(self.depth_mm),
+                     cut(self.mask), cut(self.depth_gt_mm), self.joints_mm, self.pose)
+
 
 def _check_array(what: str, value: np.ndarray | None, shape: tuple[int, ...], dtype: type) -> None:
     if value is None:

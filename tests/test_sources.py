@@ -1,0 +1,203 @@
+"""Frame ranges, depth sources and the shared tracking loop, RGB-only recordings in every command,
+and eval's crop to the hand."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from handrgbd.args import frame_range
+from handrgbd.recording import Recording
+from handrgbd.sources import Observation, make_provider, track_frames
+from tracker.pso import PSOConfig
+from tracker.tracking import TrackerConfig
+
+EMBEDDED = "data/embedded/test_sequence"
+
+
+@pytest.fixture(scope="module")
+def rgb_only(tmp_path_factory):
+    """The embedded sequence's first 8 frames as an RGB-only recording with joints (no depth,
+    no poses), as photo data sets come."""
+    src = Recording(EMBEDDED)
+    out = tmp_path_factory.mktemp("rgb_only")
+    shutil.copy(src.path / "camera.json", out / "camera.json")
+    (out / "rgb").mkdir()
+    for name in src.names[:8]:
+        shutil.copy(src.path / "rgb" / f"{name}.png", out / "rgb" / f"{name}.png")
+    np.save(out / "joints.npy", src.joints_mm[:8])
+    return out
+
+
+# ---- frame ranges -------------------------------------------------------------------------------
+@pytest.mark.parametrize("text, expected", [("5", slice(0, 5)), ("2:7", slice(2, 7)), ("3:", slice(3, None)),
+                                            (":4", slice(None, 4))])
+def test_frame_range_forms(text, expected):
+    assert frame_range(text) == expected
+
+
+@pytest.mark.parametrize("text", ["0", "7:2", "4:4", "a", "1:2:3", "-1:", "2.5"])
+def test_frame_range_rejects(text):
+    with pytest.raises(argparse.ArgumentTypeError, match="A:B"):
+        frame_range(text)
+
+
+def test_select_is_a_recording_of_those_frames():
+    rec = Recording(EMBEDDED)
+    view = rec.select(slice(5, 9))
+    assert len(view) == 4 and view.names == rec.names[5:9]
+    np.testing.assert_array_equal(view.joints_mm, rec.joints_mm[5:9])
+    np.testing.assert_array_equal(view.poses, rec.poses[5:9])
+    first = view[0]
+    assert first.index == 0 and first.name == rec.names[5]
+    np.testing.assert_array_equal(first.rgb, rec[5].rgb)
+    assert view.frames_with("depth") == rec.names[5:9] and [f.name for f in view] == rec.names[5:9]
+    assert rec.select(None) is rec and len(rec) == 32  # the recording itself is untouched
+    with pytest.raises(ValueError, match="select no frame of its 32"):
+        rec.select(slice(40, 50))
+
+
+def test_frame_crop_keeps_the_geometry():
+    """A crop's camera sees a joint at its pixel in the frame minus the crop's corner; pixels past
+    the image are empty."""
+    f = Recording(EMBEDDED)[3]
+    c = f.crop(-10, 20, 100, 120)
+    assert c.rgb.shape == (120, 100, 3) and c.depth_mm.shape == (120, 100) and c.camera.size == (100, 120)
+    np.testing.assert_allclose(c.camera.project(f.joints_mm), f.camera.project(f.joints_mm) - [-10, 20], atol=1e-9)
+    assert (c.rgb[:, :10] == 0).all() and (c.depth_mm[:, :10] == 0).all()
+    np.testing.assert_array_equal(c.rgb[:, 10:], f.rgb[20:140, :90])
+
+
+# ---- the shared loop ----------------------------------------------------------------------------
+def test_track_frames_skips_frames_without_a_hand_and_starts_from_the_truth():
+    """A source that sees no hand in a frame yields no_hand without running the tracker (its track
+    is kept); a start from the truth is the first frame's pose."""
+    rec = Recording(EMBEDDED).select(slice(0, 4))
+    sensor = make_provider("sensor")
+
+    def gappy(frame, state):
+        return None if frame.index == 1 else sensor(frame, state)
+
+    cfg = TrackerConfig(side="left", hand_length_mm=172.25, pso=PSOConfig(16, 4), backend="cpu")
+    steps = list(track_frames(rec, gappy, cfg, start=rec.poses[0].astype(np.float64)))
+    assert [s.status for s in steps][1] == "no_hand" and steps[1].result is None and not steps[1].usable
+    assert all(s.result is not None for i, s in enumerate(steps) if i != 1)
+    err = np.linalg.norm(steps[0].result.joints_mm - rec.joints_mm[0], axis=-1).mean()
+    assert err < 15.0  # started from the truth: close to it
+
+
+def test_track_frames_names_the_frame_of_a_bad_observation():
+    rec = Recording(EMBEDDED).select(slice(0, 3))
+
+    def broken(frame, state):
+        if frame.index == 2:
+            raise ValueError("no reading")
+        return Observation(frame.depth_mm)
+
+    steps = []
+    with pytest.raises(ValueError, match=rf"frame {rec.names[2]}: no reading"):
+        for s in track_frames(rec, broken, TrackerConfig(pso=PSOConfig(8, 2), backend="cpu")):
+            steps.append(s)
+    assert len(steps) == 2  # the frames before stay with the caller
+
+
+# ---- RGB-only recordings in every command -------------------------------------------------------
+def test_track_an_rgb_only_recording_from_a_range(rgb_only, tmp_path):
+    """No depth/: track uses depthnet-rgb; --frames 2:6 tracks frames 2-5, starting from frame 2's
+    truth (fitted to its joints: there is no poses.npy)."""
+    from tracker.run import track_main
+
+    out = tmp_path / "t"
+    assert track_main([str(rgb_only), "--out", str(out), "--frames", "2:6", "--init", "gt", "--particles", "16",
+                       "--generations", "5", "--backend", "cpu", "--json"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["depth_source"] == "depthnet-rgb" and res["frames"] == 4 and res["complete"]
+    assert res["mpjpe_mm"] is not None and res["mpjpe_mm"] < 150.0
+    names = [line.split(",")[0] for line in (out / "frames.csv").read_text().splitlines()[1:]]
+    assert names == Recording(rgb_only).names[2:6]
+    assert np.load(out / "joints.npy").shape == (4, 21, 3)
+
+
+def test_track_refuses_sensor_depth_that_is_not_there(rgb_only, tmp_path, capsys):
+    from tracker.run import track_main
+
+    assert track_main([str(rgb_only), "--out", str(tmp_path / "t"), "--depth-source", "sensor"]) == 2
+    err = capsys.readouterr().err
+    assert "needs depth/" in err and "--depth-source depthnet-rgb" in err
+    assert not (tmp_path / "t").exists()
+    assert track_main([str(rgb_only), "--out", str(tmp_path / "t"), "--mask", "skin"]) == 2
+    assert "--mask applies to sensor depth" in capsys.readouterr().err
+
+
+def test_compare_skips_sensor_rows_on_rgb_only_recordings(rgb_only, tmp_path):
+    from experiments.compare_depth_sources import compare, format_table, pooled
+
+    table = compare([str(rgb_only)], ["sensor", "depthnet-rgb"], ["pso:12x4:cpu"], tmp_path, progress=False,
+                    frames="0:3")
+    sensor, rgb = table
+    assert "no depth/" in sensor["skipped"] and sensor.get("mpjpe_mm") is None
+    assert rgb["frames"] == 3 and rgb["frame_range"] == "0:3" and np.isfinite(rgb["mpjpe_mm"])
+    assert "skipped: " in format_table(table)
+    assert [p["source"] for p in pooled(table)] == ["depthnet-rgb"]
+    with pytest.raises(ValueError, match="none of the images"):
+        compare([str(rgb_only)], ["sensor"], ["pso:12x4:cpu"], tmp_path / "b", progress=False)
+
+
+def test_compare_row_keys_of_earlier_runs_are_kept():
+    """Rows cached before --frames and --side keep their keys (finished rows are reused)."""
+    import hashlib
+
+    from experiments.compare_depth_sources import Row
+
+    old = hashlib.sha1("d|sensor|pso:64x25||seed=1|init=auto".encode()).hexdigest()[:16]
+    assert Row("d", "sensor", "pso:64x25", "", 1, "auto").key == old
+    assert Row("d", "sensor", "pso:64x25", "", 1, "auto", frames="0:5").key != old
+    assert Row("d", "sensor", "pso:64x25", "", 1, "auto", side="auto").key != old
+
+
+def test_study_on_a_range_with_a_side(tmp_path):
+    from experiments.pose_c1_c2 import run
+
+    res = run(EMBEDDED, tmp_path / "o", frames=slice(3, 6), particles=12, generations=4, backend="cpu",
+              init="auto", side="auto", progress=False)
+    config = json.loads((tmp_path / "o" / "config.json").read_text())
+    assert res["frames"] == 3 and config["frame_names"] == ["000003", "000005"]
+    assert config["trackers"]["c1"]["side"] == "auto"
+    assert np.load(tmp_path / "o" / "joints_c1.npy").shape == (3, 21, 3)
+
+
+# ---- eval's crop --------------------------------------------------------------------------------
+def test_hand_box_holds_the_hand_and_is_centred():
+    from depthnet.evaluate import hand_box
+
+    f = Recording(EMBEDDED)[0]
+    x0, y0, side = hand_box(f, 1.3)
+    uv = f.camera.project(f.joints_mm)
+    assert (uv >= [x0, y0]).all() and (uv < [x0 + side, y0 + side]).all()
+    extent = (uv.max(0) - uv.min(0)).max()
+    assert 1.3 * extent < side < 1.3 * extent + 2 * 1.3 * 15.0 * f.camera.fx / f.joints_mm[:, 2].min() + 2
+    hand = np.zeros(f.rgb.shape[:2], bool)
+    hand[40:60, 100:180] = True  # an 80 x 20 labelled hand, without joints
+    no_joints = type(f)(f.index, f.name, f.camera, f.rgb)
+    assert hand_box(no_joints, 1.5, hand) == (80, -10, 120)  # centred (140, 50), reaching past the top
+    assert hand_box(no_joints, 1.5) is None
+
+
+def test_eval_crop_on_a_wide_frame(tmp_path):
+    """A full 640-wide frame where the hand is small: --crop gives the network the hand at its
+    size, many more hand pixels at the output, and a better mask."""
+    from depthnet.evaluate import evaluate
+    from depthnet.model import DepthNet
+    from synth.generator import SynthConfig, generate
+
+    generate(tmp_path / "wide", 2, 4, SynthConfig(size=640, full_frame=True, split="test"), progress=False)
+    net = DepthNet.from_pretrained()
+    whole = evaluate(net, tmp_path / "wide")
+    cut = evaluate(net, tmp_path / "wide", crop=1.3)
+    assert whole["crop"] is None and cut["crop"] == 1.3
+    assert cut["pixels"] > 2 * whole["pixels"]
+    assert cut["iou"] > whole["iou"]
