@@ -3,7 +3,8 @@
 What the tracker sees in a frame of a recording comes from a *depth source*: a provider
 ``provider(frame, state) -> Observation | None`` (None: the source finds no hand in this frame).
 ``state`` is one dict per tracked sequence: it holds ``hand_length_mm`` (the tracker's hand
-length), and a provider may keep a loaded model in it. Built in (``make_provider(name)``):
+length) and, set by :func:`track_frames`, ``previous_joints`` (the tracker's last solution,
+``(21, 3)`` mm, while it keeps a track; else None); a provider may keep a loaded model in it. Built in (``make_provider(name)``):
 
 * ``clean``: ``depth_gt/``, the noise-free rendered depth;
 * ``sensor``: ``depth/``, the sensor's depth (condition C1); the tracker finds the hand in it;
@@ -14,7 +15,11 @@ length), and a provider may keep a loaded model in it. Built in (``make_provider
 * ``depthnet-rgb`` / ``depthnet-rgb:WEIGHTS``: the same from RGB alone: the relative depth is
   placed at the distance the mask's palm width gives a hand of ``hand_length_mm``, and the
   tracker fits the distance (C2-rgb; depthnet runs on the frame as it is, so frames should be
-  crops around the hand, as the paper's and photo data sets' are).
+  crops around the hand, as the paper's and photo data sets' are);
+* ``depthnet-rgb-crop`` / ``depthnet-rgb-crop:WEIGHTS``: RGB alone on wide frames, as ``handrgbd
+  live`` and ``HandTracker`` do: depthnet first finds the hand in the whole frame, then runs on a
+  square crop around it; while the tracker keeps a solution the crop follows its joints
+  (``live.pipeline.HandFinder``, ``follow_crop``).
 
 :func:`track_frames` is the per-frame loop that ``handrgbd track``, ``handrgbd compare`` and the
 C1/C2 study (``experiments/pose_c1_c2.py``) share: the source's observation, the tracker's step,
@@ -35,6 +40,7 @@ from handrgbd.depth import usable_depth
 from handrgbd.recording import Frame, Recording
 
 __all__ = ["Observation", "Provider", "PROVIDERS", "SOURCE_NEEDS", "make_provider", "depthnet_provider",
+           "depthnet_crop_provider",
            "weights_path", "Step", "track_frames"]
 
 
@@ -126,6 +132,37 @@ def depthnet_provider(weights: str | Path | None = None, rgb_only: bool = False,
     return provider
 
 
+def depthnet_crop_provider(weights: str | Path | None = None, backend: str = "auto",
+                           margin: float | None = None) -> Provider:
+    """The ``depthnet-rgb-crop`` source: depthnet finds the hand in the whole frame (or follows
+    ``state["previous_joints"]``, grown by ``margin``: default live's ``crop_margin``) and runs
+    on a square crop around it; then as ``depthnet-rgb``. None for a frame where it finds no
+    hand."""
+    def provider(frame: Frame, state: dict) -> Observation | None:
+        from depthnet.targets import relative_to_metric
+        from live.pipeline import HandFinder, LiveConfig, follow_crop
+        from tracker.kinematics import DEFAULT_HAND_LENGTH_MM
+        from tracker.tracking import distance_from_mask
+
+        if frame.rgb is None:
+            raise ValueError("depthnet sources need rgb/")
+        live = LiveConfig()
+        if "finder" not in state:
+            from depthnet.model import DepthNet
+            from depthnet.runtime import Inference
+
+            net = Inference(DepthNet.load(weights) if weights else DepthNet.from_pretrained(), backend)
+            state["finder"] = HandFinder(net, live.min_mask_pixels)
+        previous = state.get("previous_joints")
+        crop = None if previous is None else follow_crop(previous, frame.camera, live.crop_margin if margin is None else margin)
+        obs = state["finder"].observe(frame.rgb, crop)
+        if obs.mask is None or obs.mask.sum() < live.min_mask_pixels:
+            return None
+        z = distance_from_mask(obs.mask, frame.camera, state.get("hand_length_mm", DEFAULT_HAND_LENGTH_MM))
+        return Observation(relative_to_metric(obs.relative, obs.mask, z), obs.mask, offset_free=True)
+    return provider
+
+
 #: name -> provider factory (called with the text after the first ':' split on ':', or nothing)
 PROVIDERS: dict[str, Callable[..., Provider]] = {
     "clean": lambda: _clean,
@@ -133,11 +170,12 @@ PROVIDERS: dict[str, Callable[..., Provider]] = {
     "degraded": lambda noise="8", holes="0.3": _degraded(*_degraded_args(noise, holes)),
     "depthnet": lambda weights=None: depthnet_provider(weights, rgb_only=False),
     "depthnet-rgb": lambda weights=None: depthnet_provider(weights, rgb_only=True),
+    "depthnet-rgb-crop": lambda weights=None: depthnet_crop_provider(weights),
 }
 
 #: the image folders each built-in source reads (``depthnet`` also the sensor depth, for the hand's distance)
 SOURCE_NEEDS = {"clean": ("depth_gt",), "sensor": ("depth",), "degraded": ("depth",), "depthnet": ("rgb", "depth"),
-                "depthnet-rgb": ("rgb",)}
+                "depthnet-rgb": ("rgb",), "depthnet-rgb-crop": ("rgb",)}
 
 
 def make_provider(spec: str) -> Provider:
@@ -156,7 +194,7 @@ def weights_path(source: str) -> Path | None:
     """The weights file a depthnet source uses (its argument, else the shipped one); None for the
     other sources. ``ValueError`` when the file is not there."""
     name, *args = source.split(":")
-    if name not in ("depthnet", "depthnet-rgb"):  # the built-in sources whose argument is a weights file
+    if name not in ("depthnet", "depthnet-rgb", "depthnet-rgb-crop"):  # the sources whose argument is a weights file
         return None
     from depthnet.model import pretrained_path
 
@@ -212,11 +250,15 @@ def track_frames(rec: Recording, provider: Provider, config, start: np.ndarray |
     try:
         for i in range(len(rec)):
             frame = rec[i]
+            if independent and tracker is not None:
+                tracker.reset()
+                state["previous_joints"] = None
             try:
                 obs = provider(frame, state)
             except ValueError as e:
                 raise ValueError(f"{rec.path} frame {frame.name}: {e}") from e
             if obs is None:
+                state["previous_joints"] = None if tracker is None or not tracker.has_track else state.get("previous_joints")
                 yield Step(frame, None, None, False, None if tracker is None else tracker.backend)
                 continue
             if tracker is None:  # configured by the source's first observation
@@ -225,12 +267,11 @@ def track_frames(rec: Recording, provider: Provider, config, start: np.ndarray |
                 tracker = Tracker(rec.camera, cfg)
                 if start is not None:
                     tracker.reset(start, side=start_side or config.side)
-            elif independent:
-                tracker.reset()
             try:
                 r = tracker.step(obs.depth_mm, mask=obs.mask, rgb=frame.rgb, camera=frame.camera)
             except ValueError as e:
                 raise ValueError(f"{rec.path} frame {frame.name}: {e}") from e
+            state["previous_joints"] = r.joints_mm if tracker.has_track else None
             yield Step(frame, obs, r, bool(usable_depth(obs.depth_mm).any()), tracker.backend)
     finally:
         if tracker is not None:

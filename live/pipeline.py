@@ -34,7 +34,7 @@ from renderer.projection import RegionOfInterest
 from tracker.pso import PSOConfig
 from tracker.tracking import Tracker, TrackerConfig, distance_from_mask
 
-__all__ = ["LiveConfig", "LivePipeline", "LiveResult", "Observation", "default_camera"]
+__all__ = ["LiveConfig", "LivePipeline", "LiveResult", "Observation", "HandFinder", "follow_crop", "default_camera"]
 
 def default_camera(width: int, height: int, hfov_deg: float = 60.0) -> CameraIntrinsics:
     """A typical webcam: square pixels, centred principal point, 60 degrees horizontal field of view."""
@@ -85,6 +85,77 @@ class Observation(NamedTuple):
     timings: dict
 
 
+class HandFinder:
+    """Stage 1 without the tracker: where the hand is in an RGB frame, and depthnet on a square
+    crop around it. ``observe(rgb, crop)`` localises when ``crop`` is None (a coarse depthnet pass
+    on the whole frame letterboxed to a square; its mask's largest blob, grown by 25% and made
+    square), then runs depthnet on the crop (black past the image's edge) and pastes its relative
+    depth and mask into full-frame maps. ``LivePipeline`` and the ``depthnet-rgb-crop`` source
+    (``handrgbd.sources``) use it."""
+
+    def __init__(self, depthnet: Inference, min_mask_pixels: int = 150):
+        self.depthnet = depthnet
+        self.min_mask_pixels = min_mask_pixels
+
+    def _predict_square(self, rgb: np.ndarray, x0: int, y0: int, side: int):
+        """depthnet on the square ``(x0, y0, side)`` of the frame (black where it leaves the
+        image), pasted back at full size: ``(relative (H, W) float32, 1 outside; mask (H, W))``,
+        or None when the square misses the image."""
+        H, W = rgb.shape[:2]
+        sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + side, W), min(y0 + side, H)
+        if sx1 <= sx0 or sy1 <= sy0:
+            return None
+        patch = np.zeros((side, side, 3), np.uint8)
+        patch[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = rgb[sy0:sy1, sx0:sx1]
+        pred = self.depthnet.predict(patch)
+        relative = np.ones((H, W), np.float32)
+        mask = np.zeros((H, W), bool)
+        relative[sy0:sy1, sx0:sx1] = pred.relative[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0]
+        mask[sy0:sy1, sx0:sx1] = pred.mask[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0]
+        return relative, mask
+
+    def localise(self, rgb: np.ndarray) -> RegionOfInterest | None:
+        """The crop around the hand in the whole frame, or None (no blob of ``min_mask_pixels``)."""
+        # the whole frame letterboxed to a square (black bars, as crops past the image edge):
+        # depthnet squashes any input to its square input size, and a squashed hand is a shape
+        # it never saw
+        H, W = rgb.shape[:2]
+        side = max(H, W)
+        mask = _largest_blob(self._predict_square(rgb, -((side - W) // 2), -((side - H) // 2), side)[1])
+        if mask.sum() < self.min_mask_pixels:
+            return None
+        return RegionOfInterest.from_mask(mask, margin=0.25, square=True)
+
+    def observe(self, rgb: np.ndarray, crop: RegionOfInterest | None = None) -> Observation:
+        """Localise the hand when ``crop`` is None, then depthnet on the crop."""
+        t = {}
+        t0 = time.perf_counter()
+        crop = crop or self.localise(rgb)
+        t["localisation"] = time.perf_counter() - t0
+        if crop is None:
+            return Observation(None, None, None, t)
+        t1 = time.perf_counter()
+        x0, y0, x1, y1 = (int(round(v)) for v in crop.box)
+        predicted = self._predict_square(rgb, x0, y0, max(x1 - x0, y1 - y0, 16))
+        t["depthnet"] = time.perf_counter() - t1
+        if predicted is None:
+            return Observation(None, None, None, t)
+        relative, mask = predicted
+        return Observation(crop, relative, _largest_blob(mask), t)
+
+
+def follow_crop(joints_mm: np.ndarray, camera: CameraIntrinsics, margin: float) -> RegionOfInterest | None:
+    """The next frame's crop around a tracked hand: its projected joints ``(21, 3)`` mm, grown
+    by ``margin`` and square; None (localise again) when a joint is behind the camera or the box
+    leaves the image or grows past twice its size (lost in practice)."""
+    if not np.all(joints_mm[:, 2] > 50.0):
+        return None
+    W, H = camera.size
+    crop = RegionOfInterest.from_points(camera.project(joints_mm), margin=margin, square=True)
+    inside = crop.x1 > 0 and crop.y1 > 0 and crop.x0 < W and crop.y0 < H
+    return crop if inside and crop.x1 - crop.x0 <= 2 * max(W, H) else None
+
+
 class LivePipeline:
     """``process(rgb)``: both stages of one frame in turn. ``process_overlapped(rgb)``: stage 1
     (localisation and depthnet) of this frame on a worker thread while stage 2 (tracking) of the
@@ -97,6 +168,7 @@ class LivePipeline:
         self.config = LiveConfig() if config is None else config
         net = DepthNet.from_pretrained() if net is None else net
         self.depthnet = net if isinstance(net, Inference) else Inference(net, self.config.depthnet_backend)
+        self.finder = HandFinder(self.depthnet, self.config.min_mask_pixels)
         tcfg = replace(self.config.tracker, mask_source="given", depth_offset_free=True)
         self.tracker = Tracker(camera, tcfg)
         self.crop: RegionOfInterest | None = None
@@ -123,52 +195,11 @@ class LivePipeline:
         self.tracker.reset()
         self.crop = None
 
-    def _predict_square(self, rgb: np.ndarray, x0: int, y0: int, side: int):
-        """depthnet on the square ``(x0, y0, side)`` of the frame (black where it leaves the
-        image), pasted back at full size: ``(relative (H, W) float32, 1 outside; mask (H, W))``,
-        or None when the square misses the image."""
-        H, W = rgb.shape[:2]
-        sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + side, W), min(y0 + side, H)
-        if sx1 <= sx0 or sy1 <= sy0:
-            return None
-        patch = np.zeros((side, side, 3), np.uint8)
-        patch[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = rgb[sy0:sy1, sx0:sx1]
-        pred = self.depthnet.predict(patch)
-        relative = np.ones((H, W), np.float32)
-        mask = np.zeros((H, W), bool)
-        relative[sy0:sy1, sx0:sx1] = pred.relative[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0]
-        mask[sy0:sy1, sx0:sx1] = pred.mask[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0]
-        return relative, mask
-
-    def _localise(self, rgb: np.ndarray) -> RegionOfInterest | None:
-        # the whole frame letterboxed to a square (black bars, as crops past the image edge):
-        # depthnet squashes any input to its square input size, and a squashed hand is a shape
-        # it never saw
-        H, W = rgb.shape[:2]
-        side = max(H, W)
-        mask = _largest_blob(self._predict_square(rgb, -((side - W) // 2), -((side - H) // 2), side)[1])
-        if mask.sum() < self.config.min_mask_pixels:
-            return None
-        return RegionOfInterest.from_mask(mask, margin=0.25, square=True)
-
     def observe(self, rgb: np.ndarray, crop: RegionOfInterest | None = None) -> Observation:
         """Stage 1: localise the hand when ``crop`` is None, then depthnet on the crop (pixels
-        outside the image are black)."""
-        t = {}
-        t0 = time.perf_counter()
+        outside the image are black; ``HandFinder.observe``)."""
         self._check_frame(rgb)
-        crop = crop or self._localise(rgb)
-        t["localisation"] = time.perf_counter() - t0
-        if crop is None:
-            return Observation(None, None, None, t)
-        t1 = time.perf_counter()
-        x0, y0, x1, y1 = (int(round(v)) for v in crop.box)
-        predicted = self._predict_square(rgb, x0, y0, max(x1 - x0, y1 - y0, 16))
-        t["depthnet"] = time.perf_counter() - t1
-        if predicted is None:
-            return Observation(None, None, None, t)
-        relative, mask = predicted
-        return Observation(crop, relative, _largest_blob(mask), t)
+        return self.finder.observe(rgb, crop)
 
     def track(self, obs: Observation) -> LiveResult:
         """Stage 2: metric depth from RGB alone, then the tracker; sets the next crop."""
@@ -181,17 +212,10 @@ class LivePipeline:
         depth = relative_to_metric(obs.relative, obs.mask, z)  # float32, 0 off the mask
         r = self.tracker.step(depth, mask=obs.mask)
         t["tracker"] = time.perf_counter() - t2
-        self.crop = None
-        crop = obs.crop
         # the crop follows the hand while the tracker keeps a solution ("lost" frames included:
         # a poor silhouette alone does not make it start afresh), else depthnet localises again
-        if self.tracker.has_track and np.all(r.joints_mm[:, 2] > 50.0):
-            H, W = obs.mask.shape
-            uv = self.camera.project(r.joints_mm)
-            crop = RegionOfInterest.from_points(uv, margin=self.config.crop_margin, square=True)
-            inside = crop.x1 > 0 and crop.y1 > 0 and crop.x0 < W and crop.y0 < H
-            if inside and crop.x1 - crop.x0 <= 2 * max(W, H):  # else: lost in practice, localise again
-                self.crop = crop
+        self.crop = follow_crop(r.joints_mm, self.camera, self.config.crop_margin) if self.tracker.has_track else None
+        crop = self.crop or obs.crop
         return LiveResult(r.status, r.joints_mm, r.params, crop, obs.relative, obs.mask, t, depth, r.objective, r.side)
 
     def process(self, rgb: np.ndarray) -> LiveResult:

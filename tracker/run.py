@@ -123,8 +123,9 @@ def track_recording(data: str | Path, out: str | Path | None, config: TrackerCon
     ``frames``: the first N frames, or a ``slice`` of them (``Recording.select``; ``--init gt``
     starts from the first selected frame's truth). ``depth_source``: what the tracker fits, a
     source of ``handrgbd.sources`` (``sensor``: depth/; ``depthnet-rgb[:WEIGHTS]``: depth
-    estimated from the RGB alone, C2-rgb; ``depthnet``: estimated, scaled by the sensor; ...) or
-    ``auto``: ``sensor`` when the folder has depth/, else ``depthnet-rgb``. ``overlay``: also
+    estimated from the RGB alone, C2-rgb; ``depthnet-rgb-crop``: the same on a crop depthnet
+    finds, as live; ``depthnet``: estimated, scaled by the sensor; ...) or ``auto``: ``sensor``
+    when the folder has depth/, else ``depthnet-rgb-crop``. ``overlay``: also
     write ``out/overlay/NAME.png`` (skeleton over RGB, or over the depth in grey) and the
     contact sheet ``out/overlay.jpg``; ``independent``: initialise every frame afresh (frames as
     unrelated images; with ``init="gt"`` the first frame still starts from truth).
@@ -144,13 +145,13 @@ def track_recording(data: str | Path, out: str | Path | None, config: TrackerCon
     rec = rec.select(slice(0, frames) if isinstance(frames, int) else frames)
     n = len(rec)
     if depth_source == "auto":
-        depth_source = "sensor" if rec.has_depth else "depthnet-rgb"
+        depth_source = "sensor" if rec.has_depth else "depthnet-rgb-crop"
     provider = make_provider(depth_source)
     lacking = missing_images(rec, depth_source)
     if lacking:
         raise ValueError(f"{rec.path}: depth source {depth_source} needs {lacking}/ (this folder has none"
-                         + ("; an RGB-only folder tracks with --depth-source depthnet-rgb)" if lacking == "depth" else ")"))
-    from_rgb = depth_source.split(":")[0] in ("depthnet", "depthnet-rgb")
+                         + ("; an RGB-only folder tracks with --depth-source depthnet-rgb-crop)" if lacking == "depth" else ")"))
+    from_rgb = depth_source.split(":")[0] in ("depthnet", "depthnet-rgb", "depthnet-rgb-crop")
     if from_rgb and (mask_dir or config.mask_source not in ("depth", "given")):
         raise ValueError(f"--mask: depth source {depth_source} brings depthnet's mask; --mask applies to sensor depth")
     gt = rec.joints_mm if rec.has_joints else None
@@ -302,9 +303,11 @@ def build_parser() -> CommandParser:
     p.add_argument("--frames", type=frame_range, default=None,
                    help="N: the first N frames; A:B: frames A to B-1 (from 0; --init gt starts from A's truth)")
     p.add_argument("--depth-source", type=_source_arg, default="auto",
-                   help="what the tracker fits: auto (sensor with depth/, else depthnet-rgb) | sensor | depthnet-rgb"
-                        "[:WEIGHTS] (depth estimated from the RGB alone) | depthnet[:WEIGHTS] (estimated, scaled by "
-                        "the sensor) | clean | degraded:NOISE:HOLES (docs/compare.md)")
+                   help="what the tracker fits: auto (sensor with depth/, else depthnet-rgb-crop) | sensor | "
+                        "depthnet-rgb-crop[:WEIGHTS] (depth estimated from the RGB alone, on a crop around the hand "
+                        "depthnet finds and follows) | depthnet-rgb[:WEIGHTS] (the same on the whole frame: crops) | "
+                        "depthnet[:WEIGHTS] (estimated, scaled by the sensor) | clean | degraded:NOISE:HOLES "
+                        "(docs/compare.md)")
     p.add_argument("--seed", type=integer(0, SEED_MAX), default=0, help="PSO random seed")
     p.add_argument("--overlay", action="store_true", help="also write OUT/overlay/*.png (skeleton over the image)")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object")
