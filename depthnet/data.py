@@ -5,7 +5,11 @@
 * rgb ``(3, S, S) float32 in [0, 1]``;
 * mask ``(1, S/4, S/4)`` and relative depth ``(1, S/4, S/4)``: the paper's targets (eqs. 1-2,
   ``depthnet.targets``) computed on the augmented depth at the output resolution;
-* the frame's file name, for error messages.
+* the frame's file name, for error messages;
+* keypoint heatmaps ``(21, S/4, S/4)`` and their weights ``(21,)`` (``depthnet.targets.keypoint_targets``:
+  the frame's joints projected with its intrinsics through the same warp; weights 0 without
+  joints.npy), and the side: 1 a right hand, 0 a left one (a flipped sample is the other side),
+  -1 unknown (no poses.npy: the joints alone cannot tell a hand from its mirror image).
 
 Augmentation (paper): horizontal flip with p = 0.5, rotation uniform in [-90, 90] degrees, a
 random crop of 0.8 of the image (side) resized back, colour jitter: uniform [-20, 20] added per
@@ -28,10 +32,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from depthnet.targets import make_targets
+from depthnet.targets import keypoint_targets, make_targets
+from handrgbd.joints import NUM_JOINTS, hand_side
 from handrgbd.recording import Recording
 
-__all__ = ["Augmentation", "HandDepthDataset", "Sample", "augment_pair", "collate"]
+__all__ = ["Augmentation", "HandDepthDataset", "Sample", "augment_pair", "augment_matrix", "collate"]
 
 
 @dataclass(frozen=True)
@@ -50,13 +55,38 @@ class Sample(NamedTuple):
     mask: torch.Tensor
     relative: torch.Tensor
     name: str
+    heatmaps: torch.Tensor | None = None
+    joint_weights: torch.Tensor | None = None
+    right: torch.Tensor | None = None
 
 
 def augment_pair(rgb: np.ndarray, depth_mm: np.ndarray, size: int, aug: Augmentation,
                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """One affine warp (flip, rotation, crop, resize) of RGB and depth to ``size x size``,
     then colour jitter. Returns ``(rgb (size, size, 3) uint8, depth (size, size) float32)``."""
+    return augment_frame(rgb, depth_mm, size, aug, rng)[:2]
+
+
+def augment_frame(rgb: np.ndarray, depth_mm: np.ndarray, size: int, aug: Augmentation,
+                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """:func:`augment_pair`, also returning the warp ``(3, 3)`` (image pixel centre -> output
+    pixel centre, homogeneous) and whether it flips."""
     h, w = rgb.shape[:2]
+    A, flipped = augment_matrix(h, w, size, aug, rng)
+    M = A[:2]
+    out_rgb = cv2.warpAffine(rgb, M, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    out_depth = cv2.warpAffine(depth_mm.astype(np.float32), M, (size, size), flags=cv2.INTER_NEAREST,
+                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    if aug.enabled and aug.color_jitter > 0:
+        jitter = rng.uniform(-aug.color_jitter, aug.color_jitter, 3)
+        out_rgb = np.clip(out_rgb.astype(np.float32) + jitter, 0, 255).astype(np.uint8)
+    return out_rgb, out_depth, A, flipped
+
+
+def augment_matrix(h: int, w: int, size: int, aug: Augmentation, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
+    """The warp of an ``h x w`` image to ``size x size`` (``(3, 3)``, image pixel centre -> output
+    pixel centre) and whether it flips; draws flip, rotation and crop from ``rng`` in that order."""
+    flipped = False
     # map output pixel centres to input pixel centres: start from a plain resize
     scale = size / np.array([w, h], dtype=np.float64)
     A = np.array([[scale[0], 0, 0.5 * scale[0] - 0.5], [0, scale[1], 0.5 * scale[1] - 0.5], [0, 0, 1]])
@@ -64,7 +94,8 @@ def augment_pair(rgb: np.ndarray, depth_mm: np.ndarray, size: int, aug: Augmenta
         c = (size - 1) / 2.0
         to_centre = np.array([[1, 0, -c], [0, 1, -c], [0, 0, 1.0]])
         back = np.array([[1, 0, c], [0, 1, c], [0, 0, 1.0]])
-        flip = np.diag([-1.0 if rng.random() < aug.flip_prob else 1.0, 1.0, 1.0])
+        flipped = bool(rng.random() < aug.flip_prob)
+        flip = np.diag([-1.0 if flipped else 1.0, 1.0, 1.0])
         a = math.radians(rng.uniform(-aug.rotation_deg, aug.rotation_deg))
         rot = np.array([[math.cos(a), -math.sin(a), 0], [math.sin(a), math.cos(a), 0], [0, 0, 1]])
         # crop: zoom in by 1 / crop_fraction about a random point that keeps the crop inside
@@ -73,14 +104,7 @@ def augment_pair(rgb: np.ndarray, depth_mm: np.ndarray, size: int, aug: Augmenta
         shift = rng.uniform(-slack, slack, 2) * zoom
         crop = np.array([[zoom, 0, shift[0]], [0, zoom, shift[1]], [0, 0, 1]])
         A = back @ crop @ rot @ flip @ to_centre @ A
-    M = A[:2]
-    out_rgb = cv2.warpAffine(rgb, M, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    out_depth = cv2.warpAffine(depth_mm.astype(np.float32), M, (size, size), flags=cv2.INTER_NEAREST,
-                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    if aug.enabled and aug.color_jitter > 0:
-        jitter = rng.uniform(-aug.color_jitter, aug.color_jitter, 3)
-        out_rgb = np.clip(out_rgb.astype(np.float32) + jitter, 0, 255).astype(np.uint8)
-    return out_rgb, out_depth
+    return A, flipped
 
 
 def _downsample_depth(depth: np.ndarray, factor: int) -> np.ndarray:
@@ -124,12 +148,23 @@ class HandDepthDataset(Dataset):
         name = f"{rec.path}/{frame.name}"
         depth = frame.depth_gt_mm if frame.depth_gt_mm is not None else frame.depth_mm
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, i]))
-        rgb, depth = augment_pair(frame.rgb, depth, self.input_size, self.augmentation, rng)
-        t = make_targets(_downsample_depth(depth, 4))
+        rgb, depth, A, flipped = augment_frame(frame.rgb, depth, self.input_size, self.augmentation, rng)
+        small = _downsample_depth(depth, 4)
+        t = make_targets(small)
+        s = self.input_size // 4
+        heatmaps, weights, right = np.zeros((NUM_JOINTS, s, s), np.float32), np.zeros(NUM_JOINTS, np.float32), -1.0
+        if frame.joints_mm is not None and (frame.joints_mm[:, 2] > 0).all():
+            uv = A[:2, :2] @ frame.camera.project(frame.joints_mm).T + A[:2, 2:]  # network input pixels
+            heatmaps, weights = keypoint_targets((uv.T - 2.0) / 4.0, frame.joints_mm[:, 2], small)
+            if frame.pose is not None:
+                right = float((hand_side(frame.pose, frame.joints_mm) == "right") != flipped)
         return Sample(torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(255.0),
-                      torch.from_numpy(t.mask)[None], torch.from_numpy(t.relative)[None], name)
+                      torch.from_numpy(t.mask)[None], torch.from_numpy(t.relative)[None], name,
+                      torch.from_numpy(heatmaps), torch.from_numpy(weights), torch.tensor(right))
 
 
 def collate(samples: list[Sample]) -> Sample:
     return Sample(torch.stack([s.rgb for s in samples]), torch.stack([s.mask for s in samples]),
-                  torch.stack([s.relative for s in samples]), [s.name for s in samples])
+                  torch.stack([s.relative for s in samples]), [s.name for s in samples],
+                  torch.stack([s.heatmaps for s in samples]), torch.stack([s.joint_weights for s in samples]),
+                  torch.stack([s.right for s in samples]))

@@ -17,6 +17,11 @@
   are hand in both. The tracker needs the hand's tilt most from the depth (docs/depthnet.md,
   "Tracking on several sequences"), and E hardly sees it. Its reference, the flat hand's tilt
   error, is the true plane's angle to the image plane.
+* With a keypoint network (``cpu+keypoints``): the mean 2D joint error in pixels of the
+  network's input (S x S), 2D PCK at 0.2 of the hand's box (a joint is correct within 0.2 x the
+  larger side of the box around the true 2D joints), over joints inside the image; and the
+  side's accuracy (right-hand probability above 0.5 for a right hand) where poses.npy tells the
+  true side.
 * E by hand size: frames binned by the fraction of the output the true hand covers
   (``HAND_FRACTION_BINS``); a hand far away or in a wide crop is a few output pixels wide, and
   most of them are edges.
@@ -41,7 +46,7 @@ import torch
 from scipy import ndimage
 
 from depthnet.data import Augmentation, _downsample_depth, augment_pair
-from depthnet.model import DepthNet
+from depthnet.model import OUTPUT_STRIDE, DepthNet
 from depthnet.targets import DEPTH_SCALE_MM, make_targets, targets_from_mask
 from handrgbd.camera import CameraIntrinsics
 from handrgbd.args import CommandParser, existing_file, frame_range, integer, number, out_path
@@ -69,8 +74,6 @@ MIN_TILT_PIXELS = 20
 #: why a metric of metrics.json is null (its ``"undefined"`` field names the ones that are)
 UNDEFINED = {"tilt_error_deg": f"no frame has {MIN_TILT_PIXELS} hand pixels that both truth and estimate call hand",
              "flat_tilt_error_deg": f"no frame has {MIN_TILT_PIXELS} hand pixels that both truth and estimate call hand"}
-#: the network's output keeps every OUTPUT_STRIDE-th input pixel (stages are S/4 x S/4)
-OUTPUT_STRIDE = 4
 
 
 def hand_surface(relative: np.ndarray, reliable: np.ndarray) -> np.ndarray:
@@ -208,9 +211,12 @@ def _frames(net: DepthNet, rec: Recording, indices, batch: int = 8, source: str 
         out = net(x.to(device))
         est = out.depth.cpu().numpy()
         masks = out.mask.cpu().numpy() if out.mask is not None else None
+        heatmaps = out.heatmaps.cpu().numpy() if out.heatmaps is not None else None
+        sides = out.handedness.cpu().numpy() if out.handedness is not None else None
         for k, (f, rgb, depth, hand) in enumerate(items):
+            heads = (None if heatmaps is None else heatmaps[k], None if sides is None else float(sides[k]))
             yield (f, rgb, _downsample_depth(depth, OUTPUT_STRIDE), est[k, 0], masks[k, 0] if masks is not None else None,
-                   hand)
+                   hand, heads)
 
 
 def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, figure: str | Path | None = None,
@@ -241,8 +247,11 @@ def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, f
     panels = []
     show = set(indices[np.linspace(0, n - 1, min(figure_frames, n)).round().astype(int)]) if figure else set()
     bar = Progress(n, "eval", "frame", progress)
-    for f, rgb, depth, rel, mask, hand in _frames(net, rec, indices, source=source, crop=crop):
+    kp_errors, kp_hits, side_hits = [], [], []
+    for f, rgb, depth, rel, mask, hand, heads in _frames(net, rec, indices, source=source, crop=crop):
         bar.update()
+        if f.joints_mm is not None and (f.joints_mm[:, 2] > 0).all():
+            _score_heads(f, heads, net.config.input_size, kp_errors, kp_hits, side_hits)
         t = targets_from_mask(depth, hand) if hand is not None else make_targets(depth)
         frames += 1
         if not t.mask.any():
@@ -287,7 +296,38 @@ def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, f
             "tilt_error_deg": float(np.median(tilts)) if tilts else None,
             "flat_tilt_error_deg": float(np.median(flat_tilts)) if flat_tilts else None,
             "iou": float(inter / max(union, 1)), "frames": frames, "pixels": int(err.size), "f_curve": curve,
-            "by_hand_fraction": by_size, "foreground": source, "crop": crop}
+            "by_hand_fraction": by_size, "foreground": source, "crop": crop,
+            "keypoint_error_px": float(np.mean(kp_errors)) if kp_errors else None,
+            "pck_0_2": float(np.mean(kp_hits)) if kp_hits else None,
+            "side_accuracy": float(np.mean(side_hits)) if side_hits else None}
+
+
+#: 2D PCK: a joint is correct within this fraction of the larger side of the true joints' box
+PCK_FRACTION = 0.2
+
+
+def _score_heads(f, heads, input_size: int, errors: list, hits: list, sides: list) -> None:
+    """Append one frame's 2D joint errors (network input pixels; joints inside the image), PCK
+    hits and side hit (with poses.npy) to the lists."""
+    from depthnet.model import keypoints_from_heatmaps, output_to_image
+    from handrgbd.joints import hand_side
+
+    heatmaps, logit = heads
+    h, w = f.camera.height, f.camera.width
+    truth = f.camera.project(f.joints_mm)
+    if heatmaps is not None:
+        uv, _ = keypoints_from_heatmaps(heatmaps)
+        out = heatmaps.shape[1:][::-1]
+        scale = np.array([input_size / w, input_size / h])  # image pixels -> network input pixels
+        pred = output_to_image(uv, out, (w, h))
+        inside = (truth[:, 0] >= -0.5) & (truth[:, 0] < w - 0.5) & (truth[:, 1] >= -0.5) & (truth[:, 1] < h - 0.5)
+        if inside.any():
+            err = np.linalg.norm((pred - truth) * scale, axis=1)[inside]
+            box = ((truth.max(0) - truth.min(0)) * scale).max()
+            errors.extend(err.tolist())
+            hits.extend((err < PCK_FRACTION * box).tolist())
+    if logit is not None and f.pose is not None:
+        sides.append((logit > 0) == (hand_side(f.pose, f.joints_mm) == "right"))
 
 
 def _panel(rgb: np.ndarray, t, rel: np.ndarray, hand: np.ndarray, size: int = 160) -> np.ndarray:

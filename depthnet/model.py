@@ -13,13 +13,18 @@ later ones by relative depth; the last depth map is the output.
   paper 8.2 img/s inference / 3.7 training; this stem at 256 in: 42.8 / 13.9; at 192 in:
   60.8 / 23.1, the only variant tried that meets both CPU goals (25 / 15). The cost: a 48 x 48
   depth map instead of 64 x 64, and a quarter of the paper's parameters.
+* ``cpu+keypoints``, ``paper+keypoints``: the same networks with two heads on the last stage's
+  features (issue 21): 21 joint heatmaps ``(B, 21, S/4, S/4)`` (a 3x3 convolution, then 1x1 to
+  one map per joint, ``handrgbd.Joint`` order) and the hand's side (global average pooling, one
+  linear unit: the logit of a right hand). The stages are unchanged: ``paper`` stays exactly
+  the paper's network.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -28,11 +33,13 @@ import torch
 from torch import nn
 
 from depthnet.layers import Hourglass, Residual
+from handrgbd.joints import NUM_JOINTS
 
 log = logging.getLogger(__name__)
 
 __all__ = ["DepthNetConfig", "DepthNet", "DepthNetOutput", "PRESETS", "Prediction", "WEIGHTS_DIR", "pretrained_path",
-           "file_digest", "network_input", "prediction_from_stages"]
+           "file_digest", "network_input", "prediction_from_stages", "keypoints_from_heatmaps", "heads_only_difference",
+           "output_to_image", "image_to_output", "OUTPUT_STRIDE"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 # Weight decay drives the weights of channels training no longer uses geometrically towards zero:
@@ -46,7 +53,8 @@ DEAD_WEIGHT = 1e-30
 @dataclass(frozen=True)
 class DepthNetConfig:
     """mask_stages (S_M), depth_stages (S_D), width (channels), input_size (square, divisible by
-    64), hourglass_depth (4 halvings), stem ("paper" or "light")."""
+    64), hourglass_depth (4 halvings), stem ("paper" or "light"), keypoints (0, or 21: joint
+    heatmaps on the last stage), handedness (a right-hand logit on the last stage)."""
 
     mask_stages: int = 3
     depth_stages: int = 3
@@ -54,8 +62,12 @@ class DepthNetConfig:
     input_size: int = 256
     hourglass_depth: int = 4
     stem: str = "paper"
+    keypoints: int = 0
+    handedness: bool = False
 
     def __post_init__(self) -> None:
+        if self.keypoints not in (0, NUM_JOINTS):
+            raise ValueError(f"keypoints must be 0 or {NUM_JOINTS}, got {self.keypoints}")
         if self.mask_stages < 0 or self.depth_stages < 1:
             raise ValueError(f"need mask_stages >= 0 and depth_stages >= 1, got {self.mask_stages}, {self.depth_stages}")
         if self.width < 8:
@@ -80,14 +92,25 @@ class DepthNetConfig:
 PRESETS: dict[str, DepthNetConfig] = {
     "paper": DepthNetConfig(3, 3, 128, 256, 4, "paper"),
     "cpu": DepthNetConfig(3, 3, 64, 192, 4, "light"),
+    "paper+keypoints": DepthNetConfig(3, 3, 128, 256, 4, "paper", NUM_JOINTS, True),
+    "cpu+keypoints": DepthNetConfig(3, 3, 64, 192, 4, "light", NUM_JOINTS, True),
 }
 
 
+def heads_only_difference(a: DepthNetConfig, b: DepthNetConfig) -> bool:
+    """Whether two configs differ only in their keypoint and handedness heads (weights of one
+    start the other: the stages load, the new heads start from scratch)."""
+    return replace(a, keypoints=0, handedness=False) == replace(b, keypoints=0, handedness=False)
+
+
 class DepthNetOutput(NamedTuple):
-    """stages ``(B, S, 1, h, w)``: every stage's map, mask stages first; ``mask_stages`` S_M."""
+    """stages ``(B, S, 1, h, w)``: every stage's map, mask stages first; ``mask_stages`` S_M;
+    heatmaps ``(B, 21, h, w)`` or None; handedness ``(B,)`` right-hand logits or None."""
 
     stages: torch.Tensor
     mask_stages: int
+    heatmaps: torch.Tensor | None = None
+    handedness: torch.Tensor | None = None
 
     @property
     def depth(self) -> torch.Tensor:
@@ -102,10 +125,16 @@ class DepthNetOutput(NamedTuple):
 
 class Prediction(NamedTuple):
     """relative ``(H, W) float32`` (the paper's D_T; 1 = background), mask ``(H, W) bool``,
-    both at the input image's resolution."""
+    both at the input image's resolution. With a keypoint network: keypoints_px ``(21, 2)``
+    float64, the joints' pixel coordinates in the input image (sub-pixel peaks of the heatmaps,
+    ``keypoints_from_heatmaps``), keypoint_confidence ``(21,)`` (each heatmap's peak value,
+    about 1 for a sure joint) and right_prob (the probability of a right hand); else None."""
 
     relative: np.ndarray
     mask: np.ndarray
+    keypoints_px: np.ndarray | None = None
+    keypoint_confidence: np.ndarray | None = None
+    right_prob: float | None = None
 
 
 class DepthNet(nn.Module):
@@ -131,6 +160,15 @@ class DepthNet(nn.Module):
         # Link layers: stage i's features and prediction re-enter stage i + 1
         self.link_features = nn.ModuleList(nn.Conv2d(w, w, 1) for _ in range(n - 1))
         self.link_preds = nn.ModuleList(nn.Conv2d(1, w, 1) for _ in range(n - 1))
+        if config.keypoints:
+            self.keypoint_head = nn.Sequential(nn.Conv2d(w, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
+                                               nn.Conv2d(w, config.keypoints, 1))
+            # empty maps at the start: a new head's first, random maps would send large gradients
+            # into stages trained for depth
+            nn.init.zeros_(self.keypoint_head[-1].weight)
+            nn.init.zeros_(self.keypoint_head[-1].bias)
+        if config.handedness:
+            self.handedness_head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(w, 1))
 
     def forward(self, rgb: torch.Tensor) -> DepthNetOutput:
         """rgb ``(B, 3, S, S) float32 in [0, 1]`` -> ``DepthNetOutput``."""
@@ -142,7 +180,9 @@ class DepthNet(nn.Module):
             outs.append(pred)
             if i + 1 < len(self.hourglasses):
                 x = x + self.link_features[i](f) + self.link_preds[i](pred)
-        return DepthNetOutput(torch.stack(outs, dim=1), self.config.mask_stages)
+        heatmaps = self.keypoint_head(f) if self.config.keypoints else None
+        handedness = self.handedness_head(f)[:, 0] if self.config.handedness else None
+        return DepthNetOutput(torch.stack(outs, dim=1), self.config.mask_stages, heatmaps, handedness)
 
     # ---- weights -------------------------------------------------------------------------
     @classmethod
@@ -196,7 +236,9 @@ class DepthNet(nn.Module):
         self.eval()
         out = self(torch.from_numpy(x))
         self.train(was_training)
-        return prediction_from_stages(out.stages[0].numpy(), self.config.mask_stages, size)
+        return prediction_from_stages(out.stages[0].numpy(), self.config.mask_stages, size,
+                                      None if out.heatmaps is None else out.heatmaps[0].numpy(),
+                                      None if out.handedness is None else float(out.handedness[0]))
 
 
 def network_input(rgb: np.ndarray, input_size: int) -> tuple[np.ndarray, tuple[int, int]]:
@@ -211,18 +253,68 @@ def network_input(rgb: np.ndarray, input_size: int) -> tuple[np.ndarray, tuple[i
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=np.float32) / np.float32(255.0), (h, w)
 
 
-def prediction_from_stages(stages: np.ndarray, mask_stages: int, size: tuple[int, int]) -> Prediction:
+def prediction_from_stages(stages: np.ndarray, mask_stages: int, size: tuple[int, int],
+                           heatmaps: np.ndarray | None = None, handedness_logit: float | None = None) -> Prediction:
     """One image's stage maps ``(S_M + S_D, 1, h, w)`` -> ``Prediction`` at ``size`` ``(H, W)``:
     the last depth stage, and the last mask stage above 0.5 (without mask stages: relative
-    depth below 0.5)."""
+    depth below 0.5); with ``heatmaps (21, h, w)`` the keypoints in the image's pixels, with
+    ``handedness_logit`` the probability of a right hand."""
     import cv2
 
     h, w = size
     rel = np.asarray(stages[-1, 0], dtype=np.float32)
     mask_map = stages[mask_stages - 1, 0] if mask_stages else (rel < 0.5).astype(np.float32)
+    out_h, out_w = rel.shape
     rel = cv2.resize(rel, (w, h), interpolation=cv2.INTER_LINEAR)
     mask = cv2.resize(np.asarray(mask_map, np.float32), (w, h), interpolation=cv2.INTER_LINEAR) > 0.5
-    return Prediction(rel.astype(np.float32), mask)
+    keypoints = confidence = None
+    if heatmaps is not None:
+        uv, confidence = keypoints_from_heatmaps(heatmaps)
+        keypoints = output_to_image(uv, (out_w, out_h), (w, h))
+    right = None if handedness_logit is None else float(1.0 / (1.0 + np.exp(-handedness_logit)))
+    return Prediction(rel.astype(np.float32), mask, keypoints, confidence, right)
+
+
+#: the network's input side over its output side; output pixel j holds input pixel
+#: ``OUTPUT_STRIDE * j + OUTPUT_STRIDE // 2`` (the targets keep every 4th pixel from the 3rd)
+OUTPUT_STRIDE = 4
+
+
+def output_to_image(uv: np.ndarray, out_size: tuple[int, int], image_size: tuple[int, int]) -> np.ndarray:
+    """Output-map coordinates ``(..., 2)`` (column, row; pixel centres at integers) -> pixel
+    coordinates of the image that was resized whole to the network's input: output pixel j is
+    input pixel ``4 j + 2``, and input pixel x sees image pixel ``(x + 0.5) W / S - 0.5``."""
+    uv = np.asarray(uv, dtype=np.float64)
+    out = np.asarray(out_size, np.float64)
+    scale = np.asarray(image_size, np.float64) / (OUTPUT_STRIDE * out)
+    return (OUTPUT_STRIDE * uv + OUTPUT_STRIDE // 2 + 0.5) * scale - 0.5
+
+
+def image_to_output(uv: np.ndarray, out_size: tuple[int, int], image_size: tuple[int, int]) -> np.ndarray:
+    """The inverse of :func:`output_to_image`."""
+    uv = np.asarray(uv, dtype=np.float64)
+    scale = np.asarray(image_size, np.float64) / (OUTPUT_STRIDE * np.asarray(out_size, np.float64))
+    return ((uv + 0.5) / scale - 0.5 - OUTPUT_STRIDE // 2) / OUTPUT_STRIDE
+
+
+def keypoints_from_heatmaps(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(K, h, w)`` heatmaps -> each map's peak ``(K, 2)`` as (column, row) in heatmap pixels,
+    refined to sub-pixel by a parabola through the peak and its neighbours along each axis, and
+    its value ``(K,)`` (the confidence)."""
+    hm = np.asarray(heatmaps, dtype=np.float64)
+    k, h, w = hm.shape
+    flat = hm.reshape(k, -1).argmax(1)
+    rows, cols = np.divmod(flat, w)
+    peak = hm[np.arange(k), rows, cols]
+
+    def offset(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        denom = left - 2 * peak + right
+        return np.where(denom < 0, np.clip(0.5 * (left - right) / np.where(denom < 0, denom, -1.0), -0.5, 0.5), 0.0)
+
+    ix = np.arange(k)
+    dx = offset(hm[ix, rows, np.maximum(cols - 1, 0)], hm[ix, rows, np.minimum(cols + 1, w - 1)])
+    dy = offset(hm[ix, np.maximum(rows - 1, 0), cols], hm[ix, np.minimum(rows + 1, h - 1), cols])
+    return np.stack([cols + dx, rows + dy], axis=-1), peak
 
 
 def zero_dead_weights(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -46,14 +46,20 @@ OPSET = 18
 
 
 class _Stages(torch.nn.Module):
-    """The network with a plain tensor out (the exporter takes no NamedTuple)."""
+    """The network with plain tensors out (the exporter takes no NamedTuple): the stages, then
+    the heatmaps and the side's logits when the network has those heads."""
 
     def __init__(self, net: DepthNet):
         super().__init__()
         self.net = net
 
-    def forward(self, rgb: torch.Tensor) -> torch.Tensor:
-        return self.net(rgb).stages
+    def forward(self, rgb: torch.Tensor):
+        out = self.net(rgb)
+        return tuple(t for t in (out.stages, out.heatmaps, out.handedness) if t is not None)
+
+
+def _output_names(net: DepthNet) -> list[str]:
+    return ["stages"] + (["heatmaps"] if net.config.keypoints else []) + (["handedness"] if net.config.handedness else [])
 
 
 #: what the export depends on besides the weights: the network's code and the export's settings
@@ -80,9 +86,10 @@ def _export(net: DepthNet) -> bytes:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+            names = _output_names(net)
             torch.onnx.export(_Stages(net), (torch.zeros(1, 3, s, s),), buf, input_names=["rgb"],
-                              output_names=["stages"], opset_version=OPSET, dynamo=False,
-                              dynamic_axes={"rgb": {0: "batch"}, "stages": {0: "batch"}})
+                              output_names=names, opset_version=OPSET, dynamo=False,
+                              dynamic_axes={"rgb": {0: "batch"}, **{n: {0: "batch"} for n in names}})
     finally:
         net.train(was_training)
     return buf.getvalue()
@@ -165,21 +172,33 @@ class Inference:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """``(B, 3, S, S) float32 in [0, 1]`` -> ``(B, S_M + S_D, 1, S/4, S/4) float32``."""
+        return self.outputs(x)[0]
+
+    def outputs(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """``(B, 3, S, S) float32 in [0, 1]`` -> stages ``(B, S_M + S_D, 1, S/4, S/4)``, heatmaps
+        ``(B, 21, S/4, S/4)`` or None, right-hand logits ``(B,)`` or None (networks without the
+        heads)."""
         x = np.ascontiguousarray(x, dtype=np.float32)
         s = self.config.input_size
         if x.ndim != 4 or x.shape[1:] != (3, s, s):
             raise ValueError(f"depthnet input must be (B, 3, {s}, {s}), got {x.shape}")
         if self._session is not None:
-            return self._session.run(None, {"rgb": x})[0]
+            out = dict(zip(_output_names(self.net), self._session.run(None, {"rgb": x})))
+            return out["stages"], out.get("heatmaps"), out.get("handedness")
         with torch.no_grad():
             was_training = self.net.training
             self.net.eval()
             try:
-                return self.net(torch.from_numpy(x)).stages.numpy()
+                out = self.net(torch.from_numpy(x))
             finally:
                 self.net.train(was_training)
+        return (out.stages.numpy(), None if out.heatmaps is None else out.heatmaps.numpy(),
+                None if out.handedness is None else out.handedness.numpy())
 
     def predict(self, rgb: np.ndarray) -> Prediction:
-        """As ``DepthNet.predict``: ``(H, W, 3) uint8`` -> relative depth and mask at ``(H, W)``."""
+        """As ``DepthNet.predict``: ``(H, W, 3) uint8`` -> relative depth and mask at ``(H, W)``
+        (and keypoints and side with a keypoint network)."""
         x, size = network_input(rgb, self.config.input_size)
-        return prediction_from_stages(self(x)[0], self.config.mask_stages, size)
+        stages, heatmaps, sides = self.outputs(x)
+        return prediction_from_stages(stages[0], self.config.mask_stages, size,
+                                      None if heatmaps is None else heatmaps[0], None if sides is None else float(sides[0]))

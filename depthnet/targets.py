@@ -16,8 +16,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Targets", "make_targets", "targets_from_mask", "relative_to_metric", "FOREGROUND_MM", "DEPTH_SCALE_MM",
-           "BACKGROUND"]
+__all__ = ["Targets", "make_targets", "targets_from_mask", "relative_to_metric", "keypoint_targets", "FOREGROUND_MM",
+           "DEPTH_SCALE_MM", "BACKGROUND", "HEATMAP_SIGMA", "HIDDEN_JOINT_WEIGHT", "HIDDEN_JOINT_MM"]
 
 FOREGROUND_MM = 300.0
 DEPTH_SCALE_MM = 200.0
@@ -63,3 +63,35 @@ def relative_to_metric(relative: np.ndarray, mask: np.ndarray, mean_depth_mm: fl
         raise ValueError(f"mean_depth_mm must be finite and > 0, got {mean_depth_mm}")
     rel = np.asarray(relative, dtype=np.float32)
     return np.where(np.asarray(mask, bool), mean_depth_mm + DEPTH_SCALE_MM * rel, 0.0).astype(np.float32)
+
+
+#: keypoint heatmaps: a Gaussian of this standard deviation (output pixels) at each joint
+HEATMAP_SIGMA = 1.5
+#: a joint is hidden by the hand when the surface at its pixel is more than this in front of it
+#: (joints are bone centres: a visible joint lies a finger's radius, 6-11 mm, behind the skin)
+HIDDEN_JOINT_MM = 25.0
+#: the loss weight of a hidden joint (a visible one weighs 1; one outside the image 0)
+HIDDEN_JOINT_WEIGHT = 0.3
+
+
+def keypoint_targets(uv: np.ndarray, z_mm: np.ndarray, depth_mm: np.ndarray,
+                     sigma: float = HEATMAP_SIGMA) -> tuple[np.ndarray, np.ndarray]:
+    """Heatmaps and loss weights for joints at output-map coordinates ``uv (K, 2)`` (column, row)
+    and depths ``z_mm (K,)``, given the true depth ``depth_mm (h, w)`` at the output's resolution.
+
+    Returns heatmaps ``(K, h, w) float32`` (a Gaussian of peak 1 at each joint inside the map,
+    zeros for one outside) and weights ``(K,) float32``: 1 for a visible joint, ``HIDDEN_JOINT_WEIGHT``
+    for one the hand hides (the surface at its pixel more than ``HIDDEN_JOINT_MM`` nearer, or no
+    surface there), 0 outside the map."""
+    uv = np.asarray(uv, np.float64)
+    h, w = depth_mm.shape
+    rows, cols = np.arange(h)[None, :, None], np.arange(w)[None, None, :]
+    maps = np.exp(-((cols - uv[:, 0, None, None]) ** 2 + (rows - uv[:, 1, None, None]) ** 2) / (2 * sigma ** 2))
+    inside = (uv[:, 0] > -0.5) & (uv[:, 0] < w - 0.5) & (uv[:, 1] > -0.5) & (uv[:, 1] < h - 0.5) & np.isfinite(uv).all(1)
+    maps[~inside] = 0.0
+    c = np.clip(np.round(uv[:, 0]), 0, w - 1).astype(int)
+    r = np.clip(np.round(uv[:, 1]), 0, h - 1).astype(int)
+    surface = depth_mm[r, c]
+    visible = (surface > 0) & (np.asarray(z_mm) - surface <= HIDDEN_JOINT_MM)
+    weights = np.where(inside, np.where(visible, 1.0, HIDDEN_JOINT_WEIGHT), 0.0)
+    return maps.astype(np.float32), weights.astype(np.float32)

@@ -3,7 +3,10 @@
 Optimiser as the paper: Adam (lr 1e-3, weight decay 1e-5), StepLR halving every 30 of 100
 epochs, scaled to the epoch count (``step = round(30 * epochs / 100)``). Loss: the sum over
 stages of the per-pixel MSE (mask stages against the mask, depth stages against the relative
-depth). Every epoch: validation metrics (if ``--val``) appended to ``RUN/metrics.csv``;
+depth); a network with keypoint heads (``cpu+keypoints``) adds ``head_losses``: the heatmaps'
+weighted MSE times ``KEYPOINT_LOSS_WEIGHT`` and the side's cross-entropy times
+``SIDE_LOSS_WEIGHT``. ``--init`` with weights of the same network without those heads (the
+shipped ``cpu`` weights) starts the stages from them and the heads from scratch. Every epoch: validation metrics (if ``--val``) appended to ``RUN/metrics.csv``;
 ``RUN/config.json`` holds the resolved configuration.
 
 Checkpoints (``RUN/checkpoint.pt``: model, optimizer, scheduler, epoch, step, config) are
@@ -42,15 +45,15 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
 from depthnet.data import Augmentation, HandDepthDataset, collate
-from depthnet.model import PRESETS, DepthNet, DepthNetConfig, file_digest
+from depthnet.model import PRESETS, DepthNet, DepthNetConfig, file_digest, heads_only_difference
 from handrgbd.args import MAX_WORKERS, SEED_MAX, CommandParser, existing_file, integer, number, out_path
 from handrgbd.outputs import check_outputs, make_folder, write_csv, write_json
 from handrgbd.recording import Recording
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TrainConfig", "train", "train_main", "stage_losses", "NonFiniteLossError", "export_weights",
-           "build_parser", "TRAIN_OUTPUTS"]
+__all__ = ["TrainConfig", "train", "train_main", "stage_losses", "head_losses", "NonFiniteLossError", "export_weights",
+           "build_parser", "TRAIN_OUTPUTS", "KEYPOINT_LOSS_WEIGHT", "SIDE_LOSS_WEIGHT"]
 
 
 DEVICES = ("auto", "cpu", "cuda")  # auto: cuda when torch sees a GPU
@@ -176,6 +179,32 @@ def stage_losses(stages: torch.Tensor, mask_stages: int, mask: torch.Tensor, rel
     return torch.stack(losses)
 
 
+#: the heatmaps' MSE (peak 1, sigma 1.5 output pixels: about 0.3% of a 48 x 48 map is a joint's)
+#: times this weighs about as much as one depth stage at the start of fine-tuning
+KEYPOINT_LOSS_WEIGHT = 20.0
+#: the side's binary cross-entropy (0.69 untrained) times this
+SIDE_LOSS_WEIGHT = 0.05
+
+
+def head_losses(heatmaps: torch.Tensor | None, handedness: torch.Tensor | None, target_heatmaps: torch.Tensor,
+                joint_weights: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    """``(2,)``: the keypoint loss (each joint's heatmap MSE times its weight, ``(B, 21)``: 1
+    visible, less hidden, 0 outside the image or without joints; averaged over the batch's
+    joints and pixels, times ``KEYPOINT_LOSS_WEIGHT``) and the side loss (binary cross-entropy
+    of the right-hand logits ``(B,)`` against ``right`` in {0, 1}, samples with -1 left out, times
+    ``SIDE_LOSS_WEIGHT``). A head that is None gives 0."""
+    zero = target_heatmaps.new_zeros(())
+    kp = zero
+    if heatmaps is not None:
+        per_joint = ((heatmaps - target_heatmaps) ** 2).mean(dim=(2, 3))
+        kp = KEYPOINT_LOSS_WEIGHT * (joint_weights * per_joint).sum() / joint_weights.numel()
+    side = zero
+    known = right >= 0
+    if handedness is not None and bool(known.any()):
+        side = SIDE_LOSS_WEIGHT * F.binary_cross_entropy_with_logits(handedness[known], right[known].to(handedness.dtype))
+    return torch.stack([kp, side])
+
+
 def _atomic_save(obj: dict, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     torch.save(obj, tmp)
@@ -265,9 +294,16 @@ def train(config: TrainConfig, resume: bool = False, progress: bool | str = True
     net = DepthNet(config.model_config)
     if config.init is not None and not (resume and ckpt_path.exists()):
         start = DepthNet.load(config.init)  # clear errors for missing/corrupt files
-        if start.config != config.model_config:
+        if start.config == config.model_config:
+            net.load_state_dict(start.state_dict())
+        elif heads_only_difference(start.config, config.model_config):  # new heads start from scratch
+            missing, unexpected = net.load_state_dict(start.state_dict(), strict=False)
+            log.info("%s has no weights for %s: they start from scratch", config.init,
+                     sorted({k.split(".")[0] for k in missing}))
+            if unexpected:  # heads the new network drops
+                log.info("%s: not used: %s", config.init, sorted({k.split(".")[0] for k in unexpected}))
+        else:
             raise ValueError(f"{config.init}: weights are of model {start.config}, not {config.model_config}")
-        net.load_state_dict(start.state_dict())
         log.info("starting from %s", config.init)
     ck = _load_checkpoint(ckpt_path, config, run_dir) if resume and ckpt_path.exists() else None
     if rank == 0:  # the run folder appears once data, weights and checkpoint are accepted
@@ -307,7 +343,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool | str = True
         first = start_step if epoch == start_epoch else 0
         bar = Progress(steps_per_epoch, f"epoch {epoch + 1}/{config.epochs}", "batch", progress if rank == 0 else False,
                        initial=first)
-        running, t0 = 0.0, time.perf_counter()
+        running, running_heads, t0 = 0.0, np.zeros(2), time.perf_counter()
         batches = [[int(i) for i in shard[k * config.batch_size:(k + 1) * config.batch_size]]
                    for k in range(first, steps_per_epoch)]
         loader = DataLoader(data, batch_sampler=batches, collate_fn=collate, num_workers=config.workers,
@@ -317,7 +353,9 @@ def train(config: TrainConfig, resume: bool = False, progress: bool | str = True
             losses = stage_losses(pred.stages, config.model_config.mask_stages, batch.mask.to(device, non_blocking=True),
                                   batch.relative.to(device, non_blocking=True), config.hand_weight,
                                   config.plane_weight)
-            loss = losses.sum()
+            heads = head_losses(pred.heatmaps, pred.handedness, batch.heatmaps.to(device, non_blocking=True),
+                                batch.joint_weights.to(device, non_blocking=True), batch.right.to(device, non_blocking=True))
+            loss = losses.sum() + heads.sum()
             if not torch.isfinite(loss):
                 save(epoch, step)
                 raise NonFiniteLossError(f"loss is {loss.item()} at epoch {epoch} step {step}; batch frames: "
@@ -326,14 +364,21 @@ def train(config: TrainConfig, resume: bool = False, progress: bool | str = True
             loss.backward()
             opt.step()
             running += loss.item()
+            running_heads += heads.detach().cpu().numpy()
             global_step += 1
-            bar.update(loss=f"{running / (step - first + 1):.4f}")
+            done = step - first + 1
+            bar.update(loss=f"{running / done:.4f}", **({"keypoints": f"{running_heads[0] / done:.4f}",
+                                                        "side": f"{running_heads[1] / done:.4f}"}
+                                                       if pred.heatmaps is not None else {}))
             if (step + 1) % config.checkpoint_every == 0:
                 save(epoch, step + 1)
         bar.close()
         sched.step()
         save(epoch + 1, 0)
         metrics = {"epoch": epoch + 1, "train_loss": running / max(1, steps_per_epoch - first),
+                   **({"train_keypoint_loss": float(running_heads[0]) / max(1, steps_per_epoch - first),
+                       "train_side_loss": float(running_heads[1]) / max(1, steps_per_epoch - first)}
+                      if config.model_config.keypoints else {}),
                    "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - t0,
                    "train_img_per_s": (steps_per_epoch - first) * config.batch_size * world / (time.perf_counter() - t0)}
         if config.val and rank == 0:
@@ -343,6 +388,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool | str = True
             for folder in config.val:
                 m = evaluate(net, folder, max_frames=config.val_frames)
                 metrics.update({"val_depth_error_mm": m["depth_error_mm"], "val_iou": m["iou"]})
+                metrics.update({f"val_{k}": m[k] for k in ("keypoint_error_px", "pck_0_2", "side_accuracy")
+                                if m.get(k) is not None})
         if rank == 0:
             _append_csv(run_dir / "metrics.csv", metrics)
             log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()})

@@ -20,8 +20,11 @@ this order.
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import NamedTuple
 
-__all__ = ["Joint", "PARENTS", "BONES", "FINGERS", "NUM_JOINTS"]
+import numpy as np
+
+__all__ = ["Joint", "PARENTS", "BONES", "FINGERS", "NUM_JOINTS", "hand_side", "Keypoints"]
 
 
 class Joint(IntEnum):
@@ -59,3 +62,28 @@ BONES: tuple[tuple[int, int], ...] = tuple((p, c) for c, p in enumerate(PARENTS)
 #: Joints of each finger from base to tip (thumb, index, middle, ring, pinky).
 FINGERS: tuple[tuple[int, int, int, int], ...] = tuple(
     (1 + 4 * f, 2 + 4 * f, 3 + 4 * f, 4 + 4 * f) for f in range(5))
+
+
+def hand_side(pose: np.ndarray, joints_mm: np.ndarray) -> str:
+    """``"right"`` or ``"left"``: the side of a hand model whose parameters ``pose (27,)`` (its
+    orientation quaternion ``(w, x, y, z)`` at 3:7) give ``joints_mm (21, 3)``. In the hand's own
+    frame a right hand has its index knuckle on the +x side of its little-finger knuckle and a
+    left hand, the mirror image, on the -x side (``tracker.kinematics``); the joints alone cannot
+    tell a hand from its mirror image."""
+    w, x, y, z = np.asarray(pose, np.float64)[3:7] / np.linalg.norm(np.asarray(pose, np.float64)[3:7])
+    first_column = np.array([1 - 2 * (y * y + z * z), 2 * (x * y + w * z), 2 * (x * z - w * y)])  # R e_x
+    across = np.asarray(joints_mm, np.float64)[Joint.INDEX_MCP] - np.asarray(joints_mm, np.float64)[Joint.PINKY_MCP]
+    return "right" if across @ first_column > 0 else "left"
+
+
+class Keypoints(NamedTuple):
+    """2D joints seen in an image (e.g. depthnet's heatmaps), as they travel to the tracker.
+
+    uv_px : ``(21, 2)`` float pixel coordinates (column, row) in the frame, ``Joint`` order.
+    confidence : ``(21,)`` in [0, 1] (about 1 for a sure joint; 0: not seen).
+    right_prob : the probability that the hand is a right hand, or None (not estimated).
+    """
+
+    uv_px: np.ndarray
+    confidence: np.ndarray
+    right_prob: float | None = None

@@ -19,7 +19,9 @@ length) and, set by :func:`track_frames`, ``previous_joints`` (the tracker's las
 * ``depthnet-rgb-crop`` / ``depthnet-rgb-crop:WEIGHTS``: RGB alone on wide frames, as ``handrgbd
   live`` and ``HandTracker`` do: depthnet first finds the hand in the whole frame, then runs on a
   square crop around it; while the tracker keeps a solution the crop follows its joints
-  (``live.pipeline.HandFinder``, ``follow_crop``).
+  (``live.pipeline.HandFinder``, ``follow_crop``);
+* ``depthnet+kp``, ``depthnet-rgb+kp``, ``depthnet-rgb-crop+kp``: the same with a keypoint
+  network's 2D joints given to the tracker (its keypoint term and PnP start, issue 21).
 
 :func:`track_frames` is the per-frame loop that ``handrgbd track``, ``handrgbd compare`` and the
 C1/C2 study (``experiments/pose_c1_c2.py``) share: the source's observation, the tracker's step,
@@ -37,6 +39,7 @@ from typing import NamedTuple
 import numpy as np
 
 from handrgbd.depth import usable_depth
+from handrgbd.joints import Keypoints
 from handrgbd.recording import Frame, Recording
 
 __all__ = ["Observation", "Provider", "PROVIDERS", "SOURCE_NEEDS", "make_provider", "depthnet_provider",
@@ -50,11 +53,13 @@ class Observation(NamedTuple):
     depth_mm : ``(H, W) float32`` mm, 0 = no reading.
     mask : ``(H, W) bool`` hand mask, or None (the tracker finds the hand in the depth itself).
     offset_free : the depth is known only up to a constant (relative depth from RGB).
+    keypoints : 2D joints in the frame's pixels for the tracker's keypoint term, or None.
     """
 
     depth_mm: np.ndarray
     mask: np.ndarray | None = None
     offset_free: bool = False
+    keypoints: Keypoints | None = None
 
 
 Provider = Callable[[Frame, dict], "Observation | None"]
@@ -96,12 +101,14 @@ def _degraded_args(noise: str, holes: str) -> tuple[float, float]:
 
 
 def depthnet_provider(weights: str | Path | None = None, rgb_only: bool = False,
-                      predict: Callable[[Frame], object] | None = None, backend: str = "auto") -> Provider:
+                      predict: Callable[[Frame], object] | None = None, backend: str = "auto",
+                      keypoints: bool = False) -> Provider:
     """The ``depthnet`` (C2) or, with ``rgb_only``, ``depthnet-rgb`` (C2-rgb) source.
 
     ``predict(frame) -> Prediction`` (``depthnet.runtime``: ``relative``, ``mask`` at the frame's
     size) replaces the network's own pass, e.g. with predictions already made; otherwise the
     weights file (default: the shipped weights) is loaded on the first frame, with ``backend``.
+    ``keypoints``: pass a keypoint network's keypoints on to the tracker (the ``+kp`` sources).
     None for a frame whose mask is empty (C2: or whose sensor depth has no hand)."""
     def provider(frame: Frame, state: dict) -> Observation | None:
         from depthnet.targets import make_targets, relative_to_metric
@@ -117,6 +124,8 @@ def depthnet_provider(weights: str | Path | None = None, rgb_only: bool = False,
 
                 state["net"] = Inference(DepthNet.load(weights) if weights else DepthNet.from_pretrained(), backend)
             pred = state["net"].predict(frame.rgb)
+        kp = Keypoints(pred.keypoints_px, pred.keypoint_confidence, pred.right_prob) \
+            if keypoints and getattr(pred, "keypoints_px", None) is not None else None
         if rgb_only:
             from tracker.kinematics import DEFAULT_HAND_LENGTH_MM
             from tracker.tracking import distance_from_mask
@@ -124,16 +133,16 @@ def depthnet_provider(weights: str | Path | None = None, rgb_only: bool = False,
             if not pred.mask.any():
                 return None
             z = distance_from_mask(pred.mask, frame.camera, state.get("hand_length_mm", DEFAULT_HAND_LENGTH_MM))
-            return Observation(relative_to_metric(pred.relative, pred.mask, z), pred.mask, offset_free=True)
+            return Observation(relative_to_metric(pred.relative, pred.mask, z), pred.mask, offset_free=True, keypoints=kp)
         mean = make_targets(_sensor(frame, state).depth_mm).mean_depth_mm  # the hand's mean depth from the sensor
         if not np.isfinite(mean):
             return None
-        return Observation(relative_to_metric(pred.relative, pred.mask, mean), pred.mask)
+        return Observation(relative_to_metric(pred.relative, pred.mask, mean), pred.mask, keypoints=kp)
     return provider
 
 
 def depthnet_crop_provider(weights: str | Path | None = None, backend: str = "auto",
-                           margin: float | None = None) -> Provider:
+                           margin: float | None = None, keypoints: bool = False) -> Provider:
     """The ``depthnet-rgb-crop`` source: depthnet finds the hand in the whole frame (or follows
     ``state["previous_joints"]``, grown by ``margin``: default live's ``crop_margin``) and runs
     on a square crop around it; then as ``depthnet-rgb``. None for a frame where it finds no
@@ -159,7 +168,8 @@ def depthnet_crop_provider(weights: str | Path | None = None, backend: str = "au
         if obs.mask is None or obs.mask.sum() < live.min_mask_pixels:
             return None
         z = distance_from_mask(obs.mask, frame.camera, state.get("hand_length_mm", DEFAULT_HAND_LENGTH_MM))
-        return Observation(relative_to_metric(obs.relative, obs.mask, z), obs.mask, offset_free=True)
+        return Observation(relative_to_metric(obs.relative, obs.mask, z), obs.mask, offset_free=True,
+                           keypoints=obs.keypoints if keypoints else None)
     return provider
 
 
@@ -171,11 +181,15 @@ PROVIDERS: dict[str, Callable[..., Provider]] = {
     "depthnet": lambda weights=None: depthnet_provider(weights, rgb_only=False),
     "depthnet-rgb": lambda weights=None: depthnet_provider(weights, rgb_only=True),
     "depthnet-rgb-crop": lambda weights=None: depthnet_crop_provider(weights),
+    "depthnet+kp": lambda weights=None: depthnet_provider(weights, rgb_only=False, keypoints=True),
+    "depthnet-rgb+kp": lambda weights=None: depthnet_provider(weights, rgb_only=True, keypoints=True),
+    "depthnet-rgb-crop+kp": lambda weights=None: depthnet_crop_provider(weights, keypoints=True),
 }
 
 #: the image folders each built-in source reads (``depthnet`` also the sensor depth, for the hand's distance)
 SOURCE_NEEDS = {"clean": ("depth_gt",), "sensor": ("depth",), "degraded": ("depth",), "depthnet": ("rgb", "depth"),
-                "depthnet-rgb": ("rgb",), "depthnet-rgb-crop": ("rgb",)}
+                "depthnet-rgb": ("rgb",), "depthnet-rgb-crop": ("rgb",), "depthnet+kp": ("rgb", "depth"),
+                "depthnet-rgb+kp": ("rgb",), "depthnet-rgb-crop+kp": ("rgb",)}
 
 
 def make_provider(spec: str) -> Provider:
@@ -194,7 +208,7 @@ def weights_path(source: str) -> Path | None:
     """The weights file a depthnet source uses (its argument, else the shipped one); None for the
     other sources. ``ValueError`` when the file is not there."""
     name, *args = source.split(":")
-    if name not in ("depthnet", "depthnet-rgb", "depthnet-rgb-crop"):  # the sources whose argument is a weights file
+    if not name.startswith("depthnet"):  # the built-in sources whose argument is a weights file
         return None
     from depthnet.model import pretrained_path
 
@@ -268,7 +282,7 @@ def track_frames(rec: Recording, provider: Provider, config, start: np.ndarray |
                 if start is not None:
                     tracker.reset(start, side=start_side or config.side)
             try:
-                r = tracker.step(obs.depth_mm, mask=obs.mask, rgb=frame.rgb, camera=frame.camera)
+                r = tracker.step(obs.depth_mm, mask=obs.mask, rgb=frame.rgb, camera=frame.camera, keypoints=obs.keypoints)
             except ValueError as e:
                 raise ValueError(f"{rec.path} frame {frame.name}: {e}") from e
             state["previous_joints"] = r.joints_mm if tracker.has_track else None

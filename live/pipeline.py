@@ -30,6 +30,7 @@ from depthnet.model import DepthNet
 from depthnet.runtime import Inference
 from depthnet.targets import relative_to_metric
 from handrgbd.camera import CameraIntrinsics
+from handrgbd.joints import Keypoints
 from renderer.projection import RegionOfInterest
 from tracker.pso import PSOConfig
 from tracker.tracking import Tracker, TrackerConfig, distance_from_mask
@@ -52,6 +53,8 @@ class LiveConfig:
     min_mask_pixels: int = 150
     crop_margin: float = 0.4
     depthnet_backend: str = "auto"
+    #: use depthnet's keypoints (a keypoint network's) in the tracker's objective and start
+    keypoints: bool = True
 
 
 class LiveResult(NamedTuple):
@@ -77,12 +80,14 @@ def _largest_blob(mask: np.ndarray) -> np.ndarray:
 
 class Observation(NamedTuple):
     """Stage 1's output for one frame: the crop depthnet ran on (None: no hand found), and its
-    relative depth and mask pasted into full-frame maps (None without a crop)."""
+    relative depth and mask pasted into full-frame maps (None without a crop); with a keypoint
+    network its keypoints in the frame's pixels."""
 
     crop: RegionOfInterest | None
     relative: np.ndarray | None     # (H, W) relative depth on the crop, 1 elsewhere
     mask: np.ndarray | None         # (H, W) bool, the largest blob
     timings: dict
+    keypoints: Keypoints | None = None
 
 
 class HandFinder:
@@ -99,8 +104,8 @@ class HandFinder:
 
     def _predict_square(self, rgb: np.ndarray, x0: int, y0: int, side: int):
         """depthnet on the square ``(x0, y0, side)`` of the frame (black where it leaves the
-        image), pasted back at full size: ``(relative (H, W) float32, 1 outside; mask (H, W))``,
-        or None when the square misses the image."""
+        image), pasted back at full size: ``(relative (H, W) float32, 1 outside; mask (H, W);
+        keypoints in the frame's pixels or None)``, or None when the square misses the image."""
         H, W = rgb.shape[:2]
         sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + side, W), min(y0 + side, H)
         if sx1 <= sx0 or sy1 <= sy0:
@@ -112,7 +117,9 @@ class HandFinder:
         mask = np.zeros((H, W), bool)
         relative[sy0:sy1, sx0:sx1] = pred.relative[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0]
         mask[sy0:sy1, sx0:sx1] = pred.mask[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0]
-        return relative, mask
+        keypoints = None if pred.keypoints_px is None else \
+            Keypoints(pred.keypoints_px + [x0, y0], pred.keypoint_confidence, pred.right_prob)
+        return relative, mask, keypoints
 
     def localise(self, rgb: np.ndarray) -> RegionOfInterest | None:
         """The crop around the hand in the whole frame, or None (no blob of ``min_mask_pixels``)."""
@@ -140,8 +147,8 @@ class HandFinder:
         t["depthnet"] = time.perf_counter() - t1
         if predicted is None:
             return Observation(None, None, None, t)
-        relative, mask = predicted
-        return Observation(crop, relative, _largest_blob(mask), t)
+        relative, mask, keypoints = predicted
+        return Observation(crop, relative, _largest_blob(mask), t, keypoints)
 
 
 def follow_crop(joints_mm: np.ndarray, camera: CameraIntrinsics, margin: float) -> RegionOfInterest | None:
@@ -210,7 +217,7 @@ class LivePipeline:
         t2 = time.perf_counter()
         z = distance_from_mask(obs.mask, self.camera, self.tracker.config.hand_length_mm)
         depth = relative_to_metric(obs.relative, obs.mask, z)  # float32, 0 off the mask
-        r = self.tracker.step(depth, mask=obs.mask)
+        r = self.tracker.step(depth, mask=obs.mask, keypoints=obs.keypoints if self.config.keypoints else None)
         t["tracker"] = time.perf_counter() - t2
         # the crop follows the hand while the tracker keeps a solution ("lost" frames included:
         # a poor silhouette alone does not make it start afresh), else depthnet localises again

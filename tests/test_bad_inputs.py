@@ -461,7 +461,8 @@ def test_compare_tracks_unreadable_cached_rows_again_and_refuses_unusable_depth(
     shutil.rmtree(zero / "depth")
     code, err = run_cli(["compare", "--data", str(zero), "--out", str(tmp_path / "c2"), "--sources", "sensor",
                          "--trackers", "pso:8x2", "--no-progress"], capsys)
-    assert code == 2 and "--sources sensor: " in err and "has no depth/" in err and not (tmp_path / "c2").exists()
+    assert code == 2 and "has none of the images these sources read (sensor: depth/)" in err \
+        and not (tmp_path / "c2").exists()
 
 
 def test_synth_writes_a_damaged_frame_again(tmp_path):

@@ -486,11 +486,11 @@ def test_evaluate_tilt_is_zero_for_the_truth(tiny_data, monkeypatch):
 
     real_frames = ev._frames
 
-    def perfect(net, rec, indices, batch=8, source="depth_gt"):
-        for f, rgb, depth, rel, mask, hand in real_frames(net, rec, indices, batch, source):
+    def perfect(net, rec, indices, batch=8, source="depth_gt", crop=None):
+        for f, rgb, depth, rel, mask, hand, heads in real_frames(net, rec, indices, batch, source, crop):
             t = make_targets(depth)
             yield (f, rgb, depth, np.where(t.mask > 0, t.relative, 1.0).astype(np.float32), t.mask.astype(np.float32),
-                   hand)
+                   hand, heads)
 
     monkeypatch.setattr(ev, "_frames", perfect)
     m = ev.evaluate(DepthNet(TINY), tiny_data)

@@ -352,3 +352,80 @@ def test_fit_quality_thresholds_are_checked():
         TrackerConfig(min_iou=1.5)
     with pytest.raises(ValueError, match="min_coverage"):
         TrackerConfig(min_coverage=-0.1)
+
+
+# ---- keypoints (issue 21) ------------------------------------------------------------------------
+def test_keypoint_term_in_the_fused_run_is_the_python_objectives():
+    """The fused kernel's keypoint term against tracker.objective.keypoint_term in the Python
+    loop: the same best pose and value."""
+    from tracker.objective import KeypointTerm, keypoint_term
+
+    truth = HandPose.canonical("relaxed", position_mm=(0.0, 0.0, 430.0), orientation=(0.97, 0.1, 0.2, 0.0)).to_array()
+    model = HandModel("right")
+    observed = _render_full(truth, "right")
+    hand = observed > 0
+    roi = RegionOfInterest.from_mask(hand, margin=0.15)
+    obs = roi.sample(np.where(hand, observed, 0.0), 64).astype(np.float32)
+    mask = roi.sample(hand, 64, fill=False)
+    tile = roi.camera(CAM, 64)
+    rng = np.random.default_rng(3)
+    weights = rng.uniform(0, 1, 21)
+    weights[[2, 7]] = 0.0
+    term = KeypointTerm(tile.project(model.joints(truth)[0]) + rng.normal(0, 2, (21, 2)), weights / weights.sum(),
+                        30.0, 10.0, 0.1)
+    scorer, cfg = CpuScorer(model.primitive_set, 64), ObjectiveConfig()
+
+    def f(X):
+        sums = scorer.sums(model.primitives(X), CAM, roi, obs, mask, cfg.d_max_mm, True)
+        return objective_from_sums(sums, finger_crossing_penalty(X), cfg) + keypoint_term(model.joints(X), tile, term)
+
+    start = truth + np.concatenate([rng.normal(0, 8, 3), rng.normal(0, 0.05, 4), rng.normal(0, 0.2, 20)])
+    swarm = np.repeat(start[None], 12, axis=0) + np.concatenate([np.zeros((12, 7)), rng.normal(0, 0.1, (12, 20))], 1)
+    pso = PSOConfig(12, 4)
+    loop = optimize(f, swarm, pso, np.random.default_rng(5))
+    fused = scorer.optimize(model, swarm, pso, np.random.default_rng(5), CAM, roi, obs, mask, cfg, True, term)
+    np.testing.assert_allclose(fused.best, loop.best, rtol=0, atol=1e-9)
+    assert fused.best_value == pytest.approx(loop.best_value, rel=1e-12)
+
+
+def test_keypoint_term_is_zero_at_the_keypoints_and_bounded():
+    from tracker.objective import KeypointTerm, keypoint_term
+
+    joints = HandModel("right").joints(HandPose.canonical("open").to_array())
+    uv = CAM.project(joints[0])
+    term = KeypointTerm(uv, np.full(21, 1 / 21), 100.0, 10.0, 0.1)
+    assert keypoint_term(joints, CAM, term)[0] == pytest.approx(0.0, abs=1e-12)
+    far = KeypointTerm(uv + 1e4, term.weights, 100.0, 10.0, 0.1)
+    assert 9.99 < keypoint_term(joints, CAM, far)[0] < 10.0  # every joint far off: at most lambda
+
+
+def test_pnp_palm_poses_recover_the_palm():
+    """Projections of a known hand's wrist and knuckles give back its palm pose (either side)."""
+    from tracker.tracking import PALM_KEYPOINTS, pnp_palm_poses
+
+    rng = np.random.default_rng(1)
+    for side in ("right", "left"):
+        model = HandModel(side, 170.0)
+        q = rng.normal(size=4)
+        p = HandPose.canonical("fist", position_mm=(20.0, -10.0, 450.0), orientation=q / np.linalg.norm(q),
+                               side=side).to_array()
+        uv = CAM.project(model.joints(p)[0][list(PALM_KEYPOINTS)])
+        poses = pnp_palm_poses(model, uv, CAM)
+        assert poses and min(np.abs(t - p[:3]).max() for _, t in poses) < 0.5
+
+
+def test_keypoints_fix_the_distance_rgb_only():
+    """Depth known only up to a constant: the silhouette alone leaves the distance loose; true
+    keypoints (and the hand length) pin it."""
+    from handrgbd.joints import Keypoints
+
+    truth = HandPose.canonical("open", position_mm=(10.0, 5.0, 500.0), orientation=(0.95, 0.2, 0.1, 0.2)).to_array()
+    observed = _render_full(truth, "right")
+    hand = observed > 0
+    uv = CAM.project(HandModel("right").joints(truth)[0])
+    cfg = TrackerConfig(pso=PSOConfig(48, 20), backend="cpu", mask_source="given", depth_offset_free=True)
+    shifted = np.where(hand, observed + 150.0, 0.0).astype(np.float32)  # the depth's level is wrong
+    with Tracker(CAM, cfg) as t:
+        r = t.step(shifted, mask=hand, keypoints=Keypoints(uv, np.ones(21)))
+    err = np.linalg.norm(r.joints_mm - HandModel("right").joints(truth)[0], axis=-1).mean()
+    assert err < 15.0

@@ -493,12 +493,13 @@ def pso_step_kernel(x, v, pbest, gbest, r1, r2, w, c1, c2, lo, hi):
 @numba.njit(**JIT_RAYS)
 def _hand_objective(x, wrist, base, base_rot, abd_sign, joint_axes, lengths, scale, mirror, radii, palm, thumb_meta,
                     kinds, taper, fx, fy, cx, cy, near, far, observed, mask, d_max, free_offset, lam_sil, lam_k, eps,
-                    joints, frames, transforms, sums, values):
+                    kp_uv, kp_w, kp_scale, lam_kp, kp_delta, joints, frames, transforms, sums, values):
     """values (N,) = the tracker's objective of the hypotheses x (N, 27): kinematics, primitives,
     ray casting and sums (parallel), then ``tracker.objective.objective_from_sums`` with the
     finger-crossing penalty ``tracker.kinematics.finger_crossing_penalty``, NaN (0 / 0 with
-    ``eps = 0`` and nothing in view) as +inf, as ``tracker.pso.optimize`` reads it; the rest are
-    scratch."""
+    ``eps = 0`` and nothing in view) as +inf, as ``tracker.pso.optimize`` reads it; plus
+    ``tracker.objective.keypoint_term`` when ``lam_kp > 0`` (keypoints ``kp_uv (21, 2)`` in the
+    tile camera's pixels, weights ``kp_w (21,)``); the rest are scratch."""
     forward_kinematics_kernel(x, wrist, base, base_rot, abd_sign, joint_axes, lengths, scale, mirror, joints, frames)
     primitive_transforms_kernel(frames, lengths, radii, palm, thumb_meta, transforms)
     score_tiles_kernel(transforms, kinds, taper, fx, fy, cx, cy, near, far, observed, mask, d_max, free_offset, sums)
@@ -510,6 +511,16 @@ def _hand_objective(x, wrist, base, base_rot, abd_sign, joint_axes, lengths, sca
         inter = sums[h, 2]
         value = (sums[h, 0] / (union + eps) + lam_sil * (1.0 - 2.0 * inter / (inter + union + eps))
                  + lam_k * crossing)
+        if lam_kp > 0.0:
+            kp = 0.0
+            for j in range(21):
+                if kp_w[j] > 0.0:
+                    z = joints[h, j, 2]
+                    du = (fx * joints[h, j, 0] / z + cx - kp_uv[j, 0]) / kp_scale
+                    dv = (fy * joints[h, j, 1] / z + cy - kp_uv[j, 1]) / kp_scale
+                    r2 = du * du + dv * dv
+                    kp += kp_w[j] * r2 / (r2 + kp_delta * kp_delta)
+            value += lam_kp * kp
         values[h] = value if value == value else np.inf
 
 
@@ -517,7 +528,7 @@ def _hand_objective(x, wrist, base, base_rot, abd_sign, joint_axes, lengths, sca
 def pso_hand_kernel(x, v, pbest, pbest_value, gbest, best, first, r1, r2, redraw_rows, redraw_dims, redraw_values,
                     w, c1, c2, lo, hi, wrist, base, base_rot, abd_sign, joint_axes, lengths, scale, mirror, radii, palm,
                     thumb_meta, kinds, taper, fx, fy, cx, cy, near, far, observed, mask, d_max, free_offset, lam_sil,
-                    lam_k, eps):
+                    lam_k, eps, kp_uv, kp_w, kp_scale, lam_kp, kp_delta):
     """Generations of ``tracker.pso.optimize`` on the hand objective with the cpu scorer, without
     Python between them. State, in place: x, v, pbest (N, 27), pbest_value (N,), gbest (27,),
     best (1,). ``first``: x is the prepared swarm, evaluated to start the state. Then one
@@ -532,7 +543,8 @@ def pso_hand_kernel(x, v, pbest, pbest_value, gbest, best, first, r1, r2, redraw
     if first:
         _hand_objective(x, wrist, base, base_rot, abd_sign, joint_axes, lengths, scale, mirror, radii, palm,
                         thumb_meta, kinds, taper, fx, fy, cx, cy, near, far, observed, mask, d_max, free_offset,
-                        lam_sil, lam_k, eps, joints, frames, transforms, sums, values)
+                        lam_sil, lam_k, eps, kp_uv, kp_w, kp_scale, lam_kp, kp_delta, joints, frames, transforms, sums,
+                        values)
         pbest[:] = x
         pbest_value[:] = values
         g = 0
@@ -548,7 +560,8 @@ def pso_hand_kernel(x, v, pbest, pbest_value, gbest, best, first, r1, r2, redraw
                 x[redraw_rows[gen, k], redraw_dims[gen, k]] = redraw_values[gen, k]
         _hand_objective(x, wrist, base, base_rot, abd_sign, joint_axes, lengths, scale, mirror, radii, palm,
                         thumb_meta, kinds, taper, fx, fy, cx, cy, near, far, observed, mask, d_max, free_offset,
-                        lam_sil, lam_k, eps, joints, frames, transforms, sums, values)
+                        lam_sil, lam_k, eps, kp_uv, kp_w, kp_scale, lam_kp, kp_delta, joints, frames, transforms, sums,
+                        values)
         for i in range(n):
             if values[i] < pbest_value[i]:
                 pbest[i] = x[i]

@@ -9,6 +9,12 @@ over the pixels of a region-of-interest tile: ``o_d`` observed depth on the obse
 ``o_s`` (0 elsewhere), ``r_d``/``r_m`` the hypothesis's rendered depth and silhouette, and
 ``kc`` the finger-crossing penalty. Defaults d_M = 40 mm, lambda = 20, lambda_k = 10.
 
+With 2D keypoints (issue 21: depthnet's heatmaps) the objective adds :func:`keypoint_term`:
+``lambda_p * sum_j w_j rho(|pi(J_j(h)) - k_j| / s)``, the hypothesis's joints ``J_j`` projected
+against the keypoints ``k_j``, ``w_j`` their confidences normalised to sum 1, ``s`` the
+keypoints' extent (the larger side of their box) and ``rho(r) = r^2 / (r^2 + delta^2)``
+(Geman-McClure: bounded, so a wrong keypoint costs at most its weight).
+
 Backends (``SCORERS``) render hypotheses into T x T tiles and return the three sums:
 
 * ``gl``: ``renderer.HypothesisRenderer`` (instanced OpenGL, ray-cast fragments);
@@ -24,6 +30,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -36,7 +43,7 @@ from tracker.pso import LOWER, UPPER, PSOConfig, PSOResult, draw_moves, prepare_
 log = logging.getLogger(__name__)
 
 __all__ = ["ObjectiveConfig", "CpuScorer", "GlScorer", "SCORERS", "make_scorer", "objective_from_sums",
-           "SOFTWARE_RENDERERS"]
+           "SOFTWARE_RENDERERS", "KeypointTerm", "keypoint_term"]
 
 SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "swrast", "software")
 
@@ -55,6 +62,30 @@ class ObjectiveConfig:
                 raise ValueError(f"ObjectiveConfig.{name} must be finite and >= 0, got {v}")
         if self.d_max_mm == 0:
             raise ValueError("ObjectiveConfig.d_max_mm must be > 0")
+
+
+class KeypointTerm(NamedTuple):
+    """The keypoint term of one frame, in the pixels of the camera the joints are projected with
+    (the tile's): uv ``(21, 2)``, weights ``(21,)`` summing to 1 (0: a joint not used), scale
+    ``s`` (pixels), ``lam`` (lambda_p) and ``delta``."""
+
+    uv: np.ndarray
+    weights: np.ndarray
+    scale: float
+    lam: float
+    delta: float
+
+
+def keypoint_term(joints_mm: np.ndarray, camera: CameraIntrinsics, term: KeypointTerm) -> np.ndarray:
+    """``(N,)``: the keypoint term of hypotheses with joints ``(N, 21, 3)`` mm (module docstring);
+    the numpy reference of the fused kernel's."""
+    uv = camera.project(joints_mm)
+    r2 = (((uv - term.uv) / term.scale) ** 2).sum(-1)
+    return term.lam * ((r2 / (r2 + term.delta ** 2)) * term.weights).sum(-1)
+
+
+#: no keypoint term (the kernel's arguments when a frame has no keypoints)
+NO_KEYPOINTS = KeypointTerm(np.zeros((21, 2)), np.zeros(21), 1.0, 0.0, 1.0)
 
 
 def objective_from_sums(sums: TileSums, crossing: np.ndarray, config: ObjectiveConfig) -> np.ndarray:
@@ -111,10 +142,13 @@ class CpuScorer:
 
     def optimize(self, model, initial: np.ndarray, config: PSOConfig, rng: np.random.Generator,
                  camera: CameraIntrinsics, roi: RegionOfInterest | None, observed_mm: np.ndarray,
-                 observed_mask: np.ndarray, objective: ObjectiveConfig, free_offset: bool = False) -> PSOResult:
+                 observed_mask: np.ndarray, objective: ObjectiveConfig, free_offset: bool = False,
+                 keypoints: KeypointTerm | None = None) -> PSOResult:
         """``tracker.pso.optimize`` of the hand objective (``model``: a ``HandModel``) on this
         scorer, the whole run in one numba call: the same moves (``draw_moves``) and the same
-        objective, without Python between generations."""
+        objective, without Python between generations. ``keypoints``: the keypoint term, in the
+        tile camera's pixels (None: none)."""
+        kp = NO_KEYPOINTS if keypoints is None else keypoints
         x = prepare_swarm(initial)
         n = x.shape[0]
         v, pbest, pbest_value = np.zeros_like(x), np.empty_like(x), np.empty(n)
@@ -123,7 +157,8 @@ class CpuScorer:
         scene = (*model.kernel_arrays(), self.kinds, self.taper, c.fx, c.fy, c.cx, c.cy, self.near, self.far,
                  np.ascontiguousarray(observed_mm, np.float64), np.ascontiguousarray(observed_mask, np.bool_),
                  float(objective.d_max_mm), bool(free_offset), float(objective.lambda_silhouette),
-                 float(objective.lambda_crossing), float(objective.eps))
+                 float(objective.lambda_crossing), float(objective.eps), np.ascontiguousarray(kp.uv, np.float64),
+                 np.ascontiguousarray(kp.weights, np.float64), float(kp.scale), float(kp.lam), float(kp.delta))
         for block, moves in enumerate(draw_moves(config, n, rng)):
             pso_hand_kernel(x, v, pbest, pbest_value, best, value, block == 0, *moves, config.w, config.c1, config.c2,
                             LOWER, UPPER, *scene)

@@ -151,7 +151,7 @@ def track_recording(data: str | Path, out: str | Path | None, config: TrackerCon
     if lacking:
         raise ValueError(f"{rec.path}: depth source {depth_source} needs {lacking}/ (this folder has none"
                          + ("; an RGB-only folder tracks with --depth-source depthnet-rgb-crop)" if lacking == "depth" else ")"))
-    from_rgb = depth_source.split(":")[0] in ("depthnet", "depthnet-rgb", "depthnet-rgb-crop")
+    from_rgb = depth_source.split(":")[0].startswith("depthnet")
     if from_rgb and (mask_dir or config.mask_source not in ("depth", "given")):
         raise ValueError(f"--mask: depth source {depth_source} brings depthnet's mask; --mask applies to sensor depth")
     gt = rec.joints_mm if rec.has_joints else None

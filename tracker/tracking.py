@@ -28,6 +28,13 @@ time:
    the distance of the hand follows from its silhouette and the known hand size.
    While tracking, observed pixels more than ``wrist_cut_mm`` past the previous solution's
    wrist (along the hand's axis) are dropped: the model has no forearm.
+   With 2D keypoints (``step(..., keypoints=)``, e.g. depthnet's heatmaps; issue 21) the objective
+   adds their reprojection term (``tracker.objective.keypoint_term``, weight
+   ``keypoint_weight``; joints below ``min_keypoint_confidence`` unused), and an initialisation
+   whose palm keypoints (wrist and four knuckles) are all confident starts from the palm's pose
+   solved from them (PnP with the model's palm of the known hand length, ``pnp_palm_poses``)
+   with each canonical finger pose, instead of the orientation grid. With ``side="auto"`` a
+   confident side (``right_prob`` beyond ``side_confidence`` of 0.5) fits that side only.
 4. Does the solution explain the observation? Its silhouette is compared with the observed mask
    (on the tile, the hand pixels outside it counted as missed): ``iou`` (intersection over
    union) and ``coverage`` (the share of the observed hand pixels it covers). A frame is
@@ -52,11 +59,11 @@ import numpy as np
 
 from handrgbd.camera import CameraIntrinsics
 from handrgbd.depth import usable_depth
-from handrgbd.joints import Joint
+from handrgbd.joints import Joint, Keypoints
 from renderer.projection import RegionOfInterest
 from tracker.detect import PALM_JOINTS, DetectorConfig, HandDetection, detect_hand, hand_region, support_plane
 from tracker.kinematics import DEFAULT_HAND_LENGTH_MM, HandModel, finger_crossing_penalty
-from tracker.objective import CpuScorer, ObjectiveConfig, make_scorer, objective_from_sums
+from tracker.objective import CpuScorer, KeypointTerm, ObjectiveConfig, keypoint_term, make_scorer, objective_from_sums
 from tracker.pose import SIDES, HandPose, axis_angle_quaternion, quaternion_multiply
 from tracker.pso import PSOConfig, optimize
 
@@ -93,6 +100,13 @@ class TrackerConfig:
     min_coverage: float = 0.5
     lost_frames: int = 3
     seed: int = 0
+    #: the keypoint term's weight lambda_p (docs/tracker.md, "Keypoints": chosen on the validation split)
+    keypoint_weight: float = 10.0
+    keypoint_delta: float = 0.1
+    min_keypoint_confidence: float = 0.2
+    #: a palm keypoint needs this confidence for the PnP start
+    pnp_confidence: float = 0.3
+    side_confidence: float = 0.3
 
     def __post_init__(self) -> None:
         if self.side not in SIDE_CHOICES:
@@ -166,6 +180,35 @@ def skin_mask(rgb: np.ndarray) -> np.ndarray:
     ycrcb = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2YCrCb)
     m = ((ycrcb[..., 1] >= 135) & (ycrcb[..., 1] <= 180) & (ycrcb[..., 2] >= 85) & (ycrcb[..., 2] <= 135))
     return cv2.morphologyEx(m.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
+
+
+#: the palm's keypoints, rigid in the model whatever the fingers do: wrist and the four knuckles
+PALM_KEYPOINTS = (Joint.WRIST, Joint.INDEX_MCP, Joint.MIDDLE_MCP, Joint.RING_MCP, Joint.PINKY_MCP)
+
+
+def pnp_palm_poses(model: HandModel, palm_uv: np.ndarray, camera: CameraIntrinsics) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Palm poses ``[(quaternion (4,), position_mm (3,)), ...]`` whose palm keypoints (wrist and
+    the four knuckles, ``PALM_KEYPOINTS``) of ``model`` (its side and hand length) project onto
+    ``palm_uv (5, 2)`` pixels of ``camera``: the perspective-n-point solutions (the two of
+    OpenCV's IPPE, for points near a plane, and SQPnP's), those in front of the camera."""
+    from tracker.pose import matrix_to_quaternion
+
+    local = model.joints(HandPose.canonical("open", position_mm=(0.0, 0.0, 0.0), side=model.side).to_array())[0]
+    obj = np.ascontiguousarray(local[list(PALM_KEYPOINTS)], np.float64)
+    img = np.ascontiguousarray(palm_uv, np.float64).reshape(-1, 1, 2)
+    K = camera.K.astype(np.float64)
+    out = []
+    for flags in (cv2.SOLVEPNP_IPPE, cv2.SOLVEPNP_SQPNP):
+        try:
+            n, rvecs, tvecs, _ = cv2.solvePnPGeneric(obj, img, K, None, flags=flags)
+        except cv2.error:
+            continue
+        for rvec, tvec in zip(rvecs[:n], tvecs[:n]):
+            t = np.asarray(tvec, np.float64).ravel()
+            R = cv2.Rodrigues(np.asarray(rvec, np.float64))[0]
+            if t[2] > 50.0 and ((R @ obj.T).T + t)[:, 2].min() > 50.0:
+                out.append((matrix_to_quaternion(R), t))
+    return out
 
 
 def _orientation_grid() -> np.ndarray:
@@ -303,15 +346,39 @@ class Tracker:
         return out
 
     # ---- objective ------------------------------------------------------------------------
-    def _objective(self, model, camera, roi, obs_tile, mask_tile):
+    def _objective(self, model, camera, roi, obs_tile, mask_tile, term: KeypointTerm | None = None):
         cfg = self.config
+        tile_camera = roi.camera(camera, cfg.tile_size) if term is not None else None
 
         def f(X: np.ndarray) -> np.ndarray:
             sums = self.scorer.sums(model.primitives(X), camera, roi, obs_tile, mask_tile, cfg.objective.d_max_mm,
                                     cfg.depth_offset_free)
-            return objective_from_sums(sums, finger_crossing_penalty(X), cfg.objective)
+            value = objective_from_sums(sums, finger_crossing_penalty(X), cfg.objective)
+            if term is not None:
+                value = value + keypoint_term(model.joints(X), tile_camera, term)
+            return value
 
         return f
+
+    def _keypoint_term(self, keypoints: Keypoints | None, camera: CameraIntrinsics,
+                       roi: RegionOfInterest) -> KeypointTerm | None:
+        """The frame's keypoint term in the tile camera's pixels, or None (no keypoints, none
+        confident, or ``keypoint_weight`` 0)."""
+        cfg = self.config
+        if keypoints is None or cfg.keypoint_weight <= 0:
+            return None
+        conf = np.clip(np.nan_to_num(np.asarray(keypoints.confidence, np.float64)), 0.0, 1.0)
+        uv = np.asarray(keypoints.uv_px, np.float64)
+        use = (conf >= cfg.min_keypoint_confidence) & np.isfinite(uv).all(1)
+        if use.sum() < 2:
+            return None
+        x0, y0, x1, y1 = roi.box
+        s = cfg.tile_size / np.array([x1 - x0, y1 - y0])
+        tile_uv = s * (uv + 0.5 - np.array([x0, y0])) - 0.5  # CameraIntrinsics.crop_resize's mapping
+        extent = float((tile_uv[use].max(0) - tile_uv[use].min(0)).max())
+        weights = np.where(use, conf, 0.0)
+        return KeypointTerm(np.where(use[:, None], tile_uv, 0.0), weights / weights.sum(), max(extent, 1.0),
+                            cfg.keypoint_weight, cfg.keypoint_delta)
 
     def _seed_swarm(self, centre: np.ndarray, n: int) -> np.ndarray:
         cfg = self.config
@@ -339,10 +406,11 @@ class Tracker:
 
     # ---- one frame ------------------------------------------------------------------------
     def step(self, depth_mm: np.ndarray, mask: np.ndarray | None = None, rgb: np.ndarray | None = None,
-             camera: CameraIntrinsics | None = None) -> TrackResult:
+             camera: CameraIntrinsics | None = None, keypoints: Keypoints | None = None) -> TrackResult:
         """Track one frame. depth ``(H, W)`` float mm (0, NaN or past 10 m = no reading); mask ``(H, W)`` bool
         for ``mask_source="given"``; rgb ``(H, W, 3) uint8`` for ``"skin"``; camera overrides
-        the tracker's (per-frame intrinsics)."""
+        the tracker's (per-frame intrinsics); keypoints: 2D joints in this frame's pixels (the
+        keypoint term and the PnP start, module docstring)."""
         t0 = time.perf_counter()
         cfg = self.config
         camera = self.camera if camera is None else camera
@@ -375,24 +443,27 @@ class Tracker:
         obs_tile = roi.sample(np.where(hand, depth, 0.0), T).astype(np.float32)
         mask_tile = roi.sample(hand, T, fill=False)
         n = cfg.pso.particles
+        term = self._keypoint_term(keypoints, camera, roi)
         if initialising:  # each side's model (one unless side="auto"); the better fit keeps its side
             candidates_pso = PSOConfig(n, cfg.init_generations, cfg.pso.c1, cfg.pso.c2, cfg.pso.redraw_every)
             result, rng_start = None, self.rng.bit_generator.state
-            for model in self._models.values():  # each side from the same random state: auto's pick
+            for model in self._sides_to_try(keypoints):  # each side from the same random state: auto's pick
                 self.rng.bit_generator.state = rng_start  # then runs exactly as that side alone would
-                f = self._objective(model, camera, roi, obs_tile, mask_tile)
-                candidates = self._initial_candidates(model, depth, hand, camera, found)
+                f = self._objective(model, camera, roi, obs_tile, mask_tile, term)
+                candidates = self._pnp_candidates(model, keypoints, camera) if term is not None else None
+                if candidates is None:
+                    candidates = self._initial_candidates(model, depth, hand, camera, found)
                 values = np.concatenate([f(candidates[i:i + n]) for i in range(0, len(candidates), n)])
                 best = candidates[np.argsort(values)[:max(1, n // 8)]]
                 swarm = np.concatenate([self._seed_swarm(b, int(math.ceil(n / len(best)))) for b in best])[:n]
-                fit = self._optimize(model, f, swarm, candidates_pso, camera, roi, obs_tile, mask_tile)
+                fit = self._optimize(model, f, swarm, candidates_pso, camera, roi, obs_tile, mask_tile, term)
                 if result is None or fit.best_value < result.best_value:
                     result, self.model, rng_end = fit, model, self.rng.bit_generator.state
             self.rng.bit_generator.state = rng_end
         else:
-            f = self._objective(self.model, camera, roi, obs_tile, mask_tile)
+            f = self._objective(self.model, camera, roi, obs_tile, mask_tile, term)
             result = self._optimize(self.model, f, self._seed_swarm(self.previous, n), cfg.pso, camera, roi, obs_tile,
-                                    mask_tile)
+                                    mask_tile, term)
         params = result.best
         iou, coverage = self._explained(params, camera, roi, obs_tile, mask_tile, hand)
         # re-initialise on the objective (lost_frames too poor in a row); a silhouette that does
@@ -426,8 +497,31 @@ class Tracker:
         missed = observed * (1.0 - seen) / max(seen, 1e-9)  # tile-sized pixels of hand outside the tile
         return inter / (union + missed), inter / (observed + missed)
 
-    def _optimize(self, model, f, swarm, pso: PSOConfig, camera, roi, obs_tile, mask_tile):
+    def _optimize(self, model, f, swarm, pso: PSOConfig, camera, roi, obs_tile, mask_tile, term=None):
         if isinstance(self.scorer, CpuScorer):  # the same run, without Python between generations
             return self.scorer.optimize(model, swarm, pso, self.rng, camera, roi, obs_tile, mask_tile,
-                                        self.config.objective, self.config.depth_offset_free)
+                                        self.config.objective, self.config.depth_offset_free, term)
         return optimize(f, swarm, pso, self.rng)
+
+    def _sides_to_try(self, keypoints: Keypoints | None) -> list:
+        """The models to initialise: every side's, or with ``side="auto"`` and a confident side
+        from the keypoints' ``right_prob``, that side's only."""
+        p = None if keypoints is None else keypoints.right_prob
+        if len(self._models) > 1 and p is not None and abs(p - 0.5) >= self.config.side_confidence:
+            return [self._models["right" if p > 0.5 else "left"]]
+        return list(self._models.values())
+
+    def _pnp_candidates(self, model: HandModel, keypoints: Keypoints, camera: CameraIntrinsics) -> np.ndarray | None:
+        """Canonical finger poses at each palm pose solved from the palm keypoints
+        (``pnp_palm_poses``), or None when a palm keypoint is not confident."""
+        conf = np.asarray(keypoints.confidence, np.float64)[list(PALM_KEYPOINTS)]
+        if not (conf >= self.config.pnp_confidence).all():
+            return None
+        poses = pnp_palm_poses(model, np.asarray(keypoints.uv_px, np.float64)[list(PALM_KEYPOINTS)], camera)
+        if not poses:
+            return None
+        out = []
+        for q, t in poses:
+            for name in ("open", "relaxed", "fist", "point", "pinch"):
+                out.append(HandPose.canonical(name, position_mm=t, orientation=q, side=model.side).to_array())
+        return np.array(out)
