@@ -73,7 +73,10 @@ FLYING_RELATIVE = 0.3
 MIN_TILT_PIXELS = 20
 #: why a metric of metrics.json is null (its ``"undefined"`` field names the ones that are)
 UNDEFINED = {"tilt_error_deg": f"no frame has {MIN_TILT_PIXELS} hand pixels that both truth and estimate call hand",
-             "flat_tilt_error_deg": f"no frame has {MIN_TILT_PIXELS} hand pixels that both truth and estimate call hand"}
+             "flat_tilt_error_deg": f"no frame has {MIN_TILT_PIXELS} hand pixels that both truth and estimate call hand",
+             "keypoint_error_px": "no keypoint head in this network, or no joints.npy",
+             "pck_0_2": "no keypoint head in this network, or no joints.npy",
+             "side_accuracy": "no side head in this network, or no poses.npy (the side of the true hand)"}
 
 
 def hand_surface(relative: np.ndarray, reliable: np.ndarray) -> np.ndarray:
@@ -400,7 +403,8 @@ def eval_main(argv: list[str] | None = None) -> int:
                "flat_error_mm": m["flat_error_mm"],
                "tilt_error_deg": m["tilt_error_deg"], "flat_tilt_error_deg": m["flat_tilt_error_deg"], "iou": m["iou"],
                "frames": m["frames"], "by_hand_fraction": m["by_hand_fraction"], "foreground": m["foreground"],
-               "crop": m["crop"]}
+               "crop": m["crop"], "keypoint_error_px": m["keypoint_error_px"], "pck_0_2": m["pck_0_2"],
+               "side_accuracy": m["side_accuracy"]}
     if args.json:
         print(json.dumps(summary, allow_nan=False))
     else:
@@ -415,6 +419,10 @@ def eval_main(argv: list[str] | None = None) -> int:
         if m["tilt_error_deg"] is not None:
             print(f"  tilt error (median over frames) {m['tilt_error_deg']:.1f} deg; a flat hand: "
                   f"{m['flat_tilt_error_deg']:.1f} deg")
+        if m["keypoint_error_px"] is not None:
+            print(f"  2D joints: mean error {m['keypoint_error_px']:.2f} px of the {net.config.input_size} px input, "
+                  f"PCK@0.2 {m['pck_0_2']:.3f}"
+                  + (f", side right {m['side_accuracy']:.1%} of frames" if m["side_accuracy"] is not None else ""))
         for b in m["by_hand_fraction"]:
             e = "-" if b["depth_error_mm"] is None else f"{b['depth_error_mm']:.2f} mm"
             print(f"  hand covers {b['hand_fraction'][0]:.0%}-{b['hand_fraction'][1]:.0%} of the image: "

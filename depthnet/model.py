@@ -14,9 +14,10 @@ later ones by relative depth; the last depth map is the output.
   60.8 / 23.1, the only variant tried that meets both CPU goals (25 / 15). The cost: a 48 x 48
   depth map instead of 64 x 64, and a quarter of the paper's parameters.
 * ``cpu+keypoints``, ``paper+keypoints``: the same networks with two heads on the last stage's
-  features (issue 21): 21 joint heatmaps ``(B, 21, S/4, S/4)`` (a 3x3 convolution, then 1x1 to
-  one map per joint, ``handrgbd.Joint`` order) and the hand's side (global average pooling, one
-  linear unit: the logit of a right hand). The stages are unchanged: ``paper`` stays exactly
+  features (issue 21): 21 joint heatmaps ``(B, 21, S/4, S/4)`` (two residual blocks, then a 1x1
+  convolution to one map per joint, ``handrgbd.Joint`` order) and the hand's side (a residual
+  block, two stride-2 convolutions, global average pooling and one linear unit: the logit of a
+  right hand). The stages are unchanged: ``paper`` stays exactly
   the paper's network.
 """
 
@@ -161,14 +162,16 @@ class DepthNet(nn.Module):
         self.link_features = nn.ModuleList(nn.Conv2d(w, w, 1) for _ in range(n - 1))
         self.link_preds = nn.ModuleList(nn.Conv2d(1, w, 1) for _ in range(n - 1))
         if config.keypoints:
-            self.keypoint_head = nn.Sequential(nn.Conv2d(w, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
-                                               nn.Conv2d(w, config.keypoints, 1))
+            self.keypoint_head = nn.Sequential(Residual(w, w), Residual(w, w), nn.Conv2d(w, config.keypoints, 1))
             # empty maps at the start: a new head's first, random maps would send large gradients
             # into stages trained for depth
             nn.init.zeros_(self.keypoint_head[-1].weight)
             nn.init.zeros_(self.keypoint_head[-1].bias)
-        if config.handedness:
-            self.handedness_head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(w, 1))
+        if config.handedness:  # which side is a matter of layout (thumb, palm or back): strided layers, then pooling
+            self.handedness_head = nn.Sequential(
+                Residual(w, w), nn.Conv2d(w, w, 3, stride=2, padding=1), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
+                nn.Conv2d(w, w, 3, stride=2, padding=1), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
+                nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(w, 1))
 
     def forward(self, rgb: torch.Tensor) -> DepthNetOutput:
         """rgb ``(B, 3, S, S) float32 in [0, 1]`` -> ``DepthNetOutput``."""
@@ -312,8 +315,9 @@ def keypoints_from_heatmaps(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarra
         return np.where(denom < 0, np.clip(0.5 * (left - right) / np.where(denom < 0, denom, -1.0), -0.5, 0.5), 0.0)
 
     ix = np.arange(k)
-    dx = offset(hm[ix, rows, np.maximum(cols - 1, 0)], hm[ix, rows, np.minimum(cols + 1, w - 1)])
-    dy = offset(hm[ix, np.maximum(rows - 1, 0), cols], hm[ix, np.minimum(rows + 1, h - 1), cols])
+    inner_x, inner_y = (cols > 0) & (cols < w - 1), (rows > 0) & (rows < h - 1)  # a peak on the border stays put
+    dx = np.where(inner_x, offset(hm[ix, rows, np.maximum(cols - 1, 0)], hm[ix, rows, np.minimum(cols + 1, w - 1)]), 0.0)
+    dy = np.where(inner_y, offset(hm[ix, np.maximum(rows - 1, 0), cols], hm[ix, np.minimum(rows + 1, h - 1), cols]), 0.0)
     return np.stack([cols + dx, rows + dy], axis=-1), peak
 
 

@@ -55,7 +55,10 @@ __all__ = ["run", "main", "DEFAULT_DATA", "PAPER"]
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO / "data" / "embedded" / "test_sequence"
 PAPER = {"depth_error_mm": 22.88, "iou": 0.84, "c1_c2_joint_discrepancy_mm": 24.71}
-CONDITIONS = ("c1", "c2", "c2rgb")
+CONDITIONS = ("c1", "c2", "c2rgb", "c2kp", "c2rgbkp")
+#: the conditions' names in tables and plots; the +kp rows add depthnet's 2D keypoints to the
+#: tracker (issue 21), extra rows beside the paper's C2, which stays as the paper defines it
+LABELS = {"c1": "C1", "c2": "C2", "c2rgb": "C2-rgb", "c2kp": "C2+kp", "c2rgbkp": "C2-rgb+kp"}
 _NO_TRUTH = "no ground-truth joints, or no frame with both a tracked hand and ground truth"
 #: why a number of results.json is null (its ``"undefined"`` field names the ones that are)
 UNDEFINED = {"depth_error_mm": "no frame has true depth (depth_gt/ or depth/) with a hand in it",
@@ -104,9 +107,11 @@ def run(data: str | Path = DEFAULT_DATA, out: str | Path = "out/pose_c1_c2", wei
     if init == "gt":  # poses.npy, or the pose fitted to frame 0's joints
         start, start_side, length = truth_start(rec)
         config = replace(config, side="auto" if side == "auto" else start_side, hand_length_mm=length)
-    conditions = list(CONDITIONS) if has_depth else ["c2rgb"]
+    conditions = [c for c in (CONDITIONS if has_depth else ("c2rgb", "c2rgbkp"))
+                  if net.config.keypoints or not c.endswith("kp")]
     cond_cfg = {"c1": config, "c2": replace(config, mask_source="given"),
                 "c2rgb": replace(config, mask_source="given", depth_offset_free=True)}
+    cond_cfg.update(c2kp=cond_cfg["c2"], c2rgbkp=cond_cfg["c2rgb"])
 
     # 1. depth from RGB; this and the depth metrics read every frame, so a bad file stops the
     # study before it writes anything ---------------------------------------------------------
@@ -216,7 +221,7 @@ def _track(condition: str, rec: Recording, config: TrackerConfig, start: np.ndar
         return preds[frame.index]
 
     provider = make_provider("sensor") if condition == "c1" else \
-        depthnet_provider(rgb_only=condition == "c2rgb", predict=predict)
+        depthnet_provider(rgb_only=condition.startswith("c2rgb"), predict=predict, keypoints=condition.endswith("kp"))
     backend = None
     with Progress(len(rec), f"track {condition}", "frame", progress) as bar:
         try:
@@ -257,7 +262,8 @@ def _figures(out: Path, rec: Recording, preds, joints, f_curve, curves, per_fram
         plt.close(fig)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for key, label in (("c1_c2_mm", "C1 vs C2"), ("c1_error_mm", "C1 vs truth"), ("c2_error_mm", "C2 vs truth"),
-                       ("c2rgb_error_mm", "C2-rgb vs truth")):
+                       ("c2rgb_error_mm", "C2-rgb vs truth"), ("c2kp_error_mm", "C2+kp vs truth"),
+                       ("c2rgbkp_error_mm", "C2-rgb+kp vs truth")):
         ys = [row.get(key) for row in per_frame]
         if any(y is not None for y in ys):
             ax.plot([y if y is not None else np.nan for y in ys], label=label)
@@ -270,7 +276,7 @@ def _figures(out: Path, rec: Recording, preds, joints, f_curve, curves, per_fram
     if curves:
         fig, ax = plt.subplots(figsize=(5, 3.5))
         for c, curve in curves.items():
-            ax.plot(PCK_THRESHOLDS_MM, curve, label=c.upper().replace("RGB", "-rgb"))
+            ax.plot(PCK_THRESHOLDS_MM, curve, label=LABELS[c])
         ax.set(xlabel="threshold (mm)", ylabel="3D PCK", xlim=(0, 50), ylim=(0, 1))
         ax.legend()
         ax.grid(alpha=0.3)
@@ -296,7 +302,8 @@ def _figures(out: Path, rec: Recording, preds, joints, f_curve, curves, per_fram
         diff_img = cv2.applyColorMap((255 * diff).astype(np.uint8), cv2.COLORMAP_HOT)[..., ::-1].copy()
         diff_img[~(hand & preds[i].mask)] = 40
         skel = f.rgb.copy()
-        for c, colour in (("c1", (40, 220, 40)), ("c2", (255, 80, 40)), ("c2rgb", (60, 120, 255))):
+        for c, colour in (("c1", (40, 220, 40)), ("c2", (255, 80, 40)), ("c2rgb", (60, 120, 255)),
+                          ("c2rgbkp", (230, 60, 230))):
             if c in joints and np.isfinite(joints[c][i]).all():
                 draw_skeleton(skel, f.camera.project(joints[c][i]), colour, 1)
         rows.append(np.concatenate([fit(f.rgb), fit(colorize_depth(np.where(hand, sensor, 0), lo, hi)),
@@ -314,9 +321,11 @@ def _table(res: dict) -> str:
             ("C1 MPJPE vs truth (mm)", res["c1_mpjpe_mm"], None),
             ("C2 MPJPE vs truth (mm)", res["c2_mpjpe_mm"], None),
             ("C2-rgb MPJPE vs truth (mm)", res["c2rgb_mpjpe_mm"], None)]
+    rows += [(f"{LABELS[c]} MPJPE vs truth (mm), keypoint term", res[f"{c}_mpjpe_mm"], None)
+             for c in ("c2kp", "c2rgbkp") if res.get(f"{c}_mpjpe_mm") is not None]
     for c in CONDITIONS:
         if res.get(f"{c}_pa_mpjpe_mm") is not None:
-            rows.append((f"{c.upper().replace('RGB', '-rgb')} PA-MPJPE / PCK AUC 0-50 mm",
+            rows.append((f"{LABELS[c]} PA-MPJPE / PCK AUC 0-50 mm",
                          f"{res[f'{c}_pa_mpjpe_mm']:.1f} / {res[f'{c}_pck_auc_0_50']:.3f}", None))
     rows += [("tracker fps (C1, from frame 2; 2 CPU cores / GTX 580)", res["tracker_fps"], 15.0),
              (f"depthnet fps ({res['depthnet_backend']}, one frame at a time)", res["depthnet_fps"], None)]

@@ -1,0 +1,122 @@
+"""depthnet's keypoint and side heads (issue 21): targets, read-out, losses, starting from weights
+without the heads, ONNX, and the side of a pose."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from depthnet.data import Augmentation, HandDepthDataset
+from depthnet.model import DepthNet, DepthNetConfig, image_to_output, keypoints_from_heatmaps, output_to_image
+from depthnet.targets import HIDDEN_JOINT_WEIGHT, keypoint_targets
+from handrgbd.joints import hand_side
+from handrgbd.recording import Recording
+
+TINY_KP = DepthNetConfig(mask_stages=1, depth_stages=1, width=8, input_size=64, hourglass_depth=3, stem="light",
+                         keypoints=21, handedness=True)
+EMBEDDED = "data/embedded/test_sequence"
+
+
+def test_hand_side_of_random_poses_of_either_model():
+    from tracker.kinematics import HandModel
+    from tracker.pose import HandPose
+
+    rng = np.random.default_rng(0)
+    for k in range(40):
+        side = ("right", "left")[k % 2]
+        p = HandPose.canonical(("open", "fist", "pinch", "point")[k % 4], side=side).to_array()
+        q = rng.normal(size=4)
+        p[3:7] = q / np.linalg.norm(q)
+        p[7:] += rng.normal(0, 0.2, 20)
+        assert hand_side(p, HandModel(side, 180.0).joints(p)[0]) == side
+
+
+def test_sub_pixel_peaks():
+    rows, cols = np.mgrid[0:24, 0:32]
+    true = np.array([[10.3, 7.8], [0.0, 0.0], [25.6, 20.2]])
+    maps = np.stack([np.exp(-((cols - u) ** 2 + (rows - v) ** 2) / (2 * 1.5 ** 2)) for u, v in true])
+    uv, conf = keypoints_from_heatmaps(maps)
+    np.testing.assert_allclose(uv, true, atol=0.15)
+    np.testing.assert_allclose(conf, [0.97, 1.0, 0.95], atol=0.05)
+
+
+def test_output_and_image_coordinates_are_inverse_and_match_the_targets():
+    """A joint's target peak, read back through output_to_image, lands on its projection."""
+    uv = np.array([[3.2, 100.0], [250.7, 17.1]])
+    out = image_to_output(uv, (48, 48), (256, 256))
+    np.testing.assert_allclose(output_to_image(out, (48, 48), (256, 256)), uv, atol=1e-9)
+    ds = HandDepthDataset(EMBEDDED, 192, Augmentation(enabled=False))
+    s, frame = ds[3], Recording(EMBEDDED)[3]
+    peaks, _ = keypoints_from_heatmaps(s.heatmaps.numpy())
+    seen = s.joint_weights.numpy() > 0
+    back = output_to_image(peaks, (48, 48), (256, 256))
+    np.testing.assert_allclose(back[seen], frame.camera.project(frame.joints_mm)[seen], atol=1.0)
+
+
+def test_keypoint_targets_weigh_hidden_and_outside_joints():
+    depth = np.full((16, 16), 500.0, np.float32)
+    uv = np.array([[4.0, 4.0], [8.0, 8.0], [20.0, 3.0]])
+    maps, w = keypoint_targets(uv, np.array([505.0, 560.0, 505.0]), depth)  # the second 60 mm behind the surface
+    assert w.tolist() == [1.0, pytest.approx(HIDDEN_JOINT_WEIGHT), 0.0]
+    assert maps[0, 4, 4] == 1.0 and maps[2].max() == 0.0
+
+
+def test_a_flipped_sample_is_the_other_side():
+    rec = Recording(EMBEDDED)
+    side = hand_side(rec.poses[0], rec.joints_mm[0])
+    plain = HandDepthDataset(EMBEDDED, 192, Augmentation(enabled=False))[0]
+    flipped = HandDepthDataset(EMBEDDED, 192, Augmentation(flip_prob=1.0, rotation_deg=0.0, crop_fraction=1.0))[0]
+    assert plain.right.item() == float(side == "right") and flipped.right.item() == float(side != "right")
+    # the mirrored image's joints are the mirrored joints, joint for joint: input column x becomes
+    # 191 - x, and output column j = (x - 2) / 4 becomes 46.75 - j
+    a, _ = keypoints_from_heatmaps(plain.heatmaps.numpy())
+    b, _ = keypoints_from_heatmaps(flipped.heatmaps.numpy())
+    seen = (plain.joint_weights.numpy() > 0) & (flipped.joint_weights.numpy() > 0)
+    np.testing.assert_allclose(b[seen, 0], 46.75 - a[seen, 0], atol=0.3)
+    np.testing.assert_allclose(b[seen, 1], a[seen, 1], atol=0.3)
+
+
+def test_head_losses_are_zero_at_the_targets_and_skip_unknown_sides():
+    from depthnet.train import head_losses
+
+    target = torch.rand(2, 21, 8, 8)
+    w = torch.ones(2, 21)
+    zero = head_losses(target.clone(), torch.tensor([30.0, -30.0]), target, w, torch.tensor([1.0, 0.0]))
+    assert zero[0].item() == 0.0 and zero[1].item() < 1e-6
+    unknown = head_losses(None, torch.tensor([30.0, 5.0]), target, w, torch.tensor([1.0, -1.0]))
+    assert unknown[0].item() == 0.0 and unknown[1].item() < 1e-6  # the second sample's side is unknown
+
+
+def test_a_keypoint_network_starts_from_weights_without_the_heads(tmp_path):
+    """--init with the same network minus its heads: every stage's weight carried over, the heatmap
+    head's last layer starting at zero (empty maps)."""
+    from dataclasses import replace
+
+    from depthnet.train import TrainConfig, train
+
+    plain = DepthNet(replace(TINY_KP, keypoints=0, handedness=False))
+    torch.save({"model": plain.state_dict(), "config": plain.config.to_dict()}, tmp_path / "plain.pt")
+    from synth.generator import SynthConfig, generate
+
+    generate(tmp_path / "d", 4, seed=2, config=SynthConfig(size=64), progress=False)
+    cfg = TrainConfig((str(tmp_path / "d"),), str(tmp_path / "run"), model=TINY_KP, epochs=1, batch_size=2,
+                      lr=1e-12, init=str(tmp_path / "plain.pt"), checkpoint_every=100, val_frames=None)
+    train(cfg, progress=False)
+    net = DepthNet.load(tmp_path / "run" / "model.pt")
+    for k, v in plain.state_dict().items():
+        if v.is_floating_point() and "running" not in k:
+            torch.testing.assert_close(net.state_dict()[k], v, atol=1e-6, rtol=0)
+    assert net.keypoint_head[-1].weight.abs().max() < 1e-6
+
+
+def test_onnx_and_torch_agree_on_the_heads():
+    from depthnet.runtime import Inference
+
+    torch.manual_seed(0)
+    net = DepthNet(TINY_KP).eval()
+    rgb = Recording(EMBEDDED)[0].rgb
+    a, b = Inference(net, "onnxruntime").predict(rgb), Inference(net, "torch").predict(rgb)
+    np.testing.assert_allclose(a.keypoints_px, b.keypoints_px, atol=1e-3)
+    np.testing.assert_allclose(a.keypoint_confidence, b.keypoint_confidence, atol=1e-5)
+    assert a.right_prob == pytest.approx(b.right_prob, abs=1e-5) and a.keypoints_px.shape == (21, 2)
