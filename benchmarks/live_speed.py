@@ -8,9 +8,10 @@ coarse depthnet pass, only when no hand is being followed), depthnet on the crop
 depth from RGB + PSO), drawing (silhouette, skeleton, depth inset). ``fps`` in ``--json`` is the
 mode ``handrgbd live --overlap auto`` runs on this machine. The baseline in the same run is
 depthnet alone on the full frame with torch eager (the inference route before ONNX Runtime).
-Goal: >= 15 fps end to end on 2 CPU cores.
+Goal: >= 15 fps end to end on 2 CPU cores. With a keypoint network (issue 21) the tracker uses
+depthnet's 2D keypoints unless ``--no-keypoints``.
 
-    python -m benchmarks.live_speed [--frames 40] [--json]
+    python -m benchmarks.live_speed [--frames 40] [--weights W] [--no-keypoints] [--json]
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ def _pass(pipe, rgbs, overlapped: bool) -> dict:
             "statuses": statuses, "joints": joints}
 
 
-def run(frames: int = 40, particles: int | None = None, generations: int | None = None) -> dict:
+def run(frames: int = 40, particles: int | None = None, generations: int | None = None, weights: str | None = None,
+        keypoints: bool = True) -> dict:
     from depthnet.model import DepthNet
     from depthnet.runtime import Inference
     from live.pipeline import LiveConfig, LivePipeline
@@ -88,9 +90,9 @@ def run(frames: int = 40, particles: int | None = None, generations: int | None 
     from tracker.run import infer_side_and_length
 
     rgbs, gt, poses, camera = _video(frames)
-    net = DepthNet.from_pretrained()
+    net = DepthNet.load(weights) if weights else DepthNet.from_pretrained()
     side, length = infer_side_and_length(poses[0].astype(float), gt[0].astype(float))
-    config = LiveConfig()
+    config = LiveConfig(keypoints=keypoints)
     config = replace(config, tracker=replace(config.tracker, side=side, hand_length_mm=length))
     if particles or generations:
         pso = config.tracker.pso
@@ -116,6 +118,7 @@ def run(frames: int = 40, particles: int | None = None, generations: int | None 
     return {"fps": rows[mode]["fps"], "mode": mode, "rows": rows, "baseline_depthnet_torch_full_frame_fps": baseline,
             "depthnet_backend": pipe.depthnet.backend,
             "budget": f"{pipe.tracker.config.pso.particles}x{pipe.tracker.config.pso.generations}",
+            "keypoints": bool(keypoints and net.config.keypoints),
             "frames": len(rgbs), "commit": _commit(), "cpu": platform.processor() or platform.machine(),
             "machine": describe()}
 
@@ -125,14 +128,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames", type=int, default=40, help="video length")
     p.add_argument("--particles", type=int, default=None, help="PSO particles (default: the live default)")
     p.add_argument("--generations", type=int, default=None, help="PSO generations (default: the live default)")
+    p.add_argument("--weights", default=None, help="depthnet weights (default: the shipped ones)")
+    p.add_argument("--no-keypoints", action="store_true", help="do not give a keypoint network's keypoints to the tracker")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
-    res = run(args.frames, args.particles, args.generations)
+    res = run(args.frames, args.particles, args.generations, args.weights, not args.no_keypoints)
     if args.json:
         print(json.dumps(res))
         return 0
     print(f"live_speed  commit {res['commit']}  640x480, {res['frames']} frames, depthnet on {res['depthnet_backend']}, "
-          f"PSO {res['budget']}")
+          f"PSO {res['budget']}, keypoints {'on' if res['keypoints'] else 'off'}")
     print(machine_line(res['machine']))
     seq, ovl = res["rows"]["sequential"], res["rows"]["overlapped"]
     print(f"{'stage, median ms':<18}{'sequential':>12}{'overlapped':>12}")

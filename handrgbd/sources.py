@@ -42,7 +42,7 @@ from handrgbd.depth import usable_depth
 from handrgbd.joints import Keypoints
 from handrgbd.recording import Frame, Recording
 
-__all__ = ["Observation", "Provider", "PROVIDERS", "SOURCE_NEEDS", "make_provider", "depthnet_provider",
+__all__ = ["Observation", "Provider", "PROVIDERS", "SOURCE_NEEDS", "DEPTHNET_SOURCES", "make_provider", "depthnet_provider",
            "depthnet_crop_provider",
            "weights_path", "Step", "track_frames"]
 
@@ -100,6 +100,10 @@ def _degraded_args(noise: str, holes: str) -> tuple[float, float]:
     return values
 
 
+NO_KEYPOINT_HEAD = ("a +kp source needs depthnet weights with a keypoint head (handrgbd train --preset cpu+keypoints); "
+                    "these have none")
+
+
 def depthnet_provider(weights: str | Path | None = None, rgb_only: bool = False,
                       predict: Callable[[Frame], object] | None = None, backend: str = "auto",
                       keypoints: bool = False) -> Provider:
@@ -124,8 +128,11 @@ def depthnet_provider(weights: str | Path | None = None, rgb_only: bool = False,
 
                 state["net"] = Inference(DepthNet.load(weights) if weights else DepthNet.from_pretrained(), backend)
             pred = state["net"].predict(frame.rgb)
-        kp = Keypoints(pred.keypoints_px, pred.keypoint_confidence, pred.right_prob) \
-            if keypoints and getattr(pred, "keypoints_px", None) is not None else None
+        kp = None
+        if keypoints:
+            if getattr(pred, "keypoints_px", None) is None:
+                raise ValueError(NO_KEYPOINT_HEAD)
+            kp = Keypoints(pred.keypoints_px, pred.keypoint_confidence, pred.right_prob)
         if rgb_only:
             from tracker.kinematics import DEFAULT_HAND_LENGTH_MM
             from tracker.tracking import distance_from_mask
@@ -165,6 +172,8 @@ def depthnet_crop_provider(weights: str | Path | None = None, backend: str = "au
         previous = state.get("previous_joints")
         crop = None if previous is None else follow_crop(previous, frame.camera, live.crop_margin if margin is None else margin)
         obs = state["finder"].observe(frame.rgb, crop)
+        if keypoints and state["finder"].depthnet.config.keypoints == 0:
+            raise ValueError(NO_KEYPOINT_HEAD)
         if obs.mask is None or obs.mask.sum() < live.min_mask_pixels:
             return None
         z = distance_from_mask(obs.mask, frame.camera, state.get("hand_length_mm", DEFAULT_HAND_LENGTH_MM))
@@ -185,6 +194,10 @@ PROVIDERS: dict[str, Callable[..., Provider]] = {
     "depthnet-rgb+kp": lambda weights=None: depthnet_provider(weights, rgb_only=True, keypoints=True),
     "depthnet-rgb-crop+kp": lambda weights=None: depthnet_crop_provider(weights, keypoints=True),
 }
+
+#: the built-in sources that run depthnet (their argument is a weights file)
+DEPTHNET_SOURCES = ("depthnet", "depthnet-rgb", "depthnet-rgb-crop", "depthnet+kp", "depthnet-rgb+kp",
+                    "depthnet-rgb-crop+kp")
 
 #: the image folders each built-in source reads (``depthnet`` also the sensor depth, for the hand's distance)
 SOURCE_NEEDS = {"clean": ("depth_gt",), "sensor": ("depth",), "degraded": ("depth",), "depthnet": ("rgb", "depth"),
@@ -208,7 +221,7 @@ def weights_path(source: str) -> Path | None:
     """The weights file a depthnet source uses (its argument, else the shipped one); None for the
     other sources. ``ValueError`` when the file is not there."""
     name, *args = source.split(":")
-    if not name.startswith("depthnet"):  # the built-in sources whose argument is a weights file
+    if name not in DEPTHNET_SOURCES:  # the built-in sources whose argument is a weights file
         return None
     from depthnet.model import pretrained_path
 

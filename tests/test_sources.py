@@ -231,3 +231,12 @@ def test_eval_crop_on_a_wide_frame(tmp_path):
     assert whole["crop"] is None and cut["crop"] == 1.3
     assert cut["pixels"] > 2 * whole["pixels"]
     assert cut["iou"] > whole["iou"]
+
+
+def test_keypoint_sources_refuse_a_network_without_keypoints():
+    """The shipped network has no keypoint head: a +kp source says so instead of running as the
+    plain source."""
+    frame = Recording(EMBEDDED)[0]
+    for name in ("depthnet-rgb+kp", "depthnet-rgb-crop+kp"):
+        with pytest.raises(ValueError, match="keypoint head"):
+            make_provider(name)(frame, {"hand_length_mm": 180.0})

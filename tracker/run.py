@@ -136,7 +136,7 @@ def track_recording(data: str | Path, out: str | Path | None, config: TrackerCon
     ``"error"``. Frames without usable depth are ``no_hand``; a recording with none at all
     raises ``ValueError`` once its results are written."""
     from handrgbd.progress import Progress
-    from handrgbd.sources import Observation, make_provider, missing_images, track_frames
+    from handrgbd.sources import DEPTHNET_SOURCES, Observation, make_provider, missing_images, track_frames
 
     out = check_outputs(out, TRACK_OUTPUTS, overwrite) if out else None
     rec = Recording(data)
@@ -151,7 +151,7 @@ def track_recording(data: str | Path, out: str | Path | None, config: TrackerCon
     if lacking:
         raise ValueError(f"{rec.path}: depth source {depth_source} needs {lacking}/ (this folder has none"
                          + ("; an RGB-only folder tracks with --depth-source depthnet-rgb-crop)" if lacking == "depth" else ")"))
-    from_rgb = depth_source.split(":")[0].startswith("depthnet")
+    from_rgb = depth_source.split(":")[0] in DEPTHNET_SOURCES
     if from_rgb and (mask_dir or config.mask_source not in ("depth", "given")):
         raise ValueError(f"--mask: depth source {depth_source} brings depthnet's mask; --mask applies to sensor depth")
     gt = rec.joints_mm if rec.has_joints else None
