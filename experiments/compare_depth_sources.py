@@ -51,7 +51,7 @@ from handrgbd.args import MAX_WORKERS, SEED_MAX, CommandParser, frame_range, int
 from handrgbd.outputs import check_outputs, finite_or_none, make_folder, save_figure, undefined_reasons, write_csv, \
     write_json
 from handrgbd.recording import Recording
-from handrgbd.sources import PROVIDERS, Observation, make_provider, missing_images, weights_path
+from handrgbd.sources import PROVIDERS, Observation, make_provider, missing_images, source_arg, weights_path
 from tracker.metrics import PCK_THRESHOLDS_MM, auc, pa_mpjpe, pck_curve, root_relative_mpjpe
 from tracker.pose import SIDES
 
@@ -91,16 +91,6 @@ def _tracker_arg(text: str) -> str:
     """argparse type of ``--trackers``."""
     try:
         parse_tracker(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"{e} (got {text!r})") from None
-    return text
-
-
-def _source_arg(text: str) -> str:
-    """argparse type of ``--sources``: a known provider whose arguments (and weights file) check out."""
-    try:
-        make_provider(text)
-        weights_path(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(f"{e} (got {text!r})") from None
     return text
@@ -514,7 +504,7 @@ def format_table(table: list[dict]) -> str:
 def build_parser() -> CommandParser:
     p = CommandParser(prog="handrgbd compare", description=main.__doc__)
     p.add_argument("--data", nargs="+", default=[DEFAULT_DATA], help="recording folders with ground-truth joints")
-    p.add_argument("--sources", nargs="+", type=_source_arg,
+    p.add_argument("--sources", nargs="+", type=source_arg,
                    default=["clean", "sensor", "degraded:8:0.3", "depthnet", "depthnet-rgb"],
                    help="depth sources (see the module docstring)")
     p.add_argument("--trackers", nargs="+", type=_tracker_arg, default=["pso:64x25", "mediapipe"],

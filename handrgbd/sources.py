@@ -42,9 +42,8 @@ from handrgbd.depth import usable_depth
 from handrgbd.joints import Keypoints
 from handrgbd.recording import Frame, Recording
 
-__all__ = ["Observation", "Provider", "PROVIDERS", "SOURCE_NEEDS", "DEPTHNET_SOURCES", "make_provider", "depthnet_provider",
-           "depthnet_crop_provider",
-           "weights_path", "Step", "track_frames"]
+__all__ = ["Observation", "Provider", "PROVIDERS", "SOURCE_NEEDS", "DEPTHNET_SOURCES", "make_provider", "source_arg",
+           "depthnet_provider", "depthnet_crop_provider", "weights_path", "missing_images", "Step", "track_frames"]
 
 
 class Observation(NamedTuple):
@@ -229,6 +228,19 @@ def weights_path(source: str) -> Path | None:
     if not path.is_file():
         raise ValueError(f"depth source {source!r}: weights file {path} not found")
     return path
+
+
+def source_arg(text: str) -> str:
+    """An argparse ``type`` for depth sources (``compare --sources``, ``track --depth-source``):
+    a known source whose arguments, and weights file, check out."""
+    import argparse
+
+    try:
+        make_provider(text)
+        weights_path(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{e} (got {text!r})") from None
+    return text
 
 
 def missing_images(rec: Recording, source: str) -> str | None:

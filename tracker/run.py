@@ -270,14 +270,9 @@ def _source_arg(text: str) -> str:
     """argparse type of ``--depth-source``: ``auto`` or a depth source of ``handrgbd.sources``."""
     if text == "auto":
         return text
-    from handrgbd.sources import make_provider, weights_path
+    from handrgbd.sources import source_arg
 
-    try:
-        make_provider(text)
-        weights_path(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"{e} (got {text!r})") from None
-    return text
+    return source_arg(text)
 
 
 def build_parser() -> CommandParser:
