@@ -422,7 +422,8 @@ def eval_main(argv: list[str] | None = None) -> int:
         if m["keypoint_error_px"] is not None:
             print(f"  2D joints: mean error {m['keypoint_error_px']:.2f} px of the {net.config.input_size} px input, "
                   f"PCK@0.2 {m['pck_0_2']:.3f}"
-                  + (f", side right {m['side_accuracy']:.1%} of frames" if m["side_accuracy"] is not None else ""))
+                  + (f", side told right in {m['side_accuracy']:.1%} of frames" if m["side_accuracy"] is not None
+                     else ""))
         for b in m["by_hand_fraction"]:
             e = "-" if b["depth_error_mm"] is None else f"{b['depth_error_mm']:.2f} mm"
             print(f"  hand covers {b['hand_fraction'][0]:.0%}-{b['hand_fraction'][1]:.0%} of the image: "

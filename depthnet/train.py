@@ -233,7 +233,7 @@ def _load_checkpoint(path: Path, config: TrainConfig, run_dir: Path) -> dict:
                          f"afresh, or resume from a copy") from e
     if not isinstance(ck, dict) or not {"model", "optimizer", "scheduler", "epoch", "config"} <= set(ck):
         raise ValueError(f"{path}: not a training checkpoint (written by handrgbd train)")
-    if ck["config"] != config.model_config.to_dict():
+    if _model_dict(ck["config"]) != config.model_config.to_dict():  # fields added since take their defaults
         raise ValueError(f"{path}: checkpoint is of model {ck['config']}, not {config.model_config}")
     stored = run_dir / "config.json"
     if stored.exists():
@@ -242,6 +242,8 @@ def _load_checkpoint(path: Path, config: TrainConfig, run_dir: Path) -> dict:
         except (OSError, ValueError) as e:
             raise ValueError(f"{stored}: cannot read ({e})") from e
         now = json.loads(json.dumps(config.to_json(), default=str))
+        if isinstance(before.get("model"), dict):  # model fields added since (the heads) take their defaults
+            before["model"] = _model_dict(before["model"])
         # keys an older run's config.json lacks (added to TrainConfig since) are not changes
         changed = sorted(k for k in before if k not in RESUMABLE_CHANGES and before[k] != now.get(k))
         if changed:
@@ -249,6 +251,16 @@ def _load_checkpoint(path: Path, config: TrainConfig, run_dir: Path) -> dict:
                              f"{', '.join(f'{before.get(k)!r} now {now.get(k)!r}' for k in changed)}); resume with "
                              f"the same ones, or train into a new --out")
     return ck
+
+
+def _model_dict(d: dict) -> dict:
+    """A stored model config as ``DepthNetConfig.to_dict()`` gives it now: fields added since it
+    was written take their defaults (a run from before the keypoint heads has none). Unreadable
+    configs are returned as they are (they then differ)."""
+    try:
+        return DepthNetConfig(**d).to_dict()
+    except (TypeError, ValueError):
+        return d
 
 
 def _epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:

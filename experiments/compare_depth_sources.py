@@ -264,12 +264,11 @@ def _cached_row(path: Path) -> dict | None:
 
 
 def _check_weights(source: str) -> None:
-    """A depthnet source's own weights file loads (before anything is written; the shipped ones
-    are tested)."""
-    if ":" in source and (path := weights_path(source)) is not None:
-        from depthnet.model import DepthNet
+    """A depthnet source's weights load, with a keypoint head for a ``+kp`` source (before
+    anything is written)."""
+    from handrgbd.sources import check_source_weights
 
-        DepthNet.load(path)
+    check_source_weights(source)
 
 
 def _check_data(data: list[str], sources: list[str] = (), frames: str = "") -> None:
@@ -347,7 +346,10 @@ def compare(data: list[str], sources: list[str], trackers: list[str], out: str |
 
     def done(r: Row, res: dict) -> None:  # the output folder appears with the first finished row
         results[r.key] = res
-        write_json(make_folder(out / "rows") / f"{r.key}.json", res, indent=None)
+        if not res.get("skipped"):  # a skipped row is looked at again next time (depth/ may have come)
+            write_json(make_folder(out / "rows") / f"{r.key}.json", res, indent=None)
+        else:
+            make_folder(out)
         bar.update()
 
     if workers > 1 and len(todo) > 1:

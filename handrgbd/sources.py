@@ -43,7 +43,8 @@ from handrgbd.joints import Keypoints
 from handrgbd.recording import Frame, Recording
 
 __all__ = ["Observation", "Provider", "PROVIDERS", "SOURCE_NEEDS", "DEPTHNET_SOURCES", "make_provider", "source_arg",
-           "depthnet_provider", "depthnet_crop_provider", "weights_path", "missing_images", "Step", "track_frames"]
+           "depthnet_provider", "depthnet_crop_provider", "weights_path", "check_source_weights", "missing_images", "Step",
+           "track_frames"]
 
 
 class Observation(NamedTuple):
@@ -171,6 +172,8 @@ def depthnet_crop_provider(weights: str | Path | None = None, backend: str = "au
         previous = state.get("previous_joints")
         crop = None if previous is None else follow_crop(previous, frame.camera, live.crop_margin if margin is None else margin)
         obs = state["finder"].observe(frame.rgb, crop)
+        if crop is not None and (obs.mask is None or obs.mask.sum() < live.min_mask_pixels):
+            obs = state["finder"].observe(frame.rgb, None)  # the hand left the crop: look in the whole frame
         if keypoints and state["finder"].depthnet.config.keypoints == 0:
             raise ValueError(NO_KEYPOINT_HEAD)
         if obs.mask is None or obs.mask.sum() < live.min_mask_pixels:
@@ -243,6 +246,19 @@ def source_arg(text: str) -> str:
     return text
 
 
+def check_source_weights(source: str) -> None:
+    """A depthnet source's weights load, and a ``+kp`` source's have a keypoint head (before any
+    output is written); ``ValueError`` naming the source otherwise."""
+    path = weights_path(source)
+    if path is None:
+        return
+    from depthnet.model import DepthNet
+
+    net = DepthNet.load(path)
+    if source.split(":")[0].endswith("+kp") and not net.config.keypoints:
+        raise ValueError(f"depth source {source}: {NO_KEYPOINT_HEAD}")
+
+
 def missing_images(rec: Recording, source: str) -> str | None:
     """The first image folder a built-in ``source`` reads that ``rec`` lacks ('depth', ...), or
     None (all there, or a source registered at run time, whose needs are unknown)."""
@@ -296,8 +312,8 @@ def track_frames(rec: Recording, provider: Provider, config, start: np.ndarray |
                 obs = provider(frame, state)
             except ValueError as e:
                 raise ValueError(f"{rec.path} frame {frame.name}: {e}") from e
-            if obs is None:
-                state["previous_joints"] = None if tracker is None or not tracker.has_track else state.get("previous_joints")
+            if obs is None:  # the tracker keeps its track; a source that follows it looks afresh next frame
+                state["previous_joints"] = None
                 yield Step(frame, None, None, False, None if tracker is None else tracker.backend)
                 continue
             if tracker is None:  # configured by the source's first observation

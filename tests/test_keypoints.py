@@ -120,3 +120,29 @@ def test_onnx_and_torch_agree_on_the_heads():
     np.testing.assert_allclose(a.keypoints_px, b.keypoints_px, atol=1e-3)
     np.testing.assert_allclose(a.keypoint_confidence, b.keypoint_confidence, atol=1e-5)
     assert a.right_prob == pytest.approx(b.right_prob, abs=1e-5) and a.keypoints_px.shape == (21, 2)
+
+
+def test_a_run_from_before_the_heads_resumes(tmp_path):
+    """A checkpoint and config.json written before DepthNetConfig had keypoints and handedness
+    (their model dicts lack the two keys) resume: the missing fields take their defaults."""
+    import json
+    from dataclasses import replace
+
+    from depthnet.train import TrainConfig, train
+    from synth.generator import SynthConfig, generate
+
+    generate(tmp_path / "d", 4, seed=2, config=SynthConfig(size=64), progress=False)
+    plain = replace(TINY_KP, keypoints=0, handedness=False)
+    cfg = TrainConfig((str(tmp_path / "d"),), str(tmp_path / "run"), model=plain, epochs=2, batch_size=2,
+                      checkpoint_every=100, val_frames=None, stop_after_epoch=1)
+    train(cfg, progress=False)
+    ck = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    for key in ("keypoints", "handedness"):
+        del ck["config"][key]
+    torch.save(ck, tmp_path / "run" / "checkpoint.pt")
+    stored = json.loads((tmp_path / "run" / "config.json").read_text())
+    for key in ("keypoints", "handedness"):
+        del stored["model"][key]
+    (tmp_path / "run" / "config.json").write_text(json.dumps(stored))
+    metrics = train(replace(cfg, stop_after_epoch=None), resume=True, progress=False)
+    assert metrics["epoch"] == 2

@@ -136,12 +136,16 @@ def test_track_refuses_sensor_depth_that_is_not_there(rgb_only, tmp_path, capsys
 def test_compare_skips_sensor_rows_on_rgb_only_recordings(rgb_only, tmp_path):
     from experiments.compare_depth_sources import compare, format_table, pooled
 
+    with pytest.raises(ValueError, match="keypoint head"):  # refused before any row runs
+        compare([str(rgb_only)], ["depthnet-rgb+kp"], ["pso:12x4:cpu"], tmp_path / "kp", progress=False)
+    assert not (tmp_path / "kp").exists()
     table = compare([str(rgb_only)], ["sensor", "depthnet-rgb"], ["pso:12x4:cpu"], tmp_path, progress=False,
                     frames="0:3")
     sensor, rgb = table
     assert "no depth/" in sensor["skipped"] and sensor.get("mpjpe_mm") is None
     assert rgb["frames"] == 3 and rgb["frame_range"] == "0:3" and np.isfinite(rgb["mpjpe_mm"])
     assert "skipped: " in format_table(table)
+    assert len(list((tmp_path / "rows").glob("*.json"))) == 1  # a skipped row is not kept: depth/ may come
     assert [p["source"] for p in pooled(table)] == ["depthnet-rgb"]
     with pytest.raises(ValueError, match="none of the images"):
         compare([str(rgb_only)], ["sensor"], ["pso:12x4:cpu"], tmp_path / "b", progress=False)

@@ -152,6 +152,10 @@ def track_recording(data: str | Path, out: str | Path | None, config: TrackerCon
         raise ValueError(f"{rec.path}: depth source {depth_source} needs {lacking}/ (this folder has none"
                          + ("; an RGB-only folder tracks with --depth-source depthnet-rgb-crop)" if lacking == "depth" else ")"))
     from_rgb = depth_source.split(":")[0] in DEPTHNET_SOURCES
+    if from_rgb:
+        from handrgbd.sources import check_source_weights
+
+        check_source_weights(depth_source)
     if from_rgb and (mask_dir or config.mask_source not in ("depth", "given")):
         raise ValueError(f"--mask: depth source {depth_source} brings depthnet's mask; --mask applies to sensor depth")
     gt = rec.joints_mm if rec.has_joints else None
@@ -194,9 +198,10 @@ def track_recording(data: str | Path, out: str | Path | None, config: TrackerCon
     tiles = []
     stop: dict = {"stopped_at": rec.names[0]}
     backend = None
+    steps = track_frames(rec, provider, config, start, independent, start_side=start_side)
     with Progress(n, "track", "frame", progress) as bar:
         try:
-            for step in track_frames(rec, provider, config, start, independent, start_side=start_side):
+            for step in steps:
                 i, frame, r = step.frame.index, step.frame, step.result
                 backend = step.backend or backend
                 unusable += not step.usable
@@ -217,6 +222,7 @@ def track_recording(data: str | Path, out: str | Path | None, config: TrackerCon
             stop["error"] = "interrupted" if isinstance(e, KeyboardInterrupt) else str(e)
             raise
         finally:  # results so far are never lost
+            steps.close()  # the tracker too, now
             if not stop and unusable == n:
                 stop = {"error": (f"{rec.path}: no frame has usable depth (every reading is 0 or past "
                                   f"{MAX_RANGE_MM / 1000:g} m); check depth/ and depth_unit_mm in camera.json")

@@ -131,7 +131,8 @@ class TrackResult(NamedTuple):
     side (``"right"`` or ``"left"``; chosen at initialisation with ``side="auto"``), None
     without a hand; iou, coverage: the solution's silhouette against the observed mask (its
     intersection over union, and the share of observed hand pixels it covers), NaN without a
-    hand."""
+    hand; objective: the solution's, without the keypoint term (comparable with or without
+    keypoints; the loss rule reads it)."""
 
     status: str
     params: np.ndarray | None      # (27,)
@@ -466,11 +467,14 @@ class Tracker:
             result = self._optimize(self.model, f, self._seed_swarm(self.previous, n), cfg.pso, camera, roi, obs_tile,
                                     mask_tile, term)
         params = result.best
+        objective = result.best_value  # the loss rule and the result see the objective without the keypoint term
+        if term is not None:
+            objective -= float(keypoint_term(self.model.joints(params[None]), roi.camera(camera, cfg.tile_size), term)[0])
         iou, coverage = self._explained(params, camera, roi, obs_tile, mask_tile, hand)
         # re-initialise on the objective (lost_frames too poor in a row); a silhouette that does
         # not explain the observation marks the frame lost at once but keeps the solution: a start
         # from detection did worse on the hard bench than carrying on (docs/tracker.md)
-        self._bad_frames = 0 if result.best_value <= cfg.lost_objective else self._bad_frames + 1
+        self._bad_frames = 0 if objective <= cfg.lost_objective else self._bad_frames + 1
         explained = iou >= cfg.min_iou and coverage >= cfg.min_coverage
         status = "tracked" if explained and self._bad_frames < cfg.lost_frames else "lost"
         if self._bad_frames >= cfg.lost_frames:
@@ -479,7 +483,7 @@ class Tracker:
         else:
             self.previous = params
         joints = self.model.joints(params)[0]
-        return TrackResult(status, params, joints, result.best_value, roi, time.perf_counter() - t0, self.model.side,
+        return TrackResult(status, params, joints, objective, roi, time.perf_counter() - t0, self.model.side,
                            hand, iou, coverage)
 
     def _explained(self, params, camera, roi, obs_tile, mask_tile, hand) -> tuple[float, float]:
