@@ -244,3 +244,17 @@ def test_keypoint_sources_refuse_a_network_without_keypoints():
     for name in ("depthnet-rgb+kp", "depthnet-rgb-crop+kp"):
         with pytest.raises(ValueError, match="keypoint head"):
             make_provider(name)(frame, {"hand_length_mm": 180.0})
+
+
+def test_keypoint_weight_sweep_with_true_keypoints(tmp_path):
+    """experiments.keypoint_weight: the true 2D joints as keypoints bring RGB-only tracking closer
+    to the truth than no keypoints (lambda 0)."""
+    from experiments.keypoint_weight import sweep
+
+    rec = Recording(EMBEDDED)
+    short = tmp_path / "short"
+    shutil.copytree(EMBEDDED, short, ignore=shutil.ignore_patterns("0000[1-3]*.png"))  # frames 0-9
+    for name in ("joints", "poses"):
+        np.save(short / f"{name}.npy", np.load(rec.path / f"{name}.npy")[:10])
+    res = sweep([str(short)], [0.0, 30.0], oracle_noise=0.0, particles=16, generations=6)
+    assert res["C2-rgb"][30.0] < 0.9 * res["C2-rgb"][0.0] and set(res["C2"]) == {0.0, 30.0}  # 9.1 -> 7.5 mm
