@@ -101,8 +101,8 @@ class TrackerConfig:
     lost_frames: int = 3
     seed: int = 0
     #: the keypoint term's weight lambda_p (docs/tracker.md, "Keypoints": chosen on the validation split
-    #: with the true 2D joints as keypoints, where 30-300 were alike and 10 and below worse)
-    keypoint_weight: float = 30.0
+    #: with the true 2D joints as keypoints: the best RGB only, within 1 mm of the best with depth)
+    keypoint_weight: float = 100.0
     keypoint_delta: float = 0.1
     min_keypoint_confidence: float = 0.2
     #: a palm keypoint needs this confidence for the PnP start
