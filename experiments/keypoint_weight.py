@@ -25,13 +25,18 @@ from tracker.pso import PSOConfig
 from tracker.run import truth_start
 from tracker.tracking import TrackerConfig
 
-__all__ = ["sweep", "main"]
+__all__ = ["sweep", "main", "build_parser"]
 
 
 def sweep(data: list[str], lambdas: list[float], weights: str | None = None, oracle_noise: float | None = None,
-          particles: int = 64, generations: int = 25, seed: int = 0) -> dict[str, dict[float, float]]:
-    """``{"C2-rgb": {lambda: MPJPE mm}, "C2": {...}}`` pooled over the frames of ``data``."""
+          particles: int = 64, generations: int = 25, seed: int = 0,
+          progress: bool | str = False) -> dict[str, dict[float, float]]:
+    """``{"C2-rgb": {lambda: MPJPE mm}, "C2": {...}}`` pooled over the frames of ``data``;
+    ``progress`` as ``handrgbd.progress.Progress``'s mode (one step per tracked sequence)."""
+    from handrgbd.progress import Progress
+
     out: dict[str, dict[float, float]] = {}
+    bar = Progress(2 * len(lambdas) * len(data), "keypoint weight", "sequence", progress)
     for label, rgb_only in (("C2-rgb", True), ("C2", False)):
         out[label] = {}
         for lam in lambdas:
@@ -57,12 +62,14 @@ def sweep(data: list[str], lambdas: list[float], weights: str | None = None, ora
                     if step.result is not None and step.result.joints_mm is not None:
                         joints[step.frame.index] = step.result.joints_mm
                 errors.append(np.linalg.norm(joints - rec.joints_mm, axis=-1).mean(-1))
+                bar.update()
             e = np.concatenate(errors)
             out[label][lam] = float(np.nanmean(e)) if np.isfinite(e).any() else float("nan")
+    bar.close()
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> CommandParser:
     p = CommandParser(prog="python -m experiments.keypoint_weight", description=__doc__.split("\n")[0])
     p.add_argument("--data", nargs="+", required=True, help="validation recordings with joints.npy")
     p.add_argument("--lambdas", nargs="+", type=number(0, 1e6), default=[0.0, 10.0, 30.0, 100.0],
@@ -71,9 +78,19 @@ def main(argv: list[str] | None = None) -> int:
                    help="depthnet weights (a keypoint network unless --oracle-noise; default: the shipped ones)")
     p.add_argument("--oracle-noise", type=number(0, 1000), default=None, metavar="PX",
                    help="use the true 2D joints plus this much Gaussian noise (pixels) as the keypoints")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar: a log line every few seconds instead")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        res = sweep(args.data, args.lambdas, args.weights, args.oracle_noise)
+        res = sweep(args.data, args.lambdas, args.weights, args.oracle_noise,
+                    progress="log" if args.no_progress else True)
     except (ValueError, OSError) as e:
         return p.fail(e)
     print(f"{'MPJPE (mm)':<12}" + "".join(f"{f'lambda {lam:g}':>14}" for lam in args.lambdas))

@@ -32,7 +32,7 @@ FAST = ["--particles", "8", "--generations", "2"]
 #: the parsers of every command a user runs: the handrgbd subcommands and the experiments
 PARSERS = {name: (lambda name=name: cli.command_parser(name)) for name in cli.COMMANDS}
 PARSERS.update({f"experiments.{m}": (lambda m=m: __import__(f"experiments.{m}", fromlist=["x"]).build_parser())
-                for m in ("pose_c1_c2", "ablation", "tracker_accuracy")})
+                for m in ("pose_c1_c2", "ablation", "tracker_accuracy", "keypoint_weight")})
 
 
 def run_cli(argv: list[str], capsys) -> tuple[int, str]:
