@@ -151,9 +151,7 @@ def hand_box(frame, scale: float = CROP_SCALE, hand: np.ndarray | None = None) -
     grown by ``JOINT_PAD_MM``), else the pixels of ``hand (H, W) bool`` (e.g. mask/). None when
     neither is there."""
     if frame.joints_mm is not None and (frame.joints_mm[:, 2] > 0).all():
-        uv = frame.camera.project(frame.joints_mm)
-        pad = JOINT_PAD_MM * frame.camera.fx / float(frame.joints_mm[:, 2].min())
-        lo, hi = uv.min(0) - pad, uv.max(0) + pad + 1
+        lo, hi = frame.camera.padded_box(frame.joints_mm, JOINT_PAD_MM)
     elif hand is not None and hand.any():
         v, u = np.nonzero(hand)
         lo, hi = np.array([u.min(), v.min()], float), np.array([u.max() + 1, v.max() + 1], float)

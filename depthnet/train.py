@@ -326,8 +326,9 @@ def train(config: TrainConfig, resume: bool = False, progress: bool | str = True
         make_folder(run_dir)
         write_json(run_dir / "config.json", config.to_json(), default=str)
     net.to(device)
-    heads = [p for name, p in net.named_parameters() if name.split(".")[0] in ("keypoint_head", "handedness_head")]
-    stages = [p for name, p in net.named_parameters() if name.split(".")[0] not in ("keypoint_head", "handedness_head")]
+    heads, stages = [], []
+    for name, param in net.named_parameters():
+        (heads if name.split(".")[0] in ("keypoint_head", "handedness_head") else stages).append(param)
     groups = [{"params": stages, "lr": config.lr * config.stage_lr_scale}] + ([{"params": heads}] if heads else [])
     opt = torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=config.step_size, gamma=config.lr_gamma)

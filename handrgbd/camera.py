@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["CameraIntrinsics", "FOCAL_RANGE_PX", "MAX_CENTRE_ANGLE_DEG"]
+__all__ = ["CameraIntrinsics", "FOCAL_RANGE_PX", "MAX_CENTRE_ANGLE_DEG", "crop_image"]
 
 #: Focal lengths a real camera (or a crop or resize of its image) can have, in pixels: below 10 a
 #: 64-pixel image would span over 145 degrees; above 1e5 a 4000-pixel one under 2.3 degrees.
@@ -140,6 +140,15 @@ class CameraIntrinsics:
         return CameraIntrinsics(self.fx * sx, self.fy * sy, sx * (self.cx + 0.5 - x0) - 0.5,
                                 sy * (self.cy + 0.5 - y0) - 0.5, out_width, out_height)
 
+    def padded_box(self, points_mm: np.ndarray, pad_mm: float) -> tuple[np.ndarray, np.ndarray]:
+        """The pixel box ``(lo (2,), hi (2,))`` in edge coordinates around points ``(..., 3)`` mm
+        (e.g. a hand's joints, bone centres), grown on every side by ``pad_mm`` seen at the
+        nearest point's depth (the skin past them)."""
+        p = np.asarray(points_mm).reshape(-1, 3)
+        uv = self.project(p)
+        pad = pad_mm * self.fx / p[:, 2].min()
+        return uv.min(0) - pad, uv.max(0) + pad + 1
+
     def crop(self, x0: int, y0: int, width: int, height: int) -> "CameraIntrinsics":
         """Intrinsics of the pixel crop ``image[y0:y0 + height, x0:x0 + width]``."""
         return self.crop_resize((x0, y0, x0 + width, y0 + height), width, height)
@@ -172,3 +181,15 @@ class CameraIntrinsics:
                              f"{(self.height, self.width)}")
         v, u = np.nonzero(depth > 0)
         return self.unproject(np.stack([u, v], axis=-1), depth[v, u])
+
+
+def crop_image(image: np.ndarray, x0: int, y0: int, width: int, height: int) -> np.ndarray:
+    """``image[y0:y0 + height, x0:x0 + width]`` of an ``(H, W, ...)`` array, where the box may reach
+    past the image: pixels outside are 0 (black, no reading, not hand). The intrinsics of the
+    result are ``CameraIntrinsics.crop``'s."""
+    H, W = image.shape[:2]
+    sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + width, W), min(y0 + height, H)
+    out = np.zeros((height, width, *image.shape[2:]), image.dtype)
+    if sx1 > sx0 and sy1 > sy0:
+        out[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = image[sy0:sy1, sx0:sx1]
+    return out

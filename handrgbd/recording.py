@@ -38,7 +38,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from handrgbd.camera import CameraIntrinsics
+from handrgbd.camera import CameraIntrinsics, crop_image
 from handrgbd.depth import DEPTH_UNIT_RANGE_MM, MAX_RANGE_MM, depth_mm_to_uint16, uint16_to_depth_mm
 from handrgbd.joints import NUM_JOINTS
 from handrgbd.outputs import atomic_write_bytes
@@ -115,16 +115,9 @@ class Frame:
         Joints and pose are the camera frame's and do not change."""
         if width < 1 or height < 1:
             raise ValueError(f"crop size must be positive, got {width}x{height}")
-        H, W = self.camera.height, self.camera.width
-        sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + width, W), min(y0 + height, H)
 
         def cut(image: np.ndarray | None) -> np.ndarray | None:
-            if image is None:
-                return None
-            out = np.zeros((height, width, *image.shape[2:]), image.dtype)
-            if sx1 > sx0 and sy1 > sy0:
-                out[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = image[sy0:sy1, sx0:sx1]
-            return out
+            return None if image is None else crop_image(image, x0, y0, width, height)
 
         return Frame(self.index, self.name, self.camera.crop(x0, y0, width, height), cut(self.rgb), cut(self.depth_mm),
                      cut(self.mask), cut(self.depth_gt_mm), self.joints_mm, self.pose)

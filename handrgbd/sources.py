@@ -100,6 +100,18 @@ def _degraded_args(noise: str, holes: str) -> tuple[float, float]:
     return values
 
 
+def _rgb_only(relative: np.ndarray, mask: np.ndarray, frame: Frame, state: dict,
+              keypoints: Keypoints | None) -> Observation:
+    """depthnet's relative depth placed at the distance the mask's palm width gives a hand of
+    ``state["hand_length_mm"]``, known only up to a constant (C2-rgb)."""
+    from depthnet.targets import relative_to_metric
+    from tracker.kinematics import DEFAULT_HAND_LENGTH_MM
+    from tracker.tracking import distance_from_mask
+
+    z = distance_from_mask(mask, frame.camera, state.get("hand_length_mm", DEFAULT_HAND_LENGTH_MM))
+    return Observation(relative_to_metric(relative, mask, z), mask, offset_free=True, keypoints=keypoints)
+
+
 NO_KEYPOINT_HEAD = ("a +kp source needs depthnet weights with a keypoint head (handrgbd train --preset cpu+keypoints); "
                     "these have none")
 
@@ -134,13 +146,7 @@ def depthnet_provider(weights: str | Path | None = None, rgb_only: bool = False,
                 raise ValueError(NO_KEYPOINT_HEAD)
             kp = Keypoints(pred.keypoints_px, pred.keypoint_confidence, pred.right_prob)
         if rgb_only:
-            from tracker.kinematics import DEFAULT_HAND_LENGTH_MM
-            from tracker.tracking import distance_from_mask
-
-            if not pred.mask.any():
-                return None
-            z = distance_from_mask(pred.mask, frame.camera, state.get("hand_length_mm", DEFAULT_HAND_LENGTH_MM))
-            return Observation(relative_to_metric(pred.relative, pred.mask, z), pred.mask, offset_free=True, keypoints=kp)
+            return _rgb_only(pred.relative, pred.mask, frame, state, kp) if pred.mask.any() else None
         mean = make_targets(_sensor(frame, state).depth_mm).mean_depth_mm  # the hand's mean depth from the sensor
         if not np.isfinite(mean):
             return None
@@ -155,32 +161,33 @@ def depthnet_crop_provider(weights: str | Path | None = None, backend: str = "au
     on a square crop around it; then as ``depthnet-rgb``. None for a frame where it finds no
     hand."""
     def provider(frame: Frame, state: dict) -> Observation | None:
-        from depthnet.targets import relative_to_metric
-        from live.pipeline import HandFinder, LiveConfig, follow_crop
-        from tracker.kinematics import DEFAULT_HAND_LENGTH_MM
-        from tracker.tracking import distance_from_mask
+        from live.pipeline import HandFinder, LiveConfig, follow_crop  # torch and numba: on the first frame
 
         if frame.rgb is None:
             raise ValueError("depthnet sources need rgb/")
-        live = LiveConfig()
         if "finder" not in state:
             from depthnet.model import DepthNet
             from depthnet.runtime import Inference
 
             net = Inference(DepthNet.load(weights) if weights else DepthNet.from_pretrained(), backend)
-            state["finder"] = HandFinder(net, live.min_mask_pixels)
+            if keypoints and net.config.keypoints == 0:
+                raise ValueError(NO_KEYPOINT_HEAD)
+            state["live"] = LiveConfig()
+            state["finder"] = HandFinder(net, state["live"].min_mask_pixels)
+        live, finder = state["live"], state["finder"]
+
+        def found(obs) -> bool:
+            return obs.mask is not None and obs.mask.sum() >= live.min_mask_pixels
+
         previous = state.get("previous_joints")
-        crop = None if previous is None else follow_crop(previous, frame.camera, live.crop_margin if margin is None else margin)
-        obs = state["finder"].observe(frame.rgb, crop)
-        if crop is not None and (obs.mask is None or obs.mask.sum() < live.min_mask_pixels):
-            obs = state["finder"].observe(frame.rgb, None)  # the hand left the crop: look in the whole frame
-        if keypoints and state["finder"].depthnet.config.keypoints == 0:
-            raise ValueError(NO_KEYPOINT_HEAD)
-        if obs.mask is None or obs.mask.sum() < live.min_mask_pixels:
+        crop = None if previous is None else follow_crop(previous, frame.camera,
+                                                         live.crop_margin if margin is None else margin)
+        obs = finder.observe(frame.rgb, crop)
+        if crop is not None and not found(obs):
+            obs = finder.observe(frame.rgb, None)  # the hand left the crop: look in the whole frame
+        if not found(obs):
             return None
-        z = distance_from_mask(obs.mask, frame.camera, state.get("hand_length_mm", DEFAULT_HAND_LENGTH_MM))
-        return Observation(relative_to_metric(obs.relative, obs.mask, z), obs.mask, offset_free=True,
-                           keypoints=obs.keypoints if keypoints else None)
+        return _rgb_only(obs.relative, obs.mask, frame, state, obs.keypoints if keypoints else None)
     return provider
 
 

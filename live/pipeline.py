@@ -29,7 +29,7 @@ import numpy as np
 from depthnet.model import DepthNet
 from depthnet.runtime import Inference
 from depthnet.targets import relative_to_metric
-from handrgbd.camera import CameraIntrinsics
+from handrgbd.camera import CameraIntrinsics, crop_image
 from handrgbd.joints import Keypoints
 from renderer.projection import RegionOfInterest
 from tracker.pso import PSOConfig
@@ -110,9 +110,7 @@ class HandFinder:
         sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + side, W), min(y0 + side, H)
         if sx1 <= sx0 or sy1 <= sy0:
             return None
-        patch = np.zeros((side, side, 3), np.uint8)
-        patch[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = rgb[sy0:sy1, sx0:sx1]
-        pred = self.depthnet.predict(patch)
+        pred = self.depthnet.predict(crop_image(rgb, x0, y0, side, side))
         relative = np.ones((H, W), np.float32)
         mask = np.zeros((H, W), bool)
         relative[sy0:sy1, sx0:sx1] = pred.relative[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0]

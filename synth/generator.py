@@ -230,9 +230,7 @@ def _crop_camera(joints: np.ndarray, rng: np.random.Generator | None, config: Sy
                  scale: float | None = None, hand_pad_mm: float = 15.0) -> CameraIntrinsics:
     """Square crop around projected joints (padded by a finger's radius), randomly scaled/shifted."""
     cam = KINECT_V2_COLOR
-    uv = cam.project(joints.reshape(-1, 3))
-    pad = hand_pad_mm * cam.fx / joints.reshape(-1, 3)[:, 2].min()
-    lo, hi = uv.min(0) - pad, uv.max(0) + pad + 1
+    lo, hi = cam.padded_box(joints, hand_pad_mm)
     if scale is None:
         wide = config.wide_crop_prob > 0 and rng.random() < config.wide_crop_prob
         scale = rng.uniform(*(config.wide_crop_scale if wide else config.crop_scale))

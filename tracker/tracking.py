@@ -184,6 +184,9 @@ def skin_mask(rgb: np.ndarray) -> np.ndarray:
     return cv2.morphologyEx(m.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
 
 
+#: the canonical finger poses an initialisation starts from (at each orientation of the grid, or
+#: at each palm pose solved from keypoints)
+INITIAL_POSES = ("open", "relaxed", "fist", "point", "pinch")
 #: the palm's keypoints, rigid in the model whatever the fingers do: wrist and the four knuckles
 PALM_KEYPOINTS = (Joint.WRIST, Joint.INDEX_MCP, Joint.MIDDLE_MCP, Joint.RING_MCP, Joint.PINKY_MCP)
 
@@ -399,7 +402,7 @@ class Tracker:
         v, u = np.nonzero(hand)
         centre = camera.unproject(np.array([u.mean(), v.mean()]), np.median(depth[v, u]) + 0.12 * self.config.hand_length_mm)
         out = np.array([HandPose.canonical(name, position_mm=centre, orientation=q, side=model.side).to_array()
-                        for q in _orientation_grid() for name in ("open", "relaxed", "fist", "point", "pinch")])
+                        for q in _orientation_grid() for name in INITIAL_POSES])
         if found is None:
             return out
         j = camera.project(model.joints(out))
@@ -527,6 +530,6 @@ class Tracker:
             return None
         out = []
         for q, t in poses:
-            for name in ("open", "relaxed", "fist", "point", "pinch"):
+            for name in INITIAL_POSES:
                 out.append(HandPose.canonical(name, position_mm=t, orientation=q, side=model.side).to_array())
         return np.array(out)
