@@ -118,6 +118,27 @@ def test_hand_region_follows_a_known_palm_and_is_empty_far_from_any_surface():
     assert not hand_region(depth, CAM, palm + [400.0, 0.0, 0.0]).any()  # no surface near: empty
 
 
+def test_hand_region_of_an_edge_on_hand_grows_from_its_knuckles_too():
+    """An edge-on hand: the surface is its side, 40 mm in front of the palm's centre, with a
+    scrap of flying pixels beside it, nearer the centre. Grown from the centre alone the region
+    is the scrap (on the hard bench: 158 pixels of a hand of 10,700, and the track lost); the
+    previous solution's knuckles, nearer the side, find the hand."""
+    depth = np.zeros((CAM.height, CAM.width), np.float32)
+    z = 640.0
+    px = 20.0 * CAM.fx / z  # a 20 mm x 180 mm side of the hand
+    depth[200:200 + int(9 * px), 300:300 + int(px)] = z
+    centre = CAM.unproject(np.array([300 + px / 2, 200 + 4.5 * px]), z + 40.0)
+    v = int(200 + 4.5 * px)
+    depth[v - 6:v + 6, 284:296] = z + 35.0  # flying pixels beside the side, 5 mm in front of the centre
+    side = depth == z
+    alone = hand_region(depth, CAM, centre)
+    assert alone.any() and alone[side].mean() < 0.05  # the scrap only
+    knuckle = CAM.unproject(np.array([300 + px / 2, 200 + 3 * px]), z + 20.0)
+    region = hand_region(depth, CAM, centre, knuckles_mm=knuckle[None])
+    assert region[side].mean() > 0.95
+    assert not hand_region(depth, CAM, centre + [0.0, 0.0, 400.0], knuckles_mm=knuckle[None] + 400.0).any()
+
+
 def test_the_region_is_geodesic_the_forearm_ends_within_the_hand_length():
     depth, palm, hand = _person(hand_in_front=False)
     found = detect_hand(depth, CAM)

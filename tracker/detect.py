@@ -37,9 +37,9 @@ end of the arm instead; this module does that on the depth surface:
    the best is kept.
 5. **Hand region.** The winner's region is the surface within ``region_radius`` hand lengths
    (geodesically) of the surface near the palm's centre (the points within ``SEED_RADIUS``
-   hand lengths of it in 3D), about 0.8 hand lengths from the centre in all: fingers in (the
-   middle fingertip is 0.7 away), torso out, a stub of forearm in (the tracker cuts it at the
-   wrist while tracking); plus its islands, small surfaces wholly inside its box and depth
+   hand lengths of it in 3D; while tracking, of the previous solution's knuckles too), about
+   0.8 hand lengths from the centre in all: fingers in (the middle fingertip is 0.7 away),
+   torso out, a stub of forearm in (the tracker cuts it at the wrist while tracking); plus its islands, small surfaces wholly inside its box and depth
    range (a finger seen past another one, beyond a depth edge).
 6. **Fingers' direction**: away from the arm, i.e. from where the surface goes on past the
    region (cells with a joined neighbour outside it); without such cells, from the region's
@@ -384,17 +384,25 @@ def _to_full(surface: _Surface, nodes: np.ndarray, depth_mm: np.ndarray, jump_mm
     return out
 
 
-def _ball(surface: _Surface, palm_mm: np.ndarray, cfg: DetectorConfig) -> np.ndarray:
+def _ball(surface: _Surface, around_mm: np.ndarray, cfg: DetectorConfig) -> np.ndarray:
     """The hand's region: nodes within ``region_radius`` hand lengths (geodesically) of the
-    surface near the palm (the nodes within ``SEED_RADIUS`` hand lengths of ``palm_mm`` in 3D),
-    plus the hand's islands (``_islands``)."""
+    surface near ``around_mm (K, 3)`` (``_seeds``: the palm's centre, and while tracking the
+    previous solution's knuckles), plus the hand's islands (``_islands``)."""
     L = cfg.hand_length_mm
-    seeds = np.nonzero(np.linalg.norm(surface.points - palm_mm, axis=1) <= SEED_RADIUS * L)[0]
+    seeds = _seeds(surface, around_mm, cfg)
     if len(seeds) == 0:
         return seeds
     dist = dijkstra(surface.graph, directed=True, indices=seeds, min_only=True, limit=cfg.region_radius * L)
     nodes = np.nonzero(np.isfinite(dist))[0]
     return np.concatenate([nodes, _islands(surface, nodes, cfg)])
+
+
+def _seeds(surface: _Surface, around_mm: np.ndarray, cfg: DetectorConfig) -> np.ndarray:
+    """The nodes a hand's region grows from: those within ``SEED_RADIUS`` hand lengths of any of
+    ``around_mm (K, 3)``."""
+    around = np.asarray(around_mm, np.float64).reshape(-1, 3)
+    dist = np.linalg.norm(surface.points[:, None] - around[None], axis=-1).min(1)
+    return np.nonzero(dist <= SEED_RADIUS * cfg.hand_length_mm)[0]
 
 
 def _islands(surface: _Surface, region: np.ndarray, cfg: DetectorConfig) -> np.ndarray:
@@ -536,18 +544,28 @@ def detect_hand(depth_mm: np.ndarray, camera: CameraIntrinsics, config: Detector
 
 
 def hand_region(depth_mm: np.ndarray, camera: CameraIntrinsics, palm_mm: np.ndarray,
-                config: DetectorConfig | None = None, mask: np.ndarray | None = None) -> np.ndarray:
+                config: DetectorConfig | None = None, mask: np.ndarray | None = None,
+                knuckles_mm: np.ndarray | None = None) -> np.ndarray:
     """``(H, W) bool``: the hand region (as a detection's) grown from ``palm_mm (3,)`` (camera
-    frame, e.g. the previous frame's palm centre). Empty when no surface lies within
-    ``SEED_RADIUS`` hand lengths of ``palm_mm`` (or it is not finite, or behind the camera).
-    With ``mask``, only pixels in it."""
+    frame, e.g. the previous frame's palm centre) and ``knuckles_mm (K, 3)`` when given (the
+    previous solution's finger MCPs). An edge-on hand shows only its side, up to half a palm's
+    width from the palm's centre, and the cells nearest the centre can be scraps cut off by the
+    steep depth (flying pixels at the outline): grown from the centre alone, the region was a
+    few hundred pixels of a hand of ten thousand and the track was lost (hard bench, plain
+    scenario); the knuckles lie nearer the hand's surface. Empty when no surface lies within
+    ``SEED_RADIUS`` hand lengths of those points (or the palm is not finite, or behind the
+    camera): the previous solution is off the observation. With ``mask``, only pixels in it."""
     cfg = DetectorConfig() if config is None else config
     depth = _check(depth_mm, camera)
     palm_mm = np.asarray(palm_mm, np.float64)
     if palm_mm.shape != (3,) or not np.isfinite(palm_mm).all() or palm_mm[2] <= 0:
         return np.zeros(depth.shape, bool)  # a palm behind the camera, or undefined, has no surface near
+    around = palm_mm[None]
+    if knuckles_mm is not None:
+        k = np.asarray(knuckles_mm, np.float64).reshape(-1, 3)
+        around = np.vstack([around, k[np.isfinite(k).all(1) & (k[:, 2] > 0)]])
     surface = _surface(depth, camera, cfg, mask, near_mm=float(palm_mm[2]))
-    return _to_full(surface, _ball(surface, palm_mm, cfg), depth, cfg.jump_mm, mask)
+    return _to_full(surface, _ball(surface, around, cfg), depth, cfg.jump_mm, mask)
 
 
 def support_plane(depth_mm: np.ndarray, camera: CameraIntrinsics, config: DetectorConfig | None = None) -> np.ndarray:
