@@ -6,8 +6,8 @@ Rows, medians over the frames of each recording after one warm-up frame:
 - ``detect``: ``tracker.detect.detect_hand`` (surface graph, geodesic extrema, candidates and
   the hand's full-resolution region), what (re-)initialisation costs;
 - ``region``: ``hand_region`` from a palm (here the frame's own detected one; the tracker passes
-  the previous solution's), what every tracked frame costs; frames where nothing is detected
-  are left out of this row.
+  the previous solution's palm centre and, as four more seed points, its knuckles), what every
+  tracked frame costs; frames where nothing is detected are left out of this row.
 
 On the real SR305 frames (640 x 480, a person in view) and the embedded synthetic sequence
 (256 x 256 crops). Run: ``python -m benchmarks.detect_speed [--json]``.

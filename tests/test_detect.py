@@ -137,6 +137,10 @@ def test_hand_region_of_an_edge_on_hand_grows_from_its_knuckles_too():
     region = hand_region(depth, CAM, centre, knuckles_mm=knuckle[None])
     assert region[side].mean() > 0.95
     assert not hand_region(depth, CAM, centre + [0.0, 0.0, 400.0], knuckles_mm=knuckle[None] + 400.0).any()
+    unusable = np.array([[np.nan, 0.0, 600.0], [0.0, 0.0, -50.0]])  # dropped: the centre's region
+    assert np.array_equal(hand_region(depth, CAM, centre, knuckles_mm=unusable), alone)
+    with pytest.raises(ValueError, match=r"knuckles_mm must have shape \(K, 3\)"):
+        hand_region(depth, CAM, centre, knuckles_mm=knuckle)
 
 
 def test_the_region_is_geodesic_the_forearm_ends_within_the_hand_length():

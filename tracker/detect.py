@@ -37,9 +37,9 @@ end of the arm instead; this module does that on the depth surface:
    the best is kept.
 5. **Hand region.** The winner's region is the surface within ``region_radius`` hand lengths
    (geodesically) of the surface near the palm's centre (the points within ``SEED_RADIUS``
-   hand lengths of it in 3D; while tracking, of the previous solution's knuckles too), about
-   0.8 hand lengths from the centre in all: fingers in (the middle fingertip is 0.7 away),
-   torso out, a stub of forearm in (the tracker cuts it at the wrist while tracking); plus its islands, small surfaces wholly inside its box and depth
+   hand lengths of it in 3D), about 0.8 hand lengths from the centre in all: fingers in (the
+   middle fingertip is 0.7 away), torso out, a stub of forearm in (the tracker cuts it at the
+   wrist while tracking); plus its islands, small surfaces wholly inside its box and depth
    range (a finger seen past another one, beyond a depth edge).
 6. **Fingers' direction**: away from the arm, i.e. from where the surface goes on past the
    region (cells with a joined neighbour outside it); without such cells, from the region's
@@ -399,7 +399,7 @@ def _ball(surface: _Surface, around_mm: np.ndarray, cfg: DetectorConfig) -> np.n
 
 def _seeds(surface: _Surface, around_mm: np.ndarray, cfg: DetectorConfig) -> np.ndarray:
     """The nodes a hand's region grows from: those within ``SEED_RADIUS`` hand lengths of any of
-    ``around_mm (K, 3)``."""
+    ``around_mm (K, 3)``, K >= 1."""
     around = np.asarray(around_mm, np.float64).reshape(-1, 3)
     dist = np.linalg.norm(surface.points[:, None] - around[None], axis=-1).min(1)
     return np.nonzero(dist <= SEED_RADIUS * cfg.hand_length_mm)[0]
@@ -562,8 +562,10 @@ def hand_region(depth_mm: np.ndarray, camera: CameraIntrinsics, palm_mm: np.ndar
         return np.zeros(depth.shape, bool)  # a palm behind the camera, or undefined, has no surface near
     around = palm_mm[None]
     if knuckles_mm is not None:
-        k = np.asarray(knuckles_mm, np.float64).reshape(-1, 3)
-        around = np.vstack([around, k[np.isfinite(k).all(1) & (k[:, 2] > 0)]])
+        k = np.asarray(knuckles_mm, np.float64)
+        if k.ndim != 2 or k.shape[1] != 3:
+            raise ValueError(f"hand_region: knuckles_mm must have shape (K, 3), got {k.shape}")
+        around = np.vstack([around, k[np.isfinite(k).all(1) & (k[:, 2] > 0)]])  # unusable ones dropped
     surface = _surface(depth, camera, cfg, mask, near_mm=float(palm_mm[2]))
     return _to_full(surface, _ball(surface, around, cfg), depth, cfg.jump_mm, mask)
 

@@ -6,8 +6,8 @@ time:
 1. Observed hand mask (``config.mask_source``): ``"depth"`` (default) finds the hand in the
    depth (``tracker.detect``: the hand-sized surface at the end of a geodesic extremum, so not
    the torso or a chair that is nearer) on (re-)initialisation, and while tracking keeps the
-   surface around the previous solution's palm and knuckles (``hand_region``); ``"eq1"`` is the paper's
-   eq. (1), the valid pixels within 300 mm of the nearest one (the nearest taken as the 0.1th
+   surface around the previous solution's palm and knuckles (``hand_region``); ``"eq1"`` is
+   the paper's eq. (1), the valid pixels within 300 mm of the nearest one (the nearest taken as the 0.1th
    percentile of valid depth, robust to single outliers); ``"given"`` uses the ``mask``
    argument (e.g. depthnet's, condition C2); ``"skin"`` a skin-colour detector on ``rgb``
    (YCrCb box) inside the eq. (1) foreground. ``"given"`` and ``"skin"`` also detect the hand
@@ -308,8 +308,8 @@ class Tracker:
             depth = np.where(support_plane(depth, camera, cfg.detector), 0.0, depth).astype(np.float32)
         if cfg.mask_source == "depth":
             if self.previous is not None:
-                palm = self.model.joints(self.previous)[0][list(PALM_JOINTS)]  # wrist, then the four knuckles
-                hand = hand_region(depth, camera, palm.mean(0), cfg.detector, knuckles_mm=palm[1:])
+                palm_joints = self.model.joints(self.previous)[0][list(PALM_JOINTS)]  # wrist, then the knuckles
+                hand = hand_region(depth, camera, palm_joints.mean(0), cfg.detector, knuckles_mm=palm_joints[1:])
                 if hand.sum() >= cfg.min_hand_pixels:
                     return hand, None
             found = detect_hand(depth, camera, cfg.detector)
