@@ -589,17 +589,20 @@ def support_plane(depth_mm: np.ndarray, camera: CameraIntrinsics, config: Detect
     norms = np.linalg.norm(normals, axis=1)
     ok = norms >= 1e-9  # three points on a line give no plane
     normals[ok] /= norms[ok, None]
-    counts = np.where(ok, (np.abs(P @ normals.T - (a * normals).sum(1)) < tol).sum(0), 0)
+    # point-plane offsets of every sample to every trial's plane (P @ normals.T written out: a
+    # BLAS product here left OpenBLAS's threads spinning on the cores the PSO kernel needs next)
+    offsets = P[:, None, 0] * normals[:, 0] + P[:, None, 1] * normals[:, 1] + P[:, None, 2] * normals[:, 2]
+    counts = np.where(ok, (np.abs(offsets - (a * normals).sum(1)) < tol).sum(0), 0)
     best = int(np.argmax(counts))  # the first of the best, as a loop keeping strict improvements
     if counts[best] == 0 or counts[best] < cfg.plane_min_share * len(P):
         return out
-    inliers = P[np.abs((P - a[best]) @ normals[best]) < tol]
+    inliers = P[np.abs(((P - a[best]) * normals[best]).sum(1)) < tol]
     centre = inliers.mean(0)
     _, _, vt = np.linalg.svd(inliers - centre, full_matrices=False)  # refit: vt[2] the normal
-    spread = np.ptp((inliers - centre) @ vt[:2].T, axis=0)
+    spread = np.ptp([((inliers - centre) * axis).sum(1) for axis in vt[:2]], axis=1)
     if spread.min() < cfg.plane_min_extent * cfg.hand_length_mm:
         return out
     points = camera.unproject(np.stack([u, v], -1), depth[v, u])
-    on = np.abs((points - centre) @ vt[2]) < tol
+    on = np.abs(((points - centre) * vt[2]).sum(1)) < tol
     out[v[on], u[on]] = True
     return out

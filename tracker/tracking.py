@@ -345,7 +345,7 @@ class Tracker:
         axis /= np.linalg.norm(axis)
         v, u = np.nonzero(hand)
         points = camera.unproject(np.stack([u, v], -1), depth[v, u])
-        keep = (points - wrist) @ axis > -self.config.wrist_cut_mm
+        keep = ((points - wrist) * axis).sum(1) > -self.config.wrist_cut_mm  # no BLAS (see detect.support_plane)
         out = np.zeros_like(hand)
         out[v[keep], u[keep]] = True
         return out
