@@ -364,3 +364,33 @@ def test_support_plane_is_the_table_not_the_hand(tilt):
     flat = np.full((240, 320), 300.0, np.float32)  # a flat surface the size of a palm filling the view
     assert not support_plane(flat, CameraIntrinsics(900.0, 900.0, 159.5, 119.5, 320, 240)).any()
     assert not support_plane(depth, cam, DetectorConfig(plane_tolerance_mm=None)).any()
+
+
+def test_support_plane_kernels_match_numpy():
+    """The RANSAC counts and the plane's pixels (numba loops, no BLAS) equal the plain numpy
+    expressions they replace, exactly: the same float operations in the same order."""
+    from tracker._kernels import plane_inlier_counts_kernel, plane_pixels_kernel
+
+    rng = np.random.default_rng(3)
+    P = rng.normal(0.0, 200.0, (500, 3)) + [0.0, 0.0, 800.0]
+    normals = rng.normal(size=(40, 3))
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    offsets = (P[rng.integers(0, 500, 40)] * normals).sum(1)
+    ok = rng.random(40) > 0.2
+    counts = np.empty(40, np.int64)
+    plane_inlier_counts_kernel(P, normals, offsets, ok, 12.0, counts)
+    d = P[:, None, 0] * normals[:, 0] + P[:, None, 1] * normals[:, 1] + P[:, None, 2] * normals[:, 2]
+    assert np.array_equal(counts, np.where(ok, (np.abs(d - offsets) < 12.0).sum(0), 0))
+    assert counts[ok].min() >= 1  # each plane passes through one of the points
+
+    depth = rng.uniform(500.0, 900.0, (CAM.height, CAM.width)).astype(np.float32)
+    depth[rng.random(depth.shape) < 0.2] = 0.0
+    depth[0, :5] = np.nan
+    centre, normal = np.array([10.0, -20.0, 700.0]), np.array([0.0, 0.6, 0.8])
+    out = np.zeros(depth.shape, bool)
+    plane_pixels_kernel(depth, CAM.fx, CAM.fy, CAM.cx, CAM.cy, centre, normal, 12.0, out)
+    v, u = np.nonzero(depth > 0)
+    points = CAM.unproject(np.stack([u, v], -1), depth[v, u])
+    want = np.zeros(depth.shape, bool)
+    want[v, u] = np.abs(((points - centre) * normal).sum(1)) < 12.0
+    assert np.array_equal(out, want) and 0 < out.sum() < (depth > 0).sum()

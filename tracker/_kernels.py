@@ -573,3 +573,37 @@ def pso_hand_kernel(x, v, pbest, pbest_value, gbest, best, first, r1, r2, redraw
         if pbest_value[g] < best[0]:
             gbest[:] = pbest[g]
             best[0] = pbest_value[g]
+
+
+# ---- support plane (tracker.detect.support_plane) ---------------------------------------------
+@numba.njit(**JIT)
+def plane_inlier_counts_kernel(points, normals, offsets, ok, tol, counts):
+    """RANSAC scoring: counts (T,) = for each trial plane t (unit normal normals (T, 3), offset
+    offsets (T,) = n . a for a point a on it; skipped, 0, where not ok (T,)), the number of
+    points (P, 3) mm with |p . n - offset| < tol. The same sums, in the same order, as numpy's
+    elementwise ``p0 n0 + p1 n1 + p2 n2 - offset``; no BLAS (whose worker threads, left spinning
+    after a matrix product, took the PSO kernel's cores)."""
+    for t in range(normals.shape[0]):
+        c = 0
+        if ok[t]:
+            n0, n1, n2, d = normals[t, 0], normals[t, 1], normals[t, 2], offsets[t]
+            for i in range(points.shape[0]):
+                c += abs(points[i, 0] * n0 + points[i, 1] * n1 + points[i, 2] * n2 - d) < tol
+        counts[t] = c
+
+
+@numba.njit(**JIT)
+def plane_pixels_kernel(depth, fx, fy, cx, cy, centre, normal, tol, out):
+    """out (H, W) bool: the pixels of depth (H, W) mm (0 or NaN: no reading) whose camera point
+    (``CameraIntrinsics.unproject``'s arithmetic) lies within tol mm of the plane through centre
+    (3,) with unit normal (3,)."""
+    for v in range(depth.shape[0]):
+        for u in range(depth.shape[1]):
+            z = np.float64(depth[v, u])
+            if z > 0.0:
+                x = (u - cx) * z / fx
+                y = (v - cy) * z / fy
+                out[v, u] = abs((x - centre[0]) * normal[0] + (y - centre[1]) * normal[1]
+                                + (z - centre[2]) * normal[2]) < tol
+            else:
+                out[v, u] = False

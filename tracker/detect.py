@@ -60,8 +60,11 @@ estimated depth, so the margin stays). The tracker drops its pixels
 (within ``plane_tolerance_mm``) before looking for the hand: fingers touching a table otherwise
 join the table's surface, and the hand's region grows onto it.
 
-Everything runs on the grid with numpy, OpenCV's distance transform and scipy's Dijkstra
-(``python -m benchmarks.detect_speed`` has the milliseconds per frame). Shapes: depth
+Everything runs on the grid with numpy, OpenCV's distance transform and scipy's Dijkstra; the
+support plane's two loops over points and pixels are numba kernels (``tracker._kernels``):
+this runs on every tracked frame, and numpy's matrix product there handed the work to
+OpenBLAS's threads, which kept spinning on the two cores the PSO kernel needed next (its time
+doubled). ``python -m benchmarks.detect_speed`` has the milliseconds per frame. Shapes: depth
 ``(H, W) float32`` mm, 0 = no reading.
 """
 
@@ -78,6 +81,7 @@ from scipy.sparse.csgraph import connected_components, dijkstra
 
 from handrgbd.camera import CameraIntrinsics
 from handrgbd.joints import Joint
+from tracker._kernels import plane_inlier_counts_kernel, plane_pixels_kernel
 from tracker.kinematics import DEFAULT_HAND_LENGTH_MM, HAND_LENGTH_RANGE_MM
 
 __all__ = ["DetectorConfig", "HandDetection", "detect_hand", "hand_candidates", "hand_region", "support_plane",
@@ -589,10 +593,8 @@ def support_plane(depth_mm: np.ndarray, camera: CameraIntrinsics, config: Detect
     norms = np.linalg.norm(normals, axis=1)
     ok = norms >= 1e-9  # three points on a line give no plane
     normals[ok] /= norms[ok, None]
-    # point-plane offsets of every sample to every trial's plane (P @ normals.T written out: a
-    # BLAS product here left OpenBLAS's threads spinning on the cores the PSO kernel needs next)
-    offsets = P[:, None, 0] * normals[:, 0] + P[:, None, 1] * normals[:, 1] + P[:, None, 2] * normals[:, 2]
-    counts = np.where(ok, (np.abs(offsets - (a * normals).sum(1)) < tol).sum(0), 0)
+    counts = np.empty(len(normals), np.int64)  # inliers per trial (a numba loop: no BLAS, see the kernel)
+    plane_inlier_counts_kernel(P, normals, (a * normals).sum(1), ok, float(tol), counts)
     best = int(np.argmax(counts))  # the first of the best, as a loop keeping strict improvements
     if counts[best] == 0 or counts[best] < cfg.plane_min_share * len(P):
         return out
@@ -602,7 +604,6 @@ def support_plane(depth_mm: np.ndarray, camera: CameraIntrinsics, config: Detect
     spread = np.ptp([((inliers - centre) * axis).sum(1) for axis in vt[:2]], axis=1)
     if spread.min() < cfg.plane_min_extent * cfg.hand_length_mm:
         return out
-    points = camera.unproject(np.stack([u, v], -1), depth[v, u])
-    on = np.abs(((points - centre) * vt[2]).sum(1)) < tol
-    out[v[on], u[on]] = True
+    plane_pixels_kernel(depth, camera.fx, camera.fy, camera.cx, camera.cy, centre, np.ascontiguousarray(vt[2]),
+                        float(tol), out)
     return out
