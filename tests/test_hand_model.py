@@ -11,6 +11,7 @@ import pytest
 import naive_hand
 from handrgbd import Joint
 from tracker.hand_geometry import GEOMETRY_PATH, HandGeometry, default_geometry
+from renderer.tiled import PrimitiveKind
 from tracker.kinematics import PRIMITIVE_LAYOUT, HandModel, finger_crossing_penalty
 from tracker.pose import CANONICAL_POSES, LIMITS, PARAM_NAMES, HandPose, quaternion_to_matrix
 
@@ -343,3 +344,28 @@ def test_size_refinement_lowers_the_objective_at_the_true_pose(gl_context):
     np.testing.assert_allclose(apply_size_factors(measured, stored.size_factors).radii_mm, stored.radii_mm)
     loss = size_fit_loss(measured, num_poses=8, seed=123, context=gl_context)
     assert loss(stored.size_factors) < 0.97 * loss(np.ones(26))
+
+
+def test_the_forearm_is_a_cone_from_the_palm_heel_away_from_the_fingers():
+    """``HandModel(forearm=True)``: the hand's 37 primitives unchanged, then one cone whose axis
+    starts at the palm's heel and runs FOREARM_LENGTH_MM (scaled) away from the fingers, as
+    wide as FOREARM_WIDTH of the palm; joints unchanged (the forearm is no joint)."""
+    from tracker._kernels import FOREARM_LENGTH_MM, FOREARM_WIDTH
+
+    rng = np.random.default_rng(2)
+    pose = HandPose.canonical("open", position_mm=(10.0, -20.0, 500.0)).to_array()
+    pose[3:7] = rng.normal(size=4)
+    pose[3:7] /= np.linalg.norm(pose[3:7])
+    for side in ("right", "left"):
+        plain, with_arm = HandModel(side, 200.0), HandModel(side, 200.0, forearm=True)
+        assert len(with_arm.primitive_set) == 38 and with_arm.primitive_set.kinds[37] == PrimitiveKind.CONE
+        P, Q = plain.primitives(pose)[0], with_arm.primitives(pose)[0]
+        assert np.array_equal(P, Q[:37]) and np.array_equal(plain.joints(pose), with_arm.joints(pose))
+        j = with_arm.joints(pose)[0]
+        fingers = (j[9] - j[0]) / np.linalg.norm(j[9] - j[0])  # wrist -> middle knuckle
+        axis = Q[37, :3, 2]
+        s = 200.0 / 180.0
+        assert np.linalg.norm(axis) == pytest.approx(FOREARM_LENGTH_MM * s)
+        assert axis @ fingers / np.linalg.norm(axis) < -0.9  # away from the fingers
+        g = with_arm.geometry
+        assert np.linalg.norm(Q[37, :3, 0]) == pytest.approx(FOREARM_WIDTH * g.palm_half_width_mm * s)

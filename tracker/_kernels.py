@@ -34,7 +34,12 @@ JIT_RAYS = dict(nogil=True, cache=True, fastmath=False, error_model="numpy")
 _NO_HIT = 1e30
 
 NUM_FRAMES = 16  # hand frame + 5 chains x 3 segments
-NUM_PRIMITIVES = 37
+NUM_PRIMITIVES = 37  # the hand's; a model with a forearm has one more (FOREARM_SLOT)
+#: the forearm primitive (``HandModel(..., forearm=True)``, the tracker's): an elliptic cone rigid
+#: with the palm, from the palm's heel away from the fingers; half width and half thickness at
+#: the heel as fractions of the palm's, length (mm of the 180 mm geometry) and widening taper
+FOREARM_SLOT = 37
+FOREARM_WIDTH, FOREARM_THICKNESS, FOREARM_LENGTH_MM, FOREARM_TAPER = 0.8, 1.0, 120.0, 1.2
 
 
 @numba.njit(**JIT)
@@ -142,7 +147,8 @@ def forward_kinematics_kernel(params, wrist, base, base_rot, abd_sign, joint_axe
 
 @numba.njit(**JIT)
 def primitive_transforms_kernel(frames, lengths, radii, palm, thumb_meta, out):
-    """frames (N, 16, 3, 4) -> out (N, 37, 4, 4) unit-primitive -> camera transforms.
+    """frames (N, 16, 3, 4) -> out (N, 37, 4, 4) unit-primitive -> camera transforms, or
+    (N, 38, 4, 4) with the forearm cone last (``FOREARM_SLOT``).
 
     palm = (half_width, half_thickness, bottom_y, top_y, cap) mm; thumb_meta = ellipsoid
     semi-axes (across, along, thickness) mm of the thumb metacarpal. Layout: see
@@ -150,7 +156,7 @@ def primitive_transforms_kernel(frames, lengths, radii, palm, thumb_meta, out):
     """
     n = frames.shape[0]
     for h in range(n):
-        for i in range(37):
+        for i in range(out.shape[1]):
             for r in range(4):
                 for c in range(4):
                     out[h, i, r, c] = 0.0
@@ -207,6 +213,13 @@ def primitive_transforms_kernel(frames, lengths, radii, palm, thumb_meta, out):
                             out[h, slot, r, c] = A[r, c] * rb
                         out[h, slot, r, 3] = o[r] + A[r, 1] * end
                     slot += 1
+        if out.shape[1] > FOREARM_SLOT:
+            # the forearm: elliptic cone from the palm's heel (y = bottom) along +y (away from the fingers)
+            for r in range(3):
+                out[h, FOREARM_SLOT, r, 0] = A0[r, 0] * FOREARM_WIDTH * hw
+                out[h, FOREARM_SLOT, r, 1] = A0[r, 2] * FOREARM_THICKNESS * ht
+                out[h, FOREARM_SLOT, r, 2] = A0[r, 1] * FOREARM_LENGTH_MM
+                out[h, FOREARM_SLOT, r, 3] = o0[r] + A0[r, 1] * yb
 
 
 # ---- ray casting and scoring (the cpu backend) ------------------------------------------------
@@ -537,7 +550,7 @@ def pso_hand_kernel(x, v, pbest, pbest_value, gbest, best, first, r1, r2, redraw
     n = x.shape[0]
     joints = np.empty((n, 21, 3))
     frames = np.empty((n, NUM_FRAMES, 3, 4))
-    transforms = np.empty((n, NUM_PRIMITIVES, 4, 4))
+    transforms = np.empty((n, kinds.shape[0], 4, 4))  # the model's primitives (with or without a forearm)
     sums = np.empty((n, 3))
     values = np.empty(n)
     if first:

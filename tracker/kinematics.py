@@ -19,7 +19,8 @@ from typing import NamedTuple
 import numpy as np
 
 from renderer.tiled import PrimitiveKind, PrimitiveSet
-from tracker._kernels import NUM_FRAMES, NUM_PRIMITIVES, forward_kinematics_kernel, primitive_transforms_kernel
+from tracker._kernels import (FOREARM_TAPER, NUM_FRAMES, NUM_PRIMITIVES, forward_kinematics_kernel,
+                              primitive_transforms_kernel)
 from tracker.hand_geometry import HandGeometry, default_geometry
 from tracker.pose import FINGER_NAMES, NUM_PARAMS, SIDES
 
@@ -79,10 +80,14 @@ class HandModel:
     side : ``"right"`` or ``"left"``.
     hand_length_mm : wrist to middle fingertip; scales the whole geometry.
     geometry : skeleton and primitive sizes (default: the shipped LibHand-calibrated geometry).
+    forearm : one more primitive after the hand's 37, ``"forearm"``: an elliptic cone rigid with
+        the palm, from its heel away from the fingers (``tracker._kernels.FOREARM_*``). The
+        tracker scores it so that an arm in view is explained by an arm, not by the hand sliding
+        onto it; it has no joint and moves with the palm (a bent wrist is not modelled).
     """
 
     def __init__(self, side: str = "right", hand_length_mm: float = DEFAULT_HAND_LENGTH_MM,
-                 geometry: HandGeometry | None = None):
+                 geometry: HandGeometry | None = None, forearm: bool = False):
         if side not in SIDES:
             raise ValueError(f"side must be one of {SIDES}, got {side!r}")
         lo, hi = HAND_LENGTH_RANGE_MM
@@ -105,6 +110,9 @@ class HandModel:
             else:
                 kinds += [PrimitiveKind.SPHERE, PrimitiveKind.CONE] * 3 + [PrimitiveKind.SPHERE]
                 taper += [1.0, r[1] / r[0], 1.0, r[2] / r[1], 1.0, r[3] / r[2], 1.0]
+        self.forearm = bool(forearm)
+        if self.forearm:
+            kinds, taper = kinds + [PrimitiveKind.CONE], taper + [FOREARM_TAPER]
         self.primitive_set = PrimitiveSet(kinds, taper)
 
     def kinematics(self, params: np.ndarray) -> Kinematics:
@@ -122,7 +130,8 @@ class HandModel:
         return self.kinematics(params).joints
 
     def primitives(self, params: np.ndarray) -> np.ndarray:
-        """``(N, 37, 4, 4)`` unit-primitive -> camera transforms, for ``self.primitive_set``."""
+        """``(N, 37, 4, 4)`` unit-primitive -> camera transforms, for ``self.primitive_set`` (38
+        with ``forearm``: ``PRIMITIVE_LAYOUT`` then ``"forearm"``)."""
         return self.primitives_from_frames(self.kinematics(params).frames)
 
     def kernel_arrays(self) -> tuple:
@@ -135,6 +144,6 @@ class HandModel:
 
     def primitives_from_frames(self, frames: np.ndarray) -> np.ndarray:
         g = self.geometry
-        out = np.empty((frames.shape[0], NUM_PRIMITIVES, 4, 4))
+        out = np.empty((frames.shape[0], len(self.primitive_set), 4, 4))
         primitive_transforms_kernel(frames, g.lengths_mm, g.radii_mm, self._palm, g.thumb_metacarpal_scale, out)
         return out

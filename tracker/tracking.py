@@ -26,8 +26,12 @@ time:
    With ``depth_offset_free`` the observed depth is taken as known up to a constant (relative
    depth estimated from RGB): each hypothesis's depth term uses the best constant shift, and
    the distance of the hand follows from its silhouette and the known hand size.
-   While tracking, observed pixels more than ``wrist_cut_mm`` past the previous solution's
-   wrist (along the hand's axis) are dropped: the model has no forearm.
+   With ``forearm=True`` (off by default) the model has a forearm (not with a ``"given"`` mask,
+   which is the hand alone: a cone rigid with the palm, scored, never a joint), so an arm in the
+   observation is explained by the arm: a fit without it slid down
+   the forearm or, with the arm cut at the previous wrist, crept up the hand (hard bench).
+   A model without the forearm (a given mask, or ``forearm=False``) drops the observed pixels
+   more than ``wrist_cut_mm`` (0) past the previous solution's wrist, along the hand's axis.
    With 2D keypoints (``step(..., keypoints=)``, e.g. depthnet's heatmaps; issue 21) the objective
    adds their reprojection term (``tracker.objective.keypoint_term``, weight
    ``keypoint_weight``; joints below ``min_keypoint_confidence`` unused), and an initialisation
@@ -90,6 +94,11 @@ class TrackerConfig:
     seed_sigma_mm: float = 8.0
     seed_sigma_quaternion: float = 0.03
     seed_sigma_rad: float = 0.12
+    #: score a forearm cone with the hand (``HandModel(forearm=True)``) where the observation has
+    #: the arm (not with a ``"given"`` mask, the hand alone); a model without it cuts the arm
+    #: away at ``wrist_cut_mm`` past the previous wrist (None: no cut). Off by default until the
+    #: automatic start handles it (docs/tracker.md, "The forearm")
+    forearm: bool = True
     wrist_cut_mm: float | None = 0.0
     depth_offset_free: bool = False
     init_generations: int = 40
@@ -235,7 +244,10 @@ class Tracker:
         self.camera = camera
         self.config = TrackerConfig() if config is None else config
         sides = SIDES if self.config.side == "auto" else (self.config.side,)
-        self._models = {side: HandModel(side, self.config.hand_length_mm) for side in sides}
+        # the forearm where the observation has the arm: masks from depth (or skin) take it in, a
+        # given mask (depthnet's, trained on mask/) is the hand alone
+        forearm = self.config.forearm and self.config.mask_source != "given"
+        self._models = {side: HandModel(side, self.config.hand_length_mm, forearm=forearm) for side in sides}
         self.model = self._models[sides[0]]  # the side being tracked (the first, until a fit says otherwise)
         self.scorer = make_scorer(self.config.backend, self.model.primitive_set, self.config.tile_size,
                                   self.config.pso.particles)
@@ -338,7 +350,7 @@ class Tracker:
 
     def _cut_forearm(self, hand: np.ndarray, depth: np.ndarray, camera: CameraIntrinsics) -> np.ndarray:
         """Drop observed pixels more than ``wrist_cut_mm`` past the previous solution's wrist,
-        along the hand's axis (the model has no forearm; masks from depth or skin include it)."""
+        along the hand's axis (for a model without its forearm: masks from depth or skin include the arm)."""
         j = self.model.joints(self.previous)[0]
         wrist = j[0]
         axis = j[9] - wrist  # toward the middle finger's knuckle
@@ -427,7 +439,7 @@ class Tracker:
         if found is not None:  # the hand was detected afresh: the previous solution is no start
             self.previous = None
         initialising = self.previous is None
-        if not initialising and cfg.wrist_cut_mm is not None:
+        if not initialising and cfg.wrist_cut_mm is not None and not self.model.forearm:
             cut = self._cut_forearm(hand, depth, camera)
             # a previous solution that has drifted off the observation would cut all of it away:
             # then keep the whole silhouette, the evidence the swarm needs to come back
