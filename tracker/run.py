@@ -292,6 +292,10 @@ def build_parser() -> CommandParser:
     p.add_argument("--init", choices=("gt", "auto"), default="auto", help="frame 0 from ground truth, or automatic")
     p.add_argument("--independent", action="store_true",
                    help="initialise every frame afresh (frames as unrelated images), not only after a loss")
+    p.add_argument("--forearm", action="store_true",
+                   help="score a forearm with the hand (a cone rigid with the palm): sensor depth with the arm in "
+                        "view, tracked from the true start, holds far better (hard bench); automatic starts are "
+                        "mixed, so it is off by default (docs/tracker.md)")
     p.add_argument("--mask", type=_mask_arg, default="depth",
                    help="observed hand mask: depth (the hand found in the depth, default) | eq1 (the paper's "
                         "nearest 300 mm) | skin | a recording folder with mask/")
@@ -325,7 +329,7 @@ def track_main(argv: list[str] | None = None) -> int:
     try:
         config = TrackerConfig(side=args.side, hand_length_mm=args.hand_length,
                                pso=PSOConfig(args.particles, args.generations), backend=args.backend,
-                               mask_source="given" if mask_dir else args.mask, seed=args.seed)
+                               mask_source="given" if mask_dir else args.mask, seed=args.seed, forearm=args.forearm)
         progress = "log" if args.no_progress else not args.json
         res = track_recording(args.data, args.out, config, args.init, mask_dir, args.frames, progress=progress,
                               overlay=args.overlay, independent=args.independent, overwrite=args.overwrite,

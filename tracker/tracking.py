@@ -98,7 +98,7 @@ class TrackerConfig:
     #: the arm (not with a ``"given"`` mask, the hand alone); a model without it cuts the arm
     #: away at ``wrist_cut_mm`` past the previous wrist (None: no cut). Off by default until the
     #: automatic start handles it (docs/tracker.md, "The forearm")
-    forearm: bool = True
+    forearm: bool = False
     wrist_cut_mm: float | None = 0.0
     depth_offset_free: bool = False
     init_generations: int = 40
