@@ -1,5 +1,5 @@
-"""tracker: the 27-parameter hand model (pose space, kinematics, 37 primitives) and, to come,
-the PSO tracker that fits it to depth (Oikonomidis, Kyriazis & Argyros, BMVC 2011)."""
+"""tracker: the 27-parameter hand model (pose space, kinematics, 37 primitives, 38 with a
+forearm) and the PSO tracker that fits it to depth (Oikonomidis, Kyriazis & Argyros, BMVC 2011)."""
 
 from tracker.hand_geometry import HandGeometry, default_geometry
 from tracker.kinematics import DEFAULT_HAND_LENGTH_MM, PRIMITIVE_LAYOUT, HandModel, finger_crossing_penalty

@@ -295,7 +295,8 @@ def build_parser() -> CommandParser:
     p.add_argument("--forearm", action="store_true",
                    help="score a forearm with the hand (a cone rigid with the palm): sensor depth with the arm in "
                         "view, tracked from the true start, holds far better (hard bench); automatic starts are "
-                        "mixed, so it is off by default (docs/tracker.md)")
+                        "mixed, so it is off by default (docs/tracker.md). Sensor depth only: a given mask (--mask DIR, "
+                        "depthnet sources) is the hand alone and never gets it")
     p.add_argument("--mask", type=_mask_arg, default="depth",
                    help="observed hand mask: depth (the hand found in the depth, default) | eq1 (the paper's "
                         "nearest 300 mm) | skin | a recording folder with mask/")
