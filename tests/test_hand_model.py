@@ -10,8 +10,8 @@ import pytest
 
 import naive_hand
 from handrgbd import Joint
-from tracker.hand_geometry import GEOMETRY_PATH, HandGeometry, default_geometry
 from renderer.tiled import PrimitiveKind
+from tracker.hand_geometry import GEOMETRY_PATH, HandGeometry, default_geometry
 from tracker.kinematics import PRIMITIVE_LAYOUT, HandModel, finger_crossing_penalty
 from tracker.pose import CANONICAL_POSES, LIMITS, PARAM_NAMES, HandPose, quaternion_to_matrix
 

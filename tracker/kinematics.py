@@ -4,8 +4,9 @@ batched over hypotheses.
 ``HandModel(side, hand_length_mm)`` turns parameters ``(N, 27)`` into
 
 * joints ``(N, 21, 3) float64`` mm, camera frame, MediaPipe order (``handrgbd.Joint``);
-* primitive transforms ``(N, 37, 4, 4)`` (``(N, 38, 4, 4)`` with ``forearm``) for ``renderer.HypothesisRenderer`` with
-  ``model.primitive_set`` (22 spheres/ellipsoids, 15 cones/cylinders, ``PRIMITIVE_LAYOUT``);
+* primitive transforms ``(N, 37, 4, 4)`` (``(N, 38, 4, 4)`` with ``forearm``) for
+  ``renderer.HypothesisRenderer`` with ``model.primitive_set`` (22 spheres/ellipsoids, 15
+  cones/cylinders, ``PRIMITIVE_LAYOUT``);
 * segment frames ``(N, 16, 3, 4)`` (hand frame + 15 finger segments), which the LibHand mesh is
   skinned with, so both hand models move the same skeleton.
 

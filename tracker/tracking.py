@@ -7,8 +7,8 @@ time:
    depth (``tracker.detect``: the hand-sized surface at the end of a geodesic extremum, so not
    the torso or a chair that is nearer) on (re-)initialisation, and while tracking keeps the
    surface around the previous solution's palm and knuckles (``hand_region``); ``"eq1"`` is
-   the paper's eq. (1), the valid pixels within 300 mm of the nearest one (the nearest taken as the 0.1th
-   percentile of valid depth, robust to single outliers); ``"given"`` uses the ``mask``
+   the paper's eq. (1), the valid pixels within 300 mm of the nearest one (the nearest taken
+   as the 0.1th percentile of valid depth, robust to single outliers); ``"given"`` uses the ``mask``
    argument (e.g. depthnet's, condition C2); ``"skin"`` a skin-colour detector on ``rgb``
    (YCrCb box) inside the eq. (1) foreground. ``"given"`` and ``"skin"`` also detect the hand
    inside their mask on (re-)initialisation (a forearm in the mask is cut to a stub, the palm
@@ -28,8 +28,8 @@ time:
    the distance of the hand follows from its silhouette and the known hand size.
    With ``forearm=True`` (off by default) the model has a forearm (not with a ``"given"`` mask,
    which is the hand alone: a cone rigid with the palm, scored, never a joint), so an arm in the
-   observation is explained by the arm: a fit without it slid down
-   the forearm or, with the arm cut at the previous wrist, crept up the hand (hard bench).
+   observation is explained by the arm: a fit without it slid down the forearm or, with the
+   arm cut at the previous wrist, crept up the hand (hard bench).
    A model without the forearm (a given mask, or ``forearm=False``) drops the observed pixels
    more than ``wrist_cut_mm`` (0) past the previous solution's wrist, along the hand's axis.
    With 2D keypoints (``step(..., keypoints=)``, e.g. depthnet's heatmaps; issue 21) the objective
