@@ -5,7 +5,7 @@ hand-following crops) and, as the control, the plain generator, a fixed set of t
 sequences (by default 5 x 60 frames at 256 x 256) is rendered once and kept in the cache
 (``handrgbd.cache.cache_dir()/hard_bench/<digest>``; the digest covers the generator's source and
 the bench's settings, so a changed generator rebuilds it). Each scenario's sequences are then
-tracked with ``pso:64x25`` under the conditions
+tracked with ``pso:64x25`` (``--tracker``: another spec of ``handrgbd compare``) under the conditions
 
 * ``C1``: sensor depth, started from the truth of frame 0;
 * ``C1-auto``: sensor depth, the tracker's own start (side and hand length known);
@@ -17,7 +17,7 @@ each scenario's frames: MPJPE, PA-MPJPE, the fraction of frames tracked, and the
 "tracked" (status tracked while the MPJPE is above 50 mm: drift the tracker did not notice).
 
     python -m benchmarks.hard_bench [--scenarios forearm object] [--conditions C1 C2]
-                                    [--sequences 5] [--frames 60] [--json]
+                                    [--sequences 5] [--frames 60] [--tracker pso:64x25+forearm] [--json]
 
 Tracking is not cached (the bench measures the tracker as it is now); the rendered data is.
 """
@@ -94,8 +94,10 @@ def build(scenarios: list[str], sequences: int, frames: int, progress: bool | st
     return folders
 
 
-def run(scenarios: list[str], conditions: list[str], sequences: int, frames: int, progress: bool | str = "log") -> dict:
-    """The bench's rows: one per (scenario, condition), pooled over the scenario's sequences."""
+def run(scenarios: list[str], conditions: list[str], sequences: int, frames: int, progress: bool | str = "log",
+        tracker: str = TRACKER) -> dict:
+    """The bench's rows: one per (scenario, condition), pooled over the scenario's sequences;
+    ``tracker``: a ``handrgbd compare`` tracker spec (``pso:PxG[:backend][+option]``)."""
     from experiments.compare_depth_sources import compare, pooled
 
     folders = build(scenarios, sequences, frames, progress)
@@ -105,7 +107,7 @@ def run(scenarios: list[str], conditions: list[str], sequences: int, frames: int
             for condition in conditions:
                 source, init = CONDITIONS[condition]
                 t0 = time.perf_counter()
-                table = compare([str(f) for f in folders[scenario]], [source], [TRACKER],
+                table = compare([str(f) for f in folders[scenario]], [source], [tracker],
                                 Path(tmp) / f"{scenario}_{condition}", progress=progress, init=init)
                 errors = [r["error"] for r in table if r.get("error")]
                 if errors:
@@ -118,7 +120,21 @@ def run(scenarios: list[str], conditions: list[str], sequences: int, frames: int
                              "wrong_tracked_fraction": p["wrong_tracked_fraction"],
                              "mpjpe_worst_mm": p["mpjpe_worst_mm"], "fps": p["fps"],
                              "wall_s": time.perf_counter() - t0})
-    return {"rows": rows, "tracker": TRACKER, "sequences": sequences, "frames": frames, "digest": _digest()}
+    return {"rows": rows, "tracker": tracker, "sequences": sequences, "frames": frames, "digest": _digest()}
+
+
+def _tracker_arg(text: str) -> str:
+    """argparse type of ``--tracker``: one of compare's ``pso:`` specs (MediaPipe has no start
+    from the truth nor an absolute MPJPE)."""
+    from experiments.compare_depth_sources import parse_tracker
+
+    try:
+        spec = parse_tracker(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{e} (got {text!r})") from None
+    if spec is None:
+        raise argparse.ArgumentTypeError(f"the bench tracks with pso:PxG[:backend][+option], got {text!r}")
+    return text
 
 
 def format_table(result: dict) -> str:
@@ -142,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="depth source and start (see the module docstring)")
     p.add_argument("--sequences", type=int, default=5, help="sequences per scenario")
     p.add_argument("--frames", type=int, default=60, help="frames per sequence")
+    p.add_argument("--tracker", default=TRACKER, type=_tracker_arg,
+                   help=f"the tracker, as handrgbd compare's --trackers (default {TRACKER}; e.g. {TRACKER}+forearm)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--progress", action="store_true", help="progress bars instead of a log line every few seconds")
     args = p.parse_args(argv)
@@ -149,12 +167,12 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--sequences must be >= 1 and --frames >= 2")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     result = run(list(dict.fromkeys(args.scenarios)), list(dict.fromkeys(args.conditions)), args.sequences,
-                 args.frames, progress=True if args.progress else "log")
+                 args.frames, progress=True if args.progress else "log", tracker=args.tracker)
     result.update(commit=_commit(), machine=describe())
     if args.json:
         print(json.dumps(result))
         return 0
-    print(f"hard_bench  commit {result['commit']}  {TRACKER}, {args.sequences} x {args.frames} frames per scenario, "
+    print(f"hard_bench  commit {result['commit']}  {args.tracker}, {args.sequences} x {args.frames} frames per scenario, "
           f"test split, pooled (wrong: 'tracked' with MPJPE > 50 mm; worst: worst sequence's MPJPE)")
     print(machine_line(result["machine"]))
     print(format_table(result))

@@ -18,7 +18,8 @@ provider keeps between frames); register your own in ``PROVIDERS`` (see docs/com
 * ``depthnet-rgb`` / ``depthnet-rgb:WEIGHTS``: the same from RGB alone (the distance is fitted by
   the tracker: C2-rgb).
 
-Trackers: ``pso:PARTICLESxGENERATIONS[:BACKEND]`` (ours), and ``mediapipe``: MediaPipe Hands
+Trackers: ``pso:PARTICLESxGENERATIONS[:BACKEND][+OPTION]`` (ours; ``+forearm`` / ``+no-forearm``
+set the model's forearm, ``TRACKER_OPTIONS``), and ``mediapipe``: MediaPipe Hands
 0.10.21 world landmarks from RGB (compared root-relative and after Procrustes alignment; its
 absolute MPJPE is not defined). Without the ``handrgbd[mediapipe]`` extra that row says how to
 install it instead of failing.
@@ -44,6 +45,7 @@ import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -64,16 +66,32 @@ DEFAULT_DATA = str(Path(__file__).resolve().parents[1] / "data" / "embedded" / "
 MEDIAPIPE_HINT = "pip install 'handrgbd[mediapipe]'  (mediapipe==0.10.21; it pins numpy<2: use a separate venv)"
 
 
-def parse_tracker(spec: str) -> tuple[int, int, str] | None:
-    """``pso:PxG[:backend]`` -> (particles, generations, backend); ``mediapipe`` -> None.
+#: ``pso:PxG[:BACKEND]+OPTION``: tracker options -> the ``TrackerConfig`` fields they set
+TRACKER_OPTIONS = {"forearm": {"forearm": True}, "no-forearm": {"forearm": False}}
+
+
+class TrackerSpec(NamedTuple):
+    """A parsed ``pso:`` tracker: swarm size, scoring backend, and ``TrackerConfig`` overrides
+    from its ``+OPTION`` suffixes (``TRACKER_OPTIONS``)."""
+
+    particles: int
+    generations: int
+    backend: str
+    overrides: dict
+
+
+def parse_tracker(spec: str) -> TrackerSpec | None:
+    """``pso:PxG[:backend][+option...]`` -> ``TrackerSpec``; ``mediapipe`` -> None. Options:
+    ``+forearm`` / ``+no-forearm`` (the model's forearm on or off, ``TrackerConfig.forearm``).
     Raises ``ValueError`` saying what is wrong."""
     if spec == "mediapipe":
         return None
     from tracker.pso import MAX_GENERATIONS, MAX_PARTICLES
 
+    spec, *options = spec.split("+")
     parts = spec.split(":")
     if parts[0] != "pso" or len(parts) > 3:
-        raise ValueError("must be pso:PARTICLESxGENERATIONS[:auto|gl|cpu] or mediapipe")
+        raise ValueError("must be pso:PARTICLESxGENERATIONS[:auto|gl|cpu][+OPTION] or mediapipe")
     budget = (parts[1] if len(parts) > 1 else "64x25").lower().split("x")
     try:
         particles, generations = (int(x, 10) for x in budget)
@@ -84,7 +102,13 @@ def parse_tracker(spec: str) -> tuple[int, int, str] | None:
     backend = parts[2] if len(parts) > 2 else "auto"
     if backend not in ("auto", "gl", "cpu"):
         raise ValueError("the backend of pso:PxG:BACKEND must be auto, gl or cpu")
-    return particles, generations, backend
+    overrides = {}
+    for option in options:
+        if option not in TRACKER_OPTIONS:
+            raise ValueError(f"unknown tracker option +{option}; choose from "
+                             f"{', '.join('+' + o for o in TRACKER_OPTIONS)}")
+        overrides.update(TRACKER_OPTIONS[option])
+    return TrackerSpec(particles, generations, backend, overrides)
 
 
 def _tracker_arg(text: str) -> str:
@@ -172,14 +196,14 @@ def _run_pso(row: Row, rec: Recording, spec: str) -> dict:
     from tracker.run import truth_start
     from tracker.tracking import TrackerConfig
 
-    particles, generations, backend = parse_tracker(spec)
+    particles, generations, backend, overrides = parse_tracker(spec)
     provider = make_provider(row.source)
     start, side, length = truth_start(rec)  # poses.npy, or fitted to frame 0's joints (init "auto": side, length)
     if row.init == "gt" and row.side not in ("truth", "auto", side):
         raise ValueError(f"{rec.path}: --side {row.side}, but the true hand is a {side} hand, and a start from the "
                          f"truth (--init gt) needs its side: use --side truth or auto, or --init auto")
     config = TrackerConfig(side=side if row.side == "truth" else row.side, hand_length_mm=length,
-                           pso=PSOConfig(particles, generations), backend=backend, seed=row.seed)
+                           pso=PSOConfig(particles, generations), backend=backend, seed=row.seed, **overrides)
     joints = np.full((len(rec), 21, 3), np.nan)
     statuses, sides, seconds, usable = [], [], 0.0, 0
     try:
@@ -510,7 +534,7 @@ def build_parser() -> CommandParser:
                    default=["clean", "sensor", "degraded:8:0.3", "depthnet", "depthnet-rgb"],
                    help="depth sources (see the module docstring)")
     p.add_argument("--trackers", nargs="+", type=_tracker_arg, default=["pso:64x25", "mediapipe"],
-                   help="pso:PxG[:backend] | mediapipe")
+                   help="pso:PxG[:backend][+forearm|+no-forearm] | mediapipe")
     p.add_argument("--out", type=out_path, default="out/compare",
                    help="output folder (finished rows in OUT/rows/ are reused: a rerun resumes)")
     p.add_argument("--seeds", type=integer(0, SEED_MAX), nargs="+", default=[0], help="PSO tracker seeds (one row each)")

@@ -144,6 +144,7 @@ def test_every_typed_option_checks_its_values(command, capsys):
     (["show", "x", "--size", "0"], "--size"),
     (["compare", "--trackers", "pso:abc"], "--trackers"),
     (["compare", "--trackers", "pso:64x25:vulkan"], "--trackers"),
+    (["compare", "--trackers", "pso:64x25+arm"], "--trackers"),
     (["compare", "--sources", "degraded:x"], "--sources"),
     (["compare", "--workers", "0"], "--workers"),
     (["live", "--hfov", "0", "--video", "v.mp4"], "--hfov"),

@@ -161,3 +161,25 @@ def test_wrongly_tracked_frames_are_tracked_ones_over_50_mm_and_pool_per_frame()
     # an automatic start is its own row; the truth's start keeps the keys rows were cached under
     assert Row("d", "sensor", "pso:64x25").key == Row("d", "sensor", "pso:64x25", init="gt").key
     assert Row("d", "sensor", "pso:64x25").key != Row("d", "sensor", "pso:64x25", init="auto").key
+
+
+def test_tracker_options_parse_and_reach_the_tracker_config(monkeypatch):
+    import handrgbd.sources
+    import experiments.compare_depth_sources as cds
+
+    assert cds.parse_tracker("pso:32x5:cpu+forearm") == (32, 5, "cpu", {"forearm": True})
+    assert cds.parse_tracker("pso:32x5+forearm+no-forearm").overrides == {"forearm": False}  # the last one wins
+    assert cds.parse_tracker("pso:8x2") == (8, 2, "auto", {}) and cds.parse_tracker("mediapipe") is None
+    with pytest.raises(ValueError, match=r"unknown tracker option \+arm; choose from \+forearm, \+no-forearm"):
+        cds.parse_tracker("pso:8x2+arm")
+    seen = []
+
+    def fake_track_frames(rec, provider, config, start, start_side):
+        seen.append(config)
+        return iter(())
+
+    monkeypatch.setattr(handrgbd.sources, "track_frames", fake_track_frames)
+    for spec, forearm in (("pso:8x2:cpu+no-forearm", False), ("pso:8x2:cpu", True), ("pso:8x2+forearm", True)):
+        with pytest.raises(ValueError, match="no frame usable depth"):  # nothing tracked by the fake
+            cds.run_row(cds.Row(DEFAULT_DATA, "sensor", spec))
+        assert seen[-1].forearm is forearm and seen[-1].pso.particles == 8

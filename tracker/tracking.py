@@ -98,7 +98,7 @@ class TrackerConfig:
     #: the arm (not with a ``"given"`` mask, the hand alone); a model without it cuts the arm
     #: away at ``wrist_cut_mm`` past the previous wrist (None: no cut). Off by default until the
     #: automatic start handles it (docs/tracker.md, "The forearm")
-    forearm: bool = False
+    forearm: bool = True
     wrist_cut_mm: float | None = 0.0
     depth_offset_free: bool = False
     init_generations: int = 40
@@ -251,6 +251,13 @@ class Tracker:
         self.model = self._models[sides[0]]  # the side being tracked (the first, until a fit says otherwise)
         self.scorer = make_scorer(self.config.backend, self.model.primitive_set, self.config.tile_size,
                                   self.config.pso.particles)
+        # (re-)initialisation fits the hand alone: the detection's region holds a stub of the arm
+        # at most (detect_hand cuts it), which a 120 mm forearm would not explain
+        self._start_models, self._start_scorer = self._models, self.scorer
+        if forearm:
+            self._start_models = {side: HandModel(side, self.config.hand_length_mm) for side in sides}
+            self._start_scorer = make_scorer(self.scorer.name, self._start_models[sides[0]].primitive_set,
+                                             self.config.tile_size, self.config.pso.particles)
         self.rng = np.random.default_rng(self.config.seed)
         self.previous: np.ndarray | None = None
         self._bad_frames = 0
@@ -261,6 +268,8 @@ class Tracker:
 
     def close(self) -> None:
         self.scorer.close()
+        if self._start_scorer is not self.scorer:
+            self._start_scorer.close()
 
     def __enter__(self):
         return self
@@ -363,12 +372,12 @@ class Tracker:
         return out
 
     # ---- objective ------------------------------------------------------------------------
-    def _objective(self, model, camera, roi, obs_tile, mask_tile, term: KeypointTerm | None = None):
+    def _objective(self, model, scorer, camera, roi, obs_tile, mask_tile, term: KeypointTerm | None = None):
         cfg = self.config
         tile_camera = roi.camera(camera, cfg.tile_size) if term is not None else None
 
         def f(X: np.ndarray) -> np.ndarray:
-            sums = self.scorer.sums(model.primitives(X), camera, roi, obs_tile, mask_tile, cfg.objective.d_max_mm,
+            sums = scorer.sums(model.primitives(X), camera, roi, obs_tile, mask_tile, cfg.objective.d_max_mm,
                                     cfg.depth_offset_free)
             value = objective_from_sums(sums, finger_crossing_penalty(X), cfg.objective)
             if term is not None:
@@ -464,28 +473,31 @@ class Tracker:
         if initialising:  # each side's model (one unless side="auto"); the better fit keeps its side
             candidates_pso = PSOConfig(n, cfg.init_generations, cfg.pso.c1, cfg.pso.c2, cfg.pso.redraw_every)
             result, rng_start = None, self.rng.bit_generator.state
+            scorer = self._start_scorer
             for model in self._sides_to_try(keypoints):  # each side from the same random state: auto's pick
                 self.rng.bit_generator.state = rng_start  # then runs exactly as that side alone would
-                f = self._objective(model, camera, roi, obs_tile, mask_tile, term)
+                f = self._objective(model, scorer, camera, roi, obs_tile, mask_tile, term)
                 candidates = self._pnp_candidates(model, keypoints, camera) if term is not None else None
                 if candidates is None:
                     candidates = self._initial_candidates(model, depth, hand, camera, found)
                 values = np.concatenate([f(candidates[i:i + n]) for i in range(0, len(candidates), n)])
                 best = candidates[np.argsort(values)[:max(1, n // 8)]]
                 swarm = np.concatenate([self._seed_swarm(b, int(math.ceil(n / len(best)))) for b in best])[:n]
-                fit = self._optimize(model, f, swarm, candidates_pso, camera, roi, obs_tile, mask_tile, term)
+                fit = self._optimize(model, scorer, f, swarm, candidates_pso, camera, roi, obs_tile, mask_tile, term)
                 if result is None or fit.best_value < result.best_value:
-                    result, self.model, rng_end = fit, model, self.rng.bit_generator.state
+                    result, fitted, rng_end = fit, model, self.rng.bit_generator.state
             self.rng.bit_generator.state = rng_end
+            self.model = self._models[fitted.side]  # tracked from the next frame on (with its forearm)
         else:
-            f = self._objective(self.model, camera, roi, obs_tile, mask_tile, term)
-            result = self._optimize(self.model, f, self._seed_swarm(self.previous, n), cfg.pso, camera, roi, obs_tile,
-                                    mask_tile, term)
+            fitted, scorer = self.model, self.scorer
+            f = self._objective(fitted, scorer, camera, roi, obs_tile, mask_tile, term)
+            result = self._optimize(fitted, scorer, f, self._seed_swarm(self.previous, n), cfg.pso, camera, roi,
+                                    obs_tile, mask_tile, term)
         params = result.best
         objective = result.best_value  # the loss rule and the result see the objective without the keypoint term
         if term is not None:
-            objective -= float(keypoint_term(self.model.joints(params[None]), roi.camera(camera, cfg.tile_size), term)[0])
-        iou, coverage = self._explained(params, camera, roi, obs_tile, mask_tile, hand)
+            objective -= float(keypoint_term(fitted.joints(params[None]), roi.camera(camera, cfg.tile_size), term)[0])
+        iou, coverage = self._explained(fitted, scorer, params, camera, roi, obs_tile, mask_tile, hand)
         # re-initialise on the objective (lost_frames too poor in a row); a silhouette that does
         # not explain the observation marks the frame lost at once but keeps the solution: a start
         # from detection did worse on the hard bench than carrying on (docs/tracker.md)
@@ -501,10 +513,11 @@ class Tracker:
         return TrackResult(status, params, joints, objective, roi, time.perf_counter() - t0, self.model.side,
                            hand, iou, coverage)
 
-    def _explained(self, params, camera, roi, obs_tile, mask_tile, hand) -> tuple[float, float]:
-        """(IoU, coverage) of the solution's silhouette against the observed mask: on the tile,
-        with the observed hand pixels that fall outside the tile counted as not covered."""
-        sums = self.scorer.sums(self.model.primitives(params[None]), camera, roi, obs_tile, mask_tile,
+    def _explained(self, model, scorer, params, camera, roi, obs_tile, mask_tile, hand) -> tuple[float, float]:
+        """(IoU, coverage) of the solution's silhouette (``model`` on ``scorer``) against the
+        observed mask: on the tile, with the observed hand pixels that fall outside the tile
+        counted as not covered."""
+        sums = scorer.sums(model.primitives(params[None]), camera, roi, obs_tile, mask_tile,
                                 self.config.objective.d_max_mm, self.config.depth_offset_free)
         inter, union = float(sums.intersection[0]), float(sums.union[0])
         observed = float(mask_tile.sum())
@@ -517,9 +530,9 @@ class Tracker:
         missed = observed * (1.0 - seen) / max(seen, 1e-9)  # tile-sized pixels of hand outside the tile
         return inter / (union + missed), inter / (observed + missed)
 
-    def _optimize(self, model, f, swarm, pso: PSOConfig, camera, roi, obs_tile, mask_tile, term=None):
-        if isinstance(self.scorer, CpuScorer):  # the same run, without Python between generations
-            return self.scorer.optimize(model, swarm, pso, self.rng, camera, roi, obs_tile, mask_tile,
+    def _optimize(self, model, scorer, f, swarm, pso: PSOConfig, camera, roi, obs_tile, mask_tile, term=None):
+        if isinstance(scorer, CpuScorer):  # the same run, without Python between generations
+            return scorer.optimize(model, swarm, pso, self.rng, camera, roi, obs_tile, mask_tile,
                                         self.config.objective, self.config.depth_offset_free, term)
         return optimize(f, swarm, pso, self.rng)
 
@@ -527,9 +540,10 @@ class Tracker:
         """The models to initialise: every side's, or with ``side="auto"`` and a confident side
         from the keypoints' ``right_prob``, that side's only."""
         p = None if keypoints is None else keypoints.right_prob
-        if len(self._models) > 1 and p is not None and abs(p - 0.5) >= self.config.side_confidence:
-            return [self._models["right" if p > 0.5 else "left"]]
-        return list(self._models.values())
+        models = self._start_models
+        if len(models) > 1 and p is not None and abs(p - 0.5) >= self.config.side_confidence:
+            return [models["right" if p > 0.5 else "left"]]
+        return list(models.values())
 
     def _pnp_candidates(self, model: HandModel, keypoints: Keypoints, camera: CameraIntrinsics) -> np.ndarray | None:
         """Canonical finger poses at each palm pose solved from the palm keypoints
