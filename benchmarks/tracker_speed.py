@@ -2,8 +2,9 @@
 
 On the embedded synthetic sequence (sensor-like depth), initialised from ground truth; rows for
 the ``gl`` (OpenGL, the baseline) and ``cpu`` (numba ray casting) backends at 64 x 25 and
-64 x 40 particles x generations; ratios against ``gl`` at the same budget. Medians over frames
-after a warm-up frame. Run: ``python -m benchmarks.tracker_speed [--frames 20] [--json]``.
+64 x 40 particles x generations, and ``cpu-hand``: the cpu backend with the hand model alone
+(``forearm=False``; the default tracks a 38th primitive, the forearm); ratios against ``gl`` at
+the same budget. Medians over frames after a warm-up frame. Run: ``python -m benchmarks.tracker_speed [--frames 20] [--json]``.
 Goal: >= 15 fps at 64 x 25 on 2 CPU cores with the cpu backend.
 """
 
@@ -26,10 +27,11 @@ from tracker.tracking import Tracker, TrackerConfig
 DATA = "data/embedded/test_sequence"
 
 
-def measure(backend: str, particles: int, generations: int, frames: int) -> dict:
+def measure(backend: str, particles: int, generations: int, frames: int, forearm: bool = True) -> dict:
     rec = Recording(DATA)
     side, length = infer_side_and_length(rec.poses[0].astype(float), rec.joints_mm[0].astype(float))
-    config = TrackerConfig(side=side, hand_length_mm=length, backend=backend, pso=PSOConfig(particles, generations))
+    config = TrackerConfig(side=side, hand_length_mm=length, backend=backend, pso=PSOConfig(particles, generations),
+                           forearm=forearm)
     times = []
     with Tracker(rec.camera, config) as tr:
         tr.reset(rec.poses[0])
@@ -50,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     for particles, generations in ((64, 25), (64, 40)):
         for backend in ("gl", "cpu"):
             rows[f"{backend}_{particles}x{generations}"] = measure(backend, particles, generations, args.frames)
+        rows[f"cpu-hand_{particles}x{generations}"] = measure("cpu", particles, generations, args.frames, forearm=False)
     out = {f"fps_{k}": v["fps"] for k, v in rows.items()}
     out.update(rows=rows, commit=_commit(), cpu=platform.processor() or platform.machine(), machine=describe())
     if args.json:

@@ -292,11 +292,11 @@ def build_parser() -> CommandParser:
     p.add_argument("--init", choices=("gt", "auto"), default="auto", help="frame 0 from ground truth, or automatic")
     p.add_argument("--independent", action="store_true",
                    help="initialise every frame afresh (frames as unrelated images), not only after a loss")
-    p.add_argument("--forearm", action="store_true",
-                   help="score a forearm with the hand (a cone rigid with the palm): sensor depth with the arm in "
-                        "view, tracked from the true start, holds far better (hard bench); automatic starts are "
-                        "mixed, so it is off by default (docs/tracker.md). Sensor depth only: a given mask (--mask DIR, "
-                        "depthnet sources) is the hand alone and never gets it")
+    p.add_argument("--forearm", action=argparse.BooleanOptionalAction, default=True,
+                   help="score a forearm with the hand (a cone rigid with the palm; on by default): sensor depth "
+                        "with the arm in view holds the hand where a model without it slides down the arm (hard "
+                        "bench, docs/tracker.md); (re-)initialisation fits the hand alone. A given mask (--mask "
+                        "DIR, depthnet sources) is the hand alone and never gets it")
     p.add_argument("--mask", type=_mask_arg, default="depth",
                    help="observed hand mask: depth (the hand found in the depth, default) | eq1 (the paper's "
                         "nearest 300 mm) | skin | a recording folder with mask/")

@@ -26,10 +26,11 @@ time:
    With ``depth_offset_free`` the observed depth is taken as known up to a constant (relative
    depth estimated from RGB): each hypothesis's depth term uses the best constant shift, and
    the distance of the hand follows from its silhouette and the known hand size.
-   With ``forearm=True`` (off by default) the model has a forearm (not with a ``"given"`` mask,
-   which is the hand alone: a cone rigid with the palm, scored, never a joint), so an arm in the
-   observation is explained by the arm: a fit without it slid down the forearm or, with the
-   arm cut at the previous wrist, crept up the hand (hard bench).
+   With ``forearm=True`` (the default) the tracked model has a forearm (not with a ``"given"``
+   mask, which is the hand alone: a cone rigid with the palm, scored, never a joint), so an arm
+   in the observation is explained by the arm: a fit without it slid down the forearm or, with
+   the arm cut at the previous wrist, crept up the hand (hard bench). (Re-)initialisation fits
+   the hand alone (its own model and scorer): the detection cuts the arm to a stub.
    A model without the forearm (a given mask, or ``forearm=False``) drops the observed pixels
    more than ``wrist_cut_mm`` (0) past the previous solution's wrist, along the hand's axis.
    With 2D keypoints (``step(..., keypoints=)``, e.g. depthnet's heatmaps; issue 21) the objective
@@ -94,10 +95,10 @@ class TrackerConfig:
     seed_sigma_mm: float = 8.0
     seed_sigma_quaternion: float = 0.03
     seed_sigma_rad: float = 0.12
-    #: score a forearm cone with the hand (``HandModel(forearm=True)``) where the observation has
-    #: the arm (not with a ``"given"`` mask, the hand alone); a model without it cuts the arm
-    #: away at ``wrist_cut_mm`` past the previous wrist (None: no cut). Off by default until the
-    #: automatic start handles it (docs/tracker.md, "The forearm")
+    #: track with a forearm cone (``HandModel(forearm=True)``) where the observation has the arm
+    #: (not with a ``"given"`` mask, the hand alone; never at (re-)initialisation, whose detection
+    #: cuts the arm); a model without it cuts the arm away at ``wrist_cut_mm`` past the previous
+    #: wrist (None: no cut). docs/tracker.md, "The forearm"
     forearm: bool = True
     wrist_cut_mm: float | None = 0.0
     depth_offset_free: bool = False
