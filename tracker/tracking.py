@@ -22,7 +22,8 @@ time:
    is that solution itself); on initialisation, around the best of a grid of canonical poses
    x orientations placed at the mask's centroid and median depth; with a detection that knows
    the fingers' direction (away from the arm), only the orientations whose fingers point that
-   way; with ``init_generations``.
+   way; with ``init_generations``, ``init_restarts`` times (independent swarms, each seeded from
+   its share of the best candidates: the 1st, R+1-th, ... best for the first), the best fit kept.
    With ``depth_offset_free`` the observed depth is taken as known up to a constant (relative
    depth estimated from RGB): each hypothesis's depth term uses the best constant shift, and
    the distance of the hand follows from its silhouette and the known hand size.
@@ -103,6 +104,10 @@ class TrackerConfig:
     wrist_cut_mm: float | None = 0.0
     depth_offset_free: bool = False
     init_generations: int = 40
+    #: independent PSO runs at (re-)initialisation, each seeded from its share of the best start
+    #: candidates; the best fit is kept (docs/tracker.md, "Initialisation": one swarm seeded from
+    #: all of them settled in the best-looking basin, which was often not the hand's)
+    init_restarts: int = 6
     lost_objective: float = 25.0
     #: a solution explains the observation when its silhouette's IoU with the observed mask and
     #: its coverage of the observed hand pixels reach these (docs/tracker.md, "Lost or tracked")
@@ -128,8 +133,8 @@ class TrackerConfig:
             raise ValueError(f"TrackerConfig.tile_size must be >= 8, got {self.tile_size}")
         if self.detector.hand_length_mm != self.hand_length_mm:  # one hand length: the resolved config says so
             object.__setattr__(self, "detector", replace(self.detector, hand_length_mm=self.hand_length_mm))
-        if self.lost_frames < 1 or self.init_generations < 1:
-            raise ValueError("TrackerConfig.lost_frames and init_generations must be >= 1")
+        if self.lost_frames < 1 or self.init_generations < 1 or self.init_restarts < 1:
+            raise ValueError("TrackerConfig.lost_frames, init_generations and init_restarts must be >= 1")
         for name in ("min_iou", "min_coverage"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"TrackerConfig.{name} must be in [0, 1], got {getattr(self, name)}")
@@ -482,11 +487,13 @@ class Tracker:
                 if candidates is None:
                     candidates = self._initial_candidates(model, depth, hand, camera, found)
                 values = np.concatenate([f(candidates[i:i + n]) for i in range(0, len(candidates), n)])
-                best = candidates[np.argsort(values)[:max(1, n // 8)]]
-                swarm = np.concatenate([self._seed_swarm(b, int(math.ceil(n / len(best)))) for b in best])[:n]
-                fit = self._optimize(model, scorer, f, swarm, candidates_pso, camera, roi, obs_tile, mask_tile, term)
-                if result is None or fit.best_value < result.best_value:
-                    result, fitted, rng_end = fit, model, self.rng.bit_generator.state
+                order, restarts = np.argsort(values), min(cfg.init_restarts, len(candidates))
+                for k in range(restarts):  # each run from its own share of the best: the k-th, k+R-th, ...
+                    best = candidates[order[k::restarts][:max(1, n // 8)]]
+                    swarm = np.concatenate([self._seed_swarm(b, int(math.ceil(n / len(best)))) for b in best])[:n]
+                    fit = self._optimize(model, scorer, f, swarm, candidates_pso, camera, roi, obs_tile, mask_tile, term)
+                    if result is None or fit.best_value < result.best_value:
+                        result, fitted, rng_end = fit, model, self.rng.bit_generator.state
             self.rng.bit_generator.state = rng_end
             self.model = self._models[fitted.side]  # tracked from the next frame on (with its forearm)
         else:
