@@ -58,6 +58,7 @@ class Sample(NamedTuple):
     heatmaps: torch.Tensor | None = None
     joint_weights: torch.Tensor | None = None
     right: torch.Tensor | None = None
+    joint_uv: torch.Tensor | None = None  # (21, 2) the joints in output-map pixels (column, row); 0 without joints
 
 
 def augment_pair(rgb: np.ndarray, depth_mm: np.ndarray, size: int, aug: Augmentation,
@@ -153,18 +154,21 @@ class HandDepthDataset(Dataset):
         t = make_targets(small)
         s = self.input_size // 4
         heatmaps, weights, right = np.zeros((NUM_JOINTS, s, s), np.float32), np.zeros(NUM_JOINTS, np.float32), -1.0
+        joint_uv = np.zeros((NUM_JOINTS, 2), np.float32)
         if frame.joints_mm is not None and (frame.joints_mm[:, 2] > 0).all():
             uv = A[:2, :2] @ frame.camera.project(frame.joints_mm).T + A[:2, 2:]  # network input pixels
-            heatmaps, weights = keypoint_targets((uv.T - 2.0) / 4.0, frame.joints_mm[:, 2], small)
+            joint_uv = ((uv.T - 2.0) / 4.0).astype(np.float32)  # output pixel j holds input pixel 4j + 2
+            heatmaps, weights = keypoint_targets(joint_uv, frame.joints_mm[:, 2], small)
             if frame.pose is not None:
                 right = float((hand_side(frame.pose, frame.joints_mm) == "right") != flipped)
         return Sample(torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(255.0),
                       torch.from_numpy(t.mask)[None], torch.from_numpy(t.relative)[None], name,
-                      torch.from_numpy(heatmaps), torch.from_numpy(weights), torch.tensor(right))
+                      torch.from_numpy(heatmaps), torch.from_numpy(weights), torch.tensor(right),
+                      torch.from_numpy(joint_uv))
 
 
 def collate(samples: list[Sample]) -> Sample:
     return Sample(torch.stack([s.rgb for s in samples]), torch.stack([s.mask for s in samples]),
                   torch.stack([s.relative for s in samples]), [s.name for s in samples],
                   torch.stack([s.heatmaps for s in samples]), torch.stack([s.joint_weights for s in samples]),
-                  torch.stack([s.right for s in samples]))
+                  torch.stack([s.right for s in samples]), torch.stack([s.joint_uv for s in samples]))

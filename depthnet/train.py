@@ -96,6 +96,7 @@ class TrainConfig:
     #: validation E from 21.6 to 28.0 mm in one epoch
     stage_lr_scale: float = 1.0
     plane_weight: float = 0.0           # depth stages: + this x the planar part of the hand's error (0: off)
+    keypoint_loss: str = "heatmap"      # KEYPOINT_LOSSES: the heatmaps' MSE, or with the soft-argmax L1 too
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS and self.model is None:
@@ -110,6 +111,8 @@ class TrainConfig:
             raise ValueError(f"hand_weight must be finite and >= 1, not {self.hand_weight}")
         if not (self.plane_weight >= 0.0 and math.isfinite(self.plane_weight)):
             raise ValueError(f"plane_weight must be finite and >= 0, not {self.plane_weight}")
+        if self.keypoint_loss not in KEYPOINT_LOSSES:
+            raise ValueError(f"keypoint_loss must be one of {KEYPOINT_LOSSES}, not {self.keypoint_loss!r}")
 
     @property
     def model_config(self) -> DepthNetConfig:
@@ -190,18 +193,48 @@ KEYPOINT_LOSS_WEIGHT = 20.0
 SIDE_LOSS_WEIGHT = 0.2
 
 
+#: ``--keypoint-loss``: ``heatmap`` (the MSE above) or ``integral``: the MSE plus the soft-argmax
+#: coordinates' L1 error (integral regression, Sun et al., ECCV 2018), a gradient on where each
+#: joint is from the first step, where the MSE of a near-empty map says little
+KEYPOINT_LOSSES = ("heatmap", "integral")
+#: soft-argmax sharpness: ``softmax(INTEGRAL_BETA * heatmap)`` over the map (heatmaps peak at 1)
+INTEGRAL_BETA = 20.0
+#: the integral term: L1 of the soft-argmax coordinates in map widths, times this
+INTEGRAL_LOSS_WEIGHT = 1.0
+
+
+def soft_argmax(heatmaps: torch.Tensor, beta: float = INTEGRAL_BETA) -> torch.Tensor:
+    """``(B, K, h, w)`` heatmaps -> ``(B, K, 2)`` expected (column, row) in map pixels under
+    ``softmax(beta * heatmap)`` over each map."""
+    b, k, h, w = heatmaps.shape
+    p = torch.softmax(beta * heatmaps.reshape(b, k, h * w), dim=-1).reshape(b, k, h, w)
+    cols = torch.arange(w, dtype=p.dtype, device=p.device)
+    rows = torch.arange(h, dtype=p.dtype, device=p.device)
+    return torch.stack([(p.sum(2) * cols).sum(-1), (p.sum(3) * rows).sum(-1)], dim=-1)
+
+
 def head_losses(heatmaps: torch.Tensor | None, handedness: torch.Tensor | None, target_heatmaps: torch.Tensor,
-                joint_weights: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+                joint_weights: torch.Tensor, right: torch.Tensor, joint_uv: torch.Tensor | None = None,
+                keypoint_loss: str = "heatmap") -> torch.Tensor:
     """``(2,)``: the keypoint loss (each joint's heatmap MSE times its weight, ``(B, 21)``: 1
     visible, less hidden, 0 outside the image or without joints; averaged over the batch's
-    joints and pixels, times ``KEYPOINT_LOSS_WEIGHT``) and the side loss (binary cross-entropy
-    of the right-hand logits ``(B,)`` against ``right`` in {0, 1}, samples with -1 left out, times
-    ``SIDE_LOSS_WEIGHT``). A head that is None gives 0."""
+    joints and pixels, times ``KEYPOINT_LOSS_WEIGHT``; with ``keypoint_loss="integral"`` plus
+    the weighted L1 distance of ``soft_argmax`` to ``joint_uv (B, 21, 2)`` in map widths, times
+    ``INTEGRAL_LOSS_WEIGHT``) and the side loss (binary cross-entropy of the right-hand logits
+    ``(B,)`` against ``right`` in {0, 1}, samples with -1 left out, times ``SIDE_LOSS_WEIGHT``).
+    A head that is None gives 0."""
+    if keypoint_loss not in KEYPOINT_LOSSES:
+        raise ValueError(f"keypoint_loss must be one of {KEYPOINT_LOSSES}, got {keypoint_loss!r}")
     zero = target_heatmaps.new_zeros(())
     kp = zero
     if heatmaps is not None:
         per_joint = ((heatmaps - target_heatmaps) ** 2).mean(dim=(2, 3))
         kp = KEYPOINT_LOSS_WEIGHT * (joint_weights * per_joint).sum() / joint_weights.numel()
+        if keypoint_loss == "integral":
+            if joint_uv is None:
+                raise ValueError("the integral keypoint loss needs joint_uv")
+            l1 = (soft_argmax(heatmaps) - joint_uv).abs().sum(-1) / heatmaps.shape[-1]
+            kp = kp + INTEGRAL_LOSS_WEIGHT * (joint_weights * l1).sum() / joint_weights.numel()
     side = zero
     known = right >= 0
     if handedness is not None and bool(known.any()):
@@ -374,7 +407,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool | str = True
                                   batch.relative.to(device, non_blocking=True), config.hand_weight,
                                   config.plane_weight)
             heads = head_losses(pred.heatmaps, pred.handedness, batch.heatmaps.to(device, non_blocking=True),
-                                batch.joint_weights.to(device, non_blocking=True), batch.right.to(device, non_blocking=True))
+                                batch.joint_weights.to(device, non_blocking=True), batch.right.to(device, non_blocking=True),
+                                batch.joint_uv.to(device, non_blocking=True), config.keypoint_loss)
             loss = losses.sum() + heads.sum()
             if not torch.isfinite(loss):
                 save(epoch, step)
@@ -470,6 +504,8 @@ def build_parser() -> CommandParser:
     p.add_argument("--stage-lr-scale", type=number(0, 1), default=1.0,
                    help="the stages' learning rate over --lr (keypoint and side heads train at --lr): below 1 when "
                         "new heads start on trained stages (--init)")
+    p.add_argument("--keypoint-loss", choices=KEYPOINT_LOSSES, default="heatmap",
+                   help="keypoint heads: the heatmaps' MSE, or integral: with the soft-argmax coordinates' L1 too")
     p.add_argument("--lr-step", type=integer(1, 100_000), default=None, metavar="EPOCHS",
                    help="halve the learning rate every EPOCHS epochs (default: 30 of 100, scaled to --epochs)")
     p.add_argument("--no-augment", action="store_true", help="disable the paper's augmentation")
@@ -505,7 +541,7 @@ def train_main(argv: list[str] | None = None) -> int:
                              stop_after_epoch=args.stop_after, augmentation=Augmentation(enabled=not args.no_augment),
                              init=args.init, device=args.device, workers=args.workers, hand_weight=args.hand_weight,
                              plane_weight=args.plane_weight, stage_lr_scale=args.stage_lr_scale,
-                             lr_step_epochs=args.lr_step)
+                             lr_step_epochs=args.lr_step, keypoint_loss=args.keypoint_loss)
         metrics = train(config, resume=args.resume, progress="log" if args.no_progress else True)
     except (ValueError, OSError, NonFiniteLossError) as e:
         return p.fail(e)

@@ -88,6 +88,34 @@ def test_head_losses_are_zero_at_the_targets_and_skip_unknown_sides():
     assert unknown[0].item() == 0.0 and unknown[1].item() < 1e-6  # the second sample's side is unknown
 
 
+def test_soft_argmax_and_the_integral_loss():
+    """soft_argmax against a plain numpy expectation; on the dataset's own target maps it lands
+    within a pixel of the joints it carries (joint_uv), so the integral term is near zero there and
+    grows with a shifted map."""
+    from depthnet.train import INTEGRAL_BETA, head_losses, soft_argmax
+
+    rng = np.random.default_rng(0)
+    maps = rng.random((2, 3, 6, 5)).astype(np.float32)
+    got = soft_argmax(torch.from_numpy(maps)).numpy()
+    for b in range(2):
+        for k in range(3):
+            p = np.exp(INTEGRAL_BETA * maps[b, k].astype(np.float64))
+            p /= p.sum()
+            rows, cols = np.mgrid[0:6, 0:5]
+            np.testing.assert_allclose(got[b, k], [(p * cols).sum(), (p * rows).sum()], rtol=1e-4, atol=1e-4)
+    s = HandDepthDataset(EMBEDDED, 192, Augmentation(enabled=False))[3]
+    seen = s.joint_weights.numpy() == 1.0  # visible joints inside the map (those near a border pull inwards)
+    at = soft_argmax(s.heatmaps[None])[0].numpy()
+    np.testing.assert_allclose(at[seen], s.joint_uv.numpy()[seen], atol=1.0)
+    args = (None, s.heatmaps[None], s.joint_weights[None], torch.tensor([-1.0]), s.joint_uv[None])
+    plain = head_losses(s.heatmaps[None], *args)[0].item()
+    near = head_losses(s.heatmaps[None], *args, keypoint_loss="integral")[0].item()
+    shifted = head_losses(torch.roll(s.heatmaps[None], 3, dims=-1), *args, keypoint_loss="integral")[0].item()
+    assert plain == 0.0 and near < 0.02 and shifted > near + 0.02
+    with pytest.raises(ValueError, match="keypoint_loss"):
+        head_losses(s.heatmaps[None], *args, keypoint_loss="l2")
+
+
 def test_a_keypoint_network_starts_from_weights_without_the_heads(tmp_path):
     """--init with the same network minus its heads: every stage's weight carried over, the heatmap
     head's last layer starting at zero (empty maps)."""
