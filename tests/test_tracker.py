@@ -244,6 +244,26 @@ def test_restarts_find_a_start_that_one_swarm_misses(q):
         TrackerConfig(init_restarts=0)
 
 
+def test_restarts_default_to_six_with_metric_depth_and_one_with_rgb_only():
+    """init_restarts None: INIT_RESTARTS swarms on metric depth, one when the depth's offset is
+    free (RGB only, where more search found wrong fits that score better); also through
+    dataclasses.replace, as the C2-rgb study and live make their configs."""
+    from dataclasses import replace
+
+    from tracker.tracking import INIT_RESTARTS
+
+    depth = _render_full(_pose("fist"))
+    base = TrackerConfig(backend="cpu", seed=1, pso=PSOConfig(32, 4), init_generations=6)
+    for free, explicit in ((False, INIT_RESTARTS), (True, 1)):
+        params = []
+        for config in (replace(base, depth_offset_free=free), replace(base, depth_offset_free=free,
+                                                                      init_restarts=explicit)):
+            with Tracker(CAM, config) as tr:
+                params.append(tr.step(depth).params)
+        np.testing.assert_array_equal(params[0], params[1])
+    assert INIT_RESTARTS == 6
+
+
 def test_foreground_follows_eq_1():
     d = np.array([[0, 600, 890], [905, 1200, np.float32(600.5)]], np.float32)
     np.testing.assert_array_equal(depth_foreground(d), [[0, 1, 1], [0, 0, 1]])

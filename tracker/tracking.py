@@ -23,7 +23,8 @@ time:
    x orientations placed at the mask's centroid and median depth; with a detection that knows
    the fingers' direction (away from the arm), only the orientations whose fingers point that
    way; with ``init_generations``, ``init_restarts`` times (independent swarms, each seeded from
-   its share of the best candidates: the 1st, R+1-th, ... best for the first), the best fit kept.
+   its share of the best candidates: the 1st, R+1-th, ... best for the first), the best fit kept
+   (6 with metric depth, 1 with ``depth_offset_free``).
    With ``depth_offset_free`` the observed depth is taken as known up to a constant (relative
    depth estimated from RGB): each hypothesis's depth term uses the best constant shift, and
    the distance of the hand follows from its silhouette and the known hand size.
@@ -78,6 +79,8 @@ log = logging.getLogger(__name__)
 __all__ = ["TrackerConfig", "Tracker", "TrackResult", "depth_foreground", "skin_mask", "distance_from_mask"]
 
 MASK_SOURCES = ("depth", "eq1", "given", "skin")
+#: ``TrackerConfig.init_restarts`` with metric depth (hard bench, automatic start: plain 43 -> 11 mm)
+INIT_RESTARTS = 6
 
 
 @dataclass(frozen=True)
@@ -106,8 +109,11 @@ class TrackerConfig:
     init_generations: int = 40
     #: independent PSO runs at (re-)initialisation, each seeded from its share of the best start
     #: candidates; the best fit is kept (docs/tracker.md, "Initialisation": one swarm seeded from
-    #: all of them settled in the best-looking basin, which was often not the hand's)
-    init_restarts: int = 6
+    #: all of them settled in the best-looking basin, which was often not the hand's). None:
+    #: ``INIT_RESTARTS`` with metric depth, 1 with ``depth_offset_free`` (RGB only: the silhouette
+    #: leaves the distance loose, and a more thorough search found wrong fits that score better);
+    #: resolved where used, so ``dataclasses.replace(config, depth_offset_free=True)`` follows
+    init_restarts: int | None = None
     lost_objective: float = 25.0
     #: a solution explains the observation when its silhouette's IoU with the observed mask and
     #: its coverage of the observed hand pixels reach these (docs/tracker.md, "Lost or tracked")
@@ -133,7 +139,8 @@ class TrackerConfig:
             raise ValueError(f"TrackerConfig.tile_size must be >= 8, got {self.tile_size}")
         if self.detector.hand_length_mm != self.hand_length_mm:  # one hand length: the resolved config says so
             object.__setattr__(self, "detector", replace(self.detector, hand_length_mm=self.hand_length_mm))
-        if self.lost_frames < 1 or self.init_generations < 1 or self.init_restarts < 1:
+        restarts = 1 if self.init_restarts is None else self.init_restarts
+        if self.lost_frames < 1 or self.init_generations < 1 or restarts < 1:
             raise ValueError("TrackerConfig.lost_frames, init_generations and init_restarts must be >= 1")
         for name in ("min_iou", "min_coverage"):
             if not 0.0 <= getattr(self, name) <= 1.0:
@@ -384,7 +391,7 @@ class Tracker:
 
         def f(X: np.ndarray) -> np.ndarray:
             sums = scorer.sums(model.primitives(X), camera, roi, obs_tile, mask_tile, cfg.objective.d_max_mm,
-                                    cfg.depth_offset_free)
+                               cfg.depth_offset_free)
             value = objective_from_sums(sums, finger_crossing_penalty(X), cfg.objective)
             if term is not None:
                 value = value + keypoint_term(model.joints(X), tile_camera, term)
@@ -487,7 +494,8 @@ class Tracker:
                 if candidates is None:
                     candidates = self._initial_candidates(model, depth, hand, camera, found)
                 values = np.concatenate([f(candidates[i:i + n]) for i in range(0, len(candidates), n)])
-                order, restarts = np.argsort(values), min(cfg.init_restarts, len(candidates))
+                restarts = cfg.init_restarts or (1 if cfg.depth_offset_free else INIT_RESTARTS)
+                order, restarts = np.argsort(values), min(restarts, len(candidates))
                 for k in range(restarts):  # each run from its own share of the best: the k-th, k+R-th, ...
                     best = candidates[order[k::restarts][:max(1, n // 8)]]
                     swarm = np.concatenate([self._seed_swarm(b, int(math.ceil(n / len(best)))) for b in best])[:n]
@@ -526,7 +534,7 @@ class Tracker:
         observed mask: on the tile, with the observed hand pixels that fall outside the tile
         counted as not covered."""
         sums = scorer.sums(model.primitives(params[None]), camera, roi, obs_tile, mask_tile,
-                                self.config.objective.d_max_mm, self.config.depth_offset_free)
+                           self.config.objective.d_max_mm, self.config.depth_offset_free)
         inter, union = float(sums.intersection[0]), float(sums.union[0])
         observed = float(mask_tile.sum())
         x0, y0, x1, y1 = (int(round(v)) for v in roi.box)
@@ -541,7 +549,7 @@ class Tracker:
     def _optimize(self, model, scorer, f, swarm, pso: PSOConfig, camera, roi, obs_tile, mask_tile, term=None):
         if isinstance(scorer, CpuScorer):  # the same run, without Python between generations
             return scorer.optimize(model, swarm, pso, self.rng, camera, roi, obs_tile, mask_tile,
-                                        self.config.objective, self.config.depth_offset_free, term)
+                                   self.config.objective, self.config.depth_offset_free, term)
         return optimize(f, swarm, pso, self.rng)
 
     def _sides_to_try(self, keypoints: Keypoints | None) -> list:
