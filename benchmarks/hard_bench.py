@@ -17,7 +17,7 @@ each scenario's frames: MPJPE, PA-MPJPE, the fraction of frames tracked, and the
 "tracked" (status tracked while the MPJPE is above 50 mm: drift the tracker did not notice).
 
     python -m benchmarks.hard_bench [--scenarios forearm object] [--conditions C1 C2]
-                                    [--sequences 5] [--frames 60] [--tracker pso:64x25+forearm] [--json]
+                                    [--sequences 5] [--frames 60] [--tracker pso:64x25+no-forearm] [--json]
 
 Tracking is not cached (the bench measures the tracker as it is now); the rendered data is.
 """
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sequences", type=int, default=5, help="sequences per scenario")
     p.add_argument("--frames", type=int, default=60, help="frames per sequence")
     p.add_argument("--tracker", default=TRACKER, type=_tracker_arg,
-                   help=f"the tracker, as handrgbd compare's --trackers (default {TRACKER}; e.g. {TRACKER}+forearm)")
+                   help=f"the tracker, as handrgbd compare's --trackers (default {TRACKER}; e.g. {TRACKER}+no-forearm)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--progress", action="store_true", help="progress bars instead of a log line every few seconds")
     args = p.parse_args(argv)

@@ -35,7 +35,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import MISSING, asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +113,9 @@ class TrainConfig:
             raise ValueError(f"plane_weight must be finite and >= 0, not {self.plane_weight}")
         if self.keypoint_loss not in KEYPOINT_LOSSES:
             raise ValueError(f"keypoint_loss must be one of {KEYPOINT_LOSSES}, not {self.keypoint_loss!r}")
+        if self.keypoint_loss != "heatmap" and not self.model_config.keypoints:
+            raise ValueError(f"keypoint_loss {self.keypoint_loss!r} needs a network with keypoint heads "
+                             f"(--preset cpu+keypoints or paper+keypoints)")
 
     @property
     def model_config(self) -> DepthNetConfig:
@@ -277,7 +280,11 @@ def _load_checkpoint(path: Path, config: TrainConfig, run_dir: Path) -> dict:
         now = json.loads(json.dumps(config.to_json(), default=str))
         if isinstance(before.get("model"), dict):  # model fields added since (the heads) take their defaults
             before["model"] = _model_dict(before["model"])
-        # keys an older run's config.json lacks (added to TrainConfig since) are not changes
+        # keys an older run's config.json lacks (added to TrainConfig since) had their defaults
+        fields = TrainConfig.__dataclass_fields__
+        for k in set(now) - set(before):
+            if k in fields and fields[k].default is not MISSING:
+                before[k] = json.loads(json.dumps(fields[k].default, default=str))
         changed = sorted(k for k in before if k not in RESUMABLE_CHANGES and before[k] != now.get(k))
         if changed:
             raise ValueError(f"--resume: the run in {run_dir} was made with other settings ({', '.join(changed)}: "

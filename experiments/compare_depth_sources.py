@@ -502,16 +502,17 @@ def format_table(table: list[dict]) -> str:
 
     several = _several(table)
     sw = max([22] + [len(r["source"]) + 2 for r in table])  # long weights paths widen the column
+    tw = max([16] + [len(r["tracker"]) + 2 for r in table])  # and tracker options that one
     head = f"{'data':<22}{'seed':>5} " if several else ""
-    lines = [f"{head}{'source':<{sw}}{'tracker':<16}{'MPJPE':>7}{'RR':>7}{'PA':>7}{'AUC':>7}{'lost':>6}{'wrong':>6}{'fps':>7}"]
+    lines = [f"{head}{'source':<{sw}}{'tracker':<{tw}}{'MPJPE':>7}{'RR':>7}{'PA':>7}{'AUC':>7}{'lost':>6}{'wrong':>6}{'fps':>7}"]
     lines.append("-" * len(lines[0]))
 
     def line(r: dict, data: str, seed: str) -> str:
         lead = f"{data[-22:]:<22}{seed:>5} " if several else ""
         if r.get("error") or r.get("skipped"):
             note = f"error: {r['error']}" if r.get("error") else f"skipped: {r['skipped']}"
-            return f"{lead}{r['source']:<{sw}}{r['tracker']:<16}  {note}"
-        return (f"{lead}{r['source']:<{sw}}{r['tracker']:<16}{f(r.get('mpjpe_mm')):>7}{f(r.get('rr_mpjpe_mm')):>7}"
+            return f"{lead}{r['source']:<{sw}}{r['tracker']:<{tw}}  {note}"
+        return (f"{lead}{r['source']:<{sw}}{r['tracker']:<{tw}}{f(r.get('mpjpe_mm')):>7}{f(r.get('rr_mpjpe_mm')):>7}"
                 f"{f(r.get('pa_mpjpe_mm')):>7}{f(r.get('pck_auc_0_50'), '.3f'):>7}"
                 f"{f(r.get('lost_fraction'), '.2f'):>6}{f(r.get('wrong_tracked_fraction'), '.2f'):>6}"
                 f"{f(r.get('fps')):>7}")

@@ -174,3 +174,15 @@ def test_a_run_from_before_the_heads_resumes(tmp_path):
     (tmp_path / "run" / "config.json").write_text(json.dumps(stored))
     metrics = train(replace(cfg, stop_after_epoch=None), resume=True, progress=False)
     assert metrics["epoch"] == 2
+    # a field added since (keypoint_loss) had its default in the older run: resuming with another
+    # value is a change of what the run learns, refused; the default resumes
+    kp = replace(cfg, model=TINY_KP, out=str(tmp_path / "kp"))
+    train(kp, progress=False)
+    stored = json.loads((tmp_path / "kp" / "config.json").read_text())
+    del stored["keypoint_loss"]
+    (tmp_path / "kp" / "config.json").write_text(json.dumps(stored))
+    with pytest.raises(ValueError, match="keypoint_loss: 'heatmap' now 'integral'"):
+        train(replace(kp, stop_after_epoch=None, keypoint_loss="integral"), resume=True, progress=False)
+    assert train(replace(kp, stop_after_epoch=None), resume=True, progress=False)["epoch"] == 2
+    with pytest.raises(ValueError, match="needs a network with keypoint heads"):
+        replace(cfg, keypoint_loss="integral")

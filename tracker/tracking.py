@@ -32,7 +32,8 @@ time:
    mask, which is the hand alone: a cone rigid with the palm, scored, never a joint), so an arm
    in the observation is explained by the arm: a fit without it slid down the forearm or, with
    the arm cut at the previous wrist, crept up the hand (hard bench). (Re-)initialisation fits
-   the hand alone (its own model and scorer): the detection cuts the arm to a stub.
+   the hand alone (its own model and scorer): the detection (mask sources ``depth``, ``given``,
+   ``skin``) cuts the arm to a stub.
    A model without the forearm (a given mask, or ``forearm=False``) drops the observed pixels
    more than ``wrist_cut_mm`` (0) past the previous solution's wrist, along the hand's axis.
    With 2D keypoints (``step(..., keypoints=)``, e.g. depthnet's heatmaps; issue 21) the objective
@@ -264,13 +265,13 @@ class Tracker:
         self.model = self._models[sides[0]]  # the side being tracked (the first, until a fit says otherwise)
         self.scorer = make_scorer(self.config.backend, self.model.primitive_set, self.config.tile_size,
                                   self.config.pso.particles)
-        # (re-)initialisation fits the hand alone: the detection's region holds a stub of the arm
-        # at most (detect_hand cuts it), which a 120 mm forearm would not explain
+        # (re-)initialisation fits the hand alone: a detection's region holds a stub of the arm
+        # at most (detect_hand cuts it), which a 120 mm forearm would not explain; its scorer is
+        # made at the first start (a track from a given pose never needs it)
         self._start_models, self._start_scorer = self._models, self.scorer
         if forearm:
             self._start_models = {side: HandModel(side, self.config.hand_length_mm) for side in sides}
-            self._start_scorer = make_scorer(self.scorer.name, self._start_models[sides[0]].primitive_set,
-                                             self.config.tile_size, self.config.pso.particles)
+            self._start_scorer = None
         self.rng = np.random.default_rng(self.config.seed)
         self.previous: np.ndarray | None = None
         self._bad_frames = 0
@@ -281,7 +282,7 @@ class Tracker:
 
     def close(self) -> None:
         self.scorer.close()
-        if self._start_scorer is not self.scorer:
+        if self._start_scorer is not None and self._start_scorer is not self.scorer:
             self._start_scorer.close()
 
     def __enter__(self):
@@ -295,6 +296,15 @@ class Tracker:
         """True while a solution is kept to start the next frame from; False before the first
         frame, after ``reset()`` and after a loss (the next frame initialises)."""
         return self.previous is not None
+
+    @property
+    def _init_restarts(self) -> int:
+        """``config.init_restarts`` resolved: None -> ``INIT_RESTARTS`` with metric depth, 1 with
+        ``depth_offset_free``."""
+        cfg = self.config
+        if cfg.init_restarts is not None:
+            return cfg.init_restarts
+        return 1 if cfg.depth_offset_free else INIT_RESTARTS
 
     @property
     def side(self) -> str:
@@ -486,15 +496,19 @@ class Tracker:
         if initialising:  # each side's model (one unless side="auto"); the better fit keeps its side
             candidates_pso = PSOConfig(n, cfg.init_generations, cfg.pso.c1, cfg.pso.c2, cfg.pso.redraw_every)
             result, rng_start = None, self.rng.bit_generator.state
+            if self._start_scorer is None:
+                hand_alone = next(iter(self._start_models.values())).primitive_set
+                self._start_scorer = make_scorer(self.scorer.name, hand_alone, cfg.tile_size, cfg.pso.particles)
             scorer = self._start_scorer
             for model in self._sides_to_try(keypoints):  # each side from the same random state: auto's pick
                 self.rng.bit_generator.state = rng_start  # then runs exactly as that side alone would
                 f = self._objective(model, scorer, camera, roi, obs_tile, mask_tile, term)
                 candidates = self._pnp_candidates(model, keypoints, camera) if term is not None else None
+                # restarts on the orientation grid only (measured there; the PnP start has its few poses)
+                restarts = 1 if candidates is not None else self._init_restarts
                 if candidates is None:
                     candidates = self._initial_candidates(model, depth, hand, camera, found)
                 values = np.concatenate([f(candidates[i:i + n]) for i in range(0, len(candidates), n)])
-                restarts = cfg.init_restarts or (1 if cfg.depth_offset_free else INIT_RESTARTS)
                 order, restarts = np.argsort(values), min(restarts, len(candidates))
                 for k in range(restarts):  # each run from its own share of the best: the k-th, k+R-th, ...
                     best = candidates[order[k::restarts][:max(1, n // 8)]]
