@@ -126,13 +126,9 @@ def run(scenarios: list[str], conditions: list[str], sequences: int, frames: int
 def _tracker_arg(text: str) -> str:
     """argparse type of ``--tracker``: one of compare's ``pso:`` specs (MediaPipe has no start
     from the truth nor an absolute MPJPE)."""
-    from experiments.compare_depth_sources import parse_tracker
+    from experiments.compare_depth_sources import _tracker_arg as compare_tracker_arg
 
-    try:
-        spec = parse_tracker(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"{e} (got {text!r})") from None
-    if spec is None:
+    if compare_tracker_arg(text) == "mediapipe":
         raise argparse.ArgumentTypeError(f"the bench tracks with pso:PxG[:backend][+option], got {text!r}")
     return text
 

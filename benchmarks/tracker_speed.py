@@ -4,7 +4,8 @@ On the embedded synthetic sequence (sensor-like depth), initialised from ground 
 the ``gl`` (OpenGL, the baseline) and ``cpu`` (numba ray casting) backends at 64 x 25 and
 64 x 40 particles x generations, and ``cpu-hand``: the cpu backend with the hand model alone
 (``forearm=False``; the default tracks a 38th primitive, the forearm); ratios against ``gl`` at
-the same budget. Medians over frames after a warm-up frame. Run: ``python -m benchmarks.tracker_speed [--frames 20] [--json]``.
+the same budget. Medians over frames after a warm-up frame.
+Run: ``python -m benchmarks.tracker_speed [--frames 20] [--json]``.
 Goal: >= 15 fps at 64 x 25 on 2 CPU cores with the cpu backend.
 """
 

@@ -38,8 +38,8 @@ end of the arm instead; this module does that on the depth surface:
 5. **Hand region.** The winner's region is the surface within ``region_radius`` hand lengths
    (geodesically) of the surface near the palm's centre (the points within ``SEED_RADIUS``
    hand lengths of it in 3D), about 0.8 hand lengths from the centre in all: fingers in (the
-   middle fingertip is 0.7 away), torso out, a stub of forearm in (the tracker cuts it at the
-   wrist while tracking); plus its islands, small surfaces wholly inside its box and depth
+   middle fingertip is 0.7 away), torso out, a stub of forearm in (while tracking, the tracker's
+   model has a forearm, or without one cuts the arm at the wrist); plus its islands, small surfaces wholly inside its box and depth
    range (a finger seen past another one, beyond a depth edge).
 6. **Fingers' direction**: away from the arm, i.e. from where the surface goes on past the
    region (cells with a joined neighbour outside it); without such cells, from the region's

@@ -266,8 +266,8 @@ class Tracker:
         self.scorer = make_scorer(self.config.backend, self.model.primitive_set, self.config.tile_size,
                                   self.config.pso.particles)
         # (re-)initialisation fits the hand alone: a detection's region holds a stub of the arm
-        # at most (detect_hand cuts it), which a 120 mm forearm would not explain; its scorer is
-        # made at the first start (a track from a given pose never needs it)
+        # at most (detect_hand cuts it), which a 120 mm forearm would not explain (its scorer:
+        # _start_scoring)
         self._start_models, self._start_scorer = self._models, self.scorer
         if forearm:
             self._start_models = {side: HandModel(side, self.config.hand_length_mm) for side in sides}
@@ -296,6 +296,15 @@ class Tracker:
         """True while a solution is kept to start the next frame from; False before the first
         frame, after ``reset()`` and after a loss (the next frame initialises)."""
         return self.previous is not None
+
+    def _start_scoring(self):
+        """The scorer of the start models (the tracked one when they are the same), made at the
+        first start: a track from a given pose never needs it."""
+        if self._start_scorer is None:
+            hand_alone = next(iter(self._start_models.values())).primitive_set
+            self._start_scorer = make_scorer(self.scorer.name, hand_alone, self.config.tile_size,
+                                             self.config.pso.particles)
+        return self._start_scorer
 
     @property
     def _init_restarts(self) -> int:
@@ -496,20 +505,16 @@ class Tracker:
         if initialising:  # each side's model (one unless side="auto"); the better fit keeps its side
             candidates_pso = PSOConfig(n, cfg.init_generations, cfg.pso.c1, cfg.pso.c2, cfg.pso.redraw_every)
             result, rng_start = None, self.rng.bit_generator.state
-            if self._start_scorer is None:
-                hand_alone = next(iter(self._start_models.values())).primitive_set
-                self._start_scorer = make_scorer(self.scorer.name, hand_alone, cfg.tile_size, cfg.pso.particles)
-            scorer = self._start_scorer
+            scorer = self._start_scoring()
             for model in self._sides_to_try(keypoints):  # each side from the same random state: auto's pick
                 self.rng.bit_generator.state = rng_start  # then runs exactly as that side alone would
                 f = self._objective(model, scorer, camera, roi, obs_tile, mask_tile, term)
-                candidates = self._pnp_candidates(model, keypoints, camera) if term is not None else None
+                pnp = self._pnp_candidates(model, keypoints, camera) if term is not None else None
+                candidates = pnp if pnp is not None else self._initial_candidates(model, depth, hand, camera, found)
                 # restarts on the orientation grid only (measured there; the PnP start has its few poses)
-                restarts = 1 if candidates is not None else self._init_restarts
-                if candidates is None:
-                    candidates = self._initial_candidates(model, depth, hand, camera, found)
+                restarts = min(1 if pnp is not None else self._init_restarts, len(candidates))
                 values = np.concatenate([f(candidates[i:i + n]) for i in range(0, len(candidates), n)])
-                order, restarts = np.argsort(values), min(restarts, len(candidates))
+                order = np.argsort(values)
                 for k in range(restarts):  # each run from its own share of the best: the k-th, k+R-th, ...
                     best = candidates[order[k::restarts][:max(1, n // 8)]]
                     swarm = np.concatenate([self._seed_swarm(b, int(math.ceil(n / len(best)))) for b in best])[:n]
