@@ -152,6 +152,42 @@ def test_the_region_is_geodesic_the_forearm_ends_within_the_hand_length():
     assert 40.0 < reach < DetectorConfig().hand_length_mm  # some forearm, never the whole arm
 
 
+def _arm_toward_the_camera(seed: int = 0):
+    """An analytic egocentric scene (mm) in CAM: a hand (palm disc of 40 mm radius at 450 mm,
+    four fingers and a thumb) at the end of a 70 mm wide arm that comes toward the camera down
+    to the bottom border (250 mm there). Returns depth and the palm centre (camera mm)."""
+    depth = np.zeros((CAM.height, CAM.width), np.float32)
+    px = lambda mm, z: mm * CAM.fx / z  # noqa: E731
+    z = 450.0
+    palm = np.array([330.0, 170.0])
+    heel, end = palm + np.array([0.0, px(45, z)]), np.array([250.0, 479.0])
+    steps = np.linspace(0, 1, 60)
+    for t0, t1 in zip(steps[:-1], steps[1:]):
+        near = z + 10 - 200 * t1
+        _paint_bar(depth, heel + t0 * (end - heel), heel + t1 * (end - heel), px(70, near), near)
+    for angle_deg, length in ((-110, 80), (-95, 88), (-80, 82), (-65, 68), (-10, 55)):
+        d = np.array([np.cos(np.radians(angle_deg)), np.sin(np.radians(angle_deg))])
+        start = palm + d * px(30, z)
+        _paint_bar(depth, start, start + d * px(length, z), px(17, z), z - 5.0)
+    _paint_disc(depth, palm, px(40, z), z)
+    depth += np.random.default_rng(seed).normal(0, 1.5, depth.shape).astype(np.float32) * (depth > 0)
+    return depth, CAM.unproject(palm, z)
+
+
+def test_the_hand_ends_the_arm_not_the_nearer_forearm():
+    """A forearm coming toward the camera is nearer than the hand and as wide as a palm: "the
+    nearer wins" alone starts on the arm; the end of the arm away from the border is the hand."""
+    depth, palm = _arm_toward_the_camera()
+    off = hand_candidates(depth, CAM, DetectorConfig(farther_scale_mm=None))
+    assert np.linalg.norm(off[0].palm_mm - palm) > 150.0  # the rule is what finds the hand here
+    found = detect_hand(depth, CAM)
+    assert found is not None and np.linalg.norm(found.palm_mm - palm) < 15.0
+    # the rule orders candidates along one limb only: a hand held free of any arm is unchanged
+    free, free_palm, _ = _person(hand_in_front=True)
+    assert [c.cost for c in hand_candidates(free, CAM)][:1] == \
+        [c.cost for c in hand_candidates(free, CAM, DetectorConfig(farther_scale_mm=None))][:1]
+
+
 def test_nothing_hand_sized_gives_no_detection():
     assert detect_hand(np.zeros((480, 640), np.float32), CAM) is None
     flat = np.full((480, 640), 800.0, np.float32)  # a wall: every extremum lies on the border
@@ -185,7 +221,8 @@ def test_hand_region_from_an_impossible_palm_is_empty(palm):
 
 @pytest.mark.parametrize("field, value", [("hand_length_mm", 10.0), ("max_grid_cells", 4), ("cell_mm", 0.0), ("max_extrema", 0),
                                           ("jump_mm", 0.0), ("radius_tolerance", 1.0), ("area_tolerance", 0.5),
-                                          ("plane_tolerance_mm", 0.0), ("plane_min_share", 0.0)])
+                                          ("plane_tolerance_mm", 0.0), ("plane_min_share", 0.0),
+                                          ("farther_scale_mm", 0.0)])
 def test_bad_detector_configs(field, value):
     with pytest.raises(ValueError, match=field):
         DetectorConfig(**{field: value})

@@ -32,7 +32,12 @@ end of the arm instead; this module does that on the depth surface:
    candidate palm's. A head or a torso has too wide a disc and too large a region, a
    finger-sized protrusion too narrow a disc (a hand seen edge-on covers less than ``A``, so
    only a larger area costs); among hand-sized candidates the nearer wins (hands are held
-   toward the camera). Candidates with ``r`` outside ``[R / 2, 2 R]`` are rejected, and of
+   toward the camera). A hand ends its arm: a candidate on the way from the image's border
+   to another one (along the surface, the arm leaving the view) costs
+   ``(g_b - g_a) / farther_scale_mm`` more, ``g`` the palms' geodesic distances from the
+   border (a forearm coming toward a head-mounted camera is nearer than the hand, and a palm
+   wide).
+   Candidates with ``r`` outside ``[R / 2, 2 R]`` are rejected, and of
    candidates whose palms lie within ``R`` of each other (several fingertips of one hand) only
    the best is kept.
 5. **Hand region.** The winner's region is the surface within ``region_radius`` hand lengths
@@ -134,6 +139,10 @@ ISLAND_MAX_HANDS = 0.1
 #: candidates whose palm disc is outside [R / PALM_RADIUS_RANGE, R * PALM_RADIUS_RANGE] are no hand
 PALM_RADIUS_RANGE = 2.0
 
+#: a candidate lies on the way from the image's border to another when the detour through it is
+#: shorter than this many hand lengths (``_farther_from_the_body``)
+ON_THE_WAY = 0.25
+
 #: the 8-neighbourhood as (dv, du) steps; each undirected edge is listed once
 _STEPS = ((0, 1), (1, 0), (1, 1), (1, -1))
 
@@ -159,6 +168,9 @@ class DetectorConfig:
     area_tolerance: float = 1.5
     #: a candidate's palm this much deeper than the nearest candidate's costs 1
     nearer_scale_mm: float = 150.0
+    #: a candidate on the way from the image's border to another one (the forearm on the way
+    #: to the hand) costs 1 per this much nearer the border (geodesically); None: not scored
+    farther_scale_mm: float | None = 150.0
     #: the hand's region, in hand lengths (geodesically) past SEED_RADIUS
     region_radius: float = 0.6
     #: support plane (``support_plane``): inlier distance (mm; None: no plane removed), the
@@ -182,6 +194,8 @@ class DetectorConfig:
         for name in ("radius_tolerance", "area_tolerance"):
             if not getattr(self, name) > 1:
                 raise ValueError(f"DetectorConfig.{name} must be > 1, got {getattr(self, name)}")
+        if self.farther_scale_mm is not None and not self.farther_scale_mm > 0:
+            raise ValueError(f"DetectorConfig.farther_scale_mm must be > 0 or None, got {self.farther_scale_mm}")
         if self.plane_tolerance_mm is not None and not self.plane_tolerance_mm > 0:
             raise ValueError(f"DetectorConfig.plane_tolerance_mm must be > 0 or None, got {self.plane_tolerance_mm}")
         if not (0 < self.plane_min_share <= 1 and self.plane_min_extent > 0):
@@ -336,6 +350,35 @@ def _argmax_per_label(values: np.ndarray, labels: np.ndarray, nodes: np.ndarray)
         return nodes
     order = nodes[np.lexsort((-values[nodes], labels[nodes]))]  # by label, largest value first
     return order[np.r_[True, labels[order][1:] != labels[order][:-1]]]
+
+
+def _farther_from_the_body(surface: _Surface, found: list, scale_mm: float, L: float, R: float) -> list:
+    """``found``'s ``(cost, palm node, radius)`` with the cost of lying on the way to another
+    candidate: where candidate ``a`` lies on a shortest path from the image's border to
+    candidate ``b`` (``g_a + d_ab <= g_b + ON_THE_WAY * L``, ``g`` geodesic distances from the
+    surface's border cells, ``d_ab`` between the palms), ``a`` costs ``(g_b - g_a) / scale_mm``
+    more (the largest over such ``b``). A hand ends its arm: a forearm coming toward a
+    head-mounted camera is nearer than the hand and as wide as a palm, and "the nearer wins"
+    picked it (egocentric hard bench: 3 of 5 starts on the arm). Candidates on different
+    branches (a head and a hand at the end of an arm) and surfaces that do not reach the border
+    are not compared, nor candidates within ``R`` (the palm radius) of each other: one palm,
+    which the caller keeps once."""
+    if len(found) < 2:
+        return found
+    border = np.nonzero(_on_border(surface, surface.rows, surface.cols))[0]
+    if len(border) == 0:
+        return found
+    from_border = dijkstra(surface.graph, directed=True, indices=border, min_only=True)
+    palms = np.array([p for _, p, _ in found])
+    reach = np.isfinite(from_border[palms])
+    if reach.sum() < 2:
+        return found
+    g = np.where(reach, from_border[palms], 0.0)
+    between = np.atleast_2d(dijkstra(surface.graph, directed=True, indices=palms))[:, palms]  # inf: apart
+    behind = (g[:, None] + between <= g[None, :] + ON_THE_WAY * L) & reach[:, None] & reach[None, :]
+    behind &= np.linalg.norm(surface.points[palms][:, None] - surface.points[palms][None], axis=2) >= R
+    extra = np.where(behind, g[None, :] - g[:, None], 0.0).max(1).clip(0.0)
+    return [(cost + e / scale_mm, p, r) for (cost, p, r), e in zip(found, extra)]
 
 
 def _largest_disc(surface: _Surface, nodes: np.ndarray) -> tuple[int, float]:
@@ -523,7 +566,10 @@ def hand_candidates(depth_mm: np.ndarray, camera: CameraIntrinsics, config: Dete
     if not found:
         return []
     z_near = min(surface.points[p, 2] for _, p, _ in found)
-    scored = sorted((cost + (surface.points[p, 2] - z_near) / cfg.nearer_scale_mm, p, r) for cost, p, r in found)
+    found = [(cost + (surface.points[p, 2] - z_near) / cfg.nearer_scale_mm, p, r) for cost, p, r in found]
+    if cfg.farther_scale_mm is not None:
+        found = _farther_from_the_body(surface, found, cfg.farther_scale_mm, L, R)
+    scored = sorted(found)
     out: list[HandDetection] = []
     for cost, palm, radius in scored:
         # several extrema of one hand find the same palm, or one a cell or two away: keep the best
