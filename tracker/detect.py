@@ -36,10 +36,8 @@ end of the arm instead; this module does that on the depth surface:
    to another one (along the surface, the arm leaving the view) costs
    ``(g_b - g_a) / farther_scale_mm`` more, ``g`` the palms' geodesic distances from the
    border (a forearm coming toward a head-mounted camera is nearer than the hand, and a palm
-   wide).
-   Candidates with ``r`` outside ``[R / 2, 2 R]`` are rejected, and of
-   candidates whose palms lie within ``R`` of each other (several fingertips of one hand) only
-   the best is kept.
+   wide). Candidates with ``r`` outside ``[R / 2, 2 R]`` are rejected, and of candidates whose
+   palms lie within ``R`` of each other (several fingertips of one hand) only the best is kept.
 5. **Hand region.** The winner's region is the surface within ``region_radius`` hand lengths
    (geodesically) of the surface near the palm's centre (the points within ``SEED_RADIUS``
    hand lengths of it in 3D), about 0.8 hand lengths from the centre in all: fingers in (the
