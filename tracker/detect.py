@@ -217,7 +217,8 @@ class HandDetection(NamedTuple):
     ``palm_mm (3,)`` camera frame: the centre of the largest disc inside the hand, on the
     surface; ``fingers_dir (2,)``: unit vector in the image (u, v), the way the fingers point
     from the palm (away from the arm; zeros when unknown); ``cost``: the score (lower is
-    better)."""
+    better); ``border_mm``: the palm's geodesic distance from the image's border along the
+    surface (how much arm is in view; inf when the surface does not reach the border)."""
 
     mask: np.ndarray | None
     palm_uv: np.ndarray
@@ -225,6 +226,7 @@ class HandDetection(NamedTuple):
     palm_radius_mm: float
     fingers_dir: np.ndarray
     cost: float
+    border_mm: float = math.inf
 
 
 class _Surface(NamedTuple):
@@ -350,7 +352,17 @@ def _argmax_per_label(values: np.ndarray, labels: np.ndarray, nodes: np.ndarray)
     return order[np.r_[True, labels[order][1:] != labels[order][:-1]]]
 
 
-def _farther_from_the_body(surface: _Surface, found: list, scale_mm: float, L: float, R: float) -> list:
+def _from_border(surface: _Surface) -> np.ndarray:
+    """``(n,)`` each node's geodesic distance (mm) from the surface's cells on the image's
+    border; inf on surfaces that do not reach it."""
+    border = np.nonzero(_on_border(surface, surface.rows, surface.cols))[0]
+    if len(border) == 0:
+        return np.full(len(surface.rows), np.inf)
+    return dijkstra(surface.graph, directed=True, indices=border, min_only=True)
+
+
+def _farther_from_the_body(surface: _Surface, found: list, from_border: np.ndarray, scale_mm: float, L: float,
+                           R: float) -> list:
     """``found``'s ``(cost, palm node, radius)`` with the cost of lying on the way to another
     candidate: where candidate ``a`` lies on a shortest path from the image's border to
     candidate ``b`` (``g_a + d_ab <= g_b + ON_THE_WAY * L``, ``g`` geodesic distances from the
@@ -363,10 +375,6 @@ def _farther_from_the_body(surface: _Surface, found: list, scale_mm: float, L: f
     which the caller keeps once."""
     if len(found) < 2:
         return found
-    border = np.nonzero(_on_border(surface, surface.rows, surface.cols))[0]
-    if len(border) == 0:
-        return found
-    from_border = dijkstra(surface.graph, directed=True, indices=border, min_only=True)
     palms = np.array([p for _, p, _ in found])
     reach = np.isfinite(from_border[palms])
     if reach.sum() < 2:
@@ -565,8 +573,9 @@ def hand_candidates(depth_mm: np.ndarray, camera: CameraIntrinsics, config: Dete
         return []
     z_near = min(surface.points[p, 2] for _, p, _ in found)
     found = [(cost + (surface.points[p, 2] - z_near) / cfg.nearer_scale_mm, p, r) for cost, p, r in found]
+    from_border = _from_border(surface)
     if cfg.farther_scale_mm is not None:
-        found = _farther_from_the_body(surface, found, cfg.farther_scale_mm, L, R)
+        found = _farther_from_the_body(surface, found, from_border, cfg.farther_scale_mm, L, R)
     scored = sorted(found)
     out: list[HandDetection] = []
     for cost, palm, radius in scored:
@@ -579,7 +588,8 @@ def hand_candidates(depth_mm: np.ndarray, camera: CameraIntrinsics, config: Dete
             full, fingers = _to_full(surface, ball, depth, cfg.jump_mm, mask), _fingers_direction(surface, palm, ball)
         s = surface.stride
         uv = np.array([_cell_centre(cols[palm], s), _cell_centre(rows[palm], s)])
-        out.append(HandDetection(full, uv, surface.points[palm].copy(), radius, fingers, float(cost)))
+        out.append(HandDetection(full, uv, surface.points[palm].copy(), radius, fingers, float(cost),
+                                 float(from_border[palm])))
     return out
 
 

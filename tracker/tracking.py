@@ -207,6 +207,10 @@ def skin_mask(rgb: np.ndarray) -> np.ndarray:
     return cv2.morphologyEx(m.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
 
 
+#: hand lengths of arm in view (from the palm to the image's border, along the surface) for
+#: the start to score the forearm (``Tracker.step``; hard bench: docs/results.md)
+START_FOREARM_REACH = 1.0
+
 #: the canonical finger poses an initialisation starts from (at each orientation of the grid, or
 #: at each palm pose solved from keypoints)
 INITIAL_POSES = ("open", "relaxed", "fist", "point", "pinch")
@@ -505,8 +509,13 @@ class Tracker:
         if initialising:  # each side's model (one unless side="auto"); the better fit keeps its side
             candidates_pso = PSOConfig(n, cfg.init_generations, cfg.pso.c1, cfg.pso.c2, cfg.pso.redraw_every)
             result, rng_start = None, self.rng.bit_generator.state
-            scorer = self._start_scoring()
+            # the forearm is scored at the start when the arm is in view for its length (the palm
+            # this far from the image's border along the surface); else the hand alone
+            arm = found is not None and np.isfinite(found.border_mm) and \
+                found.border_mm >= START_FOREARM_REACH * cfg.hand_length_mm
+            scorer = self.scorer if arm else self._start_scoring()
             for model in self._sides_to_try(keypoints):  # each side from the same random state: auto's pick
+                model = self._models[model.side] if arm else model
                 self.rng.bit_generator.state = rng_start  # then runs exactly as that side alone would
                 f = self._objective(model, scorer, camera, roi, obs_tile, mask_tile, term)
                 pnp = self._pnp_candidates(model, keypoints, camera) if term is not None else None
