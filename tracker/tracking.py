@@ -32,8 +32,8 @@ time:
    mask, which is the hand alone: a cone rigid with the palm, scored, never a joint), so an arm
    in the observation is explained by the arm: a fit without it slid down the forearm or, with
    the arm cut at the previous wrist, crept up the hand (hard bench). (Re-)initialisation fits
-   the hand alone (its own model and scorer): the detection (mask sources ``depth``, ``given``,
-   ``skin``) cuts the arm to a stub.
+   the hand alone (its own model and scorer) where the detection shows a stub of the arm, and
+   the forearm too where the arm is in view for its length (``START_FOREARM_REACH``).
    A model without the forearm (a given mask, or ``forearm=False``) drops the observed pixels
    more than ``wrist_cut_mm`` (0) past the previous solution's wrist, along the hand's axis.
    With 2D keypoints (``step(..., keypoints=)``, e.g. depthnet's heatmaps; issue 21) the objective
@@ -101,8 +101,8 @@ class TrackerConfig:
     seed_sigma_quaternion: float = 0.03
     seed_sigma_rad: float = 0.12
     #: track with a forearm cone (``HandModel(forearm=True)``) where the observation has the arm
-    #: (not with a ``"given"`` mask, the hand alone; never at (re-)initialisation, whose detection
-    #: cuts the arm); a model without it cuts the arm away at ``wrist_cut_mm`` past the previous
+    #: (not with a ``"given"`` mask, the hand alone; at (re-)initialisation only where the arm is
+    #: in view for its length, ``START_FOREARM_REACH``); a model without it cuts the arm away at ``wrist_cut_mm`` past the previous
     #: wrist (None: no cut). docs/tracker.md, "The forearm"
     forearm: bool = True
     wrist_cut_mm: float | None = 0.0
@@ -269,9 +269,9 @@ class Tracker:
         self.model = self._models[sides[0]]  # the side being tracked (the first, until a fit says otherwise)
         self.scorer = make_scorer(self.config.backend, self.model.primitive_set, self.config.tile_size,
                                   self.config.pso.particles)
-        # (re-)initialisation fits the hand alone: a detection's region holds a stub of the arm
-        # at most (detect_hand cuts it), which a 120 mm forearm would not explain (its scorer:
-        # _start_scoring)
+        # (re-)initialisation fits the hand alone where a detection's region holds a stub of the
+        # arm, which a 120 mm forearm would not explain (its scorer: _start_scoring), and the
+        # tracked model where the arm is in view for its length (step)
         self._start_models, self._start_scorer = self._models, self.scorer
         if forearm:
             self._start_models = {side: HandModel(side, self.config.hand_length_mm) for side in sides}
