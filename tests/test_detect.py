@@ -185,9 +185,9 @@ def test_the_hand_ends_the_arm_not_the_nearer_forearm():
     # the arm in view: the palm's distance along the surface to the bottom border (the arm runs
     # from 450 mm at the palm's heel to 250 mm there, over about 300 px at ~350 mm: > 200 mm)
     assert 200.0 < found.border_mm < 600.0
-    assert detect_hand(_person(hand_in_front=True)[0], CAM).border_mm == np.inf  # nothing attached
+    free = _person(hand_in_front=True)[0]
+    assert detect_hand(free, CAM).border_mm == np.inf  # nothing attached
     # the rule orders candidates along one limb only: a hand held free of any arm is unchanged
-    free, free_palm, _ = _person(hand_in_front=True)
     assert [c.cost for c in hand_candidates(free, CAM)][:1] == \
         [c.cost for c in hand_candidates(free, CAM, DetectorConfig(farther_scale_mm=None))][:1]
 

@@ -102,8 +102,8 @@ class TrackerConfig:
     seed_sigma_rad: float = 0.12
     #: track with a forearm cone (``HandModel(forearm=True)``) where the observation has the arm
     #: (not with a ``"given"`` mask, the hand alone; at (re-)initialisation only where the arm is
-    #: in view for its length, ``START_FOREARM_REACH``); a model without it cuts the arm away at ``wrist_cut_mm`` past the previous
-    #: wrist (None: no cut). docs/tracker.md, "The forearm"
+    #: in view for its length, ``START_FOREARM_REACH``); a model without it cuts the arm away at
+    #: ``wrist_cut_mm`` past the previous wrist (None: no cut). docs/tracker.md, "The forearm"
     forearm: bool = True
     wrist_cut_mm: float | None = 0.0
     depth_offset_free: bool = False
@@ -513,9 +513,8 @@ class Tracker:
             # this far from the image's border along the surface); else the hand alone
             arm = found is not None and np.isfinite(found.border_mm) and \
                 found.border_mm >= START_FOREARM_REACH * cfg.hand_length_mm
-            scorer = self.scorer if arm else self._start_scoring()
-            for model in self._sides_to_try(keypoints):  # each side from the same random state: auto's pick
-                model = self._models[model.side] if arm else model
+            models, scorer = (self._models, self.scorer) if arm else (self._start_models, self._start_scoring())
+            for model in self._sides_to_try(models, keypoints):  # each side from the same random state: auto's pick
                 self.rng.bit_generator.state = rng_start  # then runs exactly as that side alone would
                 f = self._objective(model, scorer, camera, roi, obs_tile, mask_tile, term)
                 pnp = self._pnp_candidates(model, keypoints, camera) if term is not None else None
@@ -580,11 +579,10 @@ class Tracker:
                                    self.config.objective, self.config.depth_offset_free, term)
         return optimize(f, swarm, pso, self.rng)
 
-    def _sides_to_try(self, keypoints: Keypoints | None) -> list:
-        """The models to initialise: every side's, or with ``side="auto"`` and a confident side
-        from the keypoints' ``right_prob``, that side's only."""
+    def _sides_to_try(self, models: dict, keypoints: Keypoints | None) -> list:
+        """Of ``models`` (side -> model), the ones to initialise: every side's, or with
+        ``side="auto"`` and a confident side from the keypoints' ``right_prob``, that side's only."""
         p = None if keypoints is None else keypoints.right_prob
-        models = self._start_models
         if len(models) > 1 and p is not None and abs(p - 0.5) >= self.config.side_confidence:
             return [models["right" if p > 0.5 else "left"]]
         return list(models.values())
