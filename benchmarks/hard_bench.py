@@ -17,7 +17,8 @@ each scenario's frames: MPJPE, PA-MPJPE, the fraction of frames tracked, and the
 "tracked" (status tracked while the MPJPE is above 50 mm: drift the tracker did not notice).
 
     python -m benchmarks.hard_bench [--scenarios forearm object] [--conditions C1 C2]
-                                    [--sequences 5] [--frames 60] [--tracker pso:64x25+no-forearm] [--json]
+                                    [--sequences 5] [--frames 60] [--tracker pso:64x25+no-forearm]
+                                    [--weights WEIGHTS] [--json]
 
 Tracking is not cached (the bench measures the tracker as it is now); the rendered data is.
 """
@@ -37,6 +38,7 @@ from pathlib import Path
 from benchmarks.machine import describe
 from benchmarks.machine import line as machine_line
 from benchmarks.render_speed import _commit
+from handrgbd.args import existing_file
 from handrgbd.cache import cache_dir
 from synth.scenarios import SCENARIOS
 
@@ -95,9 +97,10 @@ def build(scenarios: list[str], sequences: int, frames: int, progress: bool | st
 
 
 def run(scenarios: list[str], conditions: list[str], sequences: int, frames: int, progress: bool | str = "log",
-        tracker: str = TRACKER) -> dict:
+        tracker: str = TRACKER, weights: str | None = None) -> dict:
     """The bench's rows: one per (scenario, condition), pooled over the scenario's sequences;
-    ``tracker``: a ``handrgbd compare`` tracker spec (``pso:PxG[:backend][+option]``)."""
+    ``tracker``: a ``handrgbd compare`` tracker spec (``pso:PxG[:backend][+option]``);
+    ``weights``: depthnet weights for C2 and C2-rgb (default the shipped ones)."""
     from experiments.compare_depth_sources import compare, pooled
 
     folders = build(scenarios, sequences, frames, progress)
@@ -106,6 +109,8 @@ def run(scenarios: list[str], conditions: list[str], sequences: int, frames: int
         for scenario in scenarios:
             for condition in conditions:
                 source, init = CONDITIONS[condition]
+                if weights and source.startswith("depthnet"):
+                    source = f"{source}:{weights}"
                 t0 = time.perf_counter()
                 table = compare([str(f) for f in folders[scenario]], [source], [tracker],
                                 Path(tmp) / f"{scenario}_{condition}", progress=progress, init=init)
@@ -120,7 +125,8 @@ def run(scenarios: list[str], conditions: list[str], sequences: int, frames: int
                              "wrong_tracked_fraction": p["wrong_tracked_fraction"],
                              "mpjpe_worst_mm": p["mpjpe_worst_mm"], "fps": p["fps"],
                              "wall_s": time.perf_counter() - t0})
-    return {"rows": rows, "tracker": tracker, "sequences": sequences, "frames": frames, "digest": _digest()}
+    return {"rows": rows, "tracker": tracker, "sequences": sequences, "frames": frames, "digest": _digest(),
+            "weights": weights}
 
 
 def _tracker_arg(text: str) -> str:
@@ -156,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames", type=int, default=60, help="frames per sequence")
     p.add_argument("--tracker", default=TRACKER, type=_tracker_arg,
                    help=f"the tracker, as handrgbd compare's --trackers (default {TRACKER}; e.g. {TRACKER}+no-forearm)")
+    p.add_argument("--weights", type=existing_file, default=None,
+                   help="depthnet weights for C2 and C2-rgb (default: the shipped weights)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--progress", action="store_true", help="progress bars instead of a log line every few seconds")
     args = p.parse_args(argv)
@@ -163,13 +171,14 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--sequences must be >= 1 and --frames >= 2")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     result = run(list(dict.fromkeys(args.scenarios)), list(dict.fromkeys(args.conditions)), args.sequences,
-                 args.frames, progress=True if args.progress else "log", tracker=args.tracker)
+                 args.frames, progress=True if args.progress else "log", tracker=args.tracker, weights=args.weights)
     result.update(commit=_commit(), machine=describe())
     if args.json:
         print(json.dumps(result))
         return 0
     print(f"hard_bench  commit {result['commit']}  {args.tracker}, {args.sequences} x {args.frames} frames per scenario, "
-          f"test split, pooled (wrong: 'tracked' with MPJPE > 50 mm; worst: worst sequence's MPJPE)")
+          f"test split, pooled (wrong: 'tracked' with MPJPE > 50 mm; worst: worst sequence's MPJPE)"
+          + (f"; depthnet {args.weights}" if args.weights else ""))
     print(machine_line(result["machine"]))
     print(format_table(result))
     return 0

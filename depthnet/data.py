@@ -17,7 +17,11 @@ channel to RGB only. Geometric operations apply to RGB and depth together as one
 depth is resampled with nearest neighbour (never blending a hand with the background), RGB
 bilinearly; pixels rotated in from outside are black and have no depth.
 
-Targets come from ``depth_gt/`` (exact) when the folder has it, else from ``depth/``.
+Targets come from ``depth_gt/`` (exact) when the folder has it, else from ``depth/``. With
+``foreground="hand"`` (a network whose mask is the labelled hand alone,
+``DepthNetConfig.foreground``) the depth outside mask/ is dropped before the warp, so eq. 1
+keeps the hand alone (a hand spans far less than its 300 mm): its pixels are the mask target and
+its mean is the relative depth's zero (``targets_from_mask``'s targets, through the same warp).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from depthnet.model import FOREGROUNDS
 from depthnet.targets import keypoint_targets, make_targets
 from handrgbd.joints import NUM_JOINTS, hand_side
 from handrgbd.recording import Recording
@@ -122,14 +127,20 @@ class HandDepthDataset(Dataset):
     """
 
     def __init__(self, folders, input_size: int = 256, augmentation: Augmentation = Augmentation(),
-                 seed: int = 0, skip_bad: bool = False):
+                 seed: int = 0, skip_bad: bool = False, foreground: str = "eq1"):
         folders = [folders] if isinstance(folders, (str, Path)) else list(folders)
         if not folders:
             raise ValueError("HandDepthDataset needs at least one recording folder")
+        if foreground not in FOREGROUNDS:
+            raise ValueError(f"foreground must be one of {FOREGROUNDS}, got {foreground!r}")
         self.recordings = [Recording(f, skip_bad=skip_bad) for f in folders]
         for rec in self.recordings:
             if not rec.has_rgb or not (rec.has_depth or rec.has_depth_gt):
                 raise ValueError(f"{rec.path}: depthnet training needs rgb/ and depth/ (or depth_gt/)")
+            if foreground == "hand" and len(rec.frames_with("mask")) < len(rec):
+                raise ValueError(f"{rec.path}: a network of the labelled hand (foreground 'hand') needs mask/ for "
+                                 f"every frame ({len(rec.frames_with('mask'))} of {len(rec)} have one)")
+        self.foreground = foreground
         self.index = [(r, i) for r, rec in enumerate(self.recordings) for i in range(len(rec))]
         self.input_size = input_size
         self.augmentation = augmentation
@@ -148,6 +159,8 @@ class HandDepthDataset(Dataset):
         frame = rec[k]
         name = f"{rec.path}/{frame.name}"
         depth = frame.depth_gt_mm if frame.depth_gt_mm is not None else frame.depth_mm
+        if self.foreground == "hand":
+            depth = np.where(frame.mask > 0, depth, 0.0).astype(np.float32)
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, i]))
         rgb, depth, A, flipped = augment_frame(frame.rgb, depth, self.input_size, self.augmentation, rng)
         small = _downsample_depth(depth, 4)

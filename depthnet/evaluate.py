@@ -163,16 +163,24 @@ def hand_box(frame, scale: float = CROP_SCALE, hand: np.ndarray | None = None) -
 
 
 #: where eval's true hand comes from (``foreground_source``)
-FOREGROUNDS = ("auto", "eq1")
+FOREGROUNDS = ("auto", "eq1", "mask")
 
 
-def foreground_source(rec: Recording, foreground: str = "auto") -> str:
+def foreground_source(rec: Recording, foreground: str = "auto", network: str = "eq1") -> str:
     """``"depth_gt"`` (eq. 1 on the clean depth: synthetic recordings), ``"mask"`` (mask/, the
     labelled hand: real recordings), or ``"eq1"`` (eq. 1 on the sensor's depth, only when asked:
-    it takes arms, held objects and tables within 300 mm for the hand). ``foreground="eq1"``
-    asks for eq. 1 on whichever depth is there."""
+    it takes arms, held objects and tables within 300 mm for the hand). ``foreground="auto"``
+    follows the network's own definition (``network``, its ``DepthNetConfig.foreground``): the
+    labelled hand for a ``"hand"`` network, eq. 1 on clean depth for an ``"eq1"`` one where there
+    is clean depth; ``"mask"`` asks for mask/, ``"eq1"`` for eq. 1 on whichever depth is there."""
     if foreground not in FOREGROUNDS:
         raise ValueError(f"--foreground: choose from {FOREGROUNDS} (got {foreground!r})")
+    if foreground == "mask" or (foreground == "auto" and network == "hand"):
+        if rec.frames_with("mask"):
+            return "mask"
+        why = "--foreground mask" if foreground == "mask" else "the network's mask is the labelled hand alone"
+        raise ValueError(f"{rec.path}: no mask/ ({why}): add hand masks in mask/ (255 = hand, "
+                         f"docs/data_format.md), or pass --foreground eq1")
     if rec.has_depth_gt:
         return "depth_gt"
     if foreground == "eq1":
@@ -238,7 +246,7 @@ def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, f
     rec = Recording(folder).select(frames)
     if not rec.has_rgb or not (rec.has_depth or rec.has_depth_gt):
         raise ValueError(f"{rec.path}: evaluation needs rgb/ and depth/ (or depth_gt/)")
-    source = foreground_source(rec, foreground)
+    source = foreground_source(rec, foreground, net.config.foreground)
     n = len(rec) if max_frames is None else min(len(rec), max_frames)
     indices = np.linspace(0, len(rec) - 1, n).round().astype(int) if n < len(rec) else np.arange(n)
     was_training = net.training
@@ -371,7 +379,8 @@ def build_parser() -> CommandParser:
                         f"hand's box (default {CROP_SCALE}), like the paper's crops")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     p.add_argument("--foreground", choices=FOREGROUNDS, default="auto",
-                   help="the true hand: auto = depth_gt/ (eq. 1 on clean depth), else mask/, else an error; eq1 = "
+                   help="the true hand: auto = the network's own (eq1 networks: depth_gt/, eq. 1 on clean depth, "
+                        "else mask/, else an error; hand networks: mask/); mask = mask/, the labelled hand; eq1 = "
                         "the paper's eq. 1 on whichever depth is there")
     p.add_argument("--no-progress", action="store_true", help="no progress bar: a log line every few seconds instead")
     return p

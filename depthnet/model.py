@@ -39,7 +39,7 @@ from handrgbd.joints import NUM_JOINTS
 log = logging.getLogger(__name__)
 
 __all__ = ["DepthNetConfig", "DepthNet", "DepthNetOutput", "PRESETS", "Prediction", "WEIGHTS_DIR", "pretrained_path",
-           "file_digest", "network_input", "prediction_from_stages", "keypoints_from_heatmaps", "heads_only_difference",
+           "file_digest", "network_input", "prediction_from_stages", "keypoints_from_heatmaps", "heads_only_difference", "FOREGROUNDS",
            "output_to_image", "image_to_output", "OUTPUT_STRIDE"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -51,11 +51,19 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEAD_WEIGHT = 1e-30
 
 
+#: what a network's mask means (``DepthNetConfig.foreground``)
+FOREGROUNDS = ("eq1", "hand")
+
+
 @dataclass(frozen=True)
 class DepthNetConfig:
     """mask_stages (S_M), depth_stages (S_D), width (channels), input_size (square, divisible by
     64), hourglass_depth (4 halvings), stem ("paper" or "light"), keypoints (0, or 21: joint
-    heatmaps on the last stage), handedness (a right-hand logit on the last stage)."""
+    heatmaps on the last stage), handedness (a right-hand logit on the last stage), foreground:
+    what the mask and the relative depth's mean were trained on (``FOREGROUNDS``: ``"eq1"``, the
+    paper's eq. 1, everything within 300 mm of the nearest reading, arms and held objects too;
+    ``"hand"``, the labelled hand of mask/ alone). It changes no weight: a network of either
+    starts the other (``--init``)."""
 
     mask_stages: int = 3
     depth_stages: int = 3
@@ -65,8 +73,11 @@ class DepthNetConfig:
     stem: str = "paper"
     keypoints: int = 0
     handedness: bool = False
+    foreground: str = "eq1"
 
     def __post_init__(self) -> None:
+        if self.foreground not in FOREGROUNDS:
+            raise ValueError(f"foreground must be one of {FOREGROUNDS}, got {self.foreground!r}")
         if self.keypoints not in (0, NUM_JOINTS):
             raise ValueError(f"keypoints must be 0 or {NUM_JOINTS}, got {self.keypoints}")
         if self.mask_stages < 0 or self.depth_stages < 1:
@@ -99,9 +110,11 @@ PRESETS: dict[str, DepthNetConfig] = {
 
 
 def heads_only_difference(a: DepthNetConfig, b: DepthNetConfig) -> bool:
-    """Whether two configs differ only in their keypoint and handedness heads (weights of one
-    start the other: the stages load, the new heads start from scratch)."""
-    return replace(a, keypoints=0, handedness=False) == replace(b, keypoints=0, handedness=False)
+    """Whether two configs differ only in their keypoint and handedness heads or their foreground
+    (weights of one start the other: the stages load, new heads start from scratch)."""
+    def bare(c: DepthNetConfig) -> DepthNetConfig:
+        return replace(c, keypoints=0, handedness=False, foreground="eq1")
+    return bare(a) == bare(b)
 
 
 class DepthNetOutput(NamedTuple):
@@ -129,13 +142,15 @@ class Prediction(NamedTuple):
     both at the input image's resolution. With a keypoint network: keypoints_px ``(21, 2)``
     float64, the joints' pixel coordinates in the input image (sub-pixel peaks of the heatmaps,
     ``keypoints_from_heatmaps``), keypoint_confidence ``(21,)`` (each heatmap's peak value,
-    about 1 for a sure joint) and right_prob (the probability of a right hand); else None."""
+    about 1 for a sure joint) and right_prob (the probability of a right hand); else None.
+    foreground: what the mask means (``DepthNetConfig.foreground``: ``"eq1"`` or ``"hand"``)."""
 
     relative: np.ndarray
     mask: np.ndarray
     keypoints_px: np.ndarray | None = None
     keypoint_confidence: np.ndarray | None = None
     right_prob: float | None = None
+    foreground: str = "eq1"
 
 
 class DepthNet(nn.Module):
@@ -241,7 +256,8 @@ class DepthNet(nn.Module):
         self.train(was_training)
         return prediction_from_stages(out.stages[0].numpy(), self.config.mask_stages, size,
                                       None if out.heatmaps is None else out.heatmaps[0].numpy(),
-                                      None if out.handedness is None else float(out.handedness[0]))
+                                      None if out.handedness is None else float(out.handedness[0]),
+                                      self.config.foreground)
 
 
 def network_input(rgb: np.ndarray, input_size: int) -> tuple[np.ndarray, tuple[int, int]]:
@@ -257,11 +273,13 @@ def network_input(rgb: np.ndarray, input_size: int) -> tuple[np.ndarray, tuple[i
 
 
 def prediction_from_stages(stages: np.ndarray, mask_stages: int, size: tuple[int, int],
-                           heatmaps: np.ndarray | None = None, handedness_logit: float | None = None) -> Prediction:
+                           heatmaps: np.ndarray | None = None, handedness_logit: float | None = None,
+                           foreground: str = "eq1") -> Prediction:
     """One image's stage maps ``(S_M + S_D, 1, h, w)`` -> ``Prediction`` at ``size`` ``(H, W)``:
     the last depth stage, and the last mask stage above 0.5 (without mask stages: relative
     depth below 0.5); with ``heatmaps (21, h, w)`` the keypoints in the image's pixels, with
-    ``handedness_logit`` the probability of a right hand."""
+    ``handedness_logit`` the probability of a right hand; ``foreground``: the network's
+    ``DepthNetConfig.foreground``, passed on."""
     import cv2
 
     h, w = size
@@ -275,7 +293,7 @@ def prediction_from_stages(stages: np.ndarray, mask_stages: int, size: tuple[int
         uv, confidence = keypoints_from_heatmaps(heatmaps)
         keypoints = output_to_image(uv, (out_w, out_h), (w, h))
     right = None if handedness_logit is None else float(1.0 / (1.0 + np.exp(-handedness_logit)))
-    return Prediction(rel.astype(np.float32), mask, keypoints, confidence, right)
+    return Prediction(rel.astype(np.float32), mask, keypoints, confidence, right, foreground)
 
 
 #: the network's input side over its output side; output pixel j holds input pixel

@@ -45,7 +45,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
 from depthnet.data import Augmentation, HandDepthDataset, collate
-from depthnet.model import PRESETS, DepthNet, DepthNetConfig, file_digest, heads_only_difference
+from depthnet.model import FOREGROUNDS, PRESETS, DepthNet, DepthNetConfig, file_digest, heads_only_difference
 from handrgbd.args import MAX_WORKERS, SEED_MAX, CommandParser, existing_file, integer, number, out_path
 from handrgbd.outputs import check_outputs, make_folder, write_csv, write_json
 from handrgbd.recording import Recording
@@ -339,7 +339,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool | str = True
     if rank == 0:  # a previous run is only ever continued (--resume), never replaced
         check_outputs(run_dir, TRAIN_OUTPUTS, overwrite=resume, remedy="pass --resume to continue that run")
     torch.manual_seed(config.seed)
-    data = HandDepthDataset(config.data, config.model_config.input_size, config.augmentation, config.seed)
+    data = HandDepthDataset(config.data, config.model_config.input_size, config.augmentation, config.seed,
+                            foreground=config.model_config.foreground)
     for folder in config.val:  # validation folders fail now, not after the first epoch
         Recording(folder)
     n = len(data) if config.max_frames is None else min(len(data), config.max_frames)
@@ -354,8 +355,9 @@ def train(config: TrainConfig, resume: bool = False, progress: bool | str = True
             net.load_state_dict(start.state_dict())
         elif heads_only_difference(start.config, config.model_config):  # new heads start from scratch
             missing, unexpected = net.load_state_dict(start.state_dict(), strict=False)
-            log.info("%s has no weights for %s: they start from scratch", config.init,
-                     sorted({k.split(".")[0] for k in missing}))
+            if missing:
+                log.info("%s has no weights for %s: they start from scratch", config.init,
+                         sorted({k.split(".")[0] for k in missing}))
             if unexpected:  # heads the new network drops
                 log.info("%s: not used: %s", config.init, sorted({k.split(".")[0] for k in unexpected}))
         else:
@@ -446,11 +448,12 @@ def train(config: TrainConfig, resume: bool = False, progress: bool | str = True
             from depthnet.evaluate import evaluate
 
             net.eval()
-            for folder in config.val:
+            for k, folder in enumerate(config.val):  # val_*: the first folder, val2_*: the second, ...
                 m = evaluate(net, folder, max_frames=config.val_frames)
-                metrics.update({"val_depth_error_mm": m["depth_error_mm"], "val_iou": m["iou"]})
-                metrics.update({f"val_{k}": m[k] for k in ("keypoint_error_px", "pck_0_2", "side_accuracy")
-                                if m.get(k) is not None})
+                pre = "val" if k == 0 else f"val{k + 1}"
+                metrics.update({f"{pre}_depth_error_mm": m["depth_error_mm"], f"{pre}_iou": m["iou"]})
+                metrics.update({f"{pre}_{key}": m[key] for key in ("keypoint_error_px", "pck_0_2", "side_accuracy")
+                                if m.get(key) is not None})
         if rank == 0:
             _append_csv(run_dir / "metrics.csv", metrics)
             log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()})
@@ -493,6 +496,10 @@ def build_parser() -> CommandParser:
                    help="override the preset's mask and depth stage counts (the ablation)")
     p.add_argument("--width", type=integer(8, 1024), default=None, help="override the preset's channel width")
     p.add_argument("--input-size", type=integer(32, 4096), default=None, help="override the preset's input size")
+    p.add_argument("--foreground", choices=FOREGROUNDS, default=None,
+                   help="what the mask is trained on: eq1 (the paper's eq. 1: everything within 300 mm of the "
+                        "nearest reading, the preset's default) or hand (the labelled hand of mask/ alone, "
+                        "not the arm or a held object)")
     p.add_argument("--epochs", type=integer(1, 100_000), default=10, help="epochs (learning-rate steps scale with it)")
     p.add_argument("--batch-size", type=integer(1, 4096), default=8, help="batch size per process")
     p.add_argument("--lr", type=number(0, 1, lo_open=True), default=1e-3, help="Adam learning rate")
@@ -535,7 +542,8 @@ def train_main(argv: list[str] | None = None) -> int:
     # thread pool exists: threads copy the mode when they are created.
     torch.set_flush_denormal(True)
     model = PRESETS[args.preset]
-    overrides = {k: v for k, v in (("width", args.width), ("input_size", args.input_size)) if v is not None}
+    overrides = {k: v for k, v in (("width", args.width), ("input_size", args.input_size),
+                                   ("foreground", args.foreground)) if v is not None}
     if args.stages:
         overrides.update(mask_stages=args.stages[0], depth_stages=args.stages[1])
     if args.stages and args.stages[1] < 1:

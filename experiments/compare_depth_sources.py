@@ -19,7 +19,7 @@ provider keeps between frames); register your own in ``PROVIDERS`` (see docs/com
   the tracker: C2-rgb).
 
 Trackers: ``pso:PARTICLESxGENERATIONS[:BACKEND][+OPTION]`` (ours; ``+forearm`` / ``+no-forearm``
-set the model's forearm, ``TRACKER_OPTIONS``), and ``mediapipe``: MediaPipe Hands
+set the model's forearm, ``+occluders`` surfaces outside the hand mask as occluders, ``TRACKER_OPTIONS``), and ``mediapipe``: MediaPipe Hands
 0.10.21 world landmarks from RGB (compared root-relative and after Procrustes alignment; its
 absolute MPJPE is not defined). Without the ``handrgbd[mediapipe]`` extra that row says how to
 install it instead of failing.
@@ -67,7 +67,7 @@ MEDIAPIPE_HINT = "pip install 'handrgbd[mediapipe]'  (mediapipe==0.10.21; it pin
 
 
 #: ``pso:PxG[:BACKEND]+OPTION``: tracker options -> the ``TrackerConfig`` fields they set
-TRACKER_OPTIONS = {"forearm": {"forearm": True}, "no-forearm": {"forearm": False}}
+TRACKER_OPTIONS = {"forearm": {"forearm": True}, "no-forearm": {"forearm": False}, "occluders": {"occluders": True}}
 
 
 class TrackerSpec(NamedTuple):
@@ -82,8 +82,8 @@ class TrackerSpec(NamedTuple):
 
 def parse_tracker(spec: str) -> TrackerSpec | None:
     """``pso:PxG[:backend][+option...]`` -> ``TrackerSpec``; ``mediapipe`` -> None. Options:
-    ``+forearm`` / ``+no-forearm`` (the model's forearm on or off, ``TrackerConfig.forearm``).
-    Raises ``ValueError`` saying what is wrong."""
+    ``+forearm`` / ``+no-forearm`` (the model's forearm on or off, ``TrackerConfig.forearm``),
+    ``+occluders`` (``TrackerConfig.occluders``). Raises ``ValueError`` saying what is wrong."""
     if spec == "mediapipe":
         return None
     from tracker.pso import MAX_GENERATIONS, MAX_PARTICLES
@@ -535,7 +535,7 @@ def build_parser() -> CommandParser:
                    default=["clean", "sensor", "degraded:8:0.3", "depthnet", "depthnet-rgb"],
                    help="depth sources (see the module docstring)")
     p.add_argument("--trackers", nargs="+", type=_tracker_arg, default=["pso:64x25", "mediapipe"],
-                   help="pso:PxG[:backend][+forearm|+no-forearm] | mediapipe")
+                   help="pso:PxG[:backend][+forearm|+no-forearm|+occluders] | mediapipe")
     p.add_argument("--out", type=out_path, default="out/compare",
                    help="output folder (finished rows in OUT/rows/ are reused: a rerun resumes)")
     p.add_argument("--seeds", type=integer(0, SEED_MAX), nargs="+", default=[0], help="PSO tracker seeds (one row each)")

@@ -37,7 +37,7 @@ from depthnet.model import DepthNet
 from depthnet.runtime import BACKENDS as DEPTHNET_BACKENDS
 from depthnet.runtime import Inference
 from handrgbd.progress import Progress
-from depthnet.targets import DEPTH_SCALE_MM, make_targets, relative_to_metric
+from depthnet.targets import DEPTH_SCALE_MM, make_targets, relative_to_metric, sensor_mean_depth, targets_from_mask
 from handrgbd.args import SEED_MAX, CommandParser, existing_file, frame_range, integer, out_path
 from handrgbd.depth import MAX_RANGE_MM, usable_depth
 from handrgbd.outputs import check_outputs, clear_outputs, finite_or_none, make_folder, save_figure, save_npy, \
@@ -129,7 +129,9 @@ def run(data: str | Path = DEFAULT_DATA, out: str | Path = "out/pose_c1_c2", wei
         gt_depth = f.depth_gt_mm if f.depth_gt_mm is not None else f.depth_mm
         row = {"frame": f.name}
         if gt_depth is not None:
-            t = make_targets(gt_depth)
+            # the true hand as the network defines it: eq. 1, or the labelled hand (mask/)
+            own = preds[i].foreground == "hand" and f.mask is not None
+            t = targets_from_mask(gt_depth, f.mask > 0) if own else make_targets(gt_depth)
             hand = t.mask > 0
             err = np.abs(preds[i].relative - t.relative)[hand] * DEPTH_SCALE_MM
             errors.append(err)
@@ -294,7 +296,8 @@ def _figures(out: Path, rec: Recording, preds, joints, f_curve, curves, per_fram
             return cv2.resize(img, (size, size), interpolation=cv2.INTER_NEAREST)
         sensor = f.depth_mm if f.depth_mm is not None else np.zeros(f.rgb.shape[:2], np.float32)
         t = make_targets(sensor) if f.depth_mm is not None else None
-        mean = t.mean_depth_mm if t is not None and np.isfinite(t.mean_depth_mm) else 500.0
+        m = sensor_mean_depth(sensor, preds[i].mask if preds[i].foreground == "hand" else None)
+        mean = m if t is not None and np.isfinite(m) else 500.0
         est = relative_to_metric(preds[i].relative, preds[i].mask, mean)
         hand = (t.mask > 0) if t is not None else preds[i].mask
         lo, hi = mean - 150, mean + 150

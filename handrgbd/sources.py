@@ -20,6 +20,9 @@ length) and, set by :func:`track_frames`, ``previous_joints`` (the tracker's las
   live`` and ``HandTracker`` do: depthnet first finds the hand in the whole frame, then runs on a
   square crop around it; while the tracker keeps a solution the crop follows its joints
   (``live.pipeline.HandFinder``, ``follow_crop``);
+* ``sensor-handmask:WEIGHTS``: the sensor's depth (C1's) inside the mask of a network of the
+  labelled hand (``handrgbd train --foreground hand``): the arm and a held object, which eq. 1 and
+  the depth alone join to the hand, are cut out by what the RGB shows;
 * ``depthnet+kp``, ``depthnet-rgb+kp``, ``depthnet-rgb-crop+kp``: the same with a keypoint
   network's 2D joints given to the tracker (its keypoint term and PnP start, issue 21).
 
@@ -43,7 +46,7 @@ from handrgbd.joints import Keypoints
 from handrgbd.recording import Frame, Recording
 
 __all__ = ["Observation", "Provider", "PROVIDERS", "SOURCE_NEEDS", "DEPTHNET_SOURCES", "make_provider", "source_arg",
-           "depthnet_provider", "depthnet_crop_provider", "weights_path", "check_source_weights", "missing_images", "Step",
+           "depthnet_provider", "depthnet_crop_provider", "handmask_provider", "weights_path", "check_source_weights", "missing_images", "Step",
            "track_frames"]
 
 
@@ -127,19 +130,14 @@ def depthnet_provider(weights: str | Path | None = None, rgb_only: bool = False,
     ``keypoints``: pass a keypoint network's keypoints on to the tracker (the ``+kp`` sources).
     None for a frame whose mask is empty (C2: or whose sensor depth has no hand)."""
     def provider(frame: Frame, state: dict) -> Observation | None:
-        from depthnet.targets import make_targets, relative_to_metric
+        from depthnet.targets import relative_to_metric, sensor_mean_depth
 
         if frame.rgb is None:
             raise ValueError("depthnet sources need rgb/")
         if predict is not None:
             pred = predict(frame)
         else:
-            if "net" not in state:
-                from depthnet.model import DepthNet
-                from depthnet.runtime import Inference
-
-                state["net"] = Inference(DepthNet.load(weights) if weights else DepthNet.from_pretrained(), backend)
-            pred = state["net"].predict(frame.rgb)
+            pred = _network(state, weights, backend).predict(frame.rgb)
         kp = None
         if keypoints:
             if getattr(pred, "keypoints_px", None) is None:
@@ -147,10 +145,43 @@ def depthnet_provider(weights: str | Path | None = None, rgb_only: bool = False,
             kp = Keypoints(pred.keypoints_px, pred.keypoint_confidence, pred.right_prob)
         if rgb_only:
             return _rgb_only(pred.relative, pred.mask, frame, state, kp) if pred.mask.any() else None
-        mean = make_targets(_sensor(frame, state).depth_mm).mean_depth_mm  # the hand's mean depth from the sensor
+        # the hand's mean depth from the sensor: over eq. 1's foreground (the paper's C2), or over
+        # the mask of a network that gives the labelled hand alone
+        hand = pred.mask if getattr(pred, "foreground", "eq1") == "hand" else None
+        mean = sensor_mean_depth(_sensor(frame, state).depth_mm, hand)
         if not np.isfinite(mean):
             return None
         return Observation(relative_to_metric(pred.relative, pred.mask, mean), pred.mask, keypoints=kp)
+    return provider
+
+
+NOT_A_HAND_NETWORK = ("sensor-handmask needs the weights of a network of the labelled hand (handrgbd train "
+                      "--foreground hand); these give eq. 1's foreground, arm and held objects included")
+
+
+def _network(state: dict, weights: str | Path | None, backend: str = "auto"):
+    """The depthnet ``Inference`` kept in ``state`` (loaded on first use)."""
+    if "net" not in state:
+        from depthnet.model import DepthNet
+        from depthnet.runtime import Inference
+
+        state["net"] = Inference(DepthNet.load(weights) if weights else DepthNet.from_pretrained(), backend)
+    return state["net"]
+
+
+def handmask_provider(weights: str | Path | None = None, backend: str = "auto") -> Provider:
+    """The ``sensor-handmask`` source: the sensor's depth with a hand network's mask (see the
+    module docstring); ``ValueError`` for a network whose mask is eq. 1's. None for a frame
+    whose mask is empty."""
+    def provider(frame: Frame, state: dict) -> Observation | None:
+        if frame.rgb is None:
+            raise ValueError("source 'sensor-handmask' needs rgb/")
+        depth = _sensor(frame, state).depth_mm
+        net = _network(state, weights, backend)
+        if net.config.foreground != "hand":
+            raise ValueError(NOT_A_HAND_NETWORK)
+        mask = net.predict(frame.rgb).mask & (depth > 0)
+        return Observation(depth, mask) if mask.any() else None
     return provider
 
 
@@ -199,6 +230,7 @@ PROVIDERS: dict[str, Callable[..., Provider]] = {
     "depthnet": lambda weights=None: depthnet_provider(weights, rgb_only=False),
     "depthnet-rgb": lambda weights=None: depthnet_provider(weights, rgb_only=True),
     "depthnet-rgb-crop": lambda weights=None: depthnet_crop_provider(weights),
+    "sensor-handmask": lambda weights=None: handmask_provider(weights),
     "depthnet+kp": lambda weights=None: depthnet_provider(weights, rgb_only=False, keypoints=True),
     "depthnet-rgb+kp": lambda weights=None: depthnet_provider(weights, rgb_only=True, keypoints=True),
     "depthnet-rgb-crop+kp": lambda weights=None: depthnet_crop_provider(weights, keypoints=True),
@@ -206,11 +238,12 @@ PROVIDERS: dict[str, Callable[..., Provider]] = {
 
 #: the built-in sources that run depthnet (their argument is a weights file)
 DEPTHNET_SOURCES = ("depthnet", "depthnet-rgb", "depthnet-rgb-crop", "depthnet+kp", "depthnet-rgb+kp",
-                    "depthnet-rgb-crop+kp")
+                    "depthnet-rgb-crop+kp", "sensor-handmask")
 
 #: the image folders each built-in source reads (``depthnet`` also the sensor depth, for the hand's distance)
 SOURCE_NEEDS = {"clean": ("depth_gt",), "sensor": ("depth",), "degraded": ("depth",), "depthnet": ("rgb", "depth"),
-                "depthnet-rgb": ("rgb",), "depthnet-rgb-crop": ("rgb",), "depthnet+kp": ("rgb", "depth"),
+                "depthnet-rgb": ("rgb",), "depthnet-rgb-crop": ("rgb",), "sensor-handmask": ("rgb", "depth"),
+                "depthnet+kp": ("rgb", "depth"),
                 "depthnet-rgb+kp": ("rgb",), "depthnet-rgb-crop+kp": ("rgb",)}
 
 
@@ -264,6 +297,8 @@ def check_source_weights(source: str) -> None:
     net = DepthNet.load(path)
     if source.split(":")[0].endswith("+kp") and not net.config.keypoints:
         raise ValueError(f"depth source {source}: {NO_KEYPOINT_HEAD}")
+    if source.split(":")[0] == "sensor-handmask" and net.config.foreground != "hand":
+        raise ValueError(f"depth source {source}: {NOT_A_HAND_NETWORK}")
 
 
 def missing_images(rec: Recording, source: str) -> str | None:

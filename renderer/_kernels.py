@@ -10,6 +10,11 @@ import numpy as np
 
 JIT = dict(nogil=True, cache=True, fastmath=False)
 
+#: an observed surface that is not the hand (given as negative depth outside the mask) hides a
+#: rendered pixel that lies more than this behind it: the pixel is not scored (an occluder, as a
+#: held object in front of the fingers); ``tracker._kernels.OCCLUDER_MARGIN_MM`` is the same
+OCCLUDER_MARGIN_MM = 10.0
+
 
 @numba.njit(parallel=True, **JIT)
 def tile_sums_kernel(rendered: np.ndarray, observed: np.ndarray, mask: np.ndarray, d_max: float,
@@ -19,6 +24,9 @@ def tile_sums_kernel(rendered: np.ndarray, observed: np.ndarray, mask: np.ndarra
 
     delta = 0, or with ``free_offset`` the mean of r - o over the pixels where both have depth
     and the mask is set (observed depth known only up to a constant), added inside the mask.
+    Outside the mask a negative observation -s is a surface at depth s that is not the hand: a
+    rendered pixel more than ``OCCLUDER_MARGIN_MM`` behind it is hidden and not scored (neither
+    in the union nor the sum); otherwise it counts as no reading (0).
     The tracker's CPU kernel (``tracker._kernels.score_tiles_kernel``) fuses the same sums into
     its ray casting; the two are kept in their own modules because numba's on-disk cache does
     not notice a change in a callee from another file, and a test pins one to the other."""
@@ -42,9 +50,12 @@ def tile_sums_kernel(rendered: np.ndarray, observed: np.ndarray, mask: np.ndarra
             r = rendered[h, k]
             rm = r > 0.0
             om = mask[k]
+            ob = observed[k]
+            if rm and not om and ob < 0.0 and r + ob > OCCLUDER_MARGIN_MM:
+                continue  # behind a surface that is not the hand
             if rm or om:
                 union += 1
-                o = observed[k] + delta if om else observed[k]
+                o = ob + delta if om else max(ob, 0.0)
                 d = abs(o - r)
                 diff += d if d < d_max else d_max
                 if rm and om:

@@ -104,7 +104,9 @@ def tile_sums(rendered_mm: np.ndarray, observed_mm: np.ndarray, observed_mask: n
     free_offset : the observed depth is known only up to a constant (relative depth from RGB):
         each hypothesis shifts the observation inside the mask by the mean rendered - observed
         difference over the pixels both cover.
-    Pixels where one side has no depth count the clamp value ``d_max_mm``.
+    Pixels where one side has no depth count the clamp value ``d_max_mm``. Outside the mask a
+    negative ``observed_mm`` is a surface that is not the hand (at minus that depth): a rendered
+    pixel more than ``renderer._kernels.OCCLUDER_MARGIN_MM`` behind it is hidden and not scored.
     """
     r = np.asarray(rendered_mm, dtype=np.float32)
     o = np.asarray(observed_mm, dtype=np.float32)

@@ -530,3 +530,88 @@ def test_eval_takes_the_hand_from_mask_on_real_style_recordings(tmp_path, capsys
     assert "no depth_gt/ and no mask/" in err and "--foreground eq1" in err
     assert eval_main(["--data", str(rec_dir), "--frames", "2", "--json", "--foreground", "eq1"]) == 0
     assert json.loads(capsys.readouterr().out)["foreground"] == "eq1"
+
+
+@pytest.fixture(scope="module")
+def forearm_data(tmp_path_factory):
+    from synth.generator import SynthConfig, generate
+
+    out = tmp_path_factory.mktemp("dn") / "forearm"
+    generate(out, 4, seed=6, config=SynthConfig(size=64, scenario="forearm"), progress=False)
+    return out
+
+
+def test_hand_foreground_targets_are_the_labelled_hand(forearm_data):
+    """A network of the labelled hand (foreground "hand") learns mask/ with its own mean as the
+    zero of relative depth: the targets equal targets_from_mask on the frame's clean depth and
+    mask/ at the output pixels, while eq. 1's also hold the arm."""
+    from depthnet.targets import targets_from_mask
+    from handrgbd.recording import Recording
+
+    none = Augmentation(enabled=False)  # 64 px frames to a 64 px input: the warp is the identity
+    eq1 = HandDepthDataset(forearm_data, 64, none)
+    hand = HandDepthDataset(forearm_data, 64, none, foreground="hand")
+    rec = Recording(forearm_data)
+    arm = 0.0
+    for i in range(len(rec)):
+        f = rec[i]
+        want = targets_from_mask(f.depth_gt_mm[2::4, 2::4], f.mask[2::4, 2::4] > 0)  # output pixel j: input 4j + 2
+        got = hand[i]
+        np.testing.assert_array_equal(got.mask[0].numpy(), want.mask)
+        np.testing.assert_allclose(got.relative[0].numpy(), want.relative, atol=1e-6)
+        arm += float(eq1[i].mask.sum() - got.mask.sum())
+        assert ((eq1[i].mask > 0) | (got.mask == 0)).all()  # the hand is inside eq. 1's foreground
+    assert arm > 10  # eq. 1 keeps the arm (labelled not-hand in mask/)
+    with pytest.raises(ValueError, match="foreground must be one of"):
+        HandDepthDataset(forearm_data, 64, none, foreground="arm")
+
+
+def test_hand_foreground_needs_mask_for_every_frame(forearm_data, tmp_path):
+    import shutil
+
+    rec_dir = tmp_path / "nomask"
+    shutil.copytree(forearm_data, rec_dir)
+    first = sorted((rec_dir / "mask").iterdir())[0]
+    first.unlink()
+    with pytest.raises(ValueError, match=r"nomask: a network of the labelled hand .* needs mask/ for every frame \(3 of 4"):
+        HandDepthDataset(rec_dir, 64, foreground="hand")
+    HandDepthDataset(rec_dir, 64)  # eq. 1 does not need it
+
+
+def test_sensor_mean_depth_over_eq1_or_the_hand_mask():
+    from depthnet.targets import HAND_SPAN_MM, sensor_mean_depth
+
+    d = np.zeros((4, 6), np.float32)
+    d[0, :3] = [500, 510, 520]   # the hand
+    d[1, :2] = [450, 460]        # an arm, nearer, not in the network's mask
+    d[2, 0] = 1500               # the background, where the mask spills over the hand's edge
+    hand = np.zeros(d.shape, bool)
+    hand[0, :3] = hand[2, 0] = hand[3, 0] = True  # (3, 0) has no reading
+    assert sensor_mean_depth(d) == pytest.approx(np.mean([500, 510, 520, 450, 460]))  # eq. 1: all within 300 mm
+    assert sensor_mean_depth(d, hand) == pytest.approx(510)  # 1500 is more than HAND_SPAN_MM from the median
+    assert 1500 - 510 > HAND_SPAN_MM
+    assert np.isnan(sensor_mean_depth(d, np.zeros_like(hand)))
+
+
+def test_a_hand_network_starts_from_eq1_weights_and_is_evaluated_on_mask(forearm_data, tmp_path):
+    from depthnet.evaluate import evaluate, foreground_source
+    from handrgbd.recording import Recording
+
+    torch.set_num_threads(1)
+    train(replace(_tiny_config(forearm_data, tmp_path / "eq1"), epochs=1), progress=False)
+    start = tmp_path / "eq1" / "model.pt"
+    hand_cfg = replace(TINY, foreground="hand")
+    train(TrainConfig((str(forearm_data),), str(tmp_path / "hand"), model=hand_cfg, epochs=1, batch_size=2,
+                      val_frames=None, lr=0.0, init=str(start)), progress=False)
+    a, b = (torch.load(tmp_path / d / "model.pt", weights_only=True) for d in ("eq1", "hand"))
+    assert b["config"]["foreground"] == "hand" and a["config"]["foreground"] == "eq1"
+    for name, _ in DepthNet(TINY).named_parameters():  # lr 0: the eq. 1 weights, unchanged
+        torch.testing.assert_close(a["model"][name], b["model"][name])
+    net = DepthNet.load(tmp_path / "hand" / "model.pt")
+    assert net.predict(np.zeros((64, 64, 3), np.uint8)).foreground == "hand"
+    assert evaluate(net, forearm_data, max_frames=2)["foreground"] == "mask"
+    assert evaluate(DepthNet.load(start), forearm_data, max_frames=2)["foreground"] == "depth_gt"
+    rec = Recording(forearm_data)
+    assert foreground_source(rec, "mask") == "mask" and foreground_source(rec, "eq1", "hand") == "depth_gt"
+    with pytest.raises(ValueError, match="foreground must be one of"):
+        DepthNetConfig(foreground="arm")

@@ -125,3 +125,36 @@ def test_sums_follow_from_the_rendered_tile():
         assert sums[0, 1] == union.sum() and sums[0, 2] == both.sum()
         assert sums[0, 0] == pytest.approx(np.minimum(np.abs(o - np.where(rm, ref, 0.0)), 40.0)[union].sum(),
                                            rel=1e-6)
+
+
+def test_surfaces_outside_the_mask_hide_what_lies_behind_them():
+    """Outside the hand mask a negative observation -s is a surface that is not the hand: a
+    rendered pixel more than OCCLUDER_MARGIN_MM behind it is not scored, one in front of it
+    counts as against no reading; the renderer's sums (GL backend) agree."""
+    from renderer._kernels import OCCLUDER_MARGIN_MM as RENDERER_MARGIN
+    from renderer.tiled import tile_sums
+    from tracker._kernels import OCCLUDER_MARGIN_MM
+
+    assert OCCLUDER_MARGIN_MM == RENDERER_MARGIN
+    rng = np.random.default_rng(8)
+    for _ in range(50):
+        T, kinds, taper, fx, fy, cx, cy = _scene(rng, "front")
+        ref = twin_render(T, kinds, taper, fx, fy, cx, cy)
+        if (ref > 0).sum() > 100:
+            break
+    rm = ref > 0
+    mask = rng.random((SIZE, SIZE)) < 0.4
+    surface = np.where(rng.random((SIZE, SIZE)) < 0.5, ref - rng.uniform(-60, 60, (SIZE, SIZE)), 300.0)
+    observed = np.where(mask, rng.uniform(100, 700, (SIZE, SIZE)), -np.clip(surface, 1.0, None))
+    hidden = rm & ~mask & (-observed < ref - OCCLUDER_MARGIN_MM)
+    assert 50 < hidden.sum() < (rm & ~mask).sum()  # some hidden, some not
+    sums = np.empty((1, 3))
+    score_tiles_kernel(T[None], kinds, taper, fx, fy, cx, cy, DEFAULT_NEAR_MM, DEFAULT_FAR_MM, observed, mask,
+                       40.0, False, sums)
+    o = np.where(mask, observed, 0.0)
+    union = (rm | mask) & ~hidden
+    expected = np.minimum(np.abs(o - np.where(rm, ref, 0.0)), 40.0)[union].sum()
+    assert sums[0, 1] == union.sum() and sums[0, 2] == (rm & mask).sum()
+    assert sums[0, 0] == pytest.approx(expected, rel=1e-6)
+    gl = tile_sums(ref[None].astype(np.float32), observed.astype(np.float32), mask, 40.0)
+    assert gl.union[0] == union.sum() and gl.depth_diff[0] == pytest.approx(expected, rel=1e-5)

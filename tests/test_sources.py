@@ -258,3 +258,26 @@ def test_keypoint_weight_sweep_with_true_keypoints(tmp_path):
         np.save(short / f"{name}.npy", np.load(rec.path / f"{name}.npy")[:10])
     res = sweep([str(short)], [0.0, 30.0], oracle_noise=0.0, particles=16, generations=6)
     assert res["C2-rgb"][30.0] < 0.9 * res["C2-rgb"][0.0] and set(res["C2"]) == {0.0, 30.0}  # 9.1 -> 7.5 mm
+
+
+def test_c2_places_a_hand_network_at_its_own_mean_depth():
+    """C2 makes relative depth metric with the sensor's mean hand depth: over eq. 1's foreground
+    for an eq. 1 network (the paper), over the network's mask for one of the labelled hand, so
+    a nearer arm in eq. 1's 300 mm does not shift the hand."""
+    from depthnet.model import Prediction
+    from handrgbd.camera import CameraIntrinsics
+    from handrgbd.recording import Frame
+    from handrgbd.sources import depthnet_provider
+
+    depth = np.zeros((8, 8), np.float32)
+    depth[:4, :4] = 500.0  # the hand
+    depth[4:, :4] = 400.0  # the arm, 100 mm nearer
+    hand = depth == 500.0
+    rel = np.where(hand, 0.1, 1.0).astype(np.float32)  # 20 mm behind the mean everywhere on the hand
+    frame = Frame(0, "000000", CameraIntrinsics(100.0, 100.0, 4.0, 4.0, 8, 8), rgb=np.zeros((8, 8, 3), np.uint8),
+                  depth_mm=depth)
+    for foreground, mean in (("eq1", 450.0), ("hand", 500.0)):
+        provider = depthnet_provider(predict=lambda f: Prediction(rel, hand, foreground=foreground))
+        obs = provider(frame, {})
+        np.testing.assert_allclose(obs.depth_mm[hand], mean + 20.0)
+        assert (obs.depth_mm[~hand] == 0).all()

@@ -426,12 +426,20 @@ def render_tiles_kernel(transforms, kinds, taper, fx, fy, cx, cy, near, far, out
                 out[h, i, j] = z if (z >= near and z <= far) else 0.0
 
 
+#: ``renderer._kernels.OCCLUDER_MARGIN_MM`` (a test pins the two): a rendered pixel more than
+#: this behind an observed surface that is not the hand is hidden
+OCCLUDER_MARGIN_MM = 10.0
+
+
 @numba.njit(nogil=True, cache=True, error_model="numpy", fastmath={"reassoc"})
 def _tile_sums(zbuf, observed, mask, near, far, d_max, free_offset):
     """The objective's three sums over one tile (flat arrays): sum over the union of
     min(|o + delta - r|, d_max), the union count and the intersection count; ``free_offset``:
-    delta is the mean of r - o over the pixels both cover, else 0. Branch-free loops from 0, and
-    the float sums may be reassociated, so both loops vectorise."""
+    delta is the mean of r - o over the pixels both cover, else 0. Outside the mask a negative
+    observation -s is a surface that is not the hand: a rendered pixel more than
+    ``OCCLUDER_MARGIN_MM`` behind it is hidden (not scored), else it counts as no reading (as
+    ``renderer._kernels.tile_sums_kernel``). Branch-free loops from 0, and the float sums may be
+    reassociated, so both loops vectorise."""
     delta = 0.0
     if free_offset:
         acc = 0.0
@@ -450,10 +458,12 @@ def _tile_sums(zbuf, observed, mask, near, far, d_max, free_offset):
         z = zbuf[k]
         rm = (z >= near) & (z <= far)
         om = mask[k]
+        ob = observed[k]
         r = z if rm else 0.0
-        o = observed[k] + delta if om else observed[k]
+        hidden = rm & (not om) & (ob < 0.0) & (r + ob > OCCLUDER_MARGIN_MM)
+        o = ob + delta if om else max(ob, 0.0)
         d = min(abs(o - r), d_max)
-        u = rm | om
+        u = (rm | om) & (not hidden)
         diff += d if u else 0.0
         union += u
         inter += rm & om

@@ -106,6 +106,10 @@ class TrackerConfig:
     #: ``wrist_cut_mm`` past the previous wrist (None: no cut). docs/tracker.md, "The forearm"
     forearm: bool = True
     wrist_cut_mm: float | None = 0.0
+    #: observed surfaces outside the hand mask (e.g. a held object that a hand network's mask
+    #: leaves out) hide the hypothesis's pixels that lie behind them instead of counting against
+    #: it (metric depth only; ``tracker._kernels.OCCLUDER_MARGIN_MM``; docs/tracker.md, "Occluders")
+    occluders: bool = False
     depth_offset_free: bool = False
     init_generations: int = 40
     #: independent PSO runs at (re-)initialisation, each seeded from its share of the best start
@@ -502,7 +506,9 @@ class Tracker:
                 uv = np.vstack([uv, [[xs.min(), ys.min()], [xs.max(), ys.max()]]])
             roi = RegionOfInterest.from_points(uv, margin=cfg.roi_margin)
         T = cfg.tile_size
-        obs_tile = roi.sample(np.where(hand, depth, 0.0), T).astype(np.float32)
+        # outside the hand: no reading (0), or with occluders the surface there as negative depth
+        outside = -depth if cfg.occluders and not cfg.depth_offset_free else 0.0
+        obs_tile = roi.sample(np.where(hand, depth, outside), T).astype(np.float32)
         mask_tile = roi.sample(hand, T, fill=False)
         n = cfg.pso.particles
         term = self._keypoint_term(keypoints, camera, roi)
