@@ -9,6 +9,8 @@ tracked with ``pso:64x25`` (``--tracker``: another spec of ``handrgbd compare``)
 
 * ``C1``: sensor depth, started from the truth of frame 0;
 * ``C1-auto``: sensor depth, the tracker's own start (side and hand length known);
+* ``C1-hand``: sensor depth inside the mask of the network of the labelled hand (``cpu-hand``),
+  the rest of the depth as occluders (``handrgbd.sources``' ``sensor-handmask``), from the truth;
 * ``C2``: depthnet's depth made metric with the sensor's mean hand depth, depthnet's mask;
 * ``C2-rgb``: depthnet from RGB alone, the distance fitted by the tracker,
 
@@ -45,8 +47,8 @@ from synth.scenarios import SCENARIOS
 log = logging.getLogger(__name__)
 
 #: condition -> (compare's depth source, tracker start)
-CONDITIONS = {"C1": ("sensor", "gt"), "C1-auto": ("sensor", "auto"), "C2": ("depthnet", "gt"),
-              "C2-rgb": ("depthnet-rgb", "gt")}
+CONDITIONS = {"C1": ("sensor", "gt"), "C1-auto": ("sensor", "auto"), "C1-hand": ("sensor-handmask", "gt"),
+              "C2": ("depthnet", "gt"), "C2-rgb": ("depthnet-rgb", "gt")}
 BENCH_SCENARIOS = ("plain", *SCENARIOS)
 TRACKER = "pso:64x25"
 SIZE = 256
@@ -109,7 +111,7 @@ def run(scenarios: list[str], conditions: list[str], sequences: int, frames: int
         for scenario in scenarios:
             for condition in conditions:
                 source, init = CONDITIONS[condition]
-                if weights and source.startswith("depthnet"):
+                if weights and source.startswith("depthnet"):  # C1-hand keeps the network of the hand
                     source = f"{source}:{weights}"
                 t0 = time.perf_counter()
                 table = compare([str(f) for f in folders[scenario]], [source], [tracker],

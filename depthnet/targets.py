@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Targets", "make_targets", "targets_from_mask", "relative_to_metric", "sensor_mean_depth", "HAND_SPAN_MM", "keypoint_targets", "FOREGROUND_MM",
+__all__ = ["Targets", "make_targets", "targets_from_mask", "relative_to_metric", "sensor_mean_depth", "keypoint_targets", "FOREGROUND_MM",
            "DEPTH_SCALE_MM", "BACKGROUND", "HEATMAP_SIGMA", "HIDDEN_JOINT_WEIGHT", "HIDDEN_JOINT_MM"]
 
 FOREGROUND_MM = 300.0
@@ -57,25 +57,15 @@ def targets_from_mask(depth_mm: np.ndarray, hand: np.ndarray) -> Targets:
     return Targets(fg.astype(np.float32), rel, mean)
 
 
-#: a labelled hand's pixels count for its mean depth within this of their median (a hand spans
-#: less; a mask's edge that spills onto the background reads the background's depth)
-HAND_SPAN_MM = 150.0
-
-
 def sensor_mean_depth(depth_mm: np.ndarray, hand: np.ndarray | None = None) -> float:
     """The zero of relative depth read from a sensor's ``(H, W)`` depth map (mm; nan without a
     hand): the mean over eq. 1's foreground (the paper's C2, for an ``"eq1"`` network), or, given
-    ``hand`` (a ``"hand"`` network's mask at the map's size), over the mask's pixels with a
-    reading within ``HAND_SPAN_MM`` of their median (the arm, a held object or the background
-    next to the hand are not in its mean)."""
+    ``hand`` (a ``"hand"`` network's mask at the map's size), over eq. 1 taken inside the mask:
+    its readings within 300 mm of the nearest of them (where the mask spills over the hand's
+    outline onto a far background, that background is not in the mean)."""
     if hand is None:
         return make_targets(depth_mm).mean_depth_mm
-    d = np.asarray(depth_mm, dtype=np.float32)[np.asarray(hand, bool)]
-    d = d[d > 0]
-    if not d.size:
-        return float("nan")
-    d = d[np.abs(d - np.median(d)) <= HAND_SPAN_MM]
-    return float(d.mean())
+    return make_targets(np.where(np.asarray(hand, bool), np.asarray(depth_mm, np.float32), 0.0)).mean_depth_mm
 
 
 def relative_to_metric(relative: np.ndarray, mask: np.ndarray, mean_depth_mm: float) -> np.ndarray:

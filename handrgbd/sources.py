@@ -20,9 +20,11 @@ length) and, set by :func:`track_frames`, ``previous_joints`` (the tracker's las
   live`` and ``HandTracker`` do: depthnet first finds the hand in the whole frame, then runs on a
   square crop around it; while the tracker keeps a solution the crop follows its joints
   (``live.pipeline.HandFinder``, ``follow_crop``);
-* ``sensor-handmask:WEIGHTS``: the sensor's depth (C1's) inside the mask of a network of the
-  labelled hand (``handrgbd train --foreground hand``): the arm and a held object, which eq. 1 and
-  the depth alone join to the hand, are cut out by what the RGB shows;
+* ``sensor-handmask`` / ``sensor-handmask:WEIGHTS``: the sensor's depth (C1's) inside the mask
+  of a network of the labelled hand (``handrgbd train --foreground hand``; default the shipped
+  ``cpu-hand`` weights): the arm and a held object, which eq. 1 and the depth alone join to the
+  hand, are cut out by what the RGB shows, and kept as occluders that may hide it
+  (``TrackerConfig.occluders``);
 * ``depthnet+kp``, ``depthnet-rgb+kp``, ``depthnet-rgb-crop+kp``: the same with a keypoint
   network's 2D joints given to the tracker (its keypoint term and PnP start, issue 21).
 
@@ -57,12 +59,15 @@ class Observation(NamedTuple):
     mask : ``(H, W) bool`` hand mask, or None (the tracker finds the hand in the depth itself).
     offset_free : the depth is known only up to a constant (relative depth from RGB).
     keypoints : 2D joints in the frame's pixels for the tracker's keypoint term, or None.
+    occluders : the depth outside ``mask`` is other surfaces (a held object, the arm) that can
+        hide the hand: the tracker scores them as occluders (``TrackerConfig.occluders``).
     """
 
     depth_mm: np.ndarray
     mask: np.ndarray | None = None
     offset_free: bool = False
     keypoints: Keypoints | None = None
+    occluders: bool = False
 
 
 Provider = Callable[[Frame, dict], "Observation | None"]
@@ -169,19 +174,26 @@ def _network(state: dict, weights: str | Path | None, backend: str = "auto"):
     return state["net"]
 
 
+#: the shipped network of the labelled hand (``depthnet/weights/depthnet_cpu-hand_*.pt``), the
+#: default of ``sensor-handmask``
+HAND_NETWORK = "cpu-hand"
+
+
 def handmask_provider(weights: str | Path | None = None, backend: str = "auto") -> Provider:
     """The ``sensor-handmask`` source: the sensor's depth with a hand network's mask (see the
-    module docstring); ``ValueError`` for a network whose mask is eq. 1's. None for a frame
-    whose mask is empty."""
+    module docstring; default the shipped ``HAND_NETWORK``); ``ValueError`` for a network whose
+    mask is eq. 1's. None for a frame whose mask is empty."""
     def provider(frame: Frame, state: dict) -> Observation | None:
+        from depthnet.model import pretrained_path
+
         if frame.rgb is None:
             raise ValueError("source 'sensor-handmask' needs rgb/")
         depth = _sensor(frame, state).depth_mm
-        net = _network(state, weights, backend)
+        net = _network(state, weights or pretrained_path(HAND_NETWORK), backend)
         if net.config.foreground != "hand":
             raise ValueError(NOT_A_HAND_NETWORK)
         mask = net.predict(frame.rgb).mask & (depth > 0)
-        return Observation(depth, mask) if mask.any() else None
+        return Observation(depth, mask, occluders=True) if mask.any() else None
     return provider
 
 
@@ -267,7 +279,7 @@ def weights_path(source: str) -> Path | None:
         return None
     from depthnet.model import pretrained_path
 
-    path = Path(args[0]) if args else pretrained_path()
+    path = Path(args[0]) if args else pretrained_path(HAND_NETWORK if name == "sensor-handmask" else "cpu")
     if not path.is_file():
         raise ValueError(f"depth source {source!r}: weights file {path} not found")
     return path
@@ -330,7 +342,8 @@ def track_frames(rec: Recording, provider: Provider, config, start: np.ndarray |
     depth ``provider`` gives, one :class:`Step` per frame, in order.
 
     config : ``tracker.tracking.TrackerConfig``; a source that gives a mask makes its
-        ``mask_source`` ``"given"``, an offset-free source sets ``depth_offset_free``.
+        ``mask_source`` ``"given"``, an offset-free source sets ``depth_offset_free``, one whose
+        depth outside the mask is occluders sets ``occluders``.
     start : ``(27,)`` the pose of the first frame (e.g. its ground truth), a ``start_side`` hand
         (default ``config.side``; with ``config.side="auto"`` say which); None: the tracker finds
         the hand.
@@ -360,7 +373,7 @@ def track_frames(rec: Recording, provider: Provider, config, start: np.ndarray |
                 continue
             if tracker is None:  # configured by the source's first observation
                 cfg = replace(config, mask_source="given" if obs.mask is not None else config.mask_source,
-                              depth_offset_free=obs.offset_free)
+                              depth_offset_free=obs.offset_free, occluders=config.occluders or obs.occluders)
                 tracker = Tracker(rec.camera, cfg)
                 if start is not None:
                     tracker.reset(start, side=start_side or config.side)

@@ -579,17 +579,18 @@ def test_hand_foreground_needs_mask_for_every_frame(forearm_data, tmp_path):
 
 
 def test_sensor_mean_depth_over_eq1_or_the_hand_mask():
-    from depthnet.targets import HAND_SPAN_MM, sensor_mean_depth
+    from depthnet.targets import sensor_mean_depth
 
     d = np.zeros((4, 6), np.float32)
     d[0, :3] = [500, 510, 520]   # the hand
     d[1, :2] = [450, 460]        # an arm, nearer, not in the network's mask
-    d[2, 0] = 1500               # the background, where the mask spills over the hand's edge
+    d[2, 0] = 1500               # the background, where the mask spills over the hand's outline
     hand = np.zeros(d.shape, bool)
     hand[0, :3] = hand[2, 0] = hand[3, 0] = True  # (3, 0) has no reading
     assert sensor_mean_depth(d) == pytest.approx(np.mean([500, 510, 520, 450, 460]))  # eq. 1: all within 300 mm
-    assert sensor_mean_depth(d, hand) == pytest.approx(510)  # 1500 is more than HAND_SPAN_MM from the median
-    assert 1500 - 510 > HAND_SPAN_MM
+    assert sensor_mean_depth(d, hand) == pytest.approx(510)  # 1500 is more than 300 mm past the nearest, 500
+    hand[0, 0] = False
+    assert sensor_mean_depth(d, hand) == pytest.approx(515)
     assert np.isnan(sensor_mean_depth(d, np.zeros_like(hand)))
 
 

@@ -281,3 +281,43 @@ def test_c2_places_a_hand_network_at_its_own_mean_depth():
         obs = provider(frame, {})
         np.testing.assert_allclose(obs.depth_mm[hand], mean + 20.0)
         assert (obs.depth_mm[~hand] == 0).all()
+
+
+def test_handmask_source_takes_the_hand_network_and_refuses_eq1():
+    """sensor-handmask cuts the sensor's depth with a network's mask: the shipped eq. 1 network's
+    holds the arm and held objects, so it is refused before anything runs."""
+    from depthnet.model import DepthNet, pretrained_path
+    from handrgbd.sources import NOT_A_HAND_NETWORK, check_source_weights, weights_path
+
+    with pytest.raises(ValueError, match="labelled hand") as e:
+        check_source_weights(f"sensor-handmask:{pretrained_path()}")
+    assert NOT_A_HAND_NETWORK in str(e.value)
+    check_source_weights("depthnet")  # the same weights serve C2
+    check_source_weights("sensor-handmask")  # by default the shipped network of the hand
+    assert DepthNet.load(weights_path("sensor-handmask")).config.foreground == "hand"
+
+
+def test_a_source_of_occluders_turns_them_on(monkeypatch):
+    """An observation whose depth outside its mask is other surfaces (sensor-handmask) makes the
+    tracker score them as occluders; other sources leave TrackerConfig.occluders as given."""
+    import tracker.tracking as tt
+
+    seen = []
+    original = tt.Tracker.__init__
+
+    def record(self, camera, config=None):
+        seen.append(config)
+        original(self, camera, config)
+
+    monkeypatch.setattr(tt.Tracker, "__init__", record)
+    rec = Recording(EMBEDDED).select(slice(0, 1))
+    sensor = make_provider("sensor")
+
+    def handmask(frame, state):
+        depth = sensor(frame, state).depth_mm
+        return Observation(depth, frame.mask & (depth > 0), occluders=True)
+
+    cfg = TrackerConfig(side="left", hand_length_mm=172.25, pso=PSOConfig(8, 2), backend="cpu")
+    for provider, want in ((sensor, False), (handmask, True)):
+        list(track_frames(rec, provider, cfg, start=rec.poses[0].astype(np.float64)))
+        assert seen[-1].occluders is want and seen[-1].mask_source == ("given" if want else "depth")
