@@ -209,10 +209,7 @@ def depthnet_crop_provider(weights: str | Path | None = None, backend: str = "au
         if frame.rgb is None:
             raise ValueError("depthnet sources need rgb/")
         if "finder" not in state:
-            from depthnet.model import DepthNet
-            from depthnet.runtime import Inference
-
-            net = Inference(DepthNet.load(weights) if weights else DepthNet.from_pretrained(), backend)
+            net = _network(state, weights, backend)
             if keypoints and net.config.keypoints == 0:
                 raise ValueError(NO_KEYPOINT_HEAD)
             state["live"] = LiveConfig()
