@@ -22,8 +22,9 @@ length) and, set by :func:`track_frames`, ``previous_joints`` (the tracker's las
   (``live.pipeline.HandFinder``, ``follow_crop``);
 * ``sensor-handmask`` / ``sensor-handmask:WEIGHTS``: the sensor's depth (C1's) inside the mask
   of a network of the labelled hand (``handrgbd train --foreground hand``; default the shipped
-  ``cpu-hand`` weights): the arm and a held object, which eq. 1 and the depth alone join to the
-  hand, are cut out by what the RGB shows, and kept as occluders that may hide it
+  ``cpu-hand`` weights; eq. 1 taken inside it, so a mask spilling onto a far background keeps
+  the hand): the arm and a held object, which eq. 1 and the depth alone join to the hand, are
+  cut out by what the RGB shows, and kept as occluders that may hide it
   (``TrackerConfig.occluders``);
 * ``depthnet+kp``, ``depthnet-rgb+kp``, ``depthnet-rgb-crop+kp``: the same with a keypoint
   network's 2D joints given to the tracker (its keypoint term and PnP start, issue 21).
@@ -185,6 +186,7 @@ def handmask_provider(weights: str | Path | None = None, backend: str = "auto") 
     mask is eq. 1's. None for a frame whose mask is empty."""
     def provider(frame: Frame, state: dict) -> Observation | None:
         from depthnet.model import pretrained_path
+        from depthnet.targets import make_targets
 
         if frame.rgb is None:
             raise ValueError("source 'sensor-handmask' needs rgb/")
@@ -192,7 +194,9 @@ def handmask_provider(weights: str | Path | None = None, backend: str = "auto") 
         net = _network(state, weights or pretrained_path(HAND_NETWORK), backend)
         if net.config.foreground != "hand":
             raise ValueError(NOT_A_HAND_NETWORK)
-        mask = net.predict(frame.rgb).mask & (depth > 0)
+        # eq. 1 inside the network's mask: where the mask spills over the hand's outline onto a
+        # background far behind, that background is not the hand
+        mask = make_targets(np.where(net.predict(frame.rgb).mask, depth, 0.0)).mask > 0
         return Observation(depth, mask, occluders=True) if mask.any() else None
     return provider
 

@@ -321,3 +321,29 @@ def test_a_source_of_occluders_turns_them_on(monkeypatch):
     for provider, want in ((sensor, False), (handmask, True)):
         list(track_frames(rec, provider, cfg, start=rec.poses[0].astype(np.float64)))
         assert seen[-1].occluders is want and seen[-1].mask_source == ("given" if want else "depth")
+
+
+def test_handmask_keeps_the_hand_where_the_mask_spills_onto_the_background():
+    """sensor-handmask takes eq. 1 inside the network's mask: a mask that spills over the hand's
+    outline onto a background far behind keeps the hand; what lies outside the mask stays in the
+    depth, as occluders."""
+    from types import SimpleNamespace
+
+    from depthnet.model import Prediction
+    from handrgbd.camera import CameraIntrinsics
+    from handrgbd.recording import Frame
+    from handrgbd.sources import handmask_provider
+
+    depth = np.full((8, 8), 2000.0, np.float32)  # the background
+    depth[2:5, 2:5] = 500.0                        # the hand
+    depth[6:, :] = 450.0                           # a held object, nearer, outside the mask
+    net_mask = np.zeros((8, 8), bool)
+    net_mask[1:6, 1:6] = True                      # the hand and a ring of background
+    net = SimpleNamespace(config=SimpleNamespace(foreground="hand"),
+                          predict=lambda rgb: Prediction(np.zeros((8, 8), np.float32), net_mask, foreground="hand"))
+    frame = Frame(0, "000000", CameraIntrinsics(100.0, 100.0, 4.0, 4.0, 8, 8), rgb=np.zeros((8, 8, 3), np.uint8),
+                  depth_mm=depth)
+    obs = handmask_provider("unused.pt")(frame, {"net": net})
+    np.testing.assert_array_equal(obs.mask, depth == 500.0)
+    np.testing.assert_array_equal(obs.depth_mm, depth)
+    assert obs.occluders
