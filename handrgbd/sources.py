@@ -49,8 +49,8 @@ from handrgbd.joints import Keypoints
 from handrgbd.recording import Frame, Recording
 
 __all__ = ["Observation", "Provider", "PROVIDERS", "SOURCE_NEEDS", "DEPTHNET_SOURCES", "make_provider", "source_arg",
-           "depthnet_provider", "depthnet_crop_provider", "handmask_provider", "weights_path", "check_source_weights", "missing_images", "Step",
-           "track_frames"]
+           "depthnet_provider", "depthnet_crop_provider", "handmask_provider", "weights_path", "check_source_weights",
+           "missing_images", "Step", "track_frames"]
 
 
 class Observation(NamedTuple):
