@@ -39,8 +39,8 @@ from handrgbd.joints import NUM_JOINTS
 log = logging.getLogger(__name__)
 
 __all__ = ["DepthNetConfig", "DepthNet", "DepthNetOutput", "PRESETS", "Prediction", "WEIGHTS_DIR", "pretrained_path",
-           "file_digest", "network_input", "prediction_from_stages", "keypoints_from_heatmaps", "heads_only_difference", "FOREGROUNDS",
-           "output_to_image", "image_to_output", "OUTPUT_STRIDE"]
+           "file_digest", "network_input", "prediction_from_stages", "keypoints_from_heatmaps", "heads_only_difference",
+           "FOREGROUNDS", "output_to_image", "image_to_output", "OUTPUT_STRIDE"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 # Weight decay drives the weights of channels training no longer uses geometrically towards zero:

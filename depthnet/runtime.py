@@ -201,5 +201,5 @@ class Inference:
         x, size = network_input(rgb, self.config.input_size)
         stages, heatmaps, sides = self.outputs(x)
         return prediction_from_stages(stages[0], self.config.mask_stages, size,
-                                      None if heatmaps is None else heatmaps[0], None if sides is None else float(sides[0]),
-                                      self.config.foreground)
+                                      None if heatmaps is None else heatmaps[0],
+                                      None if sides is None else float(sides[0]), self.config.foreground)

@@ -16,8 +16,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Targets", "make_targets", "targets_from_mask", "relative_to_metric", "sensor_mean_depth", "keypoint_targets", "FOREGROUND_MM",
-           "DEPTH_SCALE_MM", "BACKGROUND", "HEATMAP_SIGMA", "HIDDEN_JOINT_WEIGHT", "HIDDEN_JOINT_MM"]
+__all__ = ["Targets", "make_targets", "targets_from_mask", "relative_to_metric", "sensor_targets", "sensor_mean_depth",
+           "keypoint_targets", "FOREGROUND_MM", "DEPTH_SCALE_MM", "BACKGROUND", "HEATMAP_SIGMA", "HIDDEN_JOINT_WEIGHT",
+           "HIDDEN_JOINT_MM"]
 
 FOREGROUND_MM = 300.0
 DEPTH_SCALE_MM = 200.0
@@ -57,15 +58,21 @@ def targets_from_mask(depth_mm: np.ndarray, hand: np.ndarray) -> Targets:
     return Targets(fg.astype(np.float32), rel, mean)
 
 
+def sensor_targets(depth_mm: np.ndarray, hand: np.ndarray | None = None) -> Targets:
+    """Eq. 1 and 2 on a sensor's ``(H, W)`` depth map, or, given ``hand`` (a ``"hand"`` network's
+    mask at the map's size), eq. 1 taken inside the mask: its readings within 300 mm of the
+    nearest of them (where the mask spills over the hand's outline onto a far background, that
+    background is not the hand)."""
+    if hand is None:
+        return make_targets(depth_mm)
+    return make_targets(np.where(np.asarray(hand, bool), np.asarray(depth_mm, np.float32), 0.0))
+
+
 def sensor_mean_depth(depth_mm: np.ndarray, hand: np.ndarray | None = None) -> float:
     """The zero of relative depth read from a sensor's ``(H, W)`` depth map (mm; nan without a
-    hand): the mean over eq. 1's foreground (the paper's C2, for an ``"eq1"`` network), or, given
-    ``hand`` (a ``"hand"`` network's mask at the map's size), over eq. 1 taken inside the mask:
-    its readings within 300 mm of the nearest of them (where the mask spills over the hand's
-    outline onto a far background, that background is not in the mean)."""
-    if hand is None:
-        return make_targets(depth_mm).mean_depth_mm
-    return make_targets(np.where(np.asarray(hand, bool), np.asarray(depth_mm, np.float32), 0.0)).mean_depth_mm
+    hand): the mean over eq. 1's foreground (the paper's C2, for an ``"eq1"`` network), or over
+    eq. 1 inside a ``"hand"`` network's mask ``hand`` (``sensor_targets``)."""
+    return sensor_targets(depth_mm, hand).mean_depth_mm
 
 
 def relative_to_metric(relative: np.ndarray, mask: np.ndarray, mean_depth_mm: float) -> np.ndarray:

@@ -186,7 +186,7 @@ def handmask_provider(weights: str | Path | None = None, backend: str = "auto") 
     mask is eq. 1's. None for a frame whose mask is empty."""
     def provider(frame: Frame, state: dict) -> Observation | None:
         from depthnet.model import pretrained_path
-        from depthnet.targets import make_targets
+        from depthnet.targets import sensor_targets
 
         if frame.rgb is None:
             raise ValueError("source 'sensor-handmask' needs rgb/")
@@ -196,7 +196,7 @@ def handmask_provider(weights: str | Path | None = None, backend: str = "auto") 
             raise ValueError(NOT_A_HAND_NETWORK)
         # eq. 1 inside the network's mask: where the mask spills over the hand's outline onto a
         # background far behind, that background is not the hand
-        mask = make_targets(np.where(net.predict(frame.rgb).mask, depth, 0.0)).mask > 0
+        mask = sensor_targets(depth, net.predict(frame.rgb).mask).mask > 0
         return Observation(depth, mask, occluders=True) if mask.any() else None
     return provider
 
