@@ -2,8 +2,10 @@
 
 On the embedded synthetic sequence (sensor-like depth), initialised from ground truth; rows for
 the ``gl`` (OpenGL, the baseline) and ``cpu`` (numba ray casting) backends at 64 x 25 and
-64 x 40 particles x generations, and ``cpu-hand``: the cpu backend with the hand model alone
-(``forearm=False``; the default tracks a 38th primitive, the forearm); ratios against ``gl`` at
+64 x 40 particles x generations, ``cpu-hand``: the cpu backend with the hand model alone
+(``forearm=False``; the default tracks a 38th primitive, the forearm), and at 64 x 25
+``cpu-whole``: the cpu backend with the depth's hand region as grown (``region_margin_mm=None``:
+what the rule that keeps it near the previous solution costs a frame); ratios against ``gl`` at
 the same budget. Medians over frames after a warm-up frame.
 Run: ``python -m benchmarks.tracker_speed [--frames 20] [--json]``.
 Goal: >= 15 fps at 64 x 25 on 2 CPU cores with the cpu backend.
@@ -28,11 +30,12 @@ from tracker.tracking import Tracker, TrackerConfig
 DATA = "data/embedded/test_sequence"
 
 
-def measure(backend: str, particles: int, generations: int, frames: int, forearm: bool = True) -> dict:
+def measure(backend: str, particles: int, generations: int, frames: int, forearm: bool = True,
+            whole_region: bool = False) -> dict:
     rec = Recording(DATA)
     side, length = infer_side_and_length(rec.poses[0].astype(float), rec.joints_mm[0].astype(float))
     config = TrackerConfig(side=side, hand_length_mm=length, backend=backend, pso=PSOConfig(particles, generations),
-                           forearm=forearm)
+                           forearm=forearm, region_margin_mm=None if whole_region else TrackerConfig.region_margin_mm)
     times = []
     with Tracker(rec.camera, config) as tr:
         tr.reset(rec.poses[0])
@@ -54,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         for backend in ("gl", "cpu"):
             rows[f"{backend}_{particles}x{generations}"] = measure(backend, particles, generations, args.frames)
         rows[f"cpu-hand_{particles}x{generations}"] = measure("cpu", particles, generations, args.frames, forearm=False)
+        if (particles, generations) == (64, 25):
+            rows["cpu-whole_64x25"] = measure("cpu", particles, generations, args.frames, whole_region=True)
     out = {f"fps_{k}": v["fps"] for k, v in rows.items()}
     out.update(rows=rows, commit=_commit(), cpu=platform.processor() or platform.machine(), machine=describe())
     if args.json:

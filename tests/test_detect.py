@@ -12,7 +12,9 @@ import pytest
 
 from handrgbd import CameraIntrinsics, Recording
 from tracker import HandModel, HandPose
-from tracker.detect import PALM_JOINTS, DetectorConfig, detect_hand, hand_candidates, hand_region
+from handrgbd.joints import BONES
+from tracker.detect import (PALM_JOINTS, PALM_SEGMENTS, DetectorConfig, detect_hand, hand_candidates, hand_region,
+                            near_skeleton, skeleton_distance)
 from tracker.objective import CpuScorer
 from tracker.pso import PSOConfig
 from tracker.run import track_main, track_recording
@@ -437,3 +439,77 @@ def test_support_plane_kernels_match_numpy():
     want = np.zeros(depth.shape, bool)
     want[v, u] = np.abs(((points - centre) * normal).sum(1)) < 12.0
     assert np.array_equal(out, want) and 0 < out.sum() < (depth > 0).sum()
+
+
+def _skeleton(z=500.0):
+    """A flat right hand facing the camera at depth z (mm): the model's joints for the open pose."""
+    return HandModel("right").joints(HandPose.canonical("open", position_mm=(0.0, 0.0, z),
+                                                         orientation=(1.0, 0.0, 0.0, 0.0)).to_array())[0]
+
+
+def _square_to(axis):
+    """A unit vector square to ``axis`` and to the image's x axis (out of a hand facing the camera)."""
+    n = np.cross(axis, [1.0, 0.0, 0.0])
+    return n / np.linalg.norm(n)
+
+
+def test_skeleton_distance_is_the_distance_to_the_nearest_bone():
+    j = _skeleton()
+    tip, dip = j[12], j[11]  # the middle finger's last bone (the longest finger: nothing else is near)
+    out = tip + 30.0 * (tip - dip) / np.linalg.norm(tip - dip)  # 30 mm past the fingertip, along the bone
+    mid = 0.5 * (j[0] + j[9])  # on the wrist-middle knuckle bone
+    up = mid + 12.0 * _square_to(j[9] - j[0])  # 12 mm off it, out of the hand's plane
+    d = skeleton_distance(np.stack([out, mid, up]), j)
+    np.testing.assert_allclose(d, [30.0, 0.0, 12.0], atol=1e-6)
+    # brute force over points on every segment (bones and palm) gives the same, from above
+    points = np.random.default_rng(0).uniform(j.min(0) - 60, j.max(0) + 60, (200, 3))
+    segs = [(a, b) for a, b in BONES + PALM_SEGMENTS]
+    t = np.linspace(0.0, 1.0, 2001)
+    dense = np.concatenate([j[a] + t[:, None] * (j[b] - j[a]) for a, b in segs])
+    brute = np.array([np.linalg.norm(dense - p, axis=1).min() for p in points])
+    d = skeleton_distance(points, j)
+    assert np.all(d <= brute + 1e-9) and np.all(brute - d < 0.1)  # the dense sampling is 0.05 mm apart at most
+
+
+def test_skeleton_distance_forearm_reaches_back_from_the_wrist_with_its_radius():
+    j = _skeleton()
+    back = (j[0] - j[9]) / np.linalg.norm(j[0] - j[9])
+    on_axis = j[0] + 100.0 * back  # 100 mm down the forearm's axis
+    beyond = j[0] + 200.0 * back  # past its 150 mm
+    assert skeleton_distance(on_axis[None], j)[0] == pytest.approx(100.0, abs=1e-6)  # no forearm: the wrist
+    d = skeleton_distance(np.stack([on_axis, on_axis + 50.0 * _square_to(back), beyond]), j, forearm_mm=150.0,
+                          forearm_radius_mm=36.0)
+    np.testing.assert_allclose(d, [0.0, 14.0, 14.0], atol=1e-6)  # inside the arm is 0; 50 - 36; 50 past the end - 36
+    with pytest.raises(ValueError, match=r"\(21, 3\)"):
+        skeleton_distance(on_axis[None], j[:20])
+
+
+def test_near_skeleton_keeps_the_pixels_within_the_margin():
+    j = _skeleton()
+    depth = np.full((CAM.height, CAM.width), 500.0, np.float32)  # a wall through the hand's plane
+    depth[:, :40] = 0.0  # no reading there
+    mask = np.ones(depth.shape, bool)
+    near = near_skeleton(mask, depth, CAM, j, 20.0)
+    v, u = np.mgrid[:CAM.height, :CAM.width]
+    points = CAM.unproject(np.stack([u.ravel(), v.ravel()], -1), depth.ravel())
+    want = (skeleton_distance(points, j) <= 20.0).reshape(depth.shape) & (depth > 0)
+    np.testing.assert_array_equal(near, want)
+    assert 0 < near.sum() < 0.2 * near.size
+    assert not near_skeleton(mask & (u > 600), depth, CAM, j, 20.0).any()  # only the mask's pixels
+
+
+def test_near_skeleton_keeps_thin_parts_beyond_the_margin():
+    """With ``thin_mm``, a finger-wide strip that goes on past the margin (a finger the solution
+    has not followed) stays; a blob as wide as a held cup does not."""
+    j = _skeleton()
+    depth = np.full((CAM.height, CAM.width), 500.0, np.float32)  # 1 px = 1 mm at 500 mm (f = 500)
+    v, u = np.mgrid[:CAM.height, :CAM.width]
+    points = CAM.unproject(np.stack([u.ravel(), v.ravel()], -1), depth.ravel())
+    near = (skeleton_distance(points, j) <= 20.0).reshape(depth.shape)
+    tip = CAM.project(j[12:13])[0].round().astype(int)  # the middle fingertip; the fingers point up (-v)
+    strip = (abs(u - tip[0]) <= 5) & (v < tip[1]) & (v >= tip[1] - 60)  # 11 mm wide, 60 mm on past the tip
+    blob = (abs(u - tip[0] - 80) <= 30) & (abs(v - tip[1]) <= 30)  # 61 mm square, beside the fingers
+    mask = near | strip | blob
+    out = near_skeleton(mask, depth, CAM, j, 20.0, thin_mm=12.0)
+    np.testing.assert_array_equal(out, near | strip)  # the blob only where it is near anyway
+    np.testing.assert_array_equal(near_skeleton(mask, depth, CAM, j, 20.0), near)  # without thin_mm

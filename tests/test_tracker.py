@@ -414,6 +414,11 @@ def test_fit_quality_thresholds_are_checked():
         TrackerConfig(min_iou=1.5)
     with pytest.raises(ValueError, match="min_coverage"):
         TrackerConfig(min_coverage=-0.1)
+    with pytest.raises(ValueError, match="region_min_cover"):
+        TrackerConfig(region_min_cover=1.2)
+    for name, value in (("region_margin_mm", 0.0), ("region_front_mm", -5.0), ("region_thin_mm", float("nan"))):
+        with pytest.raises(ValueError, match=f"{name} must be > 0 mm or None"):
+            TrackerConfig(**{name: value})
 
 
 # ---- keypoints (issue 21) ------------------------------------------------------------------------
@@ -491,3 +496,65 @@ def test_keypoints_fix_the_distance_rgb_only():
         r = t.step(shifted, mask=hand, keypoints=Keypoints(uv, np.ones(21)))
     err = np.linalg.norm(r.joints_mm - HandModel("right").joints(truth)[0], axis=-1).mean()
     assert err < 15.0
+
+
+def _board_in_front(truth, gap_mm=25.0, reach_px=100):
+    """The hand's depth with a board held against its palm: a rectangle ``gap_mm`` in front of
+    the palm's centre (near enough for the depth region to join it to the hand), from 20 px
+    above the palm's centre to 40 below, and from 10 px left of it to ``reach_px`` past the
+    hand's right side. Returns the depth and the board's pixels."""
+    depth = _render_full(truth)
+    uv = CAM.project(HandModel().joints(truth)[0])
+    palm = uv[[0, 5, 9, 13, 17]].mean(0).round().astype(int)
+    board = np.zeros(depth.shape, bool)
+    cols = np.nonzero((depth > 0).any(0))[0]
+    board[palm[1] - 20:palm[1] + 40, palm[0] - 10:cols.max() + reach_px] = True
+    out = depth.copy()
+    out[board] = depth[palm[1], palm[0]] - gap_mm
+    return out, board
+
+
+def test_a_board_held_against_the_palm_does_not_pull_the_hand():
+    """Sensor depth, the hand's region grown over the surface: a board in front of the palm joins
+    it. Kept to the points near the previous solution's skeleton and not in front of it
+    (``region_margin_mm``, ``region_front_mm``; the rest as occluders), the tracker stays on the
+    hand; with the region as grown (None) the board pulls the fit off it (it is lost on the
+    4th frame and restarts on the board)."""
+    truth = _pose()
+    depth, board = _board_in_front(truth)
+    hand_cols = np.nonzero((_render_full(truth) > 0).any(0))[0]
+    far = board.copy()
+    far[:, :hand_cols.max() + 30] = False  # the board from 30 px (28 mm) past the hand's side on
+    want = HandModel().joints(truth)[0]
+    rng = np.random.default_rng(2)
+    start = truth.copy()  # a few millimetres and degrees off, as a previous frame's fit
+    start[:3] += rng.normal(0, 6, 3)
+    start[7:] += rng.normal(0, 0.1, 20)
+    rule = TrackerConfig().region_margin_mm  # the default
+    errors, far_seen = {}, {}
+    for margin in (rule, None):
+        with Tracker(CAM, TrackerConfig(backend="cpu", seed=3, pso=PSOConfig(64, 15), region_margin_mm=margin)) as tr:
+            tr.reset(start)
+            for _ in range(6):
+                r = tr.step(depth)
+        errors[margin] = np.linalg.norm(r.joints_mm - want, axis=1).mean()
+        far_seen[margin] = int((r.mask & far).sum())
+    assert far_seen[rule] == 0 and far_seen[None] > 0.5 * far.sum()
+    assert errors[rule] < 8.0 and errors[None] > 30.0, errors
+
+
+def test_a_hand_that_moved_past_the_margin_keeps_its_whole_region():
+    """The rule keeps the region near the previous solution only while that solution still lies
+    on it (``region_min_cover``): a hand 60 mm away from it (frames far apart, a fast hand) keeps
+    all of its pixels, which the next fit needs; on the hand, pixels past the margin go."""
+    truth = _pose()
+    depth, board = _board_in_front(truth)
+    moved = truth.copy()
+    moved[0] += 60.0
+    region = depth > 0
+    with Tracker(CAM, TrackerConfig(backend="cpu")) as tr:
+        for previous, whole in ((moved, True), (truth, False)):
+            tr.reset(previous)
+            kept = tr._near_previous(region, depth, CAM, tr.model.joints(previous)[0])
+            assert kept.sum() <= region.sum() and not (kept & ~region).any()
+            assert bool(kept.sum() == region.sum()) is whole

@@ -630,3 +630,25 @@ def plane_pixels_kernel(depth, fx, fy, cx, cy, centre, normal, tol, out):
                                 + (z - centre[2]) * normal[2]) < tol
             else:
                 out[v, u] = False
+
+
+@numba.njit(**JIT)
+def skeleton_distance_kernel(points, a, b, radius, out):
+    """out (P,): each of points (P, 3)'s distance to the nearest of the segments a[s] -> b[s]
+    ((S, 3) each) less that segment's radius[s] (S,), at least 0 (``detect.skeleton_distance``;
+    a loop: numpy's version made 25 passes over every point, 30 ms of a 90 ms frame)."""
+    for p in range(points.shape[0]):
+        best = np.inf
+        for s in range(a.shape[0]):
+            abx, aby, abz = b[s, 0] - a[s, 0], b[s, 1] - a[s, 1], b[s, 2] - a[s, 2]
+            apx, apy, apz = points[p, 0] - a[s, 0], points[p, 1] - a[s, 1], points[p, 2] - a[s, 2]
+            t = (apx * abx + apy * aby + apz * abz) / max(abx * abx + aby * aby + abz * abz, 1e-12)
+            t = min(max(t, 0.0), 1.0)
+            # the closest point first, then the difference (numpy's order in the tests' reference)
+            dx = points[p, 0] - (a[s, 0] + t * abx)
+            dy = points[p, 1] - (a[s, 1] + t * aby)
+            dz = points[p, 2] - (a[s, 2] + t * abz)
+            d = math.sqrt(dx * dx + dy * dy + dz * dz) - radius[s]
+            if d < best:
+                best = d
+        out[p] = max(best, 0.0)

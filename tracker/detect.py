@@ -83,18 +83,23 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components, dijkstra
 
 from handrgbd.camera import CameraIntrinsics
-from handrgbd.joints import Joint
-from tracker._kernels import plane_inlier_counts_kernel, plane_pixels_kernel
+from handrgbd.joints import BONES, Joint
+from tracker._kernels import plane_inlier_counts_kernel, plane_pixels_kernel, skeleton_distance_kernel
 from tracker.kinematics import DEFAULT_HAND_LENGTH_MM, HAND_LENGTH_RANGE_MM
 
 __all__ = ["DetectorConfig", "HandDetection", "detect_hand", "hand_candidates", "hand_region", "support_plane",
-           "PALM_JOINTS"]
+           "near_skeleton", "skeleton_distance", "thin_parts", "PALM_JOINTS"]
 
 #: support_plane: points sampled, RANSAC trials (fixed seed: the same depth gives the same plane)
 PLANE_SAMPLES, PLANE_TRIALS = 2000, 200
 
 #: wrist and the four finger MCPs (MediaPipe order): their mean is the palm's centre
 PALM_JOINTS = (Joint.WRIST, Joint.INDEX_MCP, Joint.MIDDLE_MCP, Joint.RING_MCP, Joint.PINKY_MCP)
+
+#: the palm's segments besides its bones (wrist to each knuckle): knuckle to knuckle, and the thumb's
+#: base to the index knuckle (``skeleton_distance``)
+PALM_SEGMENTS = ((Joint.THUMB_CMC, Joint.INDEX_MCP), (Joint.INDEX_MCP, Joint.MIDDLE_MCP),
+                 (Joint.MIDDLE_MCP, Joint.RING_MCP), (Joint.RING_MCP, Joint.PINKY_MCP))
 
 #: the hand region grows from the surface within this many hand lengths of the palm's centre
 SEED_RADIUS = 0.2
@@ -626,6 +631,75 @@ def hand_region(depth_mm: np.ndarray, camera: CameraIntrinsics, palm_mm: np.ndar
         around = np.vstack([around, k[np.isfinite(k).all(1) & (k[:, 2] > 0)]])  # unusable ones dropped
     surface = _surface(depth, camera, cfg, mask, near_mm=float(palm_mm[2]))
     return _to_full(surface, _ball(surface, around, cfg), depth, cfg.jump_mm, mask)
+
+
+def skeleton_distance(points_mm: np.ndarray, joints_mm: np.ndarray, forearm_mm: float = 0.0,
+                      forearm_radius_mm: float = 0.0) -> np.ndarray:
+    """``(P,)`` mm: each of ``points_mm (P, 3)``'s distance to the hand's skeleton ``joints_mm
+    (21, 3)`` (MediaPipe order): its 20 bones and the palm's segments (``PALM_SEGMENTS``) as
+    line segments, and with ``forearm_mm`` > 0 the forearm, a segment that long from the wrist
+    away from the middle knuckle, whose surface lies ``forearm_radius_mm`` out from it."""
+    P = np.asarray(points_mm, np.float64).reshape(-1, 3)
+    J = np.asarray(joints_mm, np.float64)
+    if J.shape != (21, 3):
+        raise ValueError(f"skeleton_distance: joints_mm must have shape (21, 3), got {J.shape}")
+    pairs = (*BONES, *PALM_SEGMENTS)
+    a, b = J[[i for i, _ in pairs]], J[[j for _, j in pairs]]
+    radius = np.zeros(len(pairs))
+    if forearm_mm > 0:
+        axis = J[Joint.WRIST] - J[Joint.MIDDLE_MCP]
+        n = float(np.linalg.norm(axis))
+        if n > 0:
+            a = np.vstack([a, J[Joint.WRIST]])
+            b = np.vstack([b, J[Joint.WRIST] + axis * (forearm_mm / n)])
+            radius = np.append(radius, forearm_radius_mm)
+    out = np.empty(len(P))
+    skeleton_distance_kernel(np.ascontiguousarray(P), np.ascontiguousarray(a), np.ascontiguousarray(b), radius, out)
+    return out
+
+
+def near_skeleton(mask: np.ndarray, depth_mm: np.ndarray, camera: CameraIntrinsics, joints_mm: np.ndarray,
+                  margin_mm: float, forearm_mm: float = 0.0, forearm_radius_mm: float = 0.0,
+                  thin_mm: float | None = None) -> np.ndarray:
+    """``(H, W) bool``: the pixels of ``mask`` whose 3D point (``depth_mm``, ``camera``) lies
+    within ``margin_mm`` of the skeleton ``joints_mm (21, 3)`` (``skeleton_distance``; e.g. the
+    previous frame's solution: a held object or a cup the fingers touch joins the hand's
+    surface, and its region, but lies farther from the hand's bones than the hand moves in a
+    frame). With ``thin_mm``, the parts beyond the margin (8-connected in the image) that are
+    nowhere wider than ``2 thin_mm`` stay too: a finger the solution has not followed yet
+    (measured as the largest distance, in mm at each pixel's depth, to a pixel not left out)."""
+    m = np.asarray(mask, bool)
+    d = np.asarray(depth_mm)
+    v, u = np.nonzero(m & (d > 0))
+    points = camera.unproject(np.stack([u, v], -1), d[v, u])
+    keep = skeleton_distance(points, joints_mm, forearm_mm, forearm_radius_mm) <= margin_mm
+    out = np.zeros(m.shape, bool)
+    out[v[keep], u[keep]] = True
+    if thin_mm is not None and not keep.all():
+        beyond = np.zeros(m.shape, bool)
+        beyond[v[~keep], u[~keep]] = True
+        out |= thin_parts(beyond, d, camera, thin_mm)
+    return out
+
+
+def thin_parts(part: np.ndarray, depth_mm: np.ndarray, camera: CameraIntrinsics, thin_mm: float) -> np.ndarray:
+    """``(H, W) bool``: the 8-connected components of ``part (H, W) bool`` that are nowhere wider
+    than ``2 thin_mm``: the largest distance from a pixel of the component to one outside
+    ``part`` (OpenCV's distance transform, in mm at each pixel's depth ``depth_mm``) is at most
+    ``thin_mm``. A finger's is about 9 mm; a cup's, a board's or a palm's far more."""
+    p = np.asarray(part, bool) & (np.asarray(depth_mm) > 0)
+    if not p.any():
+        return p
+    cells = p.astype(np.uint8)
+    n, labels = cv2.connectedComponents(cells, connectivity=8)
+    v, u = np.nonzero(p)
+    half_mm = cv2.distanceTransform(cells, cv2.DIST_L2, 5)[v, u] * np.asarray(depth_mm)[v, u] / math.sqrt(camera.fx * camera.fy)
+    widest = np.zeros(n)
+    np.maximum.at(widest, labels[v, u], half_mm)
+    thin = widest[labels[v, u]] <= thin_mm
+    out = np.zeros(p.shape, bool)
+    out[v[thin], u[thin]] = True
+    return out
 
 
 def support_plane(depth_mm: np.ndarray, camera: CameraIntrinsics, config: DetectorConfig | None = None) -> np.ndarray:

@@ -6,7 +6,9 @@ time:
 1. Observed hand mask (``config.mask_source``): ``"depth"`` (default) finds the hand in the
    depth (``tracker.detect``: the hand-sized surface at the end of a geodesic extremum, so not
    the torso or a chair that is nearer) on (re-)initialisation, and while tracking keeps the
-   surface around the previous solution's palm and knuckles (``hand_region``); ``"eq1"`` is
+   surface around the previous solution's palm and knuckles (``hand_region``), of it the points
+   near the solution's skeleton and not in front of it (``region_margin_mm``: a held object or
+   a touched cup is one surface with the hand), the rest of the depth scored as occluders; ``"eq1"`` is
    the paper's eq. (1), the valid pixels within 300 mm of the nearest one (the nearest taken
    as the 0.1th percentile of valid depth, robust to single outliers); ``"given"`` uses the ``mask``
    argument (e.g. depthnet's, condition C2); ``"skin"`` a skin-colour detector on ``rgb``
@@ -69,7 +71,8 @@ from handrgbd.camera import CameraIntrinsics
 from handrgbd.depth import usable_depth
 from handrgbd.joints import Joint, Keypoints
 from renderer.projection import RegionOfInterest
-from tracker.detect import PALM_JOINTS, DetectorConfig, HandDetection, detect_hand, hand_region, support_plane
+from tracker.detect import (PALM_JOINTS, DetectorConfig, HandDetection, detect_hand, hand_region, near_skeleton,
+                            support_plane)
 from tracker.kinematics import DEFAULT_HAND_LENGTH_MM, HandModel, finger_crossing_penalty
 from tracker.objective import CpuScorer, KeypointTerm, ObjectiveConfig, keypoint_term, make_scorer, objective_from_sums
 from tracker.pose import SIDES, HandPose, axis_angle_quaternion, quaternion_multiply
@@ -106,6 +109,21 @@ class TrackerConfig:
     #: ``wrist_cut_mm`` past the previous wrist (None: no cut). docs/tracker.md, "The forearm"
     forearm: bool = True
     wrist_cut_mm: float | None = 0.0
+    #: while tracking with ``mask_source="depth"``, the hand's region keeps only the points within
+    #: ``region_margin_mm`` of the previous solution's skeleton (``tracker.detect.near_skeleton``,
+    #: the forearm as far as the region reaches), with the parts past it nowhere wider than
+    #: ``2 region_thin_mm`` (a finger not followed yet), and not observed more than
+    #: ``region_front_mm`` in front of the solution's rendered depth: a cup the fingers touch,
+    #: or an object held in front of the palm, joins the hand's surface but lies farther from
+    #: its bones, or nearer the camera. What is left out is scored as occluders (as
+    #: ``occluders``). Only while the solution lies on the region: under ``region_min_cover`` of
+    #: its hand's silhouette on it, the hand has moved past the margin and keeps the whole region.
+    #: None: the region as grown (and no occluders unless asked for), the tracker before this
+    #: rule. docs/tracker.md, "The hand's region while tracking"
+    region_margin_mm: float | None = 25.0
+    region_front_mm: float | None = 20.0
+    region_thin_mm: float | None = 12.0
+    region_min_cover: float = 0.7
     #: observed surfaces outside the hand mask (e.g. a held object that a hand network's mask
     #: leaves out) hide the hypothesis's pixels that lie behind them instead of counting against
     #: it (metric depth only; ``tracker._kernels.OCCLUDER_MARGIN_MM``; docs/tracker.md, "Occluders")
@@ -147,9 +165,13 @@ class TrackerConfig:
         restarts = 1 if self.init_restarts is None else self.init_restarts
         if self.lost_frames < 1 or self.init_generations < 1 or restarts < 1:
             raise ValueError("TrackerConfig.lost_frames, init_generations and init_restarts must be >= 1")
-        for name in ("min_iou", "min_coverage"):
+        for name in ("min_iou", "min_coverage", "region_min_cover"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"TrackerConfig.{name} must be in [0, 1], got {getattr(self, name)}")
+        for name in ("region_margin_mm", "region_front_mm", "region_thin_mm"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ValueError(f"TrackerConfig.{name} must be > 0 mm or None, got {value}")
 
 
 class TrackResult(NamedTuple):
@@ -214,6 +236,10 @@ def skin_mask(rgb: np.ndarray) -> np.ndarray:
 #: hand lengths of arm in view (from the palm to the image's border, along the surface) for
 #: the start to score the forearm (``Tracker.step``; hard bench: docs/results.md)
 START_FOREARM_REACH = 1.0
+
+#: the forearm as ``region_margin_mm`` sees it, in hand lengths: a segment this long from the wrist
+#: (past what ``hand_region`` grows), its surface this far out (the model's cone is about as wide as the palm)
+FOREARM_REACH, FOREARM_RADIUS = 0.8, 0.2
 
 #: the canonical finger poses an initialisation starts from (at each orientation of the grid, or
 #: at each palm pose solved from keypoints)
@@ -280,6 +306,10 @@ class Tracker:
         if forearm:
             self._start_models = {side: HandModel(side, self.config.hand_length_mm) for side in sides}
             self._start_scorer = None
+        # the surfaces outside the hand mask as occluders: asked for, or the depth's own region,
+        # whose rule leaves out the other surfaces near the hand (region_margin_mm)
+        self._occluders = self.config.occluders or (self.config.mask_source == "depth"
+                                                    and self.config.region_margin_mm is not None)
         self.rng = np.random.default_rng(self.config.seed)
         self.previous: np.ndarray | None = None
         self._bad_frames = 0
@@ -369,9 +399,15 @@ class Tracker:
             depth = np.where(support_plane(depth, camera, cfg.detector), 0.0, depth).astype(np.float32)
         if cfg.mask_source == "depth":
             if self.previous is not None:
-                palm_joints = self.model.joints(self.previous)[0][list(PALM_JOINTS)]  # wrist, then the knuckles
+                joints = self.model.joints(self.previous)[0]
+                palm_joints = joints[list(PALM_JOINTS)]  # wrist, then the knuckles
                 hand = hand_region(depth, camera, palm_joints.mean(0), cfg.detector, knuckles_mm=palm_joints[1:])
                 if hand.sum() >= cfg.min_hand_pixels:
+                    if cfg.region_margin_mm is not None:
+                        near = self._near_previous(hand, depth, camera, joints)
+                        # a solution that has drifted off the hand keeps the whole region to come back to
+                        if near.sum() >= cfg.min_hand_pixels:
+                            hand = near
                     return hand, None
             found = detect_hand(depth, camera, cfg.detector)
             if found is None:
@@ -396,6 +432,41 @@ class Tracker:
             if found is not None and found.mask.sum() >= cfg.min_hand_pixels:
                 return found.mask, found
         return hand, None
+
+    def _near_previous(self, hand: np.ndarray, depth: np.ndarray, camera: CameraIntrinsics,
+                       joints: np.ndarray) -> np.ndarray:
+        """``hand (H, W) bool`` kept to the pixels within ``region_margin_mm`` of the previous
+        solution's skeleton ``joints (21, 3)`` (and past it, the thin parts: ``region_thin_mm``),
+        not observed more than ``region_front_mm`` in front of its depth; all of ``hand`` when
+        the solution no longer lies on it (under ``region_min_cover`` of its hand's silhouette
+        over the region: the hand has moved farther than the margin, e.g. frames far apart). The
+        solution is rendered on a tile (its hand alone around its joints, for the cover; with
+        its forearm, if any, over the kept pixels' box, for the depth), read back at each pixel
+        as ``RegionOfInterest.sample`` maps them."""
+        cfg = self.config
+        roi = RegionOfInterest.from_points(camera.project(joints), margin=cfg.roi_margin)
+        alone = self._start_models[self.model.side]
+        silhouette = self._start_scoring().render(alone.primitives(self.previous[None]), camera, roi)[0] > 0
+        cover = (silhouette & roi.sample(hand, silhouette.shape[0], fill=False)).sum() / max(int(silhouette.sum()), 1)
+        log.debug("the previous solution's silhouette lies %.0f%% on the hand's region", 100 * cover)
+        if cover < cfg.region_min_cover:
+            return hand
+        L = cfg.hand_length_mm
+        near = near_skeleton(hand, depth, camera, joints, cfg.region_margin_mm,
+                             FOREARM_REACH * L if self.model.forearm else 0.0, FOREARM_RADIUS * L, cfg.region_thin_mm)
+        if cfg.region_front_mm is None or not near.any():
+            return near
+        T = self.scorer.tile_size
+        roi = RegionOfInterest.from_mask(near, margin=0.02)
+        rendered = self.scorer.render(self.model.primitives(self.previous[None]), camera, roi)[0]
+        v, u = np.nonzero(near)
+        x0, y0, x1, y1 = roi.box
+        i = np.clip(np.floor((v + 0.5 - y0) / (y1 - y0) * T).astype(np.int64), 0, T - 1)
+        j = np.clip(np.floor((u + 0.5 - x0) / (x1 - x0) * T).astype(np.int64), 0, T - 1)
+        r = rendered[i, j]
+        front = (r > 0) & (r - depth[v, u] > cfg.region_front_mm)
+        near[v[front], u[front]] = False
+        return near
 
     def _cut_forearm(self, hand: np.ndarray, depth: np.ndarray, camera: CameraIntrinsics) -> np.ndarray:
         """Drop observed pixels more than ``wrist_cut_mm`` past the previous solution's wrist,
@@ -507,7 +578,7 @@ class Tracker:
             roi = RegionOfInterest.from_points(uv, margin=cfg.roi_margin)
         T = cfg.tile_size
         # outside the hand: no reading (0), or with occluders the surface there as negative depth
-        outside = -depth if cfg.occluders and not cfg.depth_offset_free else 0.0
+        outside = -depth if self._occluders and not cfg.depth_offset_free else 0.0
         obs_tile = roi.sample(np.where(hand, depth, outside), T).astype(np.float32)
         mask_tile = roi.sample(hand, T, fill=False)
         n = cfg.pso.particles
