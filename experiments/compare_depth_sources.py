@@ -21,8 +21,9 @@ provider keeps between frames); register your own in ``PROVIDERS`` (see docs/com
 Trackers: ``pso:PARTICLESxGENERATIONS[:BACKEND][+OPTION]`` (ours; ``+forearm`` / ``+no-forearm``
 set the model's forearm, ``+occluders`` scores the surfaces outside the hand mask as occluders,
 ``+whole-region`` keeps sensor depth's hand region as grown (the tracker before
-``TrackerConfig.region_margin_mm``), ``TRACKER_OPTIONS``), and ``mediapipe``: MediaPipe Hands 0.10.21 world landmarks from RGB
-(compared root-relative and after Procrustes alignment; its absolute MPJPE is not defined).
+``TrackerConfig.region_margin_mm``), ``TRACKER_OPTIONS``), and ``mediapipe``: MediaPipe Hands
+0.10.21 world landmarks from RGB (compared root-relative and after Procrustes alignment; its
+absolute MPJPE is not defined).
 Without the ``handrgbd[mediapipe]`` extra that row says how to install it instead of failing.
 
 Outputs: a terminal table, ``OUT/comparison.csv``, ``OUT/comparison.json`` (list of rows),

@@ -53,6 +53,12 @@ end of the arm instead; this module does that on the depth surface:
 ``hand_region`` grows the same region from a known palm (the previous frame's solution), so the
 tracker's observation keeps excluding the body while it follows the hand.
 
+``near_skeleton`` keeps the points of a region within a margin of a known skeleton (the
+tracker's previous solution: its bones, the palm's knuckle-to-knuckle segments, optionally the
+forearm; ``skeleton_distance``, a numba loop), and past the margin the parts no wider than a
+finger (``thin_parts``): a held object or a touched cup joins the hand's surface, and the region
+grown over it, but lies farther from the bones.
+
 ``support_plane`` finds a table (or floor, or wall) the hand rests on or hovers over: the
 dominant plane of the depth map (RANSAC over 2,000 sampled points, a fixed seed, then a least
 squares refit), kept only when it is far larger than a hand (at least ``plane_min_share`` of
@@ -693,7 +699,8 @@ def thin_parts(part: np.ndarray, depth_mm: np.ndarray, camera: CameraIntrinsics,
     cells = p.astype(np.uint8)
     n, labels = cv2.connectedComponents(cells, connectivity=8)
     v, u = np.nonzero(p)
-    half_mm = cv2.distanceTransform(cells, cv2.DIST_L2, 5)[v, u] * np.asarray(depth_mm)[v, u] / math.sqrt(camera.fx * camera.fy)
+    px_mm = np.asarray(depth_mm)[v, u] / math.sqrt(camera.fx * camera.fy)  # a pixel's width at its depth
+    half_mm = cv2.distanceTransform(cells, cv2.DIST_L2, 5)[v, u] * px_mm
     widest = np.zeros(n)
     np.maximum.at(widest, labels[v, u], half_mm)
     thin = widest[labels[v, u]] <= thin_mm
