@@ -513,3 +513,38 @@ def test_near_skeleton_keeps_thin_parts_beyond_the_margin():
     out = near_skeleton(mask, depth, CAM, j, 20.0, thin_mm=12.0)
     np.testing.assert_array_equal(out, near | strip)  # the blob only where it is near anyway
     np.testing.assert_array_equal(near_skeleton(mask, depth, CAM, j, 20.0), near)  # without thin_mm
+
+
+def test_fingers_point_away_from_the_arm_even_from_a_palm_near_the_wrist():
+    """A region grown from near the wrist stops short of the fingertips, so the surface goes on
+    past it at the fingers as well as at the arm. On a surface that reaches the image's border
+    the arm is the side nearer the border (along the surface): the fingers' direction points
+    to the knuckles, where counting every such cell pointed it back up the arm (the left hand
+    of hard bench sequence left_3 started with its palm on the forearm)."""
+    import tracker.detect as D
+
+    cam = CameraIntrinsics(475.0, 475.0, 159.5, 119.5, 320, 240)
+    truth = HandPose.canonical("open", position_mm=(10.0, 40.0, 600.0), orientation=(0.97, 0.1, 0.2, 0.0)).to_array()
+    model = HandModel()
+    scorer = CpuScorer(model.primitive_set, tile_size=cam.width)
+    roi = RegionOfInterest(0, -(cam.width - cam.height) / 2, cam.width, (cam.width + cam.height) / 2)
+    top = int((cam.width - cam.height) / 2)
+    depth = scorer.render(model.primitives(truth), cam, roi)[0][top:top + cam.height].copy()
+    joints = model.joints(truth)[0]
+    wrist, away = joints[0], joints[0] - joints[9]
+    elbow = wrist + 600.0 * away / np.linalg.norm(away)  # the arm leaves the image
+    arm = np.zeros_like(depth)
+    _paint_bar(arm, cam.project(wrist), cam.project(elbow), 60.0 * cam.fx / wrist[2], wrist[2] + 10.0)
+    depth = np.where(depth > 0, depth, arm).astype(np.float32)
+    cfg = DetectorConfig()
+    surface = D._surface(depth, cam, cfg, None)
+    near_wrist = wrist + 0.1 * (joints[9] - wrist)
+    palm = int(np.argmin(np.linalg.norm(surface.points - near_wrist, axis=1)))
+    ball = D._ball(surface, surface.points[palm], cfg)
+    from_border = D._from_border(surface)
+    assert np.isfinite(from_border[palm])
+    knuckles = cam.project(joints[9]) - cam.project(wrist)
+    knuckles /= np.linalg.norm(knuckles)
+    assert D._fingers_direction(surface, palm, ball, from_border) @ knuckles > 0.9
+    unknown = np.full_like(from_border, np.inf)  # as before: every cell where the surface goes on
+    assert D._fingers_direction(surface, palm, ball, unknown) @ knuckles < 0.5

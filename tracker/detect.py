@@ -45,7 +45,9 @@ end of the arm instead; this module does that on the depth surface:
    model has a forearm, or without one cuts the arm at the wrist); plus its islands, small surfaces wholly inside its box and depth
    range (a finger seen past another one, beyond a depth edge).
 6. **Fingers' direction**: away from the arm, i.e. from where the surface goes on past the
-   region (cells with a joined neighbour outside it); without such cells, from the region's
+   region (cells with a joined neighbour outside it; on a surface that reaches the image's
+   border, only those nearer the border than the palm, geodesically: a palm found near the
+   wrist has the fingertips past its region as well); without such cells, from the region's
    cells on the image's border when they form one band (an arm leaving the view), toward them
    when they form several (fingers leaving it); counted when those cells lie to one side of the
    palm; unknown for a hand with nothing attached.
@@ -487,12 +489,15 @@ def _islands(surface: _Surface, region: np.ndarray, cfg: DetectorConfig) -> np.n
     return np.nonzero(island[labels])[0]
 
 
-def _fingers_direction(surface: _Surface, palm: int, ball: np.ndarray) -> np.ndarray:
+def _fingers_direction(surface: _Surface, palm: int, ball: np.ndarray, from_border: np.ndarray) -> np.ndarray:
     """A unit vector ``(2,)`` in the image (u, v): the way the fingers point from the palm, or
     zeros when the surface does not tell.
 
     The arm is where the surface goes on past the hand's region: region cells with a joined
-    neighbour outside it (an arm in view). Without those, the region's cells on the image's
+    neighbour outside it (an arm in view), on a surface that reaches the image's border only
+    those nearer it than the palm along the surface (``from_border (n,)`` mm; the fingertips of
+    a palm found near the wrist lie past the region too, and read as the arm had the left
+    hand of hard bench sequence left_3 start with its palm on the forearm). Without those, the region's cells on the image's
     border: one band across the border is an arm leaving the view, several are fingers leaving
     it (then the fingers point toward them). The direction counts when those cells lie to one
     side of the palm (mean resultant length of their unit directions at least
@@ -507,6 +512,11 @@ def _fingers_direction(surface: _Surface, palm: int, ball: np.ndarray) -> np.nda
         leaves[nonempty] = np.add.reduceat(~inside[rows.indices], rows.indptr[:-1][nonempty]) > 0
     r, c = surface.rows[ball], surface.cols[ball]
     sign = -1.0  # away from an arm
+    if np.isfinite(from_border[palm]):
+        # on a surface that leaves the view the arm is where it goes on toward the border (a palm
+        # found near the wrist has the fingertips past its region too); none: the region holds
+        # the way to the border, whose cells on it tell (below)
+        leaves &= from_border[ball] < from_border[palm]
     if leaves.any():
         edge = leaves
     else:
@@ -596,7 +606,7 @@ def hand_candidates(depth_mm: np.ndarray, camera: CameraIntrinsics, config: Dete
         full, fingers = None, np.zeros(2)
         if limit is None or len(out) < limit:
             ball = _ball(surface, surface.points[palm], cfg)
-            full, fingers = _to_full(surface, ball, depth, cfg.jump_mm, mask), _fingers_direction(surface, palm, ball)
+            full, fingers = _to_full(surface, ball, depth, cfg.jump_mm, mask), _fingers_direction(surface, palm, ball, from_border)
         s = surface.stride
         uv = np.array([_cell_centre(cols[palm], s), _cell_centre(rows[palm], s)])
         out.append(HandDetection(full, uv, surface.points[palm].copy(), radius, fingers, float(cost),
