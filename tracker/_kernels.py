@@ -644,7 +644,8 @@ def skeleton_distance_kernel(points, a, b, radius, out):
             apx, apy, apz = points[p, 0] - a[s, 0], points[p, 1] - a[s, 1], points[p, 2] - a[s, 2]
             t = (apx * abx + apy * aby + apz * abz) / max(abx * abx + aby * aby + abz * abz, 1e-12)
             t = min(max(t, 0.0), 1.0)
-            # the closest point first, then the difference (numpy's order in the tests' reference)
+            # the closest point first, then the difference: the numpy version's order, so the
+            # tracker's results did not move when this loop replaced it
             dx = points[p, 0] - (a[s, 0] + t * abx)
             dy = points[p, 1] - (a[s, 1] + t * aby)
             dz = points[p, 2] - (a[s, 2] + t * abz)
