@@ -165,13 +165,14 @@ NOT_A_HAND_NETWORK = ("sensor-handmask needs the weights of a network of the lab
                       "--foreground hand); these give eq. 1's foreground, arm and held objects included")
 
 
-def _network(state: dict, weights: str | Path | None, backend: str = "auto"):
-    """The depthnet ``Inference`` kept in ``state`` (loaded on first use)."""
+def _network(state: dict, weights: str | Path | None, backend: str = "auto", preset: str = "cpu"):
+    """The depthnet ``Inference`` kept in ``state`` (loaded on first use; without ``weights``
+    the shipped weights of ``preset``)."""
     if "net" not in state:
         from depthnet.model import DepthNet
         from depthnet.runtime import Inference
 
-        state["net"] = Inference(DepthNet.load(weights) if weights else DepthNet.from_pretrained(), backend)
+        state["net"] = Inference(DepthNet.load(weights) if weights else DepthNet.from_pretrained(preset), backend)
     return state["net"]
 
 
@@ -185,13 +186,12 @@ def handmask_provider(weights: str | Path | None = None, backend: str = "auto") 
     module docstring; default the shipped ``HAND_NETWORK``); ``ValueError`` for a network whose
     mask is eq. 1's. None for a frame whose mask is empty."""
     def provider(frame: Frame, state: dict) -> Observation | None:
-        from depthnet.model import pretrained_path
         from depthnet.targets import sensor_targets
 
         if frame.rgb is None:
             raise ValueError("source 'sensor-handmask' needs rgb/")
         depth = _sensor(frame, state).depth_mm
-        net = _network(state, weights or pretrained_path(HAND_NETWORK), backend)
+        net = _network(state, weights, backend, HAND_NETWORK)
         if net.config.foreground != "hand":
             raise ValueError(NOT_A_HAND_NETWORK)
         # eq. 1 inside the network's mask: where the mask spills over the hand's outline onto a

@@ -155,8 +155,7 @@ def _silhouette(pipeline, result, shape) -> np.ndarray | None:
     rows = np.arange(max(0, int(y0)), min(H, int(np.ceil(y1))))
     if cols.size == 0 or rows.size == 0:
         return out
-    j = np.clip(((cols + 0.5 - x0) * size / (x1 - x0)).astype(int), 0, size - 1)
-    i = np.clip(((rows + 0.5 - y0) * size / (y1 - y0)).astype(int), 0, size - 1)
+    i, j = roi.tile_indices(cols, rows, size)
     out[np.ix_(rows, cols)] = depth[np.ix_(i, j)] > 0
     return out
 

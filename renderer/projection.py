@@ -116,6 +116,15 @@ class RegionOfInterest:
         """Intrinsics of the virtual camera that sees this box as a ``tile_size``-square image."""
         return camera.crop_resize(self.box, tile_size, tile_size)
 
+    def tile_indices(self, u: np.ndarray, v: np.ndarray, tile_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """The other way from :meth:`sample`: for full-image pixel columns ``u`` and rows ``v``
+        (integer arrays, any shapes), the ``(i, j)`` of the ``T x T`` tile pixels whose footprints
+        hold those pixels' centres, ``i = floor((v + 0.5 - y0) / (y1 - y0) * T)``, clipped to the
+        tile (to read a rendered tile back at image pixels)."""
+        i = np.floor((np.asarray(v) + 0.5 - self.y0) / (self.y1 - self.y0) * tile_size).astype(np.int64)
+        j = np.floor((np.asarray(u) + 0.5 - self.x0) / (self.x1 - self.x0) * tile_size).astype(np.int64)
+        return np.clip(i, 0, tile_size - 1), np.clip(j, 0, tile_size - 1)
+
     def sample(self, image: np.ndarray, tile_size: int, fill=0) -> np.ndarray:
         """Nearest-neighbour resample of ``image[:H, :W, ...]`` onto the ``T x T`` tile grid.
 

@@ -305,15 +305,22 @@ def test_track_command_overlays_a_depth_only_recording(tmp_path):
     assert config["tracker"]["detector"]["hand_length_mm"] == config["tracker"]["hand_length_mm"]
 
 
+def _render_hand(truth: np.ndarray, cam: CameraIntrinsics) -> np.ndarray:
+    """The hand model's depth for ``truth`` over the whole ``cam`` image (a wider-than-tall
+    image, rendered on a square tile and cut), 0 off the hand."""
+    model = HandModel()
+    scorer = CpuScorer(model.primitive_set, tile_size=cam.width)
+    roi = RegionOfInterest(0, -(cam.width - cam.height) / 2, cam.width, (cam.width + cam.height) / 2)
+    top = int((cam.width - cam.height) / 2)
+    return scorer.render(model.primitives(truth), cam, roi)[0][top:top + cam.height]
+
+
 def _hand_before_a_body(truth: np.ndarray, cam: CameraIntrinsics) -> np.ndarray:
     """The hand model rendered for ``truth`` with a forearm (a 60 mm bar from its wrist out of
     the image, away from the fingers), a body plane 180 mm behind it filling the lower image,
     and a board nearer than the hand at the left border."""
     model = HandModel()
-    scorer = CpuScorer(model.primitive_set, tile_size=cam.width)
-    roi = RegionOfInterest(0, -(cam.width - cam.height) / 2, cam.width, (cam.width + cam.height) / 2)
-    top = int((cam.width - cam.height) / 2)
-    hand = scorer.render(model.primitives(truth), cam, roi)[0][top:top + cam.height]
+    hand = _render_hand(truth, cam)
     depth = np.zeros((cam.height, cam.width), np.float32)
     depth[cam.height // 2:, :] = truth[2] + 180.0
     joints = model.joints(truth)[0]
@@ -526,10 +533,7 @@ def test_fingers_point_away_from_the_arm_even_from_a_palm_near_the_wrist():
     cam = CameraIntrinsics(475.0, 475.0, 159.5, 119.5, 320, 240)
     truth = HandPose.canonical("open", position_mm=(10.0, 40.0, 600.0), orientation=(0.97, 0.1, 0.2, 0.0)).to_array()
     model = HandModel()
-    scorer = CpuScorer(model.primitive_set, tile_size=cam.width)
-    roi = RegionOfInterest(0, -(cam.width - cam.height) / 2, cam.width, (cam.width + cam.height) / 2)
-    top = int((cam.width - cam.height) / 2)
-    depth = scorer.render(model.primitives(truth), cam, roi)[0][top:top + cam.height].copy()
+    depth = _render_hand(truth, cam)
     joints = model.joints(truth)[0]
     wrist, away = joints[0], joints[0] - joints[9]
     elbow = wrist + 600.0 * away / np.linalg.norm(away)  # the arm leaves the image

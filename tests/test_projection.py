@@ -53,6 +53,19 @@ def test_roi_sample_maps_pixels_as_documented():
             assert tuple(tile[i, j]) == want
 
 
+def test_roi_tile_indices_find_the_tile_pixel_holding_each_pixel_centre():
+    roi, T = RegionOfInterest(10.0, 5.5, 42.0, 37.5), 16  # 2 image pixels a tile pixel
+    u, v = np.meshgrid(np.arange(0, 60), np.arange(0, 50))
+    i, j = roi.tile_indices(u, v, T)
+    inside = (u + 0.5 >= 10.0) & (u + 0.5 < 42.0) & (v + 0.5 >= 5.5) & (v + 0.5 < 37.5)
+    sy = sx = 32.0 / T
+    assert np.all((5.5 + i * sy <= v + 0.5) & (v + 0.5 < 5.5 + (i + 1) * sy) | ~inside)  # its footprint holds the centre
+    assert np.all((10.0 + j * sx <= u + 0.5) & (u + 0.5 < 10.0 + (j + 1) * sx) | ~inside)
+    assert i[~inside].min() >= 0 and i.max() == T - 1 and j[0, 0] == 0 and j[0, -1] == T - 1  # clipped outside
+    ii, jj = roi.tile_indices(np.arange(3), np.arange(5), T)  # any shapes, each on its own
+    assert ii.shape == (5,) and jj.shape == (3,)
+
+
 def test_roi_sample_fills_outside():
     roi = RegionOfInterest(-4.0, -4.0, 4.0, 4.0)
     tile = roi.sample(np.ones((10, 10), np.float32), 8, fill=0)

@@ -441,8 +441,8 @@ class Tracker:
         the solution no longer lies on it (under ``region_min_cover`` of its hand's silhouette
         over the region: the hand has moved farther than the margin, e.g. frames far apart). The
         solution is rendered on a tile (its hand alone around its joints, for the cover; with
-        its forearm, if any, over the kept pixels' box, for the depth), read back at each pixel
-        as ``RegionOfInterest.sample`` maps them."""
+        its forearm, if any, over the kept pixels' box, for the depth, read back at each pixel
+        with ``RegionOfInterest.tile_indices``)."""
         cfg = self.config
         roi = RegionOfInterest.from_points(camera.project(joints), margin=cfg.roi_margin)
         alone = self._start_models[self.model.side]
@@ -456,14 +456,10 @@ class Tracker:
                              FOREARM_REACH * L if self.model.forearm else 0.0, FOREARM_RADIUS * L, cfg.region_thin_mm)
         if cfg.region_front_mm is None or not near.any():
             return near
-        T = self.scorer.tile_size
         roi = RegionOfInterest.from_mask(near, margin=0.02)
         rendered = self.scorer.render(self.model.primitives(self.previous[None]), camera, roi)[0]
         v, u = np.nonzero(near)
-        x0, y0, x1, y1 = roi.box
-        i = np.clip(np.floor((v + 0.5 - y0) / (y1 - y0) * T).astype(np.int64), 0, T - 1)
-        j = np.clip(np.floor((u + 0.5 - x0) / (x1 - x0) * T).astype(np.int64), 0, T - 1)
-        r = rendered[i, j]
+        r = rendered[roi.tile_indices(u, v, rendered.shape[0])]
         front = (r > 0) & (r - depth[v, u] > cfg.region_front_mm)
         near[v[front], u[front]] = False
         return near
