@@ -34,13 +34,14 @@ import torch
 from torch import nn
 
 from depthnet.layers import Hourglass, Residual
+from depthnet.targets import HEATMAP_SIGMA
 from handrgbd.joints import NUM_JOINTS
 
 log = logging.getLogger(__name__)
 
 __all__ = ["DepthNetConfig", "DepthNet", "DepthNetOutput", "PRESETS", "Prediction", "WEIGHTS_DIR", "pretrained_path",
            "file_digest", "network_input", "prediction_from_stages", "keypoints_from_heatmaps", "heads_only_difference",
-           "FOREGROUNDS", "output_to_image", "image_to_output", "OUTPUT_STRIDE"]
+           "FOREGROUNDS", "KEYPOINT_MAPS", "SOFTMAX_PEAK", "output_to_image", "image_to_output", "OUTPUT_STRIDE"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 # Weight decay drives the weights of channels training no longer uses geometrically towards zero:
@@ -53,6 +54,15 @@ DEAD_WEIGHT = 1e-30
 
 #: what a network's mask means (``DepthNetConfig.foreground``)
 FOREGROUNDS = ("eq1", "hand")
+#: what a keypoint head's maps are (``DepthNetConfig.keypoint_maps``): ``"gaussian"``, maps
+#: regressed to a Gaussian of peak 1 at each joint (heatmap MSE); ``"softmax"``, each map's logits
+#: over its pixels, a distribution of where the joint is (cross-entropy against the normalised
+#: Gaussian), output as ``softmax x SOFTMAX_PEAK``
+KEYPOINT_MAPS = ("gaussian", "softmax")
+#: a softmax map's scale: 2 pi sigma^2 of the targets' Gaussian (sigma ``HEATMAP_SIGMA`` output
+#: pixels), so a distribution as sharp as the targets peaks at 1 as a Gaussian map does and the
+#: peak reads as a confidence either way
+SOFTMAX_PEAK = float(2.0 * np.pi * HEATMAP_SIGMA ** 2)
 
 
 @dataclass(frozen=True)
@@ -63,7 +73,9 @@ class DepthNetConfig:
     what the mask and the relative depth's mean were trained on (``FOREGROUNDS``: ``"eq1"``, the
     paper's eq. 1, everything within 300 mm of the nearest reading, arms and held objects too;
     ``"hand"``, the labelled hand of mask/ alone). It changes no weight: a network of either
-    starts the other (``--init``)."""
+    starts the other (``--init``). keypoint_maps (``KEYPOINT_MAPS``): how the keypoint head's
+    maps are read (``"gaussian"``: the maps themselves; ``"softmax"``: a spatial softmax of them,
+    scaled by ``SOFTMAX_PEAK``); set by the training loss."""
 
     mask_stages: int = 3
     depth_stages: int = 3
@@ -74,10 +86,13 @@ class DepthNetConfig:
     keypoints: int = 0
     handedness: bool = False
     foreground: str = "eq1"
+    keypoint_maps: str = "gaussian"
 
     def __post_init__(self) -> None:
         if self.foreground not in FOREGROUNDS:
             raise ValueError(f"foreground must be one of {FOREGROUNDS}, got {self.foreground!r}")
+        if self.keypoint_maps not in KEYPOINT_MAPS:
+            raise ValueError(f"keypoint_maps must be one of {KEYPOINT_MAPS}, got {self.keypoint_maps!r}")
         if self.keypoints not in (0, NUM_JOINTS):
             raise ValueError(f"keypoints must be 0 or {NUM_JOINTS}, got {self.keypoints}")
         if self.mask_stages < 0 or self.depth_stages < 1:
@@ -110,21 +125,26 @@ PRESETS: dict[str, DepthNetConfig] = {
 
 
 def heads_only_difference(a: DepthNetConfig, b: DepthNetConfig) -> bool:
-    """Whether two configs differ only in their keypoint and handedness heads or their foreground
-    (weights of one start the other: the stages load, new heads start from scratch)."""
+    """Whether two configs differ only in their keypoint and handedness heads (and how the keypoint
+    maps are read) or their foreground (weights of one start the other: the stages load, new heads
+    start from scratch)."""
     def bare(c: DepthNetConfig) -> DepthNetConfig:
-        return replace(c, keypoints=0, handedness=False, foreground="eq1")
+        return replace(c, keypoints=0, handedness=False, foreground="eq1", keypoint_maps="gaussian")
     return bare(a) == bare(b)
 
 
 class DepthNetOutput(NamedTuple):
     """stages ``(B, S, 1, h, w)``: every stage's map, mask stages first; ``mask_stages`` S_M;
-    heatmaps ``(B, 21, h, w)`` or None; handedness ``(B,)`` right-hand logits or None."""
+    heatmaps ``(B, 21, h, w)`` or None (read as ``DepthNetConfig.keypoint_maps`` says: a
+    softmax network's are already ``softmax x SOFTMAX_PEAK``); handedness ``(B,)`` right-hand
+    logits or None; keypoint_logits ``(B, 21, h, w)``: the head's raw maps (the training loss's
+    input), or None without a keypoint head."""
 
     stages: torch.Tensor
     mask_stages: int
     heatmaps: torch.Tensor | None = None
     handedness: torch.Tensor | None = None
+    keypoint_logits: torch.Tensor | None = None
 
     @property
     def depth(self) -> torch.Tensor:
@@ -141,8 +161,9 @@ class Prediction(NamedTuple):
     """relative ``(H, W) float32`` (the paper's D_T; 1 = background), mask ``(H, W) bool``,
     both at the input image's resolution. With a keypoint network: keypoints_px ``(21, 2)``
     float64, the joints' pixel coordinates in the input image (sub-pixel peaks of the heatmaps,
-    ``keypoints_from_heatmaps``), keypoint_confidence ``(21,)`` (each heatmap's peak value,
-    about 1 for a sure joint) and right_prob (the probability of a right hand); else None.
+    ``keypoints_from_heatmaps``), keypoint_confidence ``(21,)`` (each heatmap's peak value
+    clipped to [0, 1], about 1 for a sure joint) and right_prob (the probability of a right
+    hand); else None.
     foreground: what the mask means (``DepthNetConfig.foreground``: ``"eq1"`` or ``"hand"``)."""
 
     relative: np.ndarray
@@ -198,9 +219,11 @@ class DepthNet(nn.Module):
             outs.append(pred)
             if i + 1 < len(self.hourglasses):
                 x = x + self.link_features[i](f) + self.link_preds[i](pred)
-        heatmaps = self.keypoint_head(f) if self.config.keypoints else None
+        logits = heatmaps = self.keypoint_head(f) if self.config.keypoints else None
+        if logits is not None and self.config.keypoint_maps == "softmax":
+            heatmaps = SOFTMAX_PEAK * torch.softmax(logits.flatten(2), dim=-1).view_as(logits)
         handedness = self.handedness_head(f)[:, 0] if self.config.handedness else None
-        return DepthNetOutput(torch.stack(outs, dim=1), self.config.mask_stages, heatmaps, handedness)
+        return DepthNetOutput(torch.stack(outs, dim=1), self.config.mask_stages, heatmaps, handedness, logits)
 
     # ---- weights -------------------------------------------------------------------------
     @classmethod
@@ -291,7 +314,7 @@ def prediction_from_stages(stages: np.ndarray, mask_stages: int, size: tuple[int
     keypoints = confidence = None
     if heatmaps is not None:
         uv, confidence = keypoints_from_heatmaps(heatmaps)
-        keypoints = output_to_image(uv, (out_w, out_h), (w, h))
+        keypoints, confidence = output_to_image(uv, (out_w, out_h), (w, h)), np.clip(confidence, 0.0, 1.0)
     right = None if handedness_logit is None else float(1.0 / (1.0 + np.exp(-handedness_logit)))
     return Prediction(rel.astype(np.float32), mask, keypoints, confidence, right, foreground)
 

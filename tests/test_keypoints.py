@@ -116,6 +116,61 @@ def test_soft_argmax_and_the_integral_loss():
         head_losses(s.heatmaps[None], *args, keypoint_loss="l2")
 
 
+def test_softmax_divergence_against_numpy_and_at_the_target():
+    """The softmax loss is KL(normalised target || softmax(logits)), as plain numpy computes it:
+    0 when the logits are the target's logarithm, 0 for an empty target (a joint outside the map),
+    larger for a map peaking elsewhere."""
+    from depthnet.train import head_losses, softmax_divergence
+
+    rows, cols = np.mgrid[0:12, 0:10]
+    target = np.exp(-((cols - 4.3) ** 2 + (rows - 6.8) ** 2) / (2 * 1.5 ** 2))
+    logits = np.random.default_rng(1).normal(size=(12, 10))
+    t = target / target.sum()
+    p = np.exp(logits - logits.max())
+    p /= p.sum()
+    expected = (t * np.log(np.maximum(t, 1e-300) / p)).sum()
+    maps = torch.from_numpy(np.stack([target, np.zeros_like(target)])[None]).float()
+    got = softmax_divergence(torch.from_numpy(np.stack([logits, logits])[None]).float(), maps)
+    np.testing.assert_allclose(got.numpy(), [[expected, 0.0]], rtol=1e-4)
+    at = softmax_divergence(torch.log(maps[:, :1].clamp_min(1e-30)), maps[:, :1])
+    assert abs(at.item()) < 1e-4
+    w = torch.ones(1, 2)
+    near = head_losses(torch.log(maps.clamp_min(1e-30)), None, maps, w, torch.tensor([-1.0]), keypoint_loss="softmax")
+    far = head_losses(torch.roll(torch.log(maps.clamp_min(1e-30)), 3, dims=-1), None, maps, w, torch.tensor([-1.0]),
+                      keypoint_loss="softmax")
+    assert abs(near[0].item()) < 1e-4 and far[0].item() > 0.5  # about 3^2 / (2 x 1.5^2) / 2 joints
+
+
+def test_a_softmax_network_reads_its_maps_as_a_distribution():
+    """keypoint_maps="softmax": the heatmaps are SOFTMAX_PEAK x the softmax of the head's logits,
+    so logits that are the log of the training target read back at the joint with confidence 1;
+    the training loss picks the maps (TrainConfig), and weights of either kind start the other."""
+    from dataclasses import replace
+
+    from depthnet.model import SOFTMAX_PEAK, heads_only_difference, prediction_from_stages
+    from depthnet.train import TrainConfig
+
+    net = DepthNet(replace(TINY_KP, keypoint_maps="softmax")).eval()
+    out = net(torch.rand(2, 3, 64, 64))
+    expected = SOFTMAX_PEAK * torch.softmax(out.keypoint_logits.flatten(2), -1).view_as(out.keypoint_logits)
+    torch.testing.assert_close(out.heatmaps, expected)
+    rows, cols = np.mgrid[0:16, 0:16]
+    joint = np.array([6.4, 9.7])
+    gauss = -((cols - joint[0]) ** 2 + (rows - joint[1]) ** 2) / (2 * 1.5 ** 2)
+    heat = SOFTMAX_PEAK * torch.softmax(torch.from_numpy(np.repeat(gauss[None], 21, 0)).flatten(1), -1).view(21, 16, 16)
+    pred = prediction_from_stages(np.zeros((2, 1, 16, 16), np.float32), 1, (64, 64), heat.numpy())
+    np.testing.assert_allclose(pred.keypoints_px, np.repeat(output_to_image(joint[None], (16, 16), (64, 64)), 21, 0),
+                               atol=0.3)
+    # the peak cell (6, 10) is 0.4 and 0.3 px off the joint, as a Gaussian map's would be
+    np.testing.assert_allclose(pred.keypoint_confidence, np.exp(-(0.4 ** 2 + 0.3 ** 2) / (2 * 1.5 ** 2)), atol=1e-3)
+    base = dict(data=("d",), out="r", model=TINY_KP)
+    assert TrainConfig(**base, keypoint_loss="softmax").model_config.keypoint_maps == "softmax"
+    assert TrainConfig(**base, keypoint_loss="heatmap").model_config.keypoint_maps == "gaussian"
+    assert heads_only_difference(TINY_KP, replace(TINY_KP, keypoint_maps="softmax"))
+    with pytest.raises(ValueError, match="keypoint_maps"):
+        replace(TINY_KP, keypoint_maps="peaks")
+
+
 def test_a_keypoint_network_starts_from_weights_without_the_heads(tmp_path):
     """--init with the same network minus its heads: every stage's weight carried over, the heatmap
     head's last layer starting at zero (empty maps)."""
