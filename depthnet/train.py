@@ -209,8 +209,8 @@ SIDE_LOSS_WEIGHT = 0.2
 #: ``softmax``: each map's logits through a softmax over its pixels, and the Kullback-Leibler
 #: divergence of that from the Gaussian target normalised to sum 1 (the cross-entropy less the
 #: target's entropy: 0 at a perfect map), the spatial cross-entropy of Mask R-CNN's keypoint
-#: head. The heatmap MSE's gradient is tiny while the maps are near empty: an empty map already
-#: scores 0.049 of the loss's 0.044 after 1,500 steps on frozen stages (measured, depthnet.md)
+#: head. The heatmap MSE's gradient is tiny while the maps are near empty: empty maps score
+#: 0.049, and heads on frozen stages still scored 0.044 after 1,500 steps (depthnet.md)
 KEYPOINT_LOSSES = ("heatmap", "integral", "softmax")
 #: soft-argmax sharpness: ``softmax(INTEGRAL_BETA * heatmap)`` over the map (heatmaps peak at 1)
 INTEGRAL_BETA = 20.0
@@ -245,10 +245,11 @@ def head_losses(heatmaps: torch.Tensor | None, handedness: torch.Tensor | None, 
     visible, less hidden, 0 outside the image or without joints; averaged over the batch's
     joints and pixels, times ``KEYPOINT_LOSS_WEIGHT``; with ``keypoint_loss="integral"`` plus
     the weighted L1 distance of ``soft_argmax`` to ``joint_uv (B, 21, 2)`` in map widths, times
-    ``INTEGRAL_LOSS_WEIGHT``; with ``keypoint_loss="softmax"`` ``heatmaps`` are the head's logits
-    and the loss is each map's ``softmax_divergence`` from its normalised target, times its weight,
-    averaged over the batch's joints) and the side loss (binary cross-entropy of the right-hand logits
-    ``(B,)`` against ``right`` in {0, 1}, samples with -1 left out, times ``SIDE_LOSS_WEIGHT``).
+    ``INTEGRAL_LOSS_WEIGHT``; with ``keypoint_loss="softmax"`` ``heatmaps`` are the head's
+    logits and the loss is each map's ``softmax_divergence`` from its normalised target, times
+    its weight, averaged over the batch's joints) and the side loss (binary cross-entropy of the
+    right-hand logits ``(B,)`` against ``right`` in {0, 1}, samples with -1 left out, times
+    ``SIDE_LOSS_WEIGHT``).
     A head that is None gives 0."""
     if keypoint_loss not in KEYPOINT_LOSSES:
         raise ValueError(f"keypoint_loss must be one of {KEYPOINT_LOSSES}, got {keypoint_loss!r}")
