@@ -81,7 +81,8 @@ class Progress:
         now = self._clock() if now is None else now
         elapsed = max(now - self._t0, 1e-9)
         rate = (self.done - self._start) / elapsed
-        text = f"{self.desc}: {self.done}/{self.total} {self.unit}s"
+        plural = self.unit + ("es" if self.unit.endswith(("s", "x", "ch", "sh")) else "s")
+        text = f"{self.desc}: {self.done}/{self.total} {plural}"
         if self.total > 0:
             text += f" ({100.0 * self.done / self.total:.0f}%)"
         if rate > 0:

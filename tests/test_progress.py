@@ -56,3 +56,9 @@ def test_track_no_progress_logs_lines(tmp_path, caplog):
                            "--no-progress"])
     assert code == 0
     assert [r.getMessage().split(" (")[0] for r in caplog.records][-1] == "track: 3/3 frames"
+
+
+def test_units_are_plural_in_english():
+    bar = Progress(4, "epoch 1/2", "batch", False, clock=lambda: 0.0)
+    assert bar.line(now=0.0).startswith("epoch 1/2: 0/4 batches")
+    assert Progress(4, "track", "frame", False, clock=lambda: 0.0).line(now=0.0).startswith("track: 0/4 frames")
