@@ -551,12 +551,16 @@ def test_ctrl_c_writes_what_was_done_and_exits_130(tmp_path):
 
     out = tmp_path / "o"
     p = subprocess.Popen([sys.executable, "-m", "handrgbd.cli", "track", str(EMBEDDED), "--out", str(out),
-                          "--backend", "cpu", "--particles", "64", "--generations", "200"], cwd=REPO,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                          "--backend", "cpu", "--particles", "64", "--generations", "3000"], cwd=REPO,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         # a shell's background job inherits SIGINT ignored, and Python then installs
+                         # no KeyboardInterrupt handler: the child gets the default disposition back
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while not (out / "config.json").exists() and time.time() < deadline:  # written just before tracking
         time.sleep(0.2)
     time.sleep(3.0)  # the cpu tracker is built in milliseconds: by now a frame is being tracked
+    # (64 x 3000 takes about a second a frame: at 64 x 200 a warm numba cache finished all 32 in 3 s)
     os.kill(p.pid, signal.SIGINT)
     _, err = p.communicate(timeout=120)
     assert p.returncode == 130 and "Traceback" not in err and "handrgbd track: interrupted" in err
