@@ -15,7 +15,8 @@ later ones by relative depth; the last depth map is the output.
   depth map instead of 64 x 64, and a quarter of the paper's parameters.
 * ``cpu+keypoints``, ``paper+keypoints``: the same networks with two heads on the last stage's
   features (issue 21): 21 joint heatmaps ``(B, 21, S/4, S/4)`` (two residual blocks, then a 1x1
-  convolution to one map per joint, ``handrgbd.Joint`` order) and the hand's side (a residual
+  convolution to one map per joint, ``handrgbd.Joint`` order; or, ``keypoint_head="hourglass"``,
+  an hourglass of its own, ``KEYPOINT_HEADS``) and the hand's side (a residual
   block, two stride-2 convolutions, global average pooling and one linear unit: the logit of a
   right hand). The stages are unchanged: ``paper`` stays exactly
   the paper's network.
@@ -41,7 +42,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["DepthNetConfig", "DepthNet", "DepthNetOutput", "PRESETS", "Prediction", "WEIGHTS_DIR", "pretrained_path",
            "file_digest", "network_input", "prediction_from_stages", "keypoints_from_heatmaps", "heads_only_difference",
-           "FOREGROUNDS", "KEYPOINT_MAPS", "SOFTMAX_PEAK", "output_to_image", "image_to_output", "OUTPUT_STRIDE"]
+           "FOREGROUNDS", "KEYPOINT_MAPS", "KEYPOINT_HEADS", "SOFTMAX_PEAK", "output_to_image", "image_to_output", "OUTPUT_STRIDE"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 # Weight decay drives the weights of channels training no longer uses geometrically towards zero:
@@ -59,6 +60,12 @@ FOREGROUNDS = ("eq1", "hand")
 #: over its pixels, a distribution of where the joint is (cross-entropy against the normalised
 #: Gaussian), output as ``softmax x SOFTMAX_PEAK``
 KEYPOINT_MAPS = ("gaussian", "softmax")
+#: the keypoint head's layers (``DepthNetConfig.keypoint_head``): ``"residual"``, two residual
+#: blocks and a 1x1 convolution to the maps; ``"hourglass"``, a residual block, an hourglass of
+#: its own, a residual block, a 1x1 convolution-BN-ReLU and the 1x1 convolution to the maps (the
+#: depth stages' features say where the hand is, not where each joint is: on frozen stages this
+#: head learnt the joints far faster than two residual blocks, docs/depthnet.md)
+KEYPOINT_HEADS = ("residual", "hourglass")
 #: a softmax map's scale: 2 pi sigma^2 of the targets' Gaussian (sigma ``HEATMAP_SIGMA`` output
 #: pixels), so a distribution as sharp as the targets peaks at 1 as a Gaussian map does and the
 #: peak reads as a confidence either way
@@ -75,7 +82,8 @@ class DepthNetConfig:
     ``"hand"``, the labelled hand of mask/ alone). It changes no weight: a network of either
     starts the other (``--init``). keypoint_maps (``KEYPOINT_MAPS``): how the keypoint head's
     maps are read (``"gaussian"``: the maps themselves; ``"softmax"``: a spatial softmax of them,
-    scaled by ``SOFTMAX_PEAK``); set by the training loss."""
+    scaled by ``SOFTMAX_PEAK``); set by the training loss. keypoint_head (``KEYPOINT_HEADS``):
+    the keypoint head's layers."""
 
     mask_stages: int = 3
     depth_stages: int = 3
@@ -87,12 +95,15 @@ class DepthNetConfig:
     handedness: bool = False
     foreground: str = "eq1"
     keypoint_maps: str = "gaussian"
+    keypoint_head: str = "residual"
 
     def __post_init__(self) -> None:
         if self.foreground not in FOREGROUNDS:
             raise ValueError(f"foreground must be one of {FOREGROUNDS}, got {self.foreground!r}")
         if self.keypoint_maps not in KEYPOINT_MAPS:
             raise ValueError(f"keypoint_maps must be one of {KEYPOINT_MAPS}, got {self.keypoint_maps!r}")
+        if self.keypoint_head not in KEYPOINT_HEADS:
+            raise ValueError(f"keypoint_head must be one of {KEYPOINT_HEADS}, got {self.keypoint_head!r}")
         if self.keypoints not in (0, NUM_JOINTS):
             raise ValueError(f"keypoints must be 0 or {NUM_JOINTS}, got {self.keypoints}")
         if self.mask_stages < 0 or self.depth_stages < 1:
@@ -125,11 +136,12 @@ PRESETS: dict[str, DepthNetConfig] = {
 
 
 def heads_only_difference(a: DepthNetConfig, b: DepthNetConfig) -> bool:
-    """Whether two configs differ only in their keypoint and handedness heads (and how the keypoint
-    maps are read) or their foreground (weights of one start the other: the stages load, new heads
+    """Whether two configs differ only in their keypoint and handedness heads (their layers and how
+    the keypoint maps are read) or their foreground (weights of one start the other: the stages load, new heads
     start from scratch)."""
     def bare(c: DepthNetConfig) -> DepthNetConfig:
-        return replace(c, keypoints=0, handedness=False, foreground="eq1", keypoint_maps="gaussian")
+        return replace(c, keypoints=0, handedness=False, foreground="eq1", keypoint_maps="gaussian",
+                       keypoint_head="residual")
     return bare(a) == bare(b)
 
 
@@ -197,8 +209,13 @@ class DepthNet(nn.Module):
         # Link layers: stage i's features and prediction re-enter stage i + 1
         self.link_features = nn.ModuleList(nn.Conv2d(w, w, 1) for _ in range(n - 1))
         self.link_preds = nn.ModuleList(nn.Conv2d(1, w, 1) for _ in range(n - 1))
-        if config.keypoints:
+        if config.keypoints and config.keypoint_head == "hourglass":
+            self.keypoint_head = nn.Sequential(
+                Residual(w, w), Hourglass(config.hourglass_depth, w), Residual(w, w),
+                nn.Conv2d(w, w, 1), nn.BatchNorm2d(w), nn.ReLU(inplace=True), nn.Conv2d(w, config.keypoints, 1))
+        elif config.keypoints:
             self.keypoint_head = nn.Sequential(Residual(w, w), Residual(w, w), nn.Conv2d(w, config.keypoints, 1))
+        if config.keypoints:
             # empty maps at the start: a new head's first, random maps would send large gradients
             # into stages trained for depth
             nn.init.zeros_(self.keypoint_head[-1].weight)
@@ -211,6 +228,12 @@ class DepthNet(nn.Module):
 
     def forward(self, rgb: torch.Tensor) -> DepthNetOutput:
         """rgb ``(B, 3, S, S) float32 in [0, 1]`` -> ``DepthNetOutput``."""
+        stages, features = self.trunk(rgb)
+        return DepthNetOutput(stages, self.config.mask_stages, *self.heads_from_features(features))
+
+    def trunk(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """rgb ``(B, 3, S, S) float32 in [0, 1]`` -> the stages' maps ``(B, S_M + S_D, 1, S/4, S/4)``
+        and the last stage's features ``(B, width, S/4, S/4)``, the heads' input."""
         x = self.stem(rgb - 0.5)
         outs = []
         for i, (hg, feat, head) in enumerate(zip(self.hourglasses, self.features, self.heads)):
@@ -219,11 +242,18 @@ class DepthNet(nn.Module):
             outs.append(pred)
             if i + 1 < len(self.hourglasses):
                 x = x + self.link_features[i](f) + self.link_preds[i](pred)
+        return torch.stack(outs, dim=1), f
+
+    def heads_from_features(self, f: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None,
+                                                             torch.Tensor | None]:
+        """The last stage's features ``(B, width, h, w)`` (``trunk``) -> the heads' heatmaps
+        ``(B, 21, h, w)``, right-hand logits ``(B,)`` and keypoint logits ``(B, 21, h, w)``, as in
+        ``DepthNetOutput`` (None for a head the network lacks)."""
         logits = heatmaps = self.keypoint_head(f) if self.config.keypoints else None
         if logits is not None and self.config.keypoint_maps == "softmax":
             heatmaps = SOFTMAX_PEAK * torch.softmax(logits.flatten(2), dim=-1).view_as(logits)
         handedness = self.handedness_head(f)[:, 0] if self.config.handedness else None
-        return DepthNetOutput(torch.stack(outs, dim=1), self.config.mask_stages, heatmaps, handedness, logits)
+        return heatmaps, handedness, logits
 
     # ---- weights -------------------------------------------------------------------------
     @classmethod

@@ -193,11 +193,15 @@ def test_a_keypoint_network_starts_from_weights_without_the_heads(tmp_path):
     assert net.keypoint_head[-1].weight.abs().max() < 1e-6
 
 
-def test_onnx_and_torch_agree_on_the_heads():
+@pytest.mark.parametrize("head", ["residual", "hourglass"])
+def test_onnx_and_torch_agree_on_the_heads(head):
+    from dataclasses import replace
+
     from depthnet.runtime import Inference
 
     torch.manual_seed(0)
-    net = DepthNet(TINY_KP).eval()
+    net = DepthNet(replace(TINY_KP, keypoint_head=head)).eval()
+    torch.nn.init.normal_(net.keypoint_head[-1].weight)  # not the empty maps a new head starts with
     rgb = Recording(EMBEDDED)[0].rgb
     a, b = Inference(net, "onnxruntime").predict(rgb), Inference(net, "torch").predict(rgb)
     np.testing.assert_allclose(a.keypoints_px, b.keypoints_px, atol=1e-3)
@@ -241,3 +245,119 @@ def test_a_run_from_before_the_heads_resumes(tmp_path):
     assert train(replace(kp, stop_after_epoch=None), resume=True, progress=False)["epoch"] == 2
     with pytest.raises(ValueError, match="needs a network with keypoint heads"):
         replace(cfg, keypoint_loss="integral")
+
+
+def test_gaussian_heatmaps_match_the_targets():
+    """The training loop's torch heatmaps (made from cached joint positions) are keypoint_targets' maps."""
+    from depthnet.train import gaussian_heatmaps
+
+    rng = np.random.default_rng(3)
+    uv = np.concatenate([rng.uniform(-3, 19, (19, 2)), [[-0.6, 5.0], [15.4, 15.4]]])  # some outside, one just inside
+    maps, _ = keypoint_targets(uv, np.full(21, 500.0), np.full((16, 16), 500.0, np.float32))
+    got = gaussian_heatmaps(torch.from_numpy(uv[None].astype(np.float32)), (16, 16))
+    np.testing.assert_allclose(got[0].numpy(), maps, atol=1e-6)
+    assert maps[19].max() == 0 and maps[20].max() > 0.5
+
+
+def _plain_weights(tmp_path, config):
+    """Random weights of ``config`` without heads, BatchNorm statistics away from their defaults."""
+    from dataclasses import replace
+
+    torch.manual_seed(1)
+    plain = DepthNet(replace(config, keypoints=0, handedness=False))
+    state = {k: (v + 0.1 * torch.rand_like(v) if "running" in k else v) for k, v in plain.state_dict().items()}
+    torch.save({"model": state, "config": plain.config.to_dict()}, tmp_path / "plain.pt")
+    return state
+
+
+def test_frozen_stages_train_the_heads_alone_on_cached_features(tmp_path):
+    """--freeze-stages: the stages (weights and BatchNorm statistics) stay exactly the --init
+    weights', the hourglass keypoint head learns (its loss falls), and the cached features are
+    the stages' features of each pass's augmented frames, computed in evaluation mode."""
+    import csv
+    from dataclasses import replace
+
+    from depthnet.data import collate
+    from depthnet.train import TrainConfig, train
+    from synth.generator import SynthConfig, generate
+
+    config = replace(TINY_KP, keypoint_head="hourglass")
+    plain = _plain_weights(tmp_path, config)
+    generate(tmp_path / "d", 4, seed=2, config=SynthConfig(size=64), progress=False)
+    cfg = TrainConfig((str(tmp_path / "d"),), str(tmp_path / "run"), model=config, epochs=15, batch_size=2, lr=3e-2, lr_step_epochs=100,
+                      init=str(tmp_path / "plain.pt"), val_frames=None, keypoint_loss="softmax", freeze_stages=True,
+                      feature_passes=2)
+    train(cfg, progress=False)
+    net = DepthNet.load(tmp_path / "run" / "model.pt")
+    assert net.config.keypoint_head == "hourglass" and net.config.keypoint_maps == "softmax"
+    for k, v in plain.items():
+        assert torch.equal(net.state_dict()[k], v), k
+    assert net.keypoint_head[-1].weight.abs().max() > 1e-3
+    with open(tmp_path / "run" / "metrics.csv") as f:
+        losses = [float(r["train_keypoint_loss"]) for r in csv.DictReader(f)]
+    assert len(losses) == 15 and losses[-1] < 0.85 * losses[0]
+    data = HandDepthDataset([str(tmp_path / "d")], 64, seed=0)
+    for p in (0, 1):
+        data.set_epoch(p)
+        batch = collate([data[i] for i in range(4)])
+        with torch.no_grad():
+            want = net.trunk(batch.rgb)[1].numpy()
+        cached = np.load(tmp_path / "run" / "features" / f"pass{p}.npy")
+        np.testing.assert_allclose(cached.astype(np.float32), want, rtol=2e-3, atol=2e-3)
+        labels = np.load(tmp_path / "run" / "features" / f"pass{p}_labels.npy")
+        np.testing.assert_array_equal(labels[:, :42], batch.joint_uv.flatten(1).numpy())
+    assert not np.array_equal(np.load(tmp_path / "run" / "features" / "pass0_labels.npy"), labels)  # augmented anew
+
+
+def test_an_interrupted_feature_pass_continues(tmp_path):
+    """A feature pass stopped part way (its count of frames done at 2 of 4) computes the rest and
+    gives what an uninterrupted pass gives; a resumed run refuses another --feature-passes."""
+    import json
+    from dataclasses import replace
+
+    from depthnet.train import TrainConfig, _feature_pass, train
+    from synth.generator import SynthConfig, generate
+
+    _plain_weights(tmp_path, TINY_KP)
+    generate(tmp_path / "d", 4, seed=2, config=SynthConfig(size=64), progress=False)
+    net = DepthNet(TINY_KP)
+    net.load_state_dict(torch.load(tmp_path / "plain.pt", weights_only=True)["model"], strict=False)
+    data = HandDepthDataset([str(tmp_path / "d")], 64, seed=0)
+    folder = tmp_path / "features"
+    first = [a.copy() for a in _feature_pass(net, data, 4, 0, folder, 3, 0, torch.device("cpu"), False)]
+    features = np.load(folder / "pass0.npy", mmap_mode="r+")
+    features[2:] = 0
+    features.flush()
+    del features
+    state = json.loads((folder / "pass0.json").read_text())
+    (folder / "pass0.json").write_text(json.dumps({**state, "frames": 2}))
+    again = _feature_pass(net, data, 4, 0, folder, 3, 0, torch.device("cpu"), False)
+    np.testing.assert_array_equal(again[0], first[0])
+    np.testing.assert_array_equal(again[1], first[1])
+    assert json.loads((folder / "pass0.json").read_text())["frames"] == 4
+    other = DepthNet(TINY_KP)  # other stages: the cache is theirs no longer
+    with pytest.raises(ValueError, match="other stage weights"):
+        _feature_pass(other, data, 4, 0, folder, 3, 0, torch.device("cpu"), False)
+
+    cfg = TrainConfig((str(tmp_path / "d"),), str(tmp_path / "run"), model=TINY_KP, epochs=2, batch_size=2,
+                      init=str(tmp_path / "plain.pt"), val_frames=None, freeze_stages=True, stop_after_epoch=1)
+    train(cfg, progress=False)
+    with pytest.raises(ValueError, match="feature_passes"):
+        train(replace(cfg, feature_passes=2, stop_after_epoch=None), resume=True, progress=False)
+    assert train(replace(cfg, stop_after_epoch=None), resume=True, progress=False)["epoch"] == 2
+
+
+def test_frozen_stages_refuse_what_they_cannot_train(tmp_path):
+    from dataclasses import replace
+
+    from depthnet.train import TrainConfig, train, train_main
+
+    with pytest.raises(ValueError, match="needs a network with heads"):
+        TrainConfig(("d",), "r", model=replace(TINY_KP, keypoints=0, handedness=False), freeze_stages=True)
+    with pytest.raises(ValueError, match="--init"):
+        train(TrainConfig((EMBEDDED,), str(tmp_path / "run"), model=TINY_KP, freeze_stages=True), progress=False)
+    with pytest.raises(ValueError, match="keypoint_head"):
+        replace(TINY_KP, keypoint_head="transformer")
+    with pytest.raises(SystemExit):
+        train_main(["--data", EMBEDDED, "--out", str(tmp_path / "r2"), "--preset", "cpu", "--keypoint-head",
+                    "hourglass"])
