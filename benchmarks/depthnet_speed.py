@@ -14,7 +14,8 @@ inference route: torch eager (the baseline), channels_last, batch norm folded in
 convolutions (``torch.fx`` fuse), a frozen TorchScript trace, ``torch.compile`` (with
 ``--compile``: it compiles for minutes), ONNX Runtime (``depthnet.runtime``'s default) and
 OpenVINO (when installed): median ms per frame, speed-up, and the largest difference from
-eager over the stage maps. ``batch1_ms`` in ``--json`` is the default backend's.
+eager over all outputs (the stage maps, and the heatmaps and side where the network has them).
+``batch1_ms`` in ``--json`` is the default backend's.
 """
 
 from __future__ import annotations
@@ -99,14 +100,20 @@ def batch1_routes(threads: int, compile_too: bool = False) -> dict:
     net = DepthNet.from_pretrained().eval()
     s = net.config.input_size
     x = torch.rand(1, 3, s, s, generator=torch.Generator().manual_seed(0))
-    stages = _Stages(net).eval()
+    stages = _Stages(net).eval()  # every output: the stages, and the heatmaps and side where the network has them
+
+    def flat(out) -> np.ndarray:
+        """A route's outputs (one array or several) as one flat float32 array, for the difference."""
+        parts = out if isinstance(out, (tuple, list)) else (out,)
+        return np.concatenate([np.asarray(p, np.float32).ravel() for p in parts if p is not None])
+
     with torch.no_grad():
-        ref = stages(x).numpy()
+        ref = flat(stages(x))
     routes: dict = {}
 
     def add(name, run):
         with torch.no_grad():
-            out = np.asarray(run())
+            out = flat(run())
             routes[name] = {"ms": 1e3 * _median_seconds(run, 30), "max_abs_diff": float(np.abs(out - ref).max())}
 
     add("torch eager", lambda: stages(x))
@@ -131,7 +138,7 @@ def batch1_routes(threads: int, compile_too: bool = False) -> dict:
     try:
         ort = Inference(net, "onnxruntime", threads=threads)
         xn = x.numpy()
-        add("onnxruntime", lambda: ort(xn))
+        add("onnxruntime", lambda: ort.outputs(xn))
     except RuntimeError as e:
         routes["onnxruntime"] = {"skipped": str(e)}
     try:
@@ -145,7 +152,7 @@ def batch1_routes(threads: int, compile_too: bool = False) -> dict:
                                                         "INFERENCE_PRECISION_HINT": "f32"})
         request = compiled_ov.create_infer_request()
         xn = x.numpy()
-        add("openvino", lambda: request.infer({0: xn})[0])
+        add("openvino", lambda: [request.infer({0: xn})[i] for i in range(len(compiled_ov.outputs))])
     except ImportError:
         routes["openvino"] = {"skipped": "not installed (pip install openvino)"}
     return routes

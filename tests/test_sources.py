@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -133,11 +134,27 @@ def test_track_refuses_sensor_depth_that_is_not_there(rgb_only, tmp_path, capsys
     assert "--mask applies to sensor depth" in capsys.readouterr().err
 
 
-def test_compare_skips_sensor_rows_on_rgb_only_recordings(rgb_only, tmp_path):
+@pytest.fixture(scope="module")
+def plain_weights(tmp_path_factory):
+    """A weights file without keypoint or side heads: the shipped network's stages alone."""
+    import torch
+
+    from depthnet.model import DepthNet
+
+    shipped = DepthNet.from_pretrained()
+    plain = DepthNet(replace(shipped.config, keypoints=0, handedness=False))
+    plain.load_state_dict(shipped.state_dict(), strict=False)
+    path = tmp_path_factory.mktemp("weights") / "plain.pt"
+    torch.save({"model": plain.state_dict(), "config": plain.config.to_dict()}, path)
+    return path
+
+
+def test_compare_skips_sensor_rows_on_rgb_only_recordings(rgb_only, plain_weights, tmp_path):
     from experiments.compare_depth_sources import compare, format_table, pooled
 
     with pytest.raises(ValueError, match="keypoint head"):  # refused before any row runs
-        compare([str(rgb_only)], ["depthnet-rgb+kp"], ["pso:12x4:cpu"], tmp_path / "kp", progress=False)
+        compare([str(rgb_only)], [f"depthnet-rgb+kp:{plain_weights}"], ["pso:12x4:cpu"], tmp_path / "kp",
+                progress=False)
     assert not (tmp_path / "kp").exists()
     table = compare([str(rgb_only)], ["sensor", "depthnet-rgb"], ["pso:12x4:cpu"], tmp_path, progress=False,
                     frames="0:3")
@@ -237,13 +254,13 @@ def test_eval_crop_on_a_wide_frame(tmp_path):
     assert cut["iou"] > whole["iou"]
 
 
-def test_keypoint_sources_refuse_a_network_without_keypoints():
-    """The shipped network has no keypoint head: a +kp source says so instead of running as the
-    plain source."""
+def test_keypoint_sources_refuse_a_network_without_keypoints(plain_weights):
+    """A network without a keypoint head: a +kp source says so instead of running as the plain
+    source."""
     frame = Recording(EMBEDDED)[0]
     for name in ("depthnet-rgb+kp", "depthnet-rgb-crop+kp"):
         with pytest.raises(ValueError, match="keypoint head"):
-            make_provider(name)(frame, {"hand_length_mm": 180.0})
+            make_provider(f"{name}:{plain_weights}")(frame, {"hand_length_mm": 180.0})
 
 
 def test_keypoint_weight_sweep_with_true_keypoints(tmp_path):
