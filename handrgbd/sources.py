@@ -27,7 +27,10 @@ length) and, set by :func:`track_frames`, ``previous_joints`` (the tracker's las
   cut out by what the RGB shows, and kept as occluders that may hide it
   (``TrackerConfig.occluders``);
 * ``depthnet+kp``, ``depthnet-rgb+kp``, ``depthnet-rgb-crop+kp``: the same with a keypoint
-  network's 2D joints given to the tracker (its keypoint term and PnP start, issue 21).
+  network's 2D joints given to the tracker (its keypoint term and PnP start, issue 21);
+* ``sensor+kp`` / ``sensor+kp:WEIGHTS``: the sensor's depth (C1's; the tracker finds the hand in
+  it) and a keypoint network's 2D joints from the RGB, for RGB-D cameras whose colour is
+  registered to the depth (default the shipped weights).
 
 :func:`track_frames` is the per-frame loop that ``handrgbd track``, ``handrgbd compare`` and the
 C1/C2 study (``experiments/pose_c1_c2.py``) share: the source's observation, the tracker's step,
@@ -48,9 +51,9 @@ from handrgbd.depth import usable_depth
 from handrgbd.joints import Keypoints
 from handrgbd.recording import Frame, Recording
 
-__all__ = ["Observation", "Provider", "PROVIDERS", "SOURCE_NEEDS", "DEPTHNET_SOURCES", "make_provider", "source_arg",
-           "depthnet_provider", "depthnet_crop_provider", "handmask_provider", "weights_path", "check_source_weights",
-           "missing_images", "Step", "track_frames"]
+__all__ = ["Observation", "Provider", "PROVIDERS", "SOURCE_NEEDS", "DEPTHNET_SOURCES", "MASK_FROM_RGB", "make_provider",
+           "source_arg", "depthnet_provider", "depthnet_crop_provider", "handmask_provider", "sensor_keypoints_provider",
+           "weights_path", "check_source_weights", "missing_images", "Step", "track_frames"]
 
 
 class Observation(NamedTuple):
@@ -201,6 +204,22 @@ def handmask_provider(weights: str | Path | None = None, backend: str = "auto") 
     return provider
 
 
+def sensor_keypoints_provider(weights: str | Path | None = None, backend: str = "auto") -> Provider:
+    """The ``sensor+kp`` source: the sensor's depth as ``sensor`` gives it, with the 2D joints a
+    keypoint network (default the shipped weights) reads from the frame's RGB, which must be
+    registered to the depth (the same pixels)."""
+    def provider(frame: Frame, state: dict) -> Observation:
+        if frame.rgb is None:
+            raise ValueError("source 'sensor+kp' needs rgb/ (the keypoints are read from it)")
+        depth = _sensor(frame, state).depth_mm
+        net = _network(state, weights, backend)
+        if not net.config.keypoints:
+            raise ValueError(NO_KEYPOINT_HEAD)
+        pred = net.predict(frame.rgb)
+        return Observation(depth, keypoints=Keypoints(pred.keypoints_px, pred.keypoint_confidence, pred.right_prob))
+    return provider
+
+
 def depthnet_crop_provider(weights: str | Path | None = None, backend: str = "auto",
                            margin: float | None = None, keypoints: bool = False) -> Provider:
     """The ``depthnet-rgb-crop`` source: depthnet finds the hand in the whole frame (or follows
@@ -247,17 +266,21 @@ PROVIDERS: dict[str, Callable[..., Provider]] = {
     "depthnet+kp": lambda weights=None: depthnet_provider(weights, rgb_only=False, keypoints=True),
     "depthnet-rgb+kp": lambda weights=None: depthnet_provider(weights, rgb_only=True, keypoints=True),
     "depthnet-rgb-crop+kp": lambda weights=None: depthnet_crop_provider(weights, keypoints=True),
+    "sensor+kp": lambda weights=None: sensor_keypoints_provider(weights),
 }
 
 #: the built-in sources that run depthnet (their argument is a weights file)
 DEPTHNET_SOURCES = ("depthnet", "depthnet-rgb", "depthnet-rgb-crop", "depthnet+kp", "depthnet-rgb+kp",
-                    "depthnet-rgb-crop+kp", "sensor-handmask")
+                    "depthnet-rgb-crop+kp", "sensor-handmask", "sensor+kp")
+#: those whose observation brings the hand's mask from the RGB (with the others the tracker finds
+#: the hand in the depth; ``sensor+kp`` adds keypoints only)
+MASK_FROM_RGB = tuple(name for name in DEPTHNET_SOURCES if name != "sensor+kp")
 
 #: the image folders each built-in source reads (``depthnet`` also the sensor depth, for the hand's distance)
 SOURCE_NEEDS = {"clean": ("depth_gt",), "sensor": ("depth",), "degraded": ("depth",), "depthnet": ("rgb", "depth"),
                 "depthnet-rgb": ("rgb",), "depthnet-rgb-crop": ("rgb",), "sensor-handmask": ("rgb", "depth"),
                 "depthnet+kp": ("rgb", "depth"),
-                "depthnet-rgb+kp": ("rgb",), "depthnet-rgb-crop+kp": ("rgb",)}
+                "depthnet-rgb+kp": ("rgb",), "depthnet-rgb-crop+kp": ("rgb",), "sensor+kp": ("rgb", "depth")}
 
 
 def make_provider(spec: str) -> Provider:

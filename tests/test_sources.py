@@ -364,3 +364,43 @@ def test_handmask_keeps_the_hand_where_the_mask_spills_onto_the_background():
     np.testing.assert_array_equal(obs.mask, depth == 500.0)
     np.testing.assert_array_equal(obs.depth_mm, depth)
     assert obs.occluders
+
+
+def test_sensor_keypoints_source_is_the_sensor_depth_with_the_networks_keypoints(plain_weights, tmp_path, capsys):
+    """sensor+kp: the sensor's depth untouched, no mask (the tracker finds the hand in the depth),
+    and the keypoints the shipped network reads from the same frame's RGB; a network without a
+    keypoint head is refused, and --mask (sensor depth) stays allowed with it."""
+    from depthnet.model import DepthNet
+    from depthnet.runtime import Inference
+    from handrgbd.sources import MASK_FROM_RGB, check_source_weights
+    from tracker.run import track_main
+
+    frame = Recording(EMBEDDED)[3]
+    obs = make_provider("sensor+kp")(frame, {"hand_length_mm": 180.0})
+    assert obs.mask is None and not obs.offset_free and not obs.occluders
+    np.testing.assert_array_equal(obs.depth_mm, frame.depth_mm)
+    pred = Inference(DepthNet.from_pretrained()).predict(frame.rgb)
+    np.testing.assert_allclose(obs.keypoints.uv_px, pred.keypoints_px, atol=1e-3)
+    np.testing.assert_allclose(obs.keypoints.confidence, pred.keypoint_confidence, atol=1e-4)
+    # the keypoints lie on the hand: most within 25 px of the true joints on this easy sequence
+    true_uv = frame.camera.project(frame.joints_mm)
+    assert np.median(np.linalg.norm(np.asarray(obs.keypoints.uv_px) - true_uv, axis=-1)) < 25.0
+    assert "sensor+kp" not in MASK_FROM_RGB
+    with pytest.raises(ValueError, match="keypoint head"):
+        check_source_weights(f"sensor+kp:{plain_weights}")
+    with pytest.raises(ValueError, match="keypoint head"):
+        make_provider(f"sensor+kp:{plain_weights}")(frame, {"hand_length_mm": 180.0})
+    rec = Recording(EMBEDDED)
+    masks = tmp_path / "m"
+    (masks / "mask").mkdir(parents=True)
+    shutil.copytree(rec.path / "depth", masks / "depth")  # a mask folder is a recording: its frames' depth
+    shutil.copy(rec.path / "camera.json", masks / "camera.json")
+    import cv2
+
+    for name in rec.names:
+        cv2.imwrite(str(masks / "mask" / f"{name}.png"), (frame.depth_mm > 0).astype(np.uint8) * 255)
+    code = track_main([EMBEDDED, "--out", str(tmp_path / "t"), "--depth-source", "sensor+kp", "--frames", "2",
+                       "--mask", str(masks), "--particles", "12", "--generations", "4", "--backend", "cpu"])
+    assert code == 0, capsys.readouterr().err
+    config = json.loads((tmp_path / "t" / "config.json").read_text())
+    assert config["depth_source"] == "sensor+kp" and config["mask"] == str(masks)

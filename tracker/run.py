@@ -136,7 +136,8 @@ def track_recording(data: str | Path, out: str | Path | None, config: TrackerCon
     ``"error"``. Frames without usable depth are ``no_hand``; a recording with none at all
     raises ``ValueError`` once its results are written."""
     from handrgbd.progress import Progress
-    from handrgbd.sources import DEPTHNET_SOURCES, Observation, make_provider, missing_images, track_frames
+    from handrgbd.sources import (DEPTHNET_SOURCES, MASK_FROM_RGB, Observation, make_provider, missing_images,
+                                  track_frames)
 
     out = check_outputs(out, TRACK_OUTPUTS, overwrite) if out else None
     rec = Recording(data)
@@ -151,11 +152,11 @@ def track_recording(data: str | Path, out: str | Path | None, config: TrackerCon
     if lacking:
         raise ValueError(f"{rec.path}: depth source {depth_source} needs {lacking}/ (this folder has none"
                          + ("; an RGB-only folder tracks with --depth-source depthnet-rgb-crop)" if lacking == "depth" else ")"))
-    from_rgb = depth_source.split(":")[0] in DEPTHNET_SOURCES
-    if from_rgb:
+    if depth_source.split(":")[0] in DEPTHNET_SOURCES:
         from handrgbd.sources import check_source_weights
 
         check_source_weights(depth_source)
+    from_rgb = depth_source.split(":")[0] in MASK_FROM_RGB  # depthnet's mask comes with the depth
     if from_rgb and (mask_dir or config.mask_source not in ("depth", "given")):
         raise ValueError(f"--mask: depth source {depth_source} brings depthnet's mask; --mask applies to sensor depth")
     gt = rec.joints_mm if rec.has_joints else None
@@ -312,7 +313,8 @@ def build_parser() -> CommandParser:
                    help="what the tracker fits: auto (sensor with depth/, else depthnet-rgb-crop) | sensor | "
                         "depthnet-rgb-crop[:WEIGHTS] (depth estimated from the RGB alone, on a crop around the hand "
                         "depthnet finds and follows) | depthnet-rgb[:WEIGHTS] (the same on the whole frame: crops) | "
-                        "depthnet[:WEIGHTS] (estimated, scaled by the sensor) | clean | degraded:NOISE:HOLES "
+                        "depthnet[:WEIGHTS] (estimated, scaled by the sensor) | sensor+kp[:WEIGHTS] (the sensor's "
+                        "depth and depthnet's 2D keypoints from the registered RGB) | clean | degraded:NOISE:HOLES "
                         "(docs/compare.md)")
     p.add_argument("--seed", type=integer(0, SEED_MAX), default=0, help="PSO random seed")
     p.add_argument("--overlay", action="store_true", help="also write OUT/overlay/*.png (skeleton over the image)")
