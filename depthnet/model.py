@@ -412,6 +412,14 @@ def _check_rgb(rgb: np.ndarray) -> np.ndarray:
     return img
 
 
+def hash_tensors(h, items) -> None:
+    """Feed ``(name, tensor)`` pairs (a state dict's items, in the caller's order) into ``h``, a
+    ``hashlib`` hash: each name, then the tensor's bytes (on the CPU, contiguous)."""
+    for name, value in items:
+        h.update(name.encode())
+        h.update(value.detach().cpu().contiguous().numpy().tobytes())
+
+
 def file_digest(path: str | Path) -> str:
     """First 10 hex digits of the file's SHA-256 (shipped weights carry it in their name)."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:10]

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from depthnet.model import DepthNet, Prediction, network_input, prediction_from_stages
+from depthnet.model import DepthNet, Prediction, hash_tensors, network_input, prediction_from_stages
 from handrgbd.cache import cache_dir
 
 log = logging.getLogger(__name__)
@@ -72,9 +72,7 @@ def _key(net: DepthNet) -> str:
     here = Path(__file__).resolve().parent
     for name in _EXPORT_SOURCES:  # a change to the network's code (same config, same weights) is a new model
         h.update((here / name).read_bytes())
-    for name, value in sorted(net.state_dict().items()):
-        h.update(name.encode())
-        h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    hash_tensors(h, sorted(net.state_dict().items()))
     return h.hexdigest()[:16]
 
 

@@ -57,7 +57,7 @@ from torch.utils.data import DataLoader
 
 from depthnet.data import Augmentation, HandDepthDataset, collate
 from depthnet.model import (FOREGROUNDS, KEYPOINT_HEADS, PRESETS, DepthNet, DepthNetConfig, file_digest,
-                            heads_only_difference)
+                            hash_tensors, heads_only_difference)
 from depthnet.targets import HEATMAP_SIGMA
 from handrgbd.args import MAX_WORKERS, SEED_MAX, CommandParser, existing_file, integer, number, out_path
 from handrgbd.joints import NUM_JOINTS
@@ -464,10 +464,8 @@ def _feature_pass(net: DepthNet, data: HandDepthDataset, n: int, p: int, folder:
 def _stage_digest(net: DepthNet) -> str:
     """First 10 hex digits of the SHA-256 of the stages' weights and statistics (not the heads')."""
     h = hashlib.sha256()
-    for name, value in net.state_dict().items():
-        if name.split(".")[0] not in HEAD_MODULES:
-            h.update(name.encode())
-            h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    hash_tensors(h, ((name, value) for name, value in net.state_dict().items()
+                     if name.split(".")[0] not in HEAD_MODULES))
     return h.hexdigest()[:10]
 
 

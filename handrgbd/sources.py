@@ -128,6 +128,14 @@ NO_KEYPOINT_HEAD = ("a +kp source needs depthnet weights with a keypoint head (h
                     "these have none")
 
 
+def _keypoints(pred) -> Keypoints:
+    """A depthnet prediction's 2D joints, confidences and side; ``ValueError`` when its network
+    has no keypoint head."""
+    if getattr(pred, "keypoints_px", None) is None:
+        raise ValueError(NO_KEYPOINT_HEAD)
+    return Keypoints(pred.keypoints_px, pred.keypoint_confidence, pred.right_prob)
+
+
 def depthnet_provider(weights: str | Path | None = None, rgb_only: bool = False,
                       predict: Callable[[Frame], object] | None = None, backend: str = "auto",
                       keypoints: bool = False) -> Provider:
@@ -147,11 +155,7 @@ def depthnet_provider(weights: str | Path | None = None, rgb_only: bool = False,
             pred = predict(frame)
         else:
             pred = _network(state, weights, backend).predict(frame.rgb)
-        kp = None
-        if keypoints:
-            if getattr(pred, "keypoints_px", None) is None:
-                raise ValueError(NO_KEYPOINT_HEAD)
-            kp = Keypoints(pred.keypoints_px, pred.keypoint_confidence, pred.right_prob)
+        kp = _keypoints(pred) if keypoints else None
         if rgb_only:
             return _rgb_only(pred.relative, pred.mask, frame, state, kp) if pred.mask.any() else None
         # the hand's mean depth from the sensor: over eq. 1's foreground (the paper's C2), or over
@@ -212,11 +216,7 @@ def sensor_keypoints_provider(weights: str | Path | None = None, backend: str = 
         if frame.rgb is None:
             raise ValueError("source 'sensor+kp' needs rgb/ (the keypoints are read from it)")
         depth = _sensor(frame, state).depth_mm
-        net = _network(state, weights, backend)
-        if not net.config.keypoints:
-            raise ValueError(NO_KEYPOINT_HEAD)
-        pred = net.predict(frame.rgb)
-        return Observation(depth, keypoints=Keypoints(pred.keypoints_px, pred.keypoint_confidence, pred.right_prob))
+        return Observation(depth, keypoints=_keypoints(_network(state, weights, backend).predict(frame.rgb)))
     return provider
 
 
