@@ -409,6 +409,41 @@ def test_a_hand_that_jumps_away_is_flagged_within_3_frames():
     assert all(np.isfinite(e) and iou > 0 for _, e, iou, _ in results[3 + config.lost_frames:])
 
 
+def test_after_a_loss_on_a_poor_given_mask_the_start_competes_with_carrying_on():
+    """A network's mask that also takes in a patch of background (300 mm behind the hand) makes
+    the true pose score poorly: after ``lost_frames`` such frames the tracker lets go and starts
+    afresh (on the hand detected inside the mask). With a given mask that start competes with the
+    solution it let go of, run through the frame's swarm on the same view, and the lower
+    objective is kept (``restart_competes``, on by default there); off, the start is taken
+    whatever it scores."""
+    model = HandModel()
+    here = _pose()
+    depth = _render_full(here)
+    patch = np.zeros_like(depth, bool)
+    patch[20:220, 0:110] = True
+    patch &= depth <= 0
+    observed = np.where(patch, float(np.median(depth[depth > 0])) + 300.0, depth).astype(np.float32)
+    truth = model.joints(here)[0]
+    runs = {}
+    for competes in (True, False):
+        config = TrackerConfig(backend="cpu", seed=0, mask_source="given", pso=PSOConfig(64, 15),
+                               init_generations=30, restart_competes=competes)
+        with Tracker(CAM, config) as tr:
+            tr.reset(here)
+            steps = []
+            for _ in range(config.lost_frames + 1):
+                r = tr.step(observed, mask=observed > 0)
+                steps.append((r.status, np.linalg.norm(r.joints_mm - truth, axis=1).mean(), r.objective, tr.has_track))
+        runs[competes] = steps
+        n = config.lost_frames
+        assert all(o > config.lost_objective for _, _, o, _ in steps[:n])  # the patch is not explained
+        assert steps[n - 1][0] == "lost" and not steps[n - 1][3]  # the loss lets go either way
+    carried, restarted = runs[True][n], runs[False][n]  # the start's frame: the same start in both runs
+    assert carried[2] <= restarted[2]  # the lower objective of the two was kept...
+    assert carried[1] < 1.0 < 3.0 < restarted[1]  # ...here the solution let go of, on the hand
+    assert TrackerConfig().restart_competes is None  # resolved by the mask source
+
+
 def test_fit_quality_thresholds_are_checked():
     with pytest.raises(ValueError, match="min_iou"):
         TrackerConfig(min_iou=1.5)

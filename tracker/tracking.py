@@ -52,7 +52,8 @@ time:
    is ``"lost"`` (joints still given, but not to be trusted). An objective above
    ``lost_objective`` for ``lost_frames`` frames in a row is ``"lost"`` too and, like no hand,
    sends the tracker back to initialisation (a poor silhouette alone does not: restarting from
-   a detection did worse on the hard bench). Frames without a hand give ``status="no_hand"``
+   a detection did worse on the hard bench); with a ``"given"`` mask that start competes with
+   the solution let go of (``restart_competes``). Frames without a hand give ``status="no_hand"``
    with ``joints=None``; never NaN.
 """
 
@@ -143,6 +144,12 @@ class TrackerConfig:
     min_iou: float = 0.5
     min_coverage: float = 0.5
     lost_frames: int = 3
+    #: the start after a loss competes with carrying on: the solution let go of, run through the
+    #: frame's swarm on the start's view, is kept when it scores at least as well. None: on with a
+    #: ``"given"`` mask (a network's: C2, C2-rgb, live), where a mask that takes in the background
+    #: or an arm scores every fit poorly and a start on it landed farther off than carrying on;
+    #: off with the others (docs/tracker.md, "Lost or tracked")
+    restart_competes: bool | None = None
     seed: int = 0
     #: the keypoint term's weight lambda_p (docs/tracker.md, "Keypoints": chosen on the validation split
     #: with the true 2D joints as keypoints: the best RGB only, within 1 mm of the best with depth)
@@ -313,6 +320,10 @@ class Tracker:
         self.rng = np.random.default_rng(self.config.seed)
         self.previous: np.ndarray | None = None
         self._bad_frames = 0
+        #: the solution a loss let go of, (side, params): the next start competes with it
+        self._carry_on: tuple[str, np.ndarray] | None = None
+        c = self.config.restart_competes
+        self._restart_competes = self.config.mask_source == "given" if c is None else c
 
     @property
     def backend(self) -> str:
@@ -374,6 +385,7 @@ class Tracker:
             p = pose.to_array() if isinstance(pose, HandPose) else np.asarray(pose, dtype=np.float64)
             self.previous = HandPose.from_array(p, side).clamped().to_array()
         self._bad_frames = 0
+        self._carry_on = None
 
     # ---- observation ----------------------------------------------------------------------
     def _check(self, depth_mm: np.ndarray, camera: CameraIntrinsics) -> np.ndarray:
@@ -550,7 +562,7 @@ class Tracker:
         depth = self._check(depth_mm, camera)
         hand, found = self._observation(depth, mask, rgb, camera)
         if hand.sum() < cfg.min_hand_pixels:
-            self.previous, self._bad_frames = None, 0
+            self.previous, self._bad_frames, self._carry_on = None, 0, None
             return TrackResult("no_hand", None, None, float("nan"), None, time.perf_counter() - t0)
         if found is not None:  # the hand was detected afresh: the previous solution is no start
             self.previous = None
@@ -603,6 +615,15 @@ class Tracker:
                     if result is None or fit.best_value < result.best_value:
                         result, fitted, rng_end = fit, model, self.rng.bit_generator.state
             self.rng.bit_generator.state = rng_end
+            if self._carry_on is not None:  # a restart competes with carrying on (given masks: restart_competes)
+                side, previous = self._carry_on
+                model = models[side]
+                f = self._objective(model, scorer, camera, roi, obs_tile, mask_tile, term)
+                carry = self._optimize(model, scorer, f, self._seed_swarm(previous, n), cfg.pso, camera, roi,
+                                       obs_tile, mask_tile, term)
+                log.debug("restart %.2f, carrying on %.2f", result.best_value, carry.best_value)
+                if carry.best_value <= result.best_value:
+                    result, fitted = carry, model
             self.model = self._models[fitted.side]  # tracked from the next frame on (with its forearm)
         else:
             fitted, scorer = self.model, self.scorer
@@ -620,9 +641,12 @@ class Tracker:
         self._bad_frames = 0 if objective <= cfg.lost_objective else self._bad_frames + 1
         explained = iou >= cfg.min_iou and coverage >= cfg.min_coverage
         status = "tracked" if explained and self._bad_frames < cfg.lost_frames else "lost"
+        self._carry_on = None
         if self._bad_frames >= cfg.lost_frames:
             self._bad_frames = 0
             self.previous = None
+            if self._restart_competes:
+                self._carry_on = (self.model.side, params)
         else:
             self.previous = params
         joints = self.model.joints(params)[0]
