@@ -618,18 +618,14 @@ class Tracker:
             if self._carry_on is not None:  # a restart competes with carrying on (given masks: restart_competes)
                 side, previous = self._carry_on
                 model = models[side]
-                f = self._objective(model, scorer, camera, roi, obs_tile, mask_tile, term)
-                carry = self._optimize(model, scorer, f, self._seed_swarm(previous, n), cfg.pso, camera, roi,
-                                       obs_tile, mask_tile, term)
+                carry = self._follow(model, scorer, previous, camera, roi, obs_tile, mask_tile, term)
                 log.debug("restart %.2f, carrying on %.2f", result.best_value, carry.best_value)
                 if carry.best_value <= result.best_value:
                     result, fitted = carry, model
             self.model = self._models[fitted.side]  # tracked from the next frame on (with its forearm)
         else:
             fitted, scorer = self.model, self.scorer
-            f = self._objective(fitted, scorer, camera, roi, obs_tile, mask_tile, term)
-            result = self._optimize(fitted, scorer, f, self._seed_swarm(self.previous, n), cfg.pso, camera, roi,
-                                    obs_tile, mask_tile, term)
+            result = self._follow(fitted, scorer, self.previous, camera, roi, obs_tile, mask_tile, term)
         params = result.best
         objective = result.best_value  # the loss rule and the result see the objective without the keypoint term
         if term is not None:
@@ -652,6 +648,13 @@ class Tracker:
         joints = self.model.joints(params)[0]
         return TrackResult(status, params, joints, objective, roi, time.perf_counter() - t0, self.model.side,
                            hand, iou, coverage)
+
+    def _follow(self, model, scorer, previous: np.ndarray, camera, roi, obs_tile, mask_tile, term=None):
+        """A frame's tracking swarm: ``config.pso`` seeded around ``previous (27,)``, the solution
+        it carries on from (a tracked frame's, or one a loss let go of: ``restart_competes``)."""
+        f = self._objective(model, scorer, camera, roi, obs_tile, mask_tile, term)
+        swarm = self._seed_swarm(previous, self.config.pso.particles)
+        return self._optimize(model, scorer, f, swarm, self.config.pso, camera, roi, obs_tile, mask_tile, term)
 
     def _explained(self, model, scorer, params, camera, roi, obs_tile, mask_tile, hand) -> tuple[float, float]:
         """(IoU, coverage) of the solution's silhouette (``model`` on ``scorer``) against the
