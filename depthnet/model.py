@@ -41,7 +41,7 @@ from handrgbd.joints import NUM_JOINTS
 log = logging.getLogger(__name__)
 
 __all__ = ["DepthNetConfig", "DepthNet", "DepthNetOutput", "PRESETS", "Prediction", "WEIGHTS_DIR", "pretrained_path",
-           "file_digest", "network_input", "prediction_from_stages", "keypoints_from_heatmaps", "heads_only_difference",
+           "file_digest", "network_input", "prediction_from_stages", "keypoints_from_heatmaps", "heatmap_modes", "heads_only_difference",
            "FOREGROUNDS", "KEYPOINT_MAPS", "KEYPOINT_HEADS", "SOFTMAX_PEAK", "output_to_image", "image_to_output", "OUTPUT_STRIDE"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -174,8 +174,10 @@ class Prediction(NamedTuple):
     both at the input image's resolution. With a keypoint network: keypoints_px ``(21, 2)``
     float64, the joints' pixel coordinates in the input image (sub-pixel peaks of the heatmaps,
     ``keypoints_from_heatmaps``), keypoint_confidence ``(21,)`` (each heatmap's peak value
-    clipped to [0, 1], about 1 for a sure joint) and right_prob (the probability of a right
-    hand); else None.
+    clipped to [0, 1], about 1 for a sure joint), right_prob (the probability of a right
+    hand), and each heatmap's modes (``heatmap_modes``): keypoint_modes_px ``(21, M, 2)`` in the
+    input image's pixels (mode 0 the peak, as keypoints_px) and keypoint_mode_ratio ``(21, M)``
+    (each mode's value over the peak's; 0: no such mode); else None.
     foreground: what the mask means (``DepthNetConfig.foreground``: ``"eq1"`` or ``"hand"``)."""
 
     relative: np.ndarray
@@ -184,6 +186,8 @@ class Prediction(NamedTuple):
     keypoint_confidence: np.ndarray | None = None
     right_prob: float | None = None
     foreground: str = "eq1"
+    keypoint_modes_px: np.ndarray | None = None
+    keypoint_mode_ratio: np.ndarray | None = None
 
 
 class DepthNet(nn.Module):
@@ -341,12 +345,15 @@ def prediction_from_stages(stages: np.ndarray, mask_stages: int, size: tuple[int
     out_h, out_w = rel.shape
     rel = cv2.resize(rel, (w, h), interpolation=cv2.INTER_LINEAR)
     mask = cv2.resize(np.asarray(mask_map, np.float32), (w, h), interpolation=cv2.INTER_LINEAR) > 0.5
-    keypoints = confidence = None
+    keypoints = confidence = modes = ratio = None
     if heatmaps is not None:
         uv, confidence = keypoints_from_heatmaps(heatmaps)
         keypoints, confidence = output_to_image(uv, (out_w, out_h), (w, h)), np.clip(confidence, 0.0, 1.0)
+        modes, ratio = heatmap_modes(heatmaps)
+        modes = output_to_image(modes, (out_w, out_h), (w, h))
+        modes[:, 0] = keypoints  # the peak exactly as keypoints_px
     right = None if handedness_logit is None else float(1.0 / (1.0 + np.exp(-handedness_logit)))
-    return Prediction(rel.astype(np.float32), mask, keypoints, confidence, right, foreground)
+    return Prediction(rel.astype(np.float32), mask, keypoints, confidence, right, foreground, modes, ratio)
 
 
 #: the network's input side over its output side; output pixel j holds input pixel
@@ -390,6 +397,66 @@ def keypoints_from_heatmaps(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarra
     dx = np.where(inner_x, offset(hm[ix, rows, np.maximum(cols - 1, 0)], hm[ix, rows, np.minimum(cols + 1, w - 1)]), 0.0)
     dy = np.where(inner_y, offset(hm[ix, np.maximum(rows - 1, 0), cols], hm[ix, np.minimum(rows + 1, h - 1), cols]), 0.0)
     return np.stack([cols + dx, rows + dy], axis=-1), peak
+
+
+#: ``heatmap_modes``' defaults: at most this many modes per map, each at least ``MODE_RATIO`` of
+#: the map's peak and more than ``MODE_SEPARATION`` output pixels from every higher one
+MAX_MODES = 3
+MODE_RATIO = 0.25
+MODE_SEPARATION = 2.0
+
+
+def heatmap_modes(heatmaps: np.ndarray, max_modes: int = MAX_MODES, min_ratio: float = MODE_RATIO,
+                  separation: float = MODE_SEPARATION) -> tuple[np.ndarray, np.ndarray]:
+    """``(K, h, w)`` heatmaps -> each map's modes ``(K, M, 2)`` (column, row in heatmap pixels,
+    sub-pixel as ``keypoints_from_heatmaps``; ``M = max_modes``) and their values over the map's
+    peak ``(K, M)``, highest first: mode 0 is the peak (ratio 1). A mode is a local maximum of
+    its 3 x 3 neighbourhood with at least ``min_ratio`` of the peak's value, more than
+    ``separation`` pixels from every higher mode kept; missing modes have ratio 0 and repeat the
+    peak's position. Where the peak is wrong the true joint is often a lower mode of the same
+    map (docs/tracker.md, "Heatmap modes")."""
+    hm = np.asarray(heatmaps, dtype=np.float64)
+    k, h, w = hm.shape
+    peaks, peak_value = keypoints_from_heatmaps(hm)
+    modes = np.repeat(peaks[:, None], max_modes, axis=1)
+    ratio = np.zeros((k, max_modes))
+    ratio[:, 0] = 1.0
+    padded = np.pad(hm, ((0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
+    neighbours = np.stack([padded[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
+                           for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx])
+    local = (hm >= neighbours.max(0)) & (hm > 0)
+    for j in range(k):
+        if not peak_value[j] > 0:
+            continue
+        rows, cols = np.nonzero(local[j] & (hm[j] >= min_ratio * peak_value[j]))
+        if len(rows) < 2:
+            continue
+        order = np.argsort(-hm[j, rows, cols], kind="stable")
+        kept = [(float(peaks[j, 0]), float(peaks[j, 1]))]
+        for r, c in zip(rows[order].tolist(), cols[order].tolist()):
+            u, v = _refine_peak(hm[j], r, c)
+            if all((u - a) ** 2 + (v - b) ** 2 > separation ** 2 for a, b in kept):
+                modes[j, len(kept)] = u, v
+                ratio[j, len(kept)] = hm[j, r, c] / peak_value[j]
+                kept.append((u, v))
+                if len(kept) == max_modes:
+                    break
+    return modes, ratio
+
+
+def _refine_peak(m: np.ndarray, r: int, c: int) -> tuple[float, float]:
+    """The local maximum ``(r, c)`` of one map refined to sub-pixel as ``keypoints_from_heatmaps``
+    does its peak (a parabola through it and its neighbours along each axis): ``(column, row)``."""
+    h, w = m.shape
+    v = float(m[r, c])
+
+    def offset(left: float, right: float) -> float:
+        denom = left - 2 * v + right
+        return min(max(0.5 * (left - right) / denom, -0.5), 0.5) if denom < 0 else 0.0
+
+    dx = offset(m[r, c - 1], m[r, c + 1]) if 0 < c < w - 1 else 0.0
+    dy = offset(m[r - 1, c], m[r + 1, c]) if 0 < r < h - 1 else 0.0
+    return c + dx, r + dy
 
 
 def zero_dead_weights(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -21,7 +21,8 @@ provider keeps between frames); register your own in ``PROVIDERS`` (see docs/com
 Trackers: ``pso:PARTICLESxGENERATIONS[:BACKEND][+OPTION]`` (ours; ``+forearm`` / ``+no-forearm``
 set the model's forearm, ``+occluders`` scores the surfaces outside the hand mask as occluders,
 ``+whole-region`` keeps sensor depth's hand region as grown (the tracker before
-``TrackerConfig.region_margin_mm``), ``TRACKER_OPTIONS``), and ``mediapipe``: MediaPipe Hands
+``TrackerConfig.region_margin_mm``), ``+kp-modes`` lets each keypoint match any of its heatmap's
+modes (``TrackerConfig.keypoint_modes`` 3), ``TRACKER_OPTIONS``), and ``mediapipe``: MediaPipe Hands
 0.10.21 world landmarks from RGB (compared root-relative and after Procrustes alignment; its
 absolute MPJPE is not defined).
 Without the ``handrgbd[mediapipe]`` extra that row says how to install it instead of failing.
@@ -70,7 +71,7 @@ MEDIAPIPE_HINT = "pip install 'handrgbd[mediapipe]'  (mediapipe==0.10.21; it pin
 
 #: ``pso:PxG[:BACKEND]+OPTION``: tracker options -> the ``TrackerConfig`` fields they set
 TRACKER_OPTIONS = {"forearm": {"forearm": True}, "no-forearm": {"forearm": False}, "occluders": {"occluders": True},
-                   "whole-region": {"region_margin_mm": None}}
+                   "whole-region": {"region_margin_mm": None}, "kp-modes": {"keypoint_modes": 3}}
 
 
 class TrackerSpec(NamedTuple):
@@ -87,7 +88,8 @@ def parse_tracker(spec: str) -> TrackerSpec | None:
     """``pso:PxG[:backend][+option...]`` -> ``TrackerSpec``; ``mediapipe`` -> None. Options:
     ``+forearm`` / ``+no-forearm`` (the model's forearm on or off, ``TrackerConfig.forearm``),
     ``+occluders`` (``TrackerConfig.occluders``), ``+whole-region`` (sensor depth's hand region as
-    grown, without ``TrackerConfig.region_margin_mm``'s rule). Raises ``ValueError`` saying what is wrong."""
+    grown, without ``TrackerConfig.region_margin_mm``'s rule), ``+kp-modes`` (keypoints matched to
+    any of their heatmaps' modes, ``TrackerConfig.keypoint_modes`` 3). Raises ``ValueError`` saying what is wrong."""
     if spec == "mediapipe":
         return None
     from tracker.pso import MAX_GENERATIONS, MAX_PARTICLES
@@ -539,7 +541,7 @@ def build_parser() -> CommandParser:
                    default=["clean", "sensor", "degraded:8:0.3", "depthnet", "depthnet-rgb"],
                    help="depth sources (see the module docstring)")
     p.add_argument("--trackers", nargs="+", type=_tracker_arg, default=["pso:64x25", "mediapipe"],
-                   help="pso:PxG[:backend][+forearm|+no-forearm|+occluders|+whole-region] | mediapipe")
+                   help="pso:PxG[:backend][+forearm|+no-forearm|+occluders|+whole-region|+kp-modes] | mediapipe")
     p.add_argument("--out", type=out_path, default="out/compare",
                    help="output folder (finished rows in OUT/rows/ are reused: a rerun resumes)")
     p.add_argument("--seeds", type=integer(0, SEED_MAX), nargs="+", default=[0], help="PSO tracker seeds (one row each)")

@@ -82,8 +82,13 @@ class Keypoints(NamedTuple):
     uv_px : ``(21, 2)`` float pixel coordinates (column, row) in the frame, ``Joint`` order.
     confidence : ``(21,)`` in [0, 1] (about 1 for a sure joint; 0: not seen).
     right_prob : the probability that the hand is a right hand, or None (not estimated).
+    modes_px : ``(21, M, 2)`` other places each joint may be (a heatmap's modes, mode 0 at
+        ``uv_px``), or None (``uv_px`` alone).
+    mode_ratio : ``(21, M)`` in [0, 1], each mode's strength relative to mode 0 (0: none).
     """
 
     uv_px: np.ndarray
     confidence: np.ndarray
     right_prob: float | None = None
+    modes_px: np.ndarray | None = None
+    mode_ratio: np.ndarray | None = None

@@ -133,7 +133,8 @@ def _keypoints(pred) -> Keypoints:
     has no keypoint head."""
     if getattr(pred, "keypoints_px", None) is None:
         raise ValueError(NO_KEYPOINT_HEAD)
-    return Keypoints(pred.keypoints_px, pred.keypoint_confidence, pred.right_prob)
+    return Keypoints(pred.keypoints_px, pred.keypoint_confidence, pred.right_prob,
+                     getattr(pred, "keypoint_modes_px", None), getattr(pred, "keypoint_mode_ratio", None))
 
 
 def depthnet_provider(weights: str | Path | None = None, rgb_only: bool = False,

@@ -116,7 +116,9 @@ class HandFinder:
         relative[sy0:sy1, sx0:sx1] = pred.relative[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0]
         mask[sy0:sy1, sx0:sx1] = pred.mask[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0]
         keypoints = None if pred.keypoints_px is None else \
-            Keypoints(pred.keypoints_px + [x0, y0], pred.keypoint_confidence, pred.right_prob)
+            Keypoints(pred.keypoints_px + [x0, y0], pred.keypoint_confidence, pred.right_prob,
+                      None if pred.keypoint_modes_px is None else pred.keypoint_modes_px + [x0, y0],
+                      pred.keypoint_mode_ratio)
         return relative, mask, keypoints
 
     def localise(self, rgb: np.ndarray) -> RegionOfInterest | None:

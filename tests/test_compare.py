@@ -172,6 +172,7 @@ def test_tracker_options_parse_and_reach_the_tracker_config(monkeypatch):
     assert cds.parse_tracker("pso:8x2") == (8, 2, "auto", {}) and cds.parse_tracker("mediapipe") is None
     assert cds.parse_tracker("pso:8x2+whole-region+occluders").overrides == {"region_margin_mm": None,
                                                                              "occluders": True}
+    assert cds.parse_tracker("pso:8x2+kp-modes").overrides == {"keypoint_modes": 3}
     with pytest.raises(ValueError, match=r"unknown tracker option \+arm; choose from \+forearm, \+no-forearm"):
         cds.parse_tracker("pso:8x2+arm")
     seen = []

@@ -41,6 +41,29 @@ def test_sub_pixel_peaks():
     np.testing.assert_allclose(conf, [0.97, 1.0, 0.95], atol=0.05)
 
 
+def test_heatmap_modes_find_the_lower_peaks_highest_first():
+    """Two Gaussians of known places and heights in one map, one in another, none in a third:
+    the modes are those places with their heights' ratio; the peak is keypoints_from_heatmaps'."""
+    from depthnet.model import heatmap_modes
+
+    rows, cols = np.mgrid[0:24, 0:32]
+
+    def blob(u, v, a):
+        return a * np.exp(-((cols - u) ** 2 + (rows - v) ** 2) / (2 * 1.5 ** 2))
+
+    maps = np.stack([blob(20.4, 6.2, 0.8) + blob(8.3, 15.7, 0.4) + blob(26.0, 20.0, 0.1),  # third under 0.25
+                     blob(5.0, 5.0, 0.6) + blob(6.5, 5.0, 0.5),  # the second within 2 px: not a mode of its own
+                     np.zeros((24, 32))])
+    modes, ratio = heatmap_modes(maps, max_modes=3, min_ratio=0.25, separation=2.0)
+    peaks, _ = keypoints_from_heatmaps(maps)
+    assert modes.shape == (3, 3, 2) and ratio.shape == (3, 3)
+    np.testing.assert_allclose(modes[:, 0], peaks)
+    np.testing.assert_allclose(modes[0, :2], [[20.4, 6.2], [8.3, 15.7]], atol=0.15)
+    np.testing.assert_allclose(ratio[0], [1.0, 0.5, 0.0], atol=0.02)
+    np.testing.assert_allclose(ratio[1], [1.0, 0.0, 0.0])
+    np.testing.assert_allclose(ratio[2], [1.0, 0.0, 0.0])  # an empty map: its "peak" alone, as before
+
+
 def test_output_and_image_coordinates_are_inverse_and_match_the_targets():
     """A joint's target peak, read back through output_to_image, lands on its projection."""
     uv = np.array([[3.2, 100.0], [250.7, 17.1]])

@@ -456,6 +456,11 @@ def test_fit_quality_thresholds_are_checked():
             TrackerConfig(**{name: value})
 
 
+def test_tracker_config_refuses_fewer_than_one_keypoint_mode():
+    with pytest.raises(ValueError, match="keypoint_modes must be >= 1"):
+        TrackerConfig(keypoint_modes=0)
+
+
 # ---- keypoints (issue 21) ------------------------------------------------------------------------
 def test_keypoint_term_in_the_fused_run_is_the_python_objectives():
     """The fused kernel's keypoint term against tracker.objective.keypoint_term in the Python
@@ -488,6 +493,56 @@ def test_keypoint_term_in_the_fused_run_is_the_python_objectives():
     fused = scorer.optimize(model, swarm, pso, np.random.default_rng(5), CAM, roi, obs, mask, cfg, True, term)
     np.testing.assert_allclose(fused.best, loop.best, rtol=0, atol=1e-9)
     assert fused.best_value == pytest.approx(loop.best_value, rel=1e-12)
+
+
+def test_keypoint_modes_in_the_fused_run_are_the_python_objectives():
+    """With several modes per joint the fused kernel's term is keypoint_term's: the same best."""
+    from tracker.objective import KeypointTerm, keypoint_term
+
+    truth = HandPose.canonical("relaxed", position_mm=(0.0, 0.0, 430.0), orientation=(0.97, 0.1, 0.2, 0.0)).to_array()
+    model = HandModel("right")
+    observed = _render_full(truth, "right")
+    hand = observed > 0
+    roi = RegionOfInterest.from_mask(hand, margin=0.15)
+    obs = roi.sample(np.where(hand, observed, 0.0), 64).astype(np.float32)
+    mask = roi.sample(hand, 64, fill=False)
+    tile = roi.camera(CAM, 64)
+    rng = np.random.default_rng(4)
+    uv = tile.project(model.joints(truth)[0])
+    modes = np.stack([uv + rng.normal(0, 15, (21, 2)), uv + rng.normal(0, 2, (21, 2)), uv + 30.0], axis=1)
+    ratio = np.stack([np.ones(21), rng.uniform(0.3, 1.0, 21), np.where(rng.uniform(size=21) < 0.5, 0.4, 0.0)], 1)
+    term = KeypointTerm(modes, np.full(21, 1 / 21), 30.0, 10.0, 0.1, ratio)
+    scorer, cfg = CpuScorer(model.primitive_set, 64), ObjectiveConfig()
+
+    def f(X):
+        sums = scorer.sums(model.primitives(X), CAM, roi, obs, mask, cfg.d_max_mm, True)
+        return objective_from_sums(sums, finger_crossing_penalty(X), cfg) + keypoint_term(model.joints(X), tile, term)
+
+    start = truth + np.concatenate([rng.normal(0, 8, 3), rng.normal(0, 0.05, 4), rng.normal(0, 0.2, 20)])
+    swarm = np.repeat(start[None], 12, axis=0) + np.concatenate([np.zeros((12, 7)), rng.normal(0, 0.1, (12, 20))], 1)
+    pso = PSOConfig(12, 4)
+    loop = optimize(f, swarm, pso, np.random.default_rng(5))
+    fused = scorer.optimize(model, swarm, pso, np.random.default_rng(5), CAM, roi, obs, mask, cfg, True, term)
+    np.testing.assert_allclose(fused.best, loop.best, rtol=0, atol=1e-9)
+    assert fused.best_value == pytest.approx(loop.best_value, rel=1e-12)
+
+
+def test_keypoint_modes_cost_one_minus_their_strength():
+    """A joint on a lower mode of strength a costs 1 - a of its weight; on the peak nothing; a
+    single mode of strength 1 is the plain term."""
+    from tracker.objective import KeypointTerm, keypoint_term
+
+    joints = HandModel("right").joints(HandPose.canonical("open").to_array())
+    uv = CAM.project(joints[0])
+    w = np.full(21, 1 / 21)
+    elsewhere = uv + 500.0
+    on_second = KeypointTerm(np.stack([elsewhere, uv], 1), w, 100.0, 10.0, 0.1, np.tile([1.0, 0.4], (21, 1)))
+    assert keypoint_term(joints, CAM, on_second)[0] == pytest.approx(10.0 * 0.6, rel=1e-3)
+    on_peak = on_second._replace(uv=np.stack([uv, elsewhere], 1))
+    assert keypoint_term(joints, CAM, on_peak)[0] == pytest.approx(0.0, abs=1e-12)
+    plain = KeypointTerm(uv + 7.0, w, 100.0, 10.0, 0.1)
+    single = KeypointTerm((uv + 7.0)[:, None], w, 100.0, 10.0, 0.1, np.ones((21, 1)))
+    assert keypoint_term(joints, CAM, single)[0] == keypoint_term(joints, CAM, plain)[0]
 
 
 def test_keypoint_term_is_zero_at_the_keypoints_and_bounded():
@@ -531,6 +586,32 @@ def test_keypoints_fix_the_distance_rgb_only():
         r = t.step(shifted, mask=hand, keypoints=Keypoints(uv, np.ones(21)))
     err = np.linalg.norm(r.joints_mm - HandModel("right").joints(truth)[0], axis=-1).mean()
     assert err < 15.0
+
+
+def test_a_second_heatmap_mode_at_the_truth_lets_the_depth_choose():
+    """Keypoint peaks of the fingers where a fist would put them, the true places a second mode
+    of 0.8 of the peak's strength, over the open hand's depth: with the peaks alone the fit
+    bends the fingers toward them; with the modes the depth and silhouette choose the truth."""
+    from handrgbd.joints import Keypoints
+
+    where = dict(position_mm=(10.0, 5.0, 500.0), orientation=(0.95, 0.2, 0.1, 0.2))
+    truth, fist = (HandPose.canonical(name, **where).to_array() for name in ("open", "fist"))
+    model = HandModel("right")
+    observed = _render_full(truth, "right")
+    hand = observed > 0
+    uv_true, uv_fist = (CAM.project(model.joints(p)[0]) for p in (truth, fist))
+    fingers = np.linalg.norm(uv_true - uv_fist, axis=-1) > 15.0
+    assert fingers.sum() >= 12  # the fingers' upper joints; the palm's keypoints stay right
+    peaks = np.where(fingers[:, None], uv_fist, uv_true)
+    ratio = np.where(fingers[:, None], [1.0, 0.8], [1.0, 0.0])
+    keypoints = Keypoints(peaks, np.ones(21), None, np.stack([peaks, uv_true], 1), ratio)
+    errors = {}
+    for modes in (1, 3):
+        cfg = TrackerConfig(pso=PSOConfig(48, 20), backend="cpu", mask_source="given", keypoint_modes=modes)
+        with Tracker(CAM, cfg) as t:
+            r = t.step(observed, mask=hand, keypoints=keypoints)
+        errors[modes] = np.linalg.norm(r.joints_mm - model.joints(truth)[0], axis=-1)[fingers].mean()
+    assert errors[3] < 3.0 and errors[1] > 8.0, errors
 
 
 def _board_in_front(truth, gap_mm=25.0, reach_px=100):

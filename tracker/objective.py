@@ -66,22 +66,35 @@ class ObjectiveConfig:
 
 class KeypointTerm(NamedTuple):
     """The keypoint term of one frame, in the pixels of the camera the joints are projected with
-    (the tile's): uv ``(21, 2)``, weights ``(21,)`` summing to 1 (0: a joint not used), scale
-    ``s`` (pixels), ``lam`` (lambda_p) and ``delta``."""
+    (the tile's): uv ``(21, 2)``, or ``(21, M, 2)`` with several modes per joint; weights
+    ``(21,)`` summing to 1 (0: a joint not used), scale ``s`` (pixels), ``lam`` (lambda_p),
+    ``delta``, and with modes ``ratio (21, M)``: each mode's strength a_m in [0, 1] (mode 0: 1;
+    0: none)."""
 
     uv: np.ndarray
     weights: np.ndarray
     scale: float
     lam: float
     delta: float
+    ratio: np.ndarray | None = None
+
+    def modes(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(uv (21, M, 2), ratio (21, M))``; one mode of strength 1 without modes."""
+        uv = np.asarray(self.uv, np.float64)
+        if uv.ndim == 2:
+            return uv[:, None], np.ones((uv.shape[0], 1))
+        return uv, np.asarray(self.ratio, np.float64)
 
 
 def keypoint_term(joints_mm: np.ndarray, camera: CameraIntrinsics, term: KeypointTerm) -> np.ndarray:
-    """``(N,)``: the keypoint term of hypotheses with joints ``(N, 21, 3)`` mm (module docstring);
-    the numpy reference of the fused kernel's."""
-    uv = camera.project(joints_mm)
-    r2 = (((uv - term.uv) / term.scale) ** 2).sum(-1)
-    return term.lam * ((r2 / (r2 + term.delta ** 2)) * term.weights).sum(-1)
+    """``(N,)``: the keypoint term of hypotheses with joints ``(N, 21, 3)`` mm (module docstring):
+    each joint costs ``min_m (1 - a_m + a_m rho(r_m))`` over its modes (``rho(r)`` with one
+    mode); the numpy reference of the fused kernel's."""
+    modes, ratio = term.modes()
+    uv = camera.project(joints_mm)[..., None, :]  # (N, 21, 1, 2)
+    r2 = (((uv - modes) / term.scale) ** 2).sum(-1)
+    cost = np.where(ratio > 0, 1.0 - ratio + ratio * (r2 / (r2 + term.delta ** 2)), 1.0).min(-1)
+    return term.lam * (cost * term.weights).sum(-1)
 
 
 #: no keypoint term (the kernel's arguments when a frame has no keypoints)
@@ -149,6 +162,7 @@ class CpuScorer:
         objective, without Python between generations. ``keypoints``: the keypoint term, in the
         tile camera's pixels (None: none)."""
         kp = NO_KEYPOINTS if keypoints is None else keypoints
+        kp_modes, kp_ratio = kp.modes()
         x = prepare_swarm(initial)
         n = x.shape[0]
         v, pbest, pbest_value = np.zeros_like(x), np.empty_like(x), np.empty(n)
@@ -157,8 +171,8 @@ class CpuScorer:
         scene = (*model.kernel_arrays(), self.kinds, self.taper, c.fx, c.fy, c.cx, c.cy, self.near, self.far,
                  np.ascontiguousarray(observed_mm, np.float64), np.ascontiguousarray(observed_mask, np.bool_),
                  float(objective.d_max_mm), bool(free_offset), float(objective.lambda_silhouette),
-                 float(objective.lambda_crossing), float(objective.eps), np.ascontiguousarray(kp.uv, np.float64),
-                 np.ascontiguousarray(kp.weights, np.float64), float(kp.scale), float(kp.lam), float(kp.delta))
+                 float(objective.lambda_crossing), float(objective.eps), np.ascontiguousarray(kp_modes),
+                 np.ascontiguousarray(kp_ratio), np.ascontiguousarray(kp.weights, np.float64), float(kp.scale), float(kp.lam), float(kp.delta))
         for block, moves in enumerate(draw_moves(config, n, rng)):
             pso_hand_kernel(x, v, pbest, pbest_value, best, value, block == 0, *moves, config.w, config.c1, config.c2,
                             LOWER, UPPER, *scene)

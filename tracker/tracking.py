@@ -40,7 +40,9 @@ time:
    more than ``wrist_cut_mm`` (0) past the previous solution's wrist, along the hand's axis.
    With 2D keypoints (``step(..., keypoints=)``, e.g. depthnet's heatmaps; issue 21) the objective
    adds their reprojection term (``tracker.objective.keypoint_term``, weight
-   ``keypoint_weight``; joints below ``min_keypoint_confidence`` unused), and an initialisation
+   ``keypoint_weight``; joints below ``min_keypoint_confidence`` unused; with ``keypoint_modes``
+   > 1 each joint may match any of its heatmap's modes, ``Keypoints.modes_px``, at a cost that
+   grows as the mode is weaker), and an initialisation
    whose palm keypoints (wrist and four knuckles) are all confident starts from the palm's pose
    solved from them (PnP with the model's palm of the known hand length, ``pnp_palm_poses``)
    with each canonical finger pose, instead of the orientation grid. With ``side="auto"`` a
@@ -156,6 +158,10 @@ class TrackerConfig:
     keypoint_weight: float = 100.0
     keypoint_delta: float = 0.1
     min_keypoint_confidence: float = 0.2
+    #: each joint's heatmap modes the keypoint term may match (``Keypoints.modes_px``; 1: the peak
+    #: alone). More helped from a good start and hurt from the tracker's own (docs/tracker.md,
+    #: "Heatmap modes"), so off by default
+    keypoint_modes: int = 1
     #: a palm keypoint needs this confidence for the PnP start
     pnp_confidence: float = 0.3
     side_confidence: float = 0.3
@@ -170,8 +176,9 @@ class TrackerConfig:
         if self.detector.hand_length_mm != self.hand_length_mm:  # one hand length: the resolved config says so
             object.__setattr__(self, "detector", replace(self.detector, hand_length_mm=self.hand_length_mm))
         restarts = 1 if self.init_restarts is None else self.init_restarts
-        if self.lost_frames < 1 or self.init_generations < 1 or restarts < 1:
-            raise ValueError("TrackerConfig.lost_frames, init_generations and init_restarts must be >= 1")
+        if self.lost_frames < 1 or self.init_generations < 1 or restarts < 1 or self.keypoint_modes < 1:
+            raise ValueError("TrackerConfig.lost_frames, init_generations, init_restarts and keypoint_modes "
+                             "must be >= 1")
         for name in ("min_iou", "min_coverage", "region_min_cover"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"TrackerConfig.{name} must be in [0, 1], got {getattr(self, name)}")
@@ -522,8 +529,16 @@ class Tracker:
         tile_uv = s * (uv + 0.5 - np.array([x0, y0])) - 0.5  # CameraIntrinsics.crop_resize's mapping
         extent = float((tile_uv[use].max(0) - tile_uv[use].min(0)).max())
         weights = np.where(use, conf, 0.0)
-        return KeypointTerm(np.where(use[:, None], tile_uv, 0.0), weights / weights.sum(), max(extent, 1.0),
+        term = KeypointTerm(np.where(use[:, None], tile_uv, 0.0), weights / weights.sum(), max(extent, 1.0),
                             cfg.keypoint_weight, cfg.keypoint_delta)
+        if cfg.keypoint_modes > 1 and keypoints.modes_px is not None:
+            m = min(cfg.keypoint_modes, np.shape(keypoints.modes_px)[1])
+            modes = s * (np.asarray(keypoints.modes_px, np.float64)[:, :m] + 0.5 - np.array([x0, y0])) - 0.5
+            modes[:, 0] = term.uv
+            ratio = np.clip(np.nan_to_num(np.asarray(keypoints.mode_ratio, np.float64)[:, :m]), 0.0, 1.0)
+            ratio[:, 0] = 1.0
+            term = term._replace(uv=np.where(use[:, None, None], modes, 0.0), ratio=ratio)
+        return term
 
     def _seed_swarm(self, centre: np.ndarray, n: int) -> np.ndarray:
         cfg = self.config
