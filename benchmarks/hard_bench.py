@@ -69,7 +69,7 @@ SIZE = 256
 #: what the bench's recordings are made from: the generator, the hand model that poses them and
 #: gives their joints, the renderer's meshes, the camera and the recording writer, the assets
 _SOURCES = ("synth/*.py", "synth/assets/**/*", "tracker/kinematics.py", "tracker/pose.py", "tracker/hand_geometry.py",
-            "tracker/data/*", "renderer/mesh.py", "renderer/shapes.py", "handrgbd/camera.py", "handrgbd/recording.py")
+            "tracker/data/hand_geometry.json", "renderer/mesh.py", "renderer/shapes.py", "handrgbd/camera.py", "handrgbd/recording.py")
 
 
 def _digest() -> str:

@@ -154,12 +154,36 @@ def real_pose_angles() -> np.ndarray:
     return np.clip(angles, LIMITS[..., 0], LIMITS[..., 1])
 
 
+#: the tracker's finger-angle prior (``tracker.objective.load_pose_prior``), made from the fitted angles
+PRIOR_FILE = Path(__file__).resolve().parents[1] / "tracker" / "data" / "pose_prior.json"
+#: a finger angle's prior standard deviation is at least this (a fixed angle would be infinitely sure)
+PRIOR_MIN_STD_DEG = 5.0
+
+
+def pose_prior_doc(angles: np.ndarray) -> dict:
+    """The tracker's pose prior from real poses' finger angles ``(N, 5, 4)`` rad: each angle's
+    mean and standard deviation (at least ``PRIOR_MIN_STD_DEG``), ``(5, 4)`` rad each."""
+    a = np.asarray(angles, np.float64)
+    return {"source": "the finger angles of synth/assets/intel/intel_poses.json (69 real poses, Intel RealSense "
+                      "hand_tracking_samples, Apache-2.0), by python -m synth.intel_poses --prior-only",
+            "poses": int(len(a)), "min_std_deg": PRIOR_MIN_STD_DEG,
+            "mean_rad": np.round(a.mean(0), 5).tolist(),
+            "std_rad": np.round(np.maximum(a.std(0), np.radians(PRIOR_MIN_STD_DEG)), 5).tolist()}
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Fit every pose in the Intel file and write the prior's angles (JSON)."""
+    """Fit every pose in the Intel file and write the prior's angles (JSON), and from them the
+    tracker's pose prior (each finger angle's mean and spread)."""
     p = CommandParser(prog="python -m synth.intel_poses", description=main.__doc__)
     p.add_argument("--poses", default=str(POSE_FILE), help="Intel .pose file")
     p.add_argument("--out", type=out_path, default=str(ANGLES_FILE), help="output JSON")
+    p.add_argument("--prior-out", type=out_path, default=str(PRIOR_FILE), help="the tracker's pose prior (JSON)")
+    p.add_argument("--prior-only", action="store_true", help="only the pose prior, from the shipped angles")
     args = p.parse_args(argv)
+    if args.prior_only:
+        write_json(args.prior_out, pose_prior_doc(real_pose_angles()))
+        print(f"pose prior -> {args.prior_out}")
+        return 0
     positions, rotations = load_intel_poses(args.poses)
     joints = intel_joints(positions, rotations)
     model = HandModel("right")
@@ -171,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
            "rms_residual_deg": [round(float(r), 3) for r in residuals],
            "angles_rad": np.round(angles, 5).tolist()}
     write_json(args.out, doc)
+    write_json(args.prior_out, pose_prior_doc(np.clip(angles, LIMITS[..., 0], LIMITS[..., 1])))
     print(f"{len(fits)} poses -> {args.out}; rms bone-direction residual: median {np.median(residuals):.1f} deg, "
           f"max {residuals.max():.1f} deg")
     return 0

@@ -173,6 +173,7 @@ def test_tracker_options_parse_and_reach_the_tracker_config(monkeypatch):
     assert cds.parse_tracker("pso:8x2+whole-region+occluders").overrides == {"region_margin_mm": None,
                                                                              "occluders": True}
     assert cds.parse_tracker("pso:8x2+kp-modes").overrides == {"keypoint_modes": 3}
+    assert cds.parse_tracker("pso:8x2+prior").overrides == {"pose_prior_weight": 1.0}
     with pytest.raises(ValueError, match=r"unknown tracker option \+arm; choose from \+forearm, \+no-forearm"):
         cds.parse_tracker("pso:8x2+arm")
     seen = []

@@ -89,3 +89,22 @@ def test_prior_draws_real_poses_only_when_asked():
                                       8.4513043596], atol=1e-8)
     with pytest.raises(ValueError, match="real_fraction"):
         sample_angles(rng, 1.5)
+
+
+def test_the_trackers_pose_prior_is_what_the_command_writes(tmp_path):
+    """tracker/data/pose_prior.json holds the shipped real poses' finger-angle means and spreads
+    (at least 5 degrees), as `python -m synth.intel_poses --prior-only` writes them."""
+    import json
+
+    from synth.intel_poses import PRIOR_FILE, main, pose_prior_doc
+    from tracker.objective import load_pose_prior
+
+    real = real_pose_angles()
+    out = tmp_path / "prior.json"
+    assert main(["--prior-only", "--prior-out", str(out)]) == 0
+    assert json.loads(out.read_text()) == json.loads(PRIOR_FILE.read_text()) == pose_prior_doc(real)
+    prior = load_pose_prior(2.0)
+    np.testing.assert_allclose(prior.mean, real.reshape(len(real), 20).mean(0), atol=1e-5)
+    np.testing.assert_allclose(1.0 / prior.inv_std, np.maximum(real.reshape(len(real), 20).std(0), np.radians(5)),
+                               atol=1e-5)
+    assert prior.lam == 2.0

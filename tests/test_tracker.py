@@ -527,6 +527,77 @@ def test_keypoint_modes_in_the_fused_run_are_the_python_objectives():
     assert fused.best_value == pytest.approx(loop.best_value, rel=1e-12)
 
 
+def test_pose_prior_in_the_fused_run_is_the_python_objectives():
+    """The fused kernel's pose prior against tracker.objective.pose_prior_term in the Python
+    loop (with a keypoint term too): the same best pose and value."""
+    from tracker.objective import KeypointTerm, keypoint_term, load_pose_prior, pose_prior_term
+
+    truth = HandPose.canonical("relaxed", position_mm=(0.0, 0.0, 430.0), orientation=(0.97, 0.1, 0.2, 0.0)).to_array()
+    model = HandModel("right")
+    observed = _render_full(truth, "right")
+    hand = observed > 0
+    roi = RegionOfInterest.from_mask(hand, margin=0.15)
+    obs = roi.sample(np.where(hand, observed, 0.0), 64).astype(np.float32)
+    mask = roi.sample(hand, 64, fill=False)
+    tile = roi.camera(CAM, 64)
+    rng = np.random.default_rng(6)
+    term = KeypointTerm(tile.project(model.joints(truth)[0]) + rng.normal(0, 2, (21, 2)), np.full(21, 1 / 21),
+                        30.0, 10.0, 0.1)
+    prior = load_pose_prior(3.0)
+    scorer, cfg = CpuScorer(model.primitive_set, 64), ObjectiveConfig()
+
+    def f(X):
+        sums = scorer.sums(model.primitives(X), CAM, roi, obs, mask, cfg.d_max_mm, True)
+        return (objective_from_sums(sums, finger_crossing_penalty(X), cfg) + keypoint_term(model.joints(X), tile, term)
+                + pose_prior_term(X, prior))
+
+    start = truth + np.concatenate([rng.normal(0, 8, 3), rng.normal(0, 0.05, 4), rng.normal(0, 0.2, 20)])
+    swarm = np.repeat(start[None], 12, axis=0) + np.concatenate([np.zeros((12, 7)), rng.normal(0, 0.1, (12, 20))], 1)
+    pso = PSOConfig(12, 4)
+    loop = optimize(f, swarm, pso, np.random.default_rng(5))
+    fused = scorer.optimize(model, swarm, pso, np.random.default_rng(5), CAM, roi, obs, mask, cfg, True, term, prior)
+    np.testing.assert_allclose(fused.best, loop.best, rtol=0, atol=1e-9)
+    assert fused.best_value == pytest.approx(loop.best_value, rel=1e-12)
+
+
+def test_pose_prior_term_is_zero_at_the_mean_and_lambda_one_spread_away():
+    from tracker.objective import PosePrior, pose_prior_term
+
+    mean, std = np.linspace(-0.2, 1.0, 20), np.linspace(0.1, 0.5, 20)
+    prior = PosePrior(mean, 1.0 / std, 4.0)
+    X = np.zeros((3, 27))
+    X[:, 7:] = mean
+    X[1, 7:] += std
+    X[2, 7:10] -= 2 * std[:3]  # three angles two spreads off: 4 x 3 x 4 / 20
+    np.testing.assert_allclose(pose_prior_term(X, prior), [0.0, 4.0, 2.4], atol=1e-12)
+    with pytest.raises(ValueError, match="pose_prior_weight must be finite and >= 0"):
+        TrackerConfig(pose_prior_weight=-1.0)
+
+
+def test_the_pose_prior_acts_while_following_not_at_the_start():
+    """An open hand far from the real poses' mean, a prior strong enough to override the depth:
+    the start (which leaves the prior out) finds the open fingers; the next frame, following
+    with the prior, bends them toward the mean; weight 0 keeps them."""
+    from tracker.objective import load_pose_prior
+
+    truth = HandPose.canonical("open", position_mm=(10.0, 5.0, 450.0), orientation=(0.95, 0.2, 0.1, 0.2)).to_array()
+    observed = _render_full(truth, "right")
+    mean = load_pose_prior(1.0).mean
+
+    def run(weight):
+        cfg = TrackerConfig(pso=PSOConfig(48, 20), backend="cpu", pose_prior_weight=weight)
+        with Tracker(CAM, cfg) as t:
+            first = t.step(observed)
+            second = t.step(observed)
+        return first.params, second.params
+
+    for weight in (0.0, 1000.0):
+        first, second = run(weight)
+        assert np.abs(first[7:] - truth[7:]).mean() < np.abs(first[7:] - mean).mean()  # the start: the data
+        nearer_mean = np.abs(second[7:] - mean).mean() < np.abs(first[7:] - mean).mean() - 0.05
+        assert nearer_mean == (weight > 0)
+
+
 def test_keypoint_modes_cost_one_minus_their_strength():
     """A joint on a lower mode of strength a costs 1 - a of its weight; on the peak nothing; a
     single mode of strength 1 is the plain term."""

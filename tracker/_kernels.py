@@ -516,14 +516,15 @@ def pso_step_kernel(x, v, pbest, gbest, r1, r2, w, c1, c2, lo, hi):
 @numba.njit(**JIT_RAYS)
 def _hand_objective(x, wrist, base, base_rot, abd_sign, joint_axes, lengths, scale, mirror, radii, palm, thumb_meta,
                     kinds, taper, fx, fy, cx, cy, near, far, observed, mask, d_max, free_offset, lam_sil, lam_k, eps,
-                    kp_uv, kp_ratio, kp_w, kp_scale, lam_kp, kp_delta, joints, frames, transforms, sums, values):
+                    kp_uv, kp_ratio, kp_w, kp_scale, lam_kp, kp_delta, prior_mu, prior_inv, lam_prior, joints, frames, transforms, sums, values):
     """values (N,) = the tracker's objective of the hypotheses x (N, 27): kinematics, primitives,
     ray casting and sums (parallel), then ``tracker.objective.objective_from_sums`` with the
     finger-crossing penalty ``tracker.kinematics.finger_crossing_penalty``, NaN (0 / 0 with
     ``eps = 0`` and nothing in view) as +inf, as ``tracker.pso.optimize`` reads it; plus
     ``tracker.objective.keypoint_term`` when ``lam_kp > 0`` (keypoints' modes ``kp_uv (21, M, 2)``
     in the tile camera's pixels, their strengths ``kp_ratio (21, M)``, weights ``kp_w (21,)``);
-    the rest are scratch."""
+    plus ``tracker.objective.pose_prior_term`` when ``lam_prior > 0`` (the finger angles' means
+    ``prior_mu (20,)`` and inverse spreads ``prior_inv (20,)``); the rest are scratch."""
     forward_kinematics_kernel(x, wrist, base, base_rot, abd_sign, joint_axes, lengths, scale, mirror, joints, frames)
     primitive_transforms_kernel(frames, lengths, radii, palm, thumb_meta, transforms)
     score_tiles_kernel(transforms, kinds, taper, fx, fy, cx, cy, near, far, observed, mask, d_max, free_offset, sums)
@@ -552,6 +553,12 @@ def _hand_objective(x, wrist, base, base_rot, abd_sign, joint_axes, lengths, sca
                             cost = min(cost, 1.0 - a + a * (r2 / (r2 + kp_delta * kp_delta)))
                     kp += kp_w[j] * cost
             value += lam_kp * kp
+        if lam_prior > 0.0:
+            prior = 0.0
+            for d in range(prior_mu.shape[0]):
+                t = (x[h, 7 + d] - prior_mu[d]) * prior_inv[d]
+                prior += t * t
+            value += lam_prior * prior / prior_mu.shape[0]
         values[h] = value if value == value else np.inf
 
 
@@ -559,7 +566,7 @@ def _hand_objective(x, wrist, base, base_rot, abd_sign, joint_axes, lengths, sca
 def pso_hand_kernel(x, v, pbest, pbest_value, gbest, best, first, r1, r2, redraw_rows, redraw_dims, redraw_values,
                     w, c1, c2, lo, hi, wrist, base, base_rot, abd_sign, joint_axes, lengths, scale, mirror, radii, palm,
                     thumb_meta, kinds, taper, fx, fy, cx, cy, near, far, observed, mask, d_max, free_offset, lam_sil,
-                    lam_k, eps, kp_uv, kp_ratio, kp_w, kp_scale, lam_kp, kp_delta):
+                    lam_k, eps, kp_uv, kp_ratio, kp_w, kp_scale, lam_kp, kp_delta, prior_mu, prior_inv, lam_prior):
     """Generations of ``tracker.pso.optimize`` on the hand objective with the cpu scorer, without
     Python between them. State, in place: x, v, pbest (N, 27), pbest_value (N,), gbest (27,),
     best (1,). ``first``: x is the prepared swarm, evaluated to start the state. Then one
@@ -574,7 +581,7 @@ def pso_hand_kernel(x, v, pbest, pbest_value, gbest, best, first, r1, r2, redraw
     if first:
         _hand_objective(x, wrist, base, base_rot, abd_sign, joint_axes, lengths, scale, mirror, radii, palm,
                         thumb_meta, kinds, taper, fx, fy, cx, cy, near, far, observed, mask, d_max, free_offset,
-                        lam_sil, lam_k, eps, kp_uv, kp_ratio, kp_w, kp_scale, lam_kp, kp_delta, joints, frames, transforms, sums,
+                        lam_sil, lam_k, eps, kp_uv, kp_ratio, kp_w, kp_scale, lam_kp, kp_delta, prior_mu, prior_inv, lam_prior, joints, frames, transforms, sums,
                         values)
         pbest[:] = x
         pbest_value[:] = values
@@ -591,7 +598,7 @@ def pso_hand_kernel(x, v, pbest, pbest_value, gbest, best, first, r1, r2, redraw
                 x[redraw_rows[gen, k], redraw_dims[gen, k]] = redraw_values[gen, k]
         _hand_objective(x, wrist, base, base_rot, abd_sign, joint_axes, lengths, scale, mirror, radii, palm,
                         thumb_meta, kinds, taper, fx, fy, cx, cy, near, far, observed, mask, d_max, free_offset,
-                        lam_sil, lam_k, eps, kp_uv, kp_ratio, kp_w, kp_scale, lam_kp, kp_delta, joints, frames, transforms, sums,
+                        lam_sil, lam_k, eps, kp_uv, kp_ratio, kp_w, kp_scale, lam_kp, kp_delta, prior_mu, prior_inv, lam_prior, joints, frames, transforms, sums,
                         values)
         for i in range(n):
             if values[i] < pbest_value[i]:

@@ -13,7 +13,9 @@ With 2D keypoints (issue 21: depthnet's heatmaps) the objective adds :func:`keyp
 ``lambda_p * sum_j w_j rho(|pi(J_j(h)) - k_j| / s)``, the hypothesis's joints ``J_j`` projected
 against the keypoints ``k_j``, ``w_j`` their confidences normalised to sum 1, ``s`` the
 keypoints' extent (the larger side of their box) and ``rho(r) = r^2 / (r^2 + delta^2)``
-(Geman-McClure: bounded, so a wrong keypoint costs at most its weight).
+(Geman-McClure: bounded, so a wrong keypoint costs at most its weight). With a pose prior
+(:func:`pose_prior_term`) it adds ``lambda_a * mean_i ((a_i - mu_i) / sigma_i)^2`` over the 20
+finger angles, mu and sigma those of 69 real poses (``tracker/data/pose_prior.json``).
 
 Backends (``SCORERS``) render hypotheses into T x T tiles and return the three sums:
 
@@ -27,9 +29,12 @@ benchmarks/tracker_speed.py).
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -43,7 +48,8 @@ from tracker.pso import LOWER, UPPER, PSOConfig, PSOResult, draw_moves, prepare_
 log = logging.getLogger(__name__)
 
 __all__ = ["ObjectiveConfig", "CpuScorer", "GlScorer", "SCORERS", "make_scorer", "objective_from_sums",
-           "SOFTWARE_RENDERERS", "KeypointTerm", "keypoint_term"]
+           "SOFTWARE_RENDERERS", "KeypointTerm", "keypoint_term", "PosePrior",
+           "load_pose_prior", "pose_prior_term"]
 
 SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "swrast", "software")
 
@@ -101,6 +107,49 @@ def keypoint_term(joints_mm: np.ndarray, camera: CameraIntrinsics, term: Keypoin
 NO_KEYPOINTS = KeypointTerm(np.zeros((21, 2)), np.zeros(21), 1.0, 0.0, 1.0)
 
 
+class PosePrior(NamedTuple):
+    """A prior on the 20 finger angles (``params[7:]``): each angle's mean ``(20,)`` rad, the
+    inverse of its spread ``inv_std (20,)`` 1/rad, and the weight ``lam``."""
+
+    mean: np.ndarray
+    inv_std: np.ndarray
+    lam: float
+
+
+#: the finger angles of 69 real poses (``python -m synth.intel_poses --prior-only`` writes it)
+POSE_PRIOR_PATH = Path(__file__).resolve().parent / "data" / "pose_prior.json"
+
+
+@lru_cache(maxsize=1)
+def _pose_prior_arrays() -> tuple[np.ndarray, np.ndarray]:
+    try:
+        doc = json.loads(POSE_PRIOR_PATH.read_text())
+        mean, std = (np.asarray(doc[k], np.float64).reshape(-1) for k in ("mean_rad", "std_rad"))
+    except (OSError, ValueError, KeyError) as e:
+        raise RuntimeError(f"{POSE_PRIOR_PATH}: cannot read the pose prior ({e}); "
+                           "rebuild it with `python -m synth.intel_poses --prior-only`") from None
+    if mean.shape != (20,) or std.shape != (20,) or not (np.isfinite(mean).all() and (std > 0).all()):
+        raise RuntimeError(f"{POSE_PRIOR_PATH}: expected 5 x 4 finite means and positive spreads")
+    return mean, 1.0 / std
+
+
+def load_pose_prior(lam: float) -> PosePrior:
+    """The shipped real-pose prior (``POSE_PRIOR_PATH``) at weight ``lam``."""
+    mean, inv = _pose_prior_arrays()
+    return PosePrior(mean, inv, float(lam))
+
+
+def pose_prior_term(X: np.ndarray, prior: PosePrior) -> np.ndarray:
+    """``(N,)``: ``lam`` times the mean over the 20 finger angles of ``((a - mean) / std)^2``
+    for hypotheses ``X (N, 27)``; the numpy reference of the fused kernel's."""
+    z = (np.asarray(X, np.float64)[:, 7:] - prior.mean) * prior.inv_std
+    return prior.lam * (z * z).mean(-1)
+
+
+#: no pose prior (the kernel's arguments without one)
+NO_PRIOR = PosePrior(np.zeros(20), np.zeros(20), 0.0)
+
+
 def objective_from_sums(sums: TileSums, crossing: np.ndarray, config: ObjectiveConfig) -> np.ndarray:
     """``(N,)`` objective values from the three sums and the crossing penalty ``kc``."""
     depth_term = sums.depth_diff / (sums.union + config.eps)
@@ -156,12 +205,13 @@ class CpuScorer:
     def optimize(self, model, initial: np.ndarray, config: PSOConfig, rng: np.random.Generator,
                  camera: CameraIntrinsics, roi: RegionOfInterest | None, observed_mm: np.ndarray,
                  observed_mask: np.ndarray, objective: ObjectiveConfig, free_offset: bool = False,
-                 keypoints: KeypointTerm | None = None) -> PSOResult:
+                 keypoints: KeypointTerm | None = None, prior: PosePrior | None = None) -> PSOResult:
         """``tracker.pso.optimize`` of the hand objective (``model``: a ``HandModel``) on this
         scorer, the whole run in one numba call: the same moves (``draw_moves``) and the same
         objective, without Python between generations. ``keypoints``: the keypoint term, in the
-        tile camera's pixels (None: none)."""
+        tile camera's pixels (None: none); ``prior``: the pose prior (None: none)."""
         kp = NO_KEYPOINTS if keypoints is None else keypoints
+        pr = NO_PRIOR if prior is None else prior
         kp_modes, kp_ratio = kp.modes()
         x = prepare_swarm(initial)
         n = x.shape[0]
@@ -172,7 +222,8 @@ class CpuScorer:
                  np.ascontiguousarray(observed_mm, np.float64), np.ascontiguousarray(observed_mask, np.bool_),
                  float(objective.d_max_mm), bool(free_offset), float(objective.lambda_silhouette),
                  float(objective.lambda_crossing), float(objective.eps), np.ascontiguousarray(kp_modes),
-                 np.ascontiguousarray(kp_ratio), np.ascontiguousarray(kp.weights, np.float64), float(kp.scale), float(kp.lam), float(kp.delta))
+                 np.ascontiguousarray(kp_ratio), np.ascontiguousarray(kp.weights, np.float64), float(kp.scale), float(kp.lam), float(kp.delta),
+                 np.ascontiguousarray(pr.mean, np.float64), np.ascontiguousarray(pr.inv_std, np.float64), float(pr.lam))
         for block, moves in enumerate(draw_moves(config, n, rng)):
             pso_hand_kernel(x, v, pbest, pbest_value, best, value, block == 0, *moves, config.w, config.c1, config.c2,
                             LOWER, UPPER, *scene)

@@ -47,6 +47,8 @@ time:
    solved from them (PnP with the model's palm of the known hand length, ``pnp_palm_poses``)
    with each canonical finger pose, instead of the orientation grid. With ``side="auto"`` a
    confident side (``right_prob`` beyond ``side_confidence`` of 0.5) fits that side only.
+   With ``pose_prior_weight`` > 0 a frame that follows a previous solution (not a start) also
+   weighs the finger angles against 69 real poses' (``tracker.objective.pose_prior_term``).
 4. Does the solution explain the observation? Its silhouette is compared with the observed mask
    (on the tile, the hand pixels outside it counted as missed): ``iou`` (intersection over
    union) and ``coverage`` (the share of the observed hand pixels it covers). A frame is
@@ -77,7 +79,8 @@ from renderer.projection import RegionOfInterest
 from tracker.detect import (PALM_JOINTS, DetectorConfig, HandDetection, detect_hand, hand_region, near_skeleton,
                             support_plane)
 from tracker.kinematics import DEFAULT_HAND_LENGTH_MM, HandModel, finger_crossing_penalty
-from tracker.objective import CpuScorer, KeypointTerm, ObjectiveConfig, keypoint_term, make_scorer, objective_from_sums
+from tracker.objective import (CpuScorer, KeypointTerm, ObjectiveConfig, PosePrior, keypoint_term, load_pose_prior,
+                               make_scorer, objective_from_sums, pose_prior_term)
 from tracker.pose import SIDES, HandPose, axis_angle_quaternion, quaternion_multiply
 from tracker.pso import PSOConfig, optimize
 
@@ -162,6 +165,9 @@ class TrackerConfig:
     #: alone). More helped from a good start and hurt from the tracker's own (docs/tracker.md,
     #: "Heatmap modes"), so off by default
     keypoint_modes: int = 1
+    #: the finger angles' prior from 69 real poses, its weight lambda_a (0: none), while following a
+    #: previous solution (not at a start; docs/tracker.md, "A pose prior")
+    pose_prior_weight: float = 0.0
     #: a palm keypoint needs this confidence for the PnP start
     pnp_confidence: float = 0.3
     side_confidence: float = 0.3
@@ -182,6 +188,8 @@ class TrackerConfig:
         for name in ("min_iou", "min_coverage", "region_min_cover"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"TrackerConfig.{name} must be in [0, 1], got {getattr(self, name)}")
+        if not (math.isfinite(self.pose_prior_weight) and self.pose_prior_weight >= 0):
+            raise ValueError(f"TrackerConfig.pose_prior_weight must be finite and >= 0, got {self.pose_prior_weight}")
         for name in ("region_margin_mm", "region_front_mm", "region_thin_mm"):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
@@ -329,6 +337,8 @@ class Tracker:
         self._bad_frames = 0
         #: the solution a loss let go of, (side, params): the next start competes with it
         self._carry_on: tuple[str, np.ndarray] | None = None
+        self._prior: PosePrior | None = (load_pose_prior(self.config.pose_prior_weight)
+                                         if self.config.pose_prior_weight > 0 else None)
         c = self.config.restart_competes
         self._restart_competes = self.config.mask_source == "given" if c is None else c
 
@@ -498,7 +508,8 @@ class Tracker:
         return out
 
     # ---- objective ------------------------------------------------------------------------
-    def _objective(self, model, scorer, camera, roi, obs_tile, mask_tile, term: KeypointTerm | None = None):
+    def _objective(self, model, scorer, camera, roi, obs_tile, mask_tile, term: KeypointTerm | None = None,
+                   prior: PosePrior | None = None):
         cfg = self.config
         tile_camera = roi.camera(camera, cfg.tile_size) if term is not None else None
 
@@ -508,6 +519,8 @@ class Tracker:
             value = objective_from_sums(sums, finger_crossing_penalty(X), cfg.objective)
             if term is not None:
                 value = value + keypoint_term(model.joints(X), tile_camera, term)
+            if prior is not None:
+                value = value + pose_prior_term(X, prior)
             return value
 
         return f
@@ -606,6 +619,7 @@ class Tracker:
         mask_tile = roi.sample(hand, T, fill=False)
         n = cfg.pso.particles
         term = self._keypoint_term(keypoints, camera, roi)
+        prior = None
         if initialising:  # each side's model (one unless side="auto"); the better fit keeps its side
             candidates_pso = PSOConfig(n, cfg.init_generations, cfg.pso.c1, cfg.pso.c2, cfg.pso.redraw_every)
             result, rng_start = None, self.rng.bit_generator.state
@@ -638,13 +652,16 @@ class Tracker:
                 if carry.best_value <= result.best_value:
                     result, fitted = carry, model
             self.model = self._models[fitted.side]  # tracked from the next frame on (with its forearm)
-        else:
-            fitted, scorer = self.model, self.scorer
-            result = self._follow(fitted, scorer, self.previous, camera, roi, obs_tile, mask_tile, term)
+        else:  # the pose prior only here: at a start it would rank the candidates' fingers (docs/tracker.md)
+            fitted, scorer, prior = self.model, self.scorer, self._prior
+            result = self._follow(fitted, scorer, self.previous, camera, roi, obs_tile, mask_tile, term, prior)
         params = result.best
-        objective = result.best_value  # the loss rule and the result see the objective without the keypoint term
+        # the loss rule and the result see the objective without the keypoint term and the prior
+        objective = result.best_value
         if term is not None:
             objective -= float(keypoint_term(fitted.joints(params[None]), roi.camera(camera, cfg.tile_size), term)[0])
+        if prior is not None:
+            objective -= float(pose_prior_term(params[None], prior)[0])
         iou, coverage = self._explained(fitted, scorer, params, camera, roi, obs_tile, mask_tile, hand)
         # re-initialise on the objective (lost_frames too poor in a row); a silhouette that does
         # not explain the observation marks the frame lost at once but keeps the solution: a start
@@ -664,12 +681,13 @@ class Tracker:
         return TrackResult(status, params, joints, objective, roi, time.perf_counter() - t0, self.model.side,
                            hand, iou, coverage)
 
-    def _follow(self, model, scorer, previous: np.ndarray, camera, roi, obs_tile, mask_tile, term=None):
+    def _follow(self, model, scorer, previous: np.ndarray, camera, roi, obs_tile, mask_tile, term=None, prior=None):
         """A frame's tracking swarm: ``config.pso`` seeded around ``previous (27,)``, the solution
-        it carries on from (a tracked frame's, or one a loss let go of: ``restart_competes``)."""
-        f = self._objective(model, scorer, camera, roi, obs_tile, mask_tile, term)
+        it carries on from (a tracked frame's, or one a loss let go of: ``restart_competes``),
+        with the pose ``prior`` if given."""
+        f = self._objective(model, scorer, camera, roi, obs_tile, mask_tile, term, prior)
         swarm = self._seed_swarm(previous, self.config.pso.particles)
-        return self._optimize(model, scorer, f, swarm, self.config.pso, camera, roi, obs_tile, mask_tile, term)
+        return self._optimize(model, scorer, f, swarm, self.config.pso, camera, roi, obs_tile, mask_tile, term, prior)
 
     def _explained(self, model, scorer, params, camera, roi, obs_tile, mask_tile, hand) -> tuple[float, float]:
         """(IoU, coverage) of the solution's silhouette (``model`` on ``scorer``) against the
@@ -688,10 +706,11 @@ class Tracker:
         missed = observed * (1.0 - seen) / max(seen, 1e-9)  # tile-sized pixels of hand outside the tile
         return inter / (union + missed), inter / (observed + missed)
 
-    def _optimize(self, model, scorer, f, swarm, pso: PSOConfig, camera, roi, obs_tile, mask_tile, term=None):
+    def _optimize(self, model, scorer, f, swarm, pso: PSOConfig, camera, roi, obs_tile, mask_tile, term=None,
+                  prior=None):
         if isinstance(scorer, CpuScorer):  # the same run, without Python between generations
             return scorer.optimize(model, swarm, pso, self.rng, camera, roi, obs_tile, mask_tile,
-                                   self.config.objective, self.config.depth_offset_free, term)
+                                   self.config.objective, self.config.depth_offset_free, term, prior)
         return optimize(f, swarm, pso, self.rng)
 
     def _sides_to_try(self, models: dict, keypoints: Keypoints | None) -> list:
