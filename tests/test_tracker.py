@@ -462,10 +462,11 @@ def test_tracker_config_refuses_fewer_than_one_keypoint_mode():
 
 
 # ---- keypoints (issue 21) ------------------------------------------------------------------------
-def test_keypoint_term_in_the_fused_run_is_the_python_objectives():
-    """The fused kernel's keypoint term against tracker.objective.keypoint_term in the Python
-    loop: the same best pose and value."""
-    from tracker.objective import KeypointTerm, keypoint_term
+def _fused_against_the_python_loop(make_term, prior=None, seed=3):
+    """The fused kernel's run against tracker.optimize over the Python objective (sums,
+    crossing, ``keypoint_term`` of ``make_term(tile_uv_of_the_truth, rng)``, ``pose_prior_term``
+    of ``prior``): the same best pose and value."""
+    from tracker.objective import keypoint_term, pose_prior_term
 
     truth = HandPose.canonical("relaxed", position_mm=(0.0, 0.0, 430.0), orientation=(0.97, 0.1, 0.2, 0.0)).to_array()
     model = HandModel("right")
@@ -475,81 +476,14 @@ def test_keypoint_term_in_the_fused_run_is_the_python_objectives():
     obs = roi.sample(np.where(hand, observed, 0.0), 64).astype(np.float32)
     mask = roi.sample(hand, 64, fill=False)
     tile = roi.camera(CAM, 64)
-    rng = np.random.default_rng(3)
-    weights = rng.uniform(0, 1, 21)
-    weights[[2, 7]] = 0.0
-    term = KeypointTerm(tile.project(model.joints(truth)[0]) + rng.normal(0, 2, (21, 2)), weights / weights.sum(),
-                        30.0, 10.0, 0.1)
+    rng = np.random.default_rng(seed)
+    term = make_term(tile.project(model.joints(truth)[0]), rng)
     scorer, cfg = CpuScorer(model.primitive_set, 64), ObjectiveConfig()
 
     def f(X):
         sums = scorer.sums(model.primitives(X), CAM, roi, obs, mask, cfg.d_max_mm, True)
-        return objective_from_sums(sums, finger_crossing_penalty(X), cfg) + keypoint_term(model.joints(X), tile, term)
-
-    start = truth + np.concatenate([rng.normal(0, 8, 3), rng.normal(0, 0.05, 4), rng.normal(0, 0.2, 20)])
-    swarm = np.repeat(start[None], 12, axis=0) + np.concatenate([np.zeros((12, 7)), rng.normal(0, 0.1, (12, 20))], 1)
-    pso = PSOConfig(12, 4)
-    loop = optimize(f, swarm, pso, np.random.default_rng(5))
-    fused = scorer.optimize(model, swarm, pso, np.random.default_rng(5), CAM, roi, obs, mask, cfg, True, term)
-    np.testing.assert_allclose(fused.best, loop.best, rtol=0, atol=1e-9)
-    assert fused.best_value == pytest.approx(loop.best_value, rel=1e-12)
-
-
-def test_keypoint_modes_in_the_fused_run_are_the_python_objectives():
-    """With several modes per joint the fused kernel's term is keypoint_term's: the same best."""
-    from tracker.objective import KeypointTerm, keypoint_term
-
-    truth = HandPose.canonical("relaxed", position_mm=(0.0, 0.0, 430.0), orientation=(0.97, 0.1, 0.2, 0.0)).to_array()
-    model = HandModel("right")
-    observed = _render_full(truth, "right")
-    hand = observed > 0
-    roi = RegionOfInterest.from_mask(hand, margin=0.15)
-    obs = roi.sample(np.where(hand, observed, 0.0), 64).astype(np.float32)
-    mask = roi.sample(hand, 64, fill=False)
-    tile = roi.camera(CAM, 64)
-    rng = np.random.default_rng(4)
-    uv = tile.project(model.joints(truth)[0])
-    modes = np.stack([uv + rng.normal(0, 15, (21, 2)), uv + rng.normal(0, 2, (21, 2)), uv + 30.0], axis=1)
-    ratio = np.stack([np.ones(21), rng.uniform(0.3, 1.0, 21), np.where(rng.uniform(size=21) < 0.5, 0.4, 0.0)], 1)
-    term = KeypointTerm(modes, np.full(21, 1 / 21), 30.0, 10.0, 0.1, ratio)
-    scorer, cfg = CpuScorer(model.primitive_set, 64), ObjectiveConfig()
-
-    def f(X):
-        sums = scorer.sums(model.primitives(X), CAM, roi, obs, mask, cfg.d_max_mm, True)
-        return objective_from_sums(sums, finger_crossing_penalty(X), cfg) + keypoint_term(model.joints(X), tile, term)
-
-    start = truth + np.concatenate([rng.normal(0, 8, 3), rng.normal(0, 0.05, 4), rng.normal(0, 0.2, 20)])
-    swarm = np.repeat(start[None], 12, axis=0) + np.concatenate([np.zeros((12, 7)), rng.normal(0, 0.1, (12, 20))], 1)
-    pso = PSOConfig(12, 4)
-    loop = optimize(f, swarm, pso, np.random.default_rng(5))
-    fused = scorer.optimize(model, swarm, pso, np.random.default_rng(5), CAM, roi, obs, mask, cfg, True, term)
-    np.testing.assert_allclose(fused.best, loop.best, rtol=0, atol=1e-9)
-    assert fused.best_value == pytest.approx(loop.best_value, rel=1e-12)
-
-
-def test_pose_prior_in_the_fused_run_is_the_python_objectives():
-    """The fused kernel's pose prior against tracker.objective.pose_prior_term in the Python
-    loop (with a keypoint term too): the same best pose and value."""
-    from tracker.objective import KeypointTerm, keypoint_term, load_pose_prior, pose_prior_term
-
-    truth = HandPose.canonical("relaxed", position_mm=(0.0, 0.0, 430.0), orientation=(0.97, 0.1, 0.2, 0.0)).to_array()
-    model = HandModel("right")
-    observed = _render_full(truth, "right")
-    hand = observed > 0
-    roi = RegionOfInterest.from_mask(hand, margin=0.15)
-    obs = roi.sample(np.where(hand, observed, 0.0), 64).astype(np.float32)
-    mask = roi.sample(hand, 64, fill=False)
-    tile = roi.camera(CAM, 64)
-    rng = np.random.default_rng(6)
-    term = KeypointTerm(tile.project(model.joints(truth)[0]) + rng.normal(0, 2, (21, 2)), np.full(21, 1 / 21),
-                        30.0, 10.0, 0.1)
-    prior = load_pose_prior(3.0)
-    scorer, cfg = CpuScorer(model.primitive_set, 64), ObjectiveConfig()
-
-    def f(X):
-        sums = scorer.sums(model.primitives(X), CAM, roi, obs, mask, cfg.d_max_mm, True)
-        return (objective_from_sums(sums, finger_crossing_penalty(X), cfg) + keypoint_term(model.joints(X), tile, term)
-                + pose_prior_term(X, prior))
+        value = objective_from_sums(sums, finger_crossing_penalty(X), cfg) + keypoint_term(model.joints(X), tile, term)
+        return value if prior is None else value + pose_prior_term(X, prior)
 
     start = truth + np.concatenate([rng.normal(0, 8, 3), rng.normal(0, 0.05, 4), rng.normal(0, 0.2, 20)])
     swarm = np.repeat(start[None], 12, axis=0) + np.concatenate([np.zeros((12, 7)), rng.normal(0, 0.1, (12, 20))], 1)
@@ -558,6 +492,39 @@ def test_pose_prior_in_the_fused_run_is_the_python_objectives():
     fused = scorer.optimize(model, swarm, pso, np.random.default_rng(5), CAM, roi, obs, mask, cfg, True, term, prior)
     np.testing.assert_allclose(fused.best, loop.best, rtol=0, atol=1e-9)
     assert fused.best_value == pytest.approx(loop.best_value, rel=1e-12)
+
+
+def test_keypoint_term_in_the_fused_run_is_the_python_objectives():
+    from tracker.objective import KeypointTerm
+
+    def term(uv, rng):
+        weights = rng.uniform(0, 1, 21)
+        weights[[2, 7]] = 0.0
+        return KeypointTerm(uv + rng.normal(0, 2, (21, 2)), weights / weights.sum(), 30.0, 10.0, 0.1)
+
+    _fused_against_the_python_loop(term)
+
+
+def test_keypoint_modes_in_the_fused_run_are_the_python_objectives():
+    """With several modes per joint the fused kernel's term is keypoint_term's."""
+    from tracker.objective import KeypointTerm
+
+    def term(uv, rng):
+        modes = np.stack([uv + rng.normal(0, 15, (21, 2)), uv + rng.normal(0, 2, (21, 2)), uv + 30.0], axis=1)
+        ratio = np.stack([np.ones(21), rng.uniform(0.3, 1.0, 21), np.where(rng.uniform(size=21) < 0.5, 0.4, 0.0)], 1)
+        return KeypointTerm(modes, np.full(21, 1 / 21), 30.0, 10.0, 0.1, ratio)
+
+    _fused_against_the_python_loop(term, seed=4)
+
+
+def test_pose_prior_in_the_fused_run_is_the_python_objectives():
+    """The fused kernel's pose prior (with a keypoint term too) is pose_prior_term's."""
+    from tracker.objective import KeypointTerm, load_pose_prior
+
+    def term(uv, rng):
+        return KeypointTerm(uv + rng.normal(0, 2, (21, 2)), np.full(21, 1 / 21), 30.0, 10.0, 0.1)
+
+    _fused_against_the_python_loop(term, load_pose_prior(3.0), seed=6)
 
 
 def test_pose_prior_term_is_zero_at_the_mean_and_lambda_one_spread_away():
