@@ -347,11 +347,10 @@ def prediction_from_stages(stages: np.ndarray, mask_stages: int, size: tuple[int
     mask = cv2.resize(np.asarray(mask_map, np.float32), (w, h), interpolation=cv2.INTER_LINEAR) > 0.5
     keypoints = confidence = modes = ratio = None
     if heatmaps is not None:
-        uv, confidence = keypoints_from_heatmaps(heatmaps)
-        keypoints, confidence = output_to_image(uv, (out_w, out_h), (w, h)), np.clip(confidence, 0.0, 1.0)
-        modes, ratio = heatmap_modes(heatmaps)
+        uv, peak = keypoints_from_heatmaps(heatmaps)
+        keypoints, confidence = output_to_image(uv, (out_w, out_h), (w, h)), np.clip(peak, 0.0, 1.0)
+        modes, ratio = heatmap_modes(heatmaps, peaks=(uv, peak))  # mode 0: the same peak
         modes = output_to_image(modes, (out_w, out_h), (w, h))
-        modes[:, 0] = keypoints  # the peak exactly as keypoints_px
     right = None if handedness_logit is None else float(1.0 / (1.0 + np.exp(-handedness_logit)))
     return Prediction(rel.astype(np.float32), mask, keypoints, confidence, right, foreground, modes, ratio)
 
@@ -384,19 +383,26 @@ def keypoints_from_heatmaps(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarra
     its value ``(K,)`` (the confidence)."""
     hm = np.asarray(heatmaps, dtype=np.float64)
     k, h, w = hm.shape
-    flat = hm.reshape(k, -1).argmax(1)
-    rows, cols = np.divmod(flat, w)
-    peak = hm[np.arange(k), rows, cols]
+    rows, cols = np.divmod(hm.reshape(k, -1).argmax(1), w)
+    ix = np.arange(k)
+    return _sub_pixel(hm, ix, rows, cols), hm[ix, rows, cols]
+
+
+def _sub_pixel(hm: np.ndarray, maps: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Local maxima ``(maps, rows, cols)`` (index arrays ``(N,)``) of heatmaps ``hm (K, h, w)``
+    refined to sub-pixel: a parabola through each and its neighbours along each axis (half a
+    pixel at most; one on the border stays put there) -> ``(N, 2)`` (column, row)."""
+    _, h, w = hm.shape
+    peak = hm[maps, rows, cols]
 
     def offset(left: np.ndarray, right: np.ndarray) -> np.ndarray:
         denom = left - 2 * peak + right
         return np.where(denom < 0, np.clip(0.5 * (left - right) / np.where(denom < 0, denom, -1.0), -0.5, 0.5), 0.0)
 
-    ix = np.arange(k)
-    inner_x, inner_y = (cols > 0) & (cols < w - 1), (rows > 0) & (rows < h - 1)  # a peak on the border stays put
-    dx = np.where(inner_x, offset(hm[ix, rows, np.maximum(cols - 1, 0)], hm[ix, rows, np.minimum(cols + 1, w - 1)]), 0.0)
-    dy = np.where(inner_y, offset(hm[ix, np.maximum(rows - 1, 0), cols], hm[ix, np.minimum(rows + 1, h - 1), cols]), 0.0)
-    return np.stack([cols + dx, rows + dy], axis=-1), peak
+    inner_x, inner_y = (cols > 0) & (cols < w - 1), (rows > 0) & (rows < h - 1)
+    dx = np.where(inner_x, offset(hm[maps, rows, np.maximum(cols - 1, 0)], hm[maps, rows, np.minimum(cols + 1, w - 1)]), 0.0)
+    dy = np.where(inner_y, offset(hm[maps, np.maximum(rows - 1, 0), cols], hm[maps, np.minimum(rows + 1, h - 1), cols]), 0.0)
+    return np.stack([cols + dx, rows + dy], axis=-1)
 
 
 #: ``heatmap_modes``' defaults: at most this many modes per map, each at least ``MODE_RATIO`` of
@@ -407,17 +413,19 @@ MODE_SEPARATION = 2.0
 
 
 def heatmap_modes(heatmaps: np.ndarray, max_modes: int = MAX_MODES, min_ratio: float = MODE_RATIO,
-                  separation: float = MODE_SEPARATION) -> tuple[np.ndarray, np.ndarray]:
+                  separation: float = MODE_SEPARATION,
+                  peaks: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(K, h, w)`` heatmaps -> each map's modes ``(K, M, 2)`` (column, row in heatmap pixels,
     sub-pixel as ``keypoints_from_heatmaps``; ``M = max_modes``) and their values over the map's
     peak ``(K, M)``, highest first: mode 0 is the peak (ratio 1). A mode is a local maximum of
     its 3 x 3 neighbourhood with at least ``min_ratio`` of the peak's value, more than
     ``separation`` pixels from every higher mode kept; missing modes have ratio 0 and repeat the
-    peak's position. Where the peak is wrong the true joint is often a lower mode of the same
-    map (docs/tracker.md, "Heatmap modes")."""
+    peak's position. ``peaks``: ``keypoints_from_heatmaps(heatmaps)`` when the caller has it.
+    Where the peak is wrong the true joint is often a lower mode of the same map
+    (docs/tracker.md, "Heatmap modes")."""
     hm = np.asarray(heatmaps, dtype=np.float64)
     k, h, w = hm.shape
-    peaks, peak_value = keypoints_from_heatmaps(hm)
+    peaks, peak_value = keypoints_from_heatmaps(hm) if peaks is None else peaks
     modes = np.repeat(peaks[:, None], max_modes, axis=1)
     ratio = np.zeros((k, max_modes))
     ratio[:, 0] = 1.0
@@ -432,9 +440,10 @@ def heatmap_modes(heatmaps: np.ndarray, max_modes: int = MAX_MODES, min_ratio: f
         if len(rows) < 2:
             continue
         order = np.argsort(-hm[j, rows, cols], kind="stable")
+        rows, cols = rows[order], cols[order]
+        refined = _sub_pixel(hm, np.full(len(rows), j), rows, cols).tolist()
         kept = [(float(peaks[j, 0]), float(peaks[j, 1]))]
-        for r, c in zip(rows[order].tolist(), cols[order].tolist()):
-            u, v = _refine_peak(hm[j], r, c)
+        for (u, v), r, c in zip(refined, rows, cols):
             if all((u - a) ** 2 + (v - b) ** 2 > separation ** 2 for a, b in kept):
                 modes[j, len(kept)] = u, v
                 ratio[j, len(kept)] = hm[j, r, c] / peak_value[j]
@@ -442,21 +451,6 @@ def heatmap_modes(heatmaps: np.ndarray, max_modes: int = MAX_MODES, min_ratio: f
                 if len(kept) == max_modes:
                     break
     return modes, ratio
-
-
-def _refine_peak(m: np.ndarray, r: int, c: int) -> tuple[float, float]:
-    """The local maximum ``(r, c)`` of one map refined to sub-pixel as ``keypoints_from_heatmaps``
-    does its peak (a parabola through it and its neighbours along each axis): ``(column, row)``."""
-    h, w = m.shape
-    v = float(m[r, c])
-
-    def offset(left: float, right: float) -> float:
-        denom = left - 2 * v + right
-        return min(max(0.5 * (left - right) / denom, -0.5), 0.5) if denom < 0 else 0.0
-
-    dx = offset(m[r, c - 1], m[r, c + 1]) if 0 < c < w - 1 else 0.0
-    dy = offset(m[r - 1, c], m[r + 1, c]) if 0 < r < h - 1 else 0.0
-    return c + dx, r + dy
 
 
 def zero_dead_weights(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

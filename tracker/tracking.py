@@ -538,16 +538,20 @@ class Tracker:
         if use.sum() < 2:
             return None
         x0, y0, x1, y1 = roi.box
-        s = cfg.tile_size / np.array([x1 - x0, y1 - y0])
-        tile_uv = s * (uv + 0.5 - np.array([x0, y0])) - 0.5  # CameraIntrinsics.crop_resize's mapping
+        s, origin = cfg.tile_size / np.array([x1 - x0, y1 - y0]), np.array([x0, y0])
+
+        def to_tile(px: np.ndarray) -> np.ndarray:  # CameraIntrinsics.crop_resize's mapping
+            return s * (px + 0.5 - origin) - 0.5
+
+        tile_uv = to_tile(uv)
         extent = float((tile_uv[use].max(0) - tile_uv[use].min(0)).max())
         weights = np.where(use, conf, 0.0)
         term = KeypointTerm(np.where(use[:, None], tile_uv, 0.0), weights / weights.sum(), max(extent, 1.0),
                             cfg.keypoint_weight, cfg.keypoint_delta)
         if cfg.keypoint_modes > 1 and keypoints.modes_px is not None:
             m = min(cfg.keypoint_modes, np.shape(keypoints.modes_px)[1])
-            modes = s * (np.asarray(keypoints.modes_px, np.float64)[:, :m] + 0.5 - np.array([x0, y0])) - 0.5
-            modes[:, 0] = term.uv
+            modes = to_tile(np.asarray(keypoints.modes_px, np.float64)[:, :m])
+            modes[:, 0] = term.uv  # mode 0 is uv_px
             ratio = np.clip(np.nan_to_num(np.asarray(keypoints.mode_ratio, np.float64)[:, :m]), 0.0, 1.0)
             ratio[:, 0] = 1.0
             term = term._replace(uv=np.where(use[:, None, None], modes, 0.0), ratio=ratio)
