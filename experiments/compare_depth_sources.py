@@ -23,7 +23,7 @@ set the model's forearm, ``+occluders`` scores the surfaces outside the hand mas
 ``+whole-region`` keeps sensor depth's hand region as grown (the tracker before
 ``TrackerConfig.region_margin_mm``), ``+kp-modes`` lets each keypoint match any of its heatmap's
 modes (``TrackerConfig.keypoint_modes`` 3), ``+prior`` / ``+no-prior`` the finger angles' pose
-prior at weight 1 / 0 (``TrackerConfig.pose_prior_weight``), ``TRACKER_OPTIONS``), and ``mediapipe``: MediaPipe Hands
+prior at weight 1 (the default) / 0 (``TrackerConfig.pose_prior_weight``), ``TRACKER_OPTIONS``), and ``mediapipe``: MediaPipe Hands
 0.10.21 world landmarks from RGB (compared root-relative and after Procrustes alignment; its
 absolute MPJPE is not defined).
 Without the ``handrgbd[mediapipe]`` extra that row says how to install it instead of failing.
