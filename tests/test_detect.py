@@ -68,6 +68,24 @@ def _person(hand_in_front: bool, seed: int = 0):
     return depth, CAM.unproject(palm, z), inside
 
 
+def test_a_fist_at_the_end_of_an_arm_that_ends_in_view():
+    """A compact hand (a fist, 42 mm radius, the surface's thickest part) at the end of an arm
+    that recedes 450 mm and ends inside the view (the hard bench's forearm_2): every geodesic
+    extremum lies up the arm, so the candidates grown from extrema alone put the palm on the arm
+    (223 mm off); the surface's thickest point is a candidate too."""
+    depth = np.zeros((CAM.height, CAM.width), np.float32)
+    px = lambda mm, z: mm * CAM.fx / z  # noqa: E731
+    fist, z = np.array([320.0, 330.0]), 700.0
+    steps = np.linspace(0, 1, 40)
+    for t0, t1 in zip(steps[:-1], steps[1:]):
+        a, b = fist + t0 * np.array([-60.0, -230.0]), fist + t1 * np.array([-60.0, -230.0])
+        _paint_bar(depth, a, b, px(60, z + 450 * t1), z + 30 + 450 * t1)
+    _paint_disc(depth, fist, px(42, z), z)
+    depth += np.random.default_rng(0).normal(0, 1.5, depth.shape).astype(np.float32) * (depth > 0)
+    found = detect_hand(depth, CAM)
+    assert found is not None and np.linalg.norm(found.palm_mm - CAM.unproject(fist, z)) < 20.0
+
+
 @pytest.mark.parametrize("hand_in_front", [False, True])
 def test_detects_the_hand_not_the_nearest_surface(hand_in_front):
     depth, palm, hand = _person(hand_in_front)

@@ -19,7 +19,9 @@ end of the arm instead; this module does that on the depth surface:
    largest geodesic distance to all points taken so far and add it, up to ``max_extrema`` times
    or until the farthest point is nearer than ``0.3`` hand lengths. Fingertips, the head and the
    elbow of a folded arm come out as extrema; extrema on the image border (within ``BORDER_CELLS``)
-   are dropped (the arm or the body continues out of view there).
+   are dropped (the arm or the body continues out of view there). The thickest point joins them:
+   a fist at the end of an arm that ends in view is the thickest part, and every extremum lies
+   up the arm.
 3. **Candidates.** For each extremum, the surface within one hand length of it (geodesically) is
    where a hand ending there would lie. Its palm is the largest disc inside that region (2D
    distance transform; radius in mm from the grid's pitch at the disc's centre). A disc that
@@ -574,7 +576,10 @@ def hand_candidates(depth_mm: np.ndarray, camera: CameraIntrinsics, config: Dete
         extrema.extend(far.tolist())
         geodesic = np.minimum(geodesic, dijkstra(surface.graph, directed=True, indices=far, min_only=True))
     rows, cols = surface.rows, surface.cols
-    tips = np.array([k for k in extrema if not _on_border(surface, rows[k], cols[k])], np.int64)
+    # each surface's thickest point too: a compact hand (a fist) at the end of a long arm lies
+    # within EXTREMUM_MIN_HAND_LENGTHS of it when it is the thickest, and no extremum finds it
+    seeds = extrema + [k for k in sources.tolist() if k not in extrema]
+    tips = np.array([k for k in seeds if not _on_border(surface, rows[k], cols[k])], np.int64)
     if len(tips) == 0:
         return []
     within_hand = np.atleast_2d(dijkstra(surface.graph, directed=True, indices=tips, limit=L))
