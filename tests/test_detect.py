@@ -35,6 +35,15 @@ def _paint_bar(depth, a, b, width_px, z):
              max(1, int(round(width_px))))
 
 
+def _paint_limb(depth, start, delta, z0, dz, width_px, steps=40):
+    """A limb from ``start`` along ``delta`` (pixels) in ``steps - 1`` bars, each at depth
+    ``z0 + dz * t`` (t its far end's fraction of the way) and ``width_px(that depth)`` wide."""
+    ts = np.linspace(0, 1, steps)
+    for t0, t1 in zip(ts[:-1], ts[1:]):
+        z = z0 + dz * t1
+        _paint_bar(depth, start + t0 * delta, start + t1 * delta, width_px(z), z)
+
+
 def _person(hand_in_front: bool, seed: int = 0):
     """An analytic depth scene (mm) in CAM: torso and head at 900 mm reaching the bottom border,
     a chair back at 500 mm and a small ball at 400 mm (both nearer than the hand), and a hand
@@ -57,11 +66,8 @@ def _person(hand_in_front: bool, seed: int = 0):
         start = palm + d * px(30, z)
         _paint_bar(hand, start, start + d * px(length, z), px(17, z), z - 5.0)
     if not hand_in_front:  # forearm and upper arm from the palm down to the torso's side
-        steps = np.linspace(0, 1, 40)
-        for t0, t1 in zip(steps[:-1], steps[1:]):
-            a = palm + np.array([0.0, px(45, z)]) + t0 * np.array([110.0, 80.0])
-            b = palm + np.array([0.0, px(45, z)]) + t1 * np.array([110.0, 80.0])
-            _paint_bar(depth, a, b, px(60, 700), z + 20 + 260 * t1)
+        _paint_limb(depth, palm + np.array([0.0, px(45, z)]), np.array([110.0, 80.0]), z + 20, 260.0,
+                    lambda _: px(60, 700))
     inside = hand > 0
     depth[inside] = hand[inside]
     depth += np.random.default_rng(seed).normal(0, 1.5, depth.shape).astype(np.float32) * (depth > 0)
@@ -76,10 +82,7 @@ def test_a_fist_at_the_end_of_an_arm_that_ends_in_view():
     depth = np.zeros((CAM.height, CAM.width), np.float32)
     px = lambda mm, z: mm * CAM.fx / z  # noqa: E731
     fist, z = np.array([320.0, 330.0]), 700.0
-    steps = np.linspace(0, 1, 40)
-    for t0, t1 in zip(steps[:-1], steps[1:]):
-        a, b = fist + t0 * np.array([-60.0, -230.0]), fist + t1 * np.array([-60.0, -230.0])
-        _paint_bar(depth, a, b, px(60, z + 450 * t1), z + 30 + 450 * t1)
+    _paint_limb(depth, fist, np.array([-60.0, -230.0]), z + 30, 450.0, lambda at: px(60, at - 30))
     _paint_disc(depth, fist, px(42, z), z)
     depth += np.random.default_rng(0).normal(0, 1.5, depth.shape).astype(np.float32) * (depth > 0)
     found = detect_hand(depth, CAM)
@@ -181,10 +184,7 @@ def _arm_toward_the_camera(seed: int = 0):
     z = 450.0
     palm = np.array([330.0, 170.0])
     heel, end = palm + np.array([0.0, px(45, z)]), np.array([250.0, 479.0])
-    steps = np.linspace(0, 1, 60)
-    for t0, t1 in zip(steps[:-1], steps[1:]):
-        near = z + 10 - 200 * t1
-        _paint_bar(depth, heel + t0 * (end - heel), heel + t1 * (end - heel), px(70, near), near)
+    _paint_limb(depth, heel, end - heel, z + 10, -200.0, lambda near: px(70, near), steps=60)
     for angle_deg, length in ((-110, 80), (-95, 88), (-80, 82), (-65, 68), (-10, 55)):
         d = np.array([np.cos(np.radians(angle_deg)), np.sin(np.radians(angle_deg))])
         start = palm + d * px(30, z)
