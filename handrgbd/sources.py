@@ -65,6 +65,9 @@ class Observation(NamedTuple):
     keypoints : 2D joints in the frame's pixels for the tracker's keypoint term, or None.
     occluders : the depth outside ``mask`` is other surfaces (a held object, the arm) that can
         hide the hand: the tracker scores them as occluders (``TrackerConfig.occluders``).
+    mask_has_arm : ``mask`` takes in the arm, as eq. 1's foreground does (a network trained on
+        it, like the shipped ``cpu`` weights): the tracker's model gets its forearm
+        (``TrackerConfig.mask_has_arm``).
     """
 
     depth_mm: np.ndarray
@@ -72,6 +75,7 @@ class Observation(NamedTuple):
     offset_free: bool = False
     keypoints: Keypoints | None = None
     occluders: bool = False
+    mask_has_arm: bool = False
 
 
 Provider = Callable[[Frame, dict], "Observation | None"]
@@ -113,7 +117,7 @@ def _degraded_args(noise: str, holes: str) -> tuple[float, float]:
 
 
 def _rgb_only(relative: np.ndarray, mask: np.ndarray, frame: Frame, state: dict,
-              keypoints: Keypoints | None) -> Observation:
+              keypoints: Keypoints | None, mask_has_arm: bool) -> Observation:
     """depthnet's relative depth placed at the distance the mask's palm width gives a hand of
     ``state["hand_length_mm"]``, known only up to a constant (C2-rgb)."""
     from depthnet.targets import relative_to_metric
@@ -121,7 +125,8 @@ def _rgb_only(relative: np.ndarray, mask: np.ndarray, frame: Frame, state: dict,
     from tracker.tracking import distance_from_mask
 
     z = distance_from_mask(mask, frame.camera, state.get("hand_length_mm", DEFAULT_HAND_LENGTH_MM))
-    return Observation(relative_to_metric(relative, mask, z), mask, offset_free=True, keypoints=keypoints)
+    return Observation(relative_to_metric(relative, mask, z), mask, offset_free=True, keypoints=keypoints,
+                       mask_has_arm=mask_has_arm)
 
 
 NO_KEYPOINT_HEAD = ("a +kp source needs depthnet weights with a keypoint head (handrgbd train --preset cpu+keypoints); "
@@ -157,15 +162,16 @@ def depthnet_provider(weights: str | Path | None = None, rgb_only: bool = False,
         else:
             pred = _network(state, weights, backend).predict(frame.rgb)
         kp = _keypoints(pred) if keypoints else None
+        arm = getattr(pred, "foreground", "eq1") != "hand"  # eq. 1's mask takes in the arm
         if rgb_only:
-            return _rgb_only(pred.relative, pred.mask, frame, state, kp) if pred.mask.any() else None
+            return _rgb_only(pred.relative, pred.mask, frame, state, kp, arm) if pred.mask.any() else None
         # the hand's mean depth from the sensor: over eq. 1's foreground (the paper's C2), or over
         # the mask of a network that gives the labelled hand alone
-        hand = pred.mask if getattr(pred, "foreground", "eq1") == "hand" else None
-        mean = sensor_mean_depth(_sensor(frame, state).depth_mm, hand)
+        mean = sensor_mean_depth(_sensor(frame, state).depth_mm, None if arm else pred.mask)
         if not np.isfinite(mean):
             return None
-        return Observation(relative_to_metric(pred.relative, pred.mask, mean), pred.mask, keypoints=kp)
+        return Observation(relative_to_metric(pred.relative, pred.mask, mean), pred.mask, keypoints=kp,
+                           mask_has_arm=arm)
     return provider
 
 
@@ -251,7 +257,8 @@ def depthnet_crop_provider(weights: str | Path | None = None, backend: str = "au
             obs = finder.observe(frame.rgb, None)  # the hand left the crop: look in the whole frame
         if not found(obs):
             return None
-        return _rgb_only(obs.relative, obs.mask, frame, state, obs.keypoints if keypoints else None)
+        return _rgb_only(obs.relative, obs.mask, frame, state, obs.keypoints if keypoints else None,
+                         finder.depthnet.config.foreground != "hand")
     return provider
 
 
@@ -368,7 +375,8 @@ def track_frames(rec: Recording, provider: Provider, config, start: np.ndarray |
 
     config : ``tracker.tracking.TrackerConfig``; a source that gives a mask makes its
         ``mask_source`` ``"given"``, an offset-free source sets ``depth_offset_free``, one whose
-        depth outside the mask is occluders sets ``occluders``.
+        depth outside the mask is occluders sets ``occluders``, one whose mask takes in the arm
+        sets ``mask_has_arm``.
     start : ``(27,)`` the pose of the first frame (e.g. its ground truth), a ``start_side`` hand
         (default ``config.side``; with ``config.side="auto"`` say which); None: the tracker finds
         the hand.
@@ -398,7 +406,8 @@ def track_frames(rec: Recording, provider: Provider, config, start: np.ndarray |
                 continue
             if tracker is None:  # configured by the source's first observation
                 cfg = replace(config, mask_source="given" if obs.mask is not None else config.mask_source,
-                              depth_offset_free=obs.offset_free, occluders=config.occluders or obs.occluders)
+                              depth_offset_free=obs.offset_free, occluders=config.occluders or obs.occluders,
+                              mask_has_arm=obs.mask_has_arm)
                 tracker = Tracker(rec.camera, cfg)
                 if start is not None:
                     tracker.reset(start, side=start_side or config.side)

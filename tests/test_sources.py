@@ -280,7 +280,8 @@ def test_keypoint_weight_sweep_with_true_keypoints(tmp_path):
 def test_c2_places_a_hand_network_at_its_own_mean_depth():
     """C2 makes relative depth metric with the sensor's mean hand depth: over eq. 1's foreground
     for an eq. 1 network (the paper), over the network's mask for one of the labelled hand, so
-    a nearer arm in eq. 1's 300 mm does not shift the hand."""
+    a nearer arm in eq. 1's 300 mm does not shift the hand. An eq. 1 network's mask takes in the
+    arm, and C2 and C2-rgb say so to the tracker (its forearm)."""
     from depthnet.model import Prediction
     from handrgbd.camera import CameraIntrinsics
     from handrgbd.recording import Frame
@@ -298,6 +299,10 @@ def test_c2_places_a_hand_network_at_its_own_mean_depth():
         obs = provider(frame, {})
         np.testing.assert_allclose(obs.depth_mm[hand], mean + 20.0)
         assert (obs.depth_mm[~hand] == 0).all()
+        assert obs.mask_has_arm is (foreground == "eq1") and not obs.offset_free
+        rgb_only = depthnet_provider(predict=lambda f: Prediction(rel, hand, foreground=foreground), rgb_only=True)
+        obs = rgb_only(frame, {"hand_length_mm": 180.0})
+        assert obs.mask_has_arm is (foreground == "eq1") and obs.offset_free
 
 
 def test_handmask_source_takes_the_hand_network_and_refuses_eq1():
@@ -314,9 +319,10 @@ def test_handmask_source_takes_the_hand_network_and_refuses_eq1():
     assert DepthNet.load(weights_path("sensor-handmask")).config.foreground == "hand"
 
 
-def test_a_source_of_occluders_turns_them_on(monkeypatch):
+def test_a_source_of_occluders_or_of_the_arm_says_so_to_the_tracker(monkeypatch):
     """An observation whose depth outside its mask is other surfaces (sensor-handmask) makes the
-    tracker score them as occluders; other sources leave TrackerConfig.occluders as given."""
+    tracker score them as occluders, one whose mask takes in the arm (an eq. 1 network's) gives
+    it the forearm; other sources leave TrackerConfig.occluders and mask_has_arm as given."""
     import tracker.tracking as tt
 
     seen = []
@@ -334,10 +340,15 @@ def test_a_source_of_occluders_turns_them_on(monkeypatch):
         depth = sensor(frame, state).depth_mm
         return Observation(depth, frame.mask & (depth > 0), occluders=True)
 
+    def eq1(frame, state):
+        depth = sensor(frame, state).depth_mm
+        return Observation(depth, depth > 0, mask_has_arm=True)
+
     cfg = TrackerConfig(side="left", hand_length_mm=172.25, pso=PSOConfig(8, 2), backend="cpu")
-    for provider, want in ((sensor, False), (handmask, True)):
+    for provider, occluders, arm in ((sensor, False, False), (handmask, True, False), (eq1, False, True)):
         list(track_frames(rec, provider, cfg, start=rec.poses[0].astype(np.float64)))
-        assert seen[-1].occluders is want and seen[-1].mask_source == ("given" if want else "depth")
+        assert seen[-1].occluders is occluders and seen[-1].mask_has_arm is arm
+        assert seen[-1].mask_source == ("depth" if provider is sensor else "given")
 
 
 def test_handmask_keeps_the_hand_where_the_mask_spills_onto_the_background():

@@ -23,9 +23,9 @@ def _pose(name="relaxed", z=450.0, q=(0.97, 0.1, 0.2, 0.0)):
     return HandPose.canonical(name, position_mm=(0.0, 0.0, z), orientation=q).to_array()
 
 
-def _render_full(params, side="right"):
-    """Depth of the primitives model for ``params``, rendered over the whole CAM image."""
-    model = HandModel(side)
+def _render_full(params, side="right", forearm=False):
+    """Depth of the primitives model for ``params`` (with its forearm cone), rendered over the whole CAM image."""
+    model = HandModel(side, forearm=forearm)
     scorer = CpuScorer(model.primitive_set, tile_size=320)
     roi = RegionOfInterest(0, -40, 320, 280)  # square, 1 tile pixel = 1 image pixel
     tile = scorer.render(model.primitives(params), CAM, roi)[0]
@@ -223,6 +223,28 @@ def test_a_start_fits_the_hand_alone_and_tracking_adds_the_forearm():
     # fit off the hand (this small budget starts 38 mm off; the next frame stays there)
     error = [np.linalg.norm(r.joints_mm - HandModel().joints(truth)[0], axis=1).mean() for r in (first_arm, next_arm)]
     assert error[1] < error[0] + 5.0
+
+
+def test_a_given_mask_with_the_arm_is_tracked_with_the_forearm_on_metric_depth():
+    """A given mask that takes in the arm (an eq. 1 network's) gets the model's forearm with
+    metric depth, not with depth known up to a constant (RGB only) nor for a mask of the hand
+    alone. While tracking, a surface the mask joins to the hand without touching it (a box
+    beside it, within eq. 1's 300 mm) is left out: the solution explains the hand and its arm
+    (on the whole mask its silhouette would cover under half of it, a loss)."""
+    truth = _pose()
+    depth = _render_full(truth, forearm=True)  # the arm runs off the image's bottom edge
+    depth[:, :80] = 520.0  # a box left of the hand, larger than hand and arm together
+    for arm, offset_free, primitives in ((True, False, 38), (True, True, 37), (False, False, 37)):
+        with Tracker(CAM, TrackerConfig(mask_source="given", mask_has_arm=arm, depth_offset_free=offset_free,
+                                        backend="cpu", seed=0, pso=PSOConfig(16, 4))) as tr:
+            tr.reset(truth)
+            assert len(tr.model.primitive_set) == primitives
+            r = tr.step(depth, depth > 0)
+        if primitives == 38:
+            assert r.status == "tracked" and r.iou > 0.8 and r.coverage > 0.9
+            assert np.linalg.norm(r.joints_mm - HandModel().joints(truth)[0], axis=1).mean() < 5.0
+        else:  # the hand alone on a mask with the arm and the box
+            assert r.iou < 0.7
 
 
 @pytest.mark.parametrize("q", [(-0.45, -0.8, -0.4, 0.03), (-0.4, 0.19, -0.88, -0.18)])

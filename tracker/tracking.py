@@ -14,7 +14,8 @@ time:
    argument (e.g. depthnet's, condition C2); ``"skin"`` a skin-colour detector on ``rgb``
    (YCrCb box) inside the eq. (1) foreground. ``"given"`` and ``"skin"`` also detect the hand
    inside their mask on (re-)initialisation (a forearm in the mask is cut to a stub, the palm
-   found). Fewer than ``min_hand_pixels`` (or no hand detected with ``"depth"``) -> status
+   found); a given mask with the arm (``mask_has_arm``, eq. 1's) is kept, while tracking with
+   metric depth, to the surface grown from the previous palm (``hand_region``). Fewer than ``min_hand_pixels`` (or no hand detected with ``"depth"``) -> status
    ``"no_hand"``.
 2. Region of interest: the previous solution's projected joints, grown by ``roi_margin``
    (FORTH's zoomed virtual camera), and with ``depth_offset_free`` also the mask's box; on
@@ -30,13 +31,14 @@ time:
    With ``depth_offset_free`` the observed depth is taken as known up to a constant (relative
    depth estimated from RGB): each hypothesis's depth term uses the best constant shift, and
    the distance of the hand follows from its silhouette and the known hand size.
-   With ``forearm=True`` (the default) the tracked model has a forearm (not with a ``"given"``
-   mask, which is the hand alone: a cone rigid with the palm, scored, never a joint), so an arm
+   With ``forearm=True`` (the default) the tracked model has a forearm (with a ``"given"`` mask
+   only when it takes in the arm, ``mask_has_arm``, and the depth is metric: a cone rigid with
+   the palm, scored, never a joint), so an arm
    in the observation is explained by the arm: a fit without it slid down the forearm or, with
    the arm cut at the previous wrist, crept up the hand (hard bench). (Re-)initialisation fits
    the hand alone (its own model and scorer) where the detection shows a stub of the arm, and
    the forearm too where the arm is in view for its length (``START_FOREARM_REACH``).
-   A model without the forearm (a given mask, or ``forearm=False``) drops the observed pixels
+   A model without the forearm (a given mask of the hand alone, RGB only, or ``forearm=False``) drops the observed pixels
    more than ``wrist_cut_mm`` (0) past the previous solution's wrist, along the hand's axis.
    With 2D keypoints (``step(..., keypoints=)``, e.g. depthnet's heatmaps; issue 21) the objective
    adds their reprojection term (``tracker.objective.keypoint_term``, weight
@@ -110,10 +112,16 @@ class TrackerConfig:
     seed_sigma_quaternion: float = 0.03
     seed_sigma_rad: float = 0.12
     #: track with a forearm cone (``HandModel(forearm=True)``) where the observation has the arm
-    #: (not with a ``"given"`` mask, the hand alone; at (re-)initialisation only where the arm is
+    #: (not with a ``"given"`` mask of the hand alone; at (re-)initialisation only where the arm is
     #: in view for its length, ``START_FOREARM_REACH``); a model without it cuts the arm away at
     #: ``wrist_cut_mm`` past the previous wrist (None: no cut). docs/tracker.md, "The forearm"
     forearm: bool = True
+    #: the ``"given"`` mask takes in the arm, as eq. 1's foreground and a network trained on it
+    #: (the shipped ``cpu`` weights) do: with metric depth the model has its forearm, and while
+    #: tracking the mask is cut to the surface grown from the previous palm (``hand_region``),
+    #: which leaves out a blob the mask joined to the hand. With ``depth_offset_free`` (RGB only)
+    #: the wrist cut instead: the forearm did worse there (docs/tracker.md, "The forearm")
+    mask_has_arm: bool = False
     wrist_cut_mm: float | None = 0.0
     #: while tracking with ``mask_source="depth"``, the hand's region keeps only the points within
     #: ``region_margin_mm`` of the previous solution's skeleton (``tracker.detect.near_skeleton``,
@@ -316,8 +324,9 @@ class Tracker:
         self.config = TrackerConfig() if config is None else config
         sides = SIDES if self.config.side == "auto" else (self.config.side,)
         # the forearm where the observation has the arm: masks from depth (or skin) take it in, a
-        # given mask (depthnet's, trained on mask/) is the hand alone
-        forearm = self.config.forearm and self.config.mask_source != "given"
+        # given mask only when it says so (with metric depth: RGB alone did worse with it)
+        c = self.config
+        forearm = c.forearm and (c.mask_source != "given" or (c.mask_has_arm and not c.depth_offset_free))
         self._models = {side: HandModel(side, self.config.hand_length_mm, forearm=forearm) for side in sides}
         self.model = self._models[sides[0]]  # the side being tracked (the first, until a fit says otherwise)
         self.scorer = make_scorer(self.config.backend, self.model.primitive_set, self.config.tile_size,
@@ -430,8 +439,7 @@ class Tracker:
         if cfg.mask_source == "depth":
             if self.previous is not None:
                 joints = self.model.joints(self.previous)[0]
-                palm_joints = joints[list(PALM_JOINTS)]  # wrist, then the knuckles
-                hand = hand_region(depth, camera, palm_joints.mean(0), cfg.detector, knuckles_mm=palm_joints[1:])
+                hand = self._previous_region(depth, camera, joints)
                 if hand.sum() >= cfg.min_hand_pixels:
                     if cfg.region_margin_mm is not None:
                         near = self._near_previous(hand, depth, camera, joints)
@@ -461,7 +469,23 @@ class Tracker:
             found = detect_hand(depth, camera, cfg.detector, mask=hand)  # its region lies inside the mask
             if found is not None and found.mask.sum() >= cfg.min_hand_pixels:
                 return found.mask, found
+        elif self.previous is not None and cfg.mask_source == "given" and self.model.forearm:
+            # a mask with the arm (eq. 1's) also takes in what lies within its 300 mm, e.g. a box
+            # beside the hand: the silhouette check and the swarm see the surface grown from the
+            # previous palm, the arm with it (all of the mask when that finds too little)
+            region = self._previous_region(depth, camera, self.model.joints(self.previous)[0], hand)
+            if region.sum() >= cfg.min_hand_pixels:
+                hand = region
         return hand, None
+
+    def _previous_region(self, depth: np.ndarray, camera: CameraIntrinsics, joints: np.ndarray,
+                         mask: np.ndarray | None = None) -> np.ndarray:
+        """``(H, W) bool``: the surface grown from the previous solution's palm, ``joints (21, 3)``
+        mm (``tracker.detect.hand_region`` from the palm's centre and knuckles), inside ``mask``
+        when given; empty when no surface lies near them."""
+        palm_joints = joints[list(PALM_JOINTS)]  # wrist, then the knuckles
+        return hand_region(depth, camera, palm_joints.mean(0), self.config.detector, mask=mask,
+                           knuckles_mm=palm_joints[1:])
 
     def _near_previous(self, hand: np.ndarray, depth: np.ndarray, camera: CameraIntrinsics,
                        joints: np.ndarray) -> np.ndarray:
