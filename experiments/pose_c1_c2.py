@@ -109,8 +109,9 @@ def run(data: str | Path = DEFAULT_DATA, out: str | Path = "out/pose_c1_c2", wei
         config = replace(config, side="auto" if side == "auto" else start_side, hand_length_mm=length)
     conditions = [c for c in (CONDITIONS if has_depth else ("c2rgb", "c2rgbkp"))
                   if net.config.keypoints or not c.endswith("kp")]
-    cond_cfg = {"c1": config, "c2": replace(config, mask_source="given"),
-                "c2rgb": replace(config, mask_source="given", depth_offset_free=True)}
+    # as track_frames configures them from depthnet's observations (an eq. 1 network's mask has the arm)
+    given = replace(config, mask_source="given", mask_has_arm=net.config.foreground != "hand")
+    cond_cfg = {"c1": config, "c2": given, "c2rgb": replace(given, depth_offset_free=True)}
     cond_cfg.update(c2kp=cond_cfg["c2"], c2rgbkp=cond_cfg["c2rgb"])
 
     # 1. depth from RGB; this and the depth metrics read every frame, so a bad file stops the

@@ -122,6 +122,11 @@ class TrackerConfig:
     #: which leaves out a blob the mask joined to the hand. With ``depth_offset_free`` (RGB only)
     #: the wrist cut instead: the forearm did worse there (docs/tracker.md, "The forearm")
     mask_has_arm: bool = False
+    #: that cut keeps the mask's pixels within this many pixels of the grown surface: along a
+    #: network's outline its depth blends into the background's (one pixel of depthnet's 64 x 64
+    #: output is 4 of a 256 px frame), and the surface leaves that band out (embedded sequence:
+    #: C2 10.9 mm over three seeds without the band, 8.8 with it; docs/tracker.md, "The forearm")
+    given_outline_px: int = 4
     wrist_cut_mm: float | None = 0.0
     #: while tracking with ``mask_source="depth"``, the hand's region keeps only the points within
     #: ``region_margin_mm`` of the previous solution's skeleton (``tracker.detect.near_skeleton``,
@@ -191,6 +196,8 @@ class TrackerConfig:
         if self.detector.hand_length_mm != self.hand_length_mm:  # one hand length: the resolved config says so
             object.__setattr__(self, "detector", replace(self.detector, hand_length_mm=self.hand_length_mm))
         restarts = 1 if self.init_restarts is None else self.init_restarts
+        if self.given_outline_px < 0:
+            raise ValueError(f"TrackerConfig.given_outline_px must be >= 0, got {self.given_outline_px}")
         if self.lost_frames < 1 or self.init_generations < 1 or restarts < 1 or self.keypoint_modes < 1:
             raise ValueError("TrackerConfig.lost_frames, init_generations, init_restarts and keypoint_modes "
                              "must be >= 1")
@@ -472,8 +479,11 @@ class Tracker:
         elif self.previous is not None and cfg.mask_source == "given" and self.model.forearm:
             # a mask with the arm (eq. 1's) also takes in what lies within its 300 mm, e.g. a box
             # beside the hand: the silhouette check and the swarm see the surface grown from the
-            # previous palm, the arm with it (all of the mask when that finds too little)
+            # previous palm, the arm with it, and the mask's outline next to it (all of the mask
+            # when that finds too little)
             region = self._previous_region(depth, camera, self.model.joints(self.previous)[0], hand)
+            g = cfg.given_outline_px
+            region = hand & (cv2.dilate(region.astype(np.uint8), np.ones((2 * g + 1, 2 * g + 1), np.uint8)) > 0)
             if region.sum() >= cfg.min_hand_pixels:
                 hand = region
         return hand, None
