@@ -15,8 +15,8 @@ time:
    (YCrCb box) inside the eq. (1) foreground. ``"given"`` and ``"skin"`` also detect the hand
    inside their mask on (re-)initialisation (a forearm in the mask is cut to a stub, the palm
    found); a given mask with the arm (``mask_has_arm``, eq. 1's) is kept, while tracking with
-   metric depth, to the surface grown from the previous palm (``hand_region``). Fewer than ``min_hand_pixels`` (or no hand detected with ``"depth"``) -> status
-   ``"no_hand"``.
+   metric depth, to the surface grown from the previous palm (``hand_region``). Fewer than
+   ``min_hand_pixels`` (or no hand detected with ``"depth"``) -> status ``"no_hand"``.
 2. Region of interest: the previous solution's projected joints, grown by ``roi_margin``
    (FORTH's zoomed virtual camera), and with ``depth_offset_free`` also the mask's box; on
    (re-)initialisation, the mask's bounding box. The
@@ -33,13 +33,14 @@ time:
    the distance of the hand follows from its silhouette and the known hand size.
    With ``forearm=True`` (the default) the tracked model has a forearm (with a ``"given"`` mask
    only when it takes in the arm, ``mask_has_arm``, and the depth is metric: a cone rigid with
-   the palm, scored, never a joint), so an arm
-   in the observation is explained by the arm: a fit without it slid down the forearm or, with
-   the arm cut at the previous wrist, crept up the hand (hard bench). (Re-)initialisation fits
+   the palm, scored, never a joint), so an arm in the observation is explained by the arm: a
+   fit without it slid down the forearm or, with the arm cut at the previous wrist, crept up the
+   hand (hard bench). (Re-)initialisation fits
    the hand alone (its own model and scorer) where the detection shows a stub of the arm, and
    the forearm too where the arm is in view for its length (``START_FOREARM_REACH``).
-   A model without the forearm (a given mask of the hand alone, RGB only, or ``forearm=False``) drops the observed pixels
-   more than ``wrist_cut_mm`` (0) past the previous solution's wrist, along the hand's axis.
+   A model without the forearm (a given mask of the hand alone, RGB only, or ``forearm=False``)
+   drops the observed pixels more than ``wrist_cut_mm`` (0) past the previous solution's wrist,
+   along the hand's axis.
    With 2D keypoints (``step(..., keypoints=)``, e.g. depthnet's heatmaps; issue 21) the objective
    adds their reprojection term (``tracker.objective.keypoint_term``, weight
    ``keypoint_weight``; joints below ``min_keypoint_confidence`` unused; with ``keypoint_modes``
