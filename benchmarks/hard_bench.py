@@ -1,7 +1,7 @@
 """The hard synthetic bench: the tracker per hard case and depth source (issue 20).
 
 For every scenario of ``handrgbd synth --scenario`` (forearm, held object, egocentric, left hand,
-hand-following crops) and, as the control, the plain generator, a fixed set of test-split
+hand-following crops, bent wrist) and, as the control, the plain generator, a fixed set of test-split
 sequences (by default 5 x 60 frames at 256 x 256) is rendered once and kept in the cache
 (``handrgbd.cache.cache_dir()/hard_bench/<digest>``; the digest covers the generator's source and
 the bench's settings, so a changed generator rebuilds it). Each scenario's sequences are then

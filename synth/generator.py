@@ -146,6 +146,7 @@ class FramePlan(NamedTuple):
     props: tuple
     second_hand: tuple | None       # (params (27,), side) or None
     scenario: str = "plain"         # this frame's (``all`` draws one per frame or sequence)
+    wrist_rad: np.ndarray | None = None  # (2,) the main hand's forearm bent about the wrist (scenario ``wrist``)
 
 
 def _rng(config: SynthConfig, seed: int, *key: int) -> np.random.Generator:
@@ -295,7 +296,7 @@ def plan_frame(config: SynthConfig, seed: int, index: int, texture_mean: np.ndar
         other[:2] += offset
         other[2] += rng.uniform(-60, 60)
         second = (other, "left" if side == "right" else "right")
-    return FramePlan(index, params, side, length, camera, appearance, props, second, scenario)
+    return FramePlan(index, params, side, length, camera, appearance, props, second, scenario, scn.wrist_rad)
 
 
 def plan_sequence(config: SynthConfig, seed: int, num_frames: int, texture_mean: np.ndarray) -> list[FramePlan]:
@@ -351,7 +352,7 @@ def plan_sequence(config: SynthConfig, seed: int, num_frames: int, texture_mean:
     props = _sample_props(rng, config, poses[:, :3].mean(0), appearance.background_depth_mm)
     skin = appearance.skin_tint * texture_mean
     return [FramePlan(i, poses[i], side, length, cameras[i], appearance, props + frame_props(scn, poses[i], length, skin),
-                      None, scenario) for i in range(num_frames)]
+                      None, scenario, scn.wrist_rad) for i in range(num_frames)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -443,9 +444,10 @@ class FrameRenderer:
         for params, side in hands:
             if side in used:  # one uploaded mesh per side
                 continue
+            bend = plan.wrist_rad if not used else None  # the main hand's
             used.add(side)
             model, hand, forearm, sleeve = self.hands[side]
-            posed = model.pose(params, plan.hand_length_mm)
+            posed = model.pose(params, plan.hand_length_mm, bend)
             arm = forearm if a.sleeve is None else sleeve
             for h in (hand, arm):
                 h.update(posed.vertices, posed.normals)

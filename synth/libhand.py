@@ -12,9 +12,12 @@ skinning it with the frames of ``tracker.HandModel``'s forward kinematics, so fo
 parameters both models have the same joints, and the mesh's own joints (bone heads moved by
 their skinning transforms, tip vertices skinned) agree with them.
 
-The forearm is kept (real images show one). It moves rigidly with the palm (the 27 parameters
-have no wrist joint) and has its own label (``FOREARM_LABEL``) so a data generator can leave it
-out of the hand mask.
+The forearm is kept (real images show one) and has its own label (``FOREARM_LABEL``) so a data
+generator can leave it out of the hand mask. It moves rigidly with the palm (the 27 parameters
+have no wrist joint) unless ``LibHandModel.pose`` is given a wrist bend (``wrist_rad``: the
+forearm turned about the wrist joint, the skin across the wrist blended between palm and forearm;
+the joints do not move). The tracker's model has no wrist either: a bent wrist is a hard case
+(``synth.scenarios``, ``wrist``), not a pose parameter.
 
 Run ``python -m synth.libhand --write-geometry`` to regenerate tracker/data/hand_geometry.json
 (measurement, then the size refinement: about a minute).
@@ -41,7 +44,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["LibHandAsset", "LibHandModel", "load_libhand", "calibrate_geometry", "refine_size_factors",
            "apply_size_factors", "size_fit_loss", "ASSET_DIR", "HAND_LABEL",
-           "FOREARM_LABEL", "PosedMesh"]
+           "FOREARM_LABEL", "PosedMesh", "wrist_bend"]
 
 ASSET_DIR = Path(__file__).resolve().parent / "assets" / "libhand"
 HAND_LABEL = 1
@@ -54,6 +57,20 @@ _WRIST_BONE = 2       # "metacarpals": its head is the wrist
 _FOREARM_BONES = (0, 1)  # root, "carpals" (spans the forearm)
 _TIP_VERTICES = 5     # fingertip = mean of the 5 distal-bone vertices furthest along the bone
 _MAX_INFLUENCES = 5   # skinning frames per vertex: LibHand's 22 bones merged onto our 16 frames need at most 5
+#: the skin that follows a bent wrist's forearm: none this far on the hand's side of the wrist
+#: joint (hand frame y, 180 mm hand), all of it this far past it (smoothstep between)
+_WRIST_BLEND_MM = (-10.0, 25.0)
+
+
+def wrist_bend(wrist_rad, wrist_mm: np.ndarray) -> np.ndarray:
+    """``(3, 4)`` affine of the hand frame (mm, +y toward the elbow, +z the back of the hand):
+    the forearm turned about the wrist joint ``wrist_mm (3,)`` by ``wrist_rad = (flexion,
+    deviation)`` radians, first about the hand's z axis (deviation, in the palm's plane), then
+    about its x axis (flexion, toward the palm or the back)."""
+    flex, dev = (float(a) for a in wrist_rad)
+    R = _axis_angle_matrix(np.array([1.0, 0.0, 0.0]), flex) @ _axis_angle_matrix(np.array([0.0, 0.0, 1.0]), dev)
+    w = np.asarray(wrist_mm, np.float64)
+    return np.hstack([R, (w - R @ w)[:, None]])
 
 
 @dataclass(frozen=True, eq=False)
@@ -449,6 +466,17 @@ class LibHandModel:
         self._bone_weight = np.ascontiguousarray(w / w.sum(1, keepdims=True))
         # joints attached to frames: wrist to the hand frame, each chain's joints to their segment
         heads = np.concatenate([[rest.wrist], rest.chain_joints[:, :3].reshape(-1, 3)])
+        # a bent wrist: a 17th frame, the forearm's, takes the hand frame's share of the skin
+        # past the wrist (smoothstep over _WRIST_BLEND_MM along hand y)
+        t = (vertices[:, 1] - rest.wrist[1] - _WRIST_BLEND_MM[0]) / (_WRIST_BLEND_MM[1] - _WRIST_BLEND_MM[0])
+        t = np.clip(t, 0.0, 1.0)
+        arm = t * t * (3 - 2 * t)
+        w17 = np.hstack([self.weights, (self.weights[:, 0] * arm)[:, None]])
+        w17[:, 0] *= 1.0 - arm
+        order = np.argsort(-w17, axis=1)[:, :_MAX_INFLUENCES + 1]
+        w = np.take_along_axis(w17, order, axis=1)
+        self._arm_index = np.ascontiguousarray(order.astype(np.int64))
+        self._arm_weight = np.ascontiguousarray(w / w.sum(1, keepdims=True))
         self._joint_frame = np.array([0] + [1 + 3 * f + k for f in range(5) for k in range(3)])
         self._joint_rest = heads
         identity = np.zeros(NUM_PARAMS)
@@ -474,17 +502,25 @@ class LibHandModel:
         frames = self._model(hand_length_mm).kinematics(params).frames[0]
         return np.einsum("kij,kjl->kil", frames, self._rest_inv)
 
-    def pose(self, params: np.ndarray, hand_length_mm: float | None = None) -> PosedMesh:
+    def pose(self, params: np.ndarray, hand_length_mm: float | None = None, wrist_rad=None) -> PosedMesh:
         """Pose the mesh for parameters ``(27,)``: vertices and normals (camera frame, mm) by linear
         blend skinning, and the 21 joints measured on the posed mesh. ``hand_length_mm``
-        overrides the model's hand size for this call."""
+        overrides the model's hand size for this call; ``wrist_rad`` = (flexion, deviation)
+        radians bends the forearm about the wrist (``wrist_bend``; None or zeros: rigid with the palm)."""
         p = np.asarray(params, dtype=np.float64)
         if p.shape != (NUM_PARAMS,):
             raise ValueError(f"pose parameters must have shape ({NUM_PARAMS},), got {p.shape}")
         M = self.skinning_matrices(p, hand_length_mm)  # (16, 3, 4)
+        index, weight = self._bone_index, self._bone_weight
+        if wrist_rad is not None and np.any(np.asarray(wrist_rad, np.float64) != 0.0):
+            if np.shape(wrist_rad) != (2,) or not np.isfinite(wrist_rad).all():
+                raise ValueError(f"wrist_rad must be two finite angles (flexion, deviation), got {wrist_rad!r}")
+            bend = np.vstack([wrist_bend(wrist_rad, self._joint_rest[0]), [0.0, 0.0, 0.0, 1.0]])
+            M = np.concatenate([M, (M[0] @ bend)[None]])
+            index, weight = self._arm_index, self._arm_weight
         v = np.empty_like(self.rest_vertices)
         n = np.empty_like(self.rest_normals)
-        lbs_kernel(self._bone_index, self._bone_weight, M, self.rest_vertices, self.rest_normals, v, n)
+        lbs_kernel(index, weight, np.ascontiguousarray(M), self.rest_vertices, self.rest_normals, v, n)
         joints = np.empty((21, 3))
         Mj = M[self._joint_frame]
         heads = np.einsum("jik,jk->ji", Mj[:, :, :3], self._joint_rest) + Mj[:, :, 3]

@@ -5,6 +5,9 @@ nothing in the hand, the clutter kept 300 mm behind it. Real recordings break ea
 
 * ``forearm``: a bare forearm and the upper arm (a rigid cylinder from the elbow) in view (the arm is
   labelled not-hand in mask/; it lies within eq. 1's 300 mm, so the paper's foreground keeps it);
+* ``wrist``: ``forearm`` with the wrist bent (20-50 degrees of flexion or extension, up to 17
+  of deviation, one bend per sequence): real arms are seldom in line with the palm, and neither
+  the 27 parameters nor the tracker's forearm cone have a wrist;
 * ``object``: a held object (cylinder, box or sphere, plain colour) in the palm, the fingers
   closed round it: it hides fingers and touches the palm, so eq. 1 keeps it too;
 * ``egocentric``: the camera above and behind the hand (head-mounted), looking 40-70 degrees
@@ -28,6 +31,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from synth.libhand import wrist_bend
+from tracker.hand_geometry import default_geometry
 from tracker.kinematics import DEFAULT_HAND_LENGTH_MM
 from tracker.pose import LIMITS, axis_angle_quaternion, matrix_to_quaternion, quaternion_multiply, \
     quaternion_to_matrix
@@ -36,7 +41,7 @@ __all__ = ["SCENARIOS", "SCENARIO_CHOICES", "Prop", "ScenarioPlan", "check_scena
            "scenario_config", "plan_scenario", "sequence_key", "frame_props", "crop_points", "EGOCENTRIC_SENSOR_NEAR_MM"]
 
 #: the hard cases, each on its own
-SCENARIOS = ("forearm", "object", "egocentric", "left", "crops")
+SCENARIOS = ("forearm", "object", "egocentric", "left", "crops", "wrist")
 #: what ``--scenario`` accepts: the plain generator, one hard case, or a mix of them
 SCENARIO_CHOICES = ("plain", *SCENARIOS, "all")
 #: egocentric rigs carry short-range depth sensors (an SR300 reads from 200 mm)
@@ -64,6 +69,8 @@ class ScenarioPlan(NamedTuple):
     arm_radius_mm: float = 0.0
     arm_color: np.ndarray | None = None  # None: bare (the skin's colour)
     static_props: tuple = ()           # egocentric table and what stands on it
+    wrist_rad: np.ndarray | None = None  # (flexion, deviation) of the forearm about the wrist (synth.libhand.wrist_bend)
+    left: bool = False                 # a left hand's: the mesh, bend included, is the right one mirrored (hand x)
 
 
 def check_scenario(name: str, full_frame: bool) -> None:
@@ -88,6 +95,7 @@ def scenario_config(config, name: str):
     """``config`` (a ``SynthConfig``) with the settings the scenario overrides."""
     overrides = {
         "forearm": dict(sleeve_prob=0.0, second_hand_prob=0.0, wide_crop_prob=0.0, crop_scale=(1.05, 1.3)),
+        "wrist": dict(sleeve_prob=0.0, second_hand_prob=0.0, wide_crop_prob=0.0, crop_scale=(1.05, 1.3)),
         "object": dict(second_hand_prob=0.0),
         "egocentric": dict(distance_mm=(250.0, 500.0), second_hand_prob=0.0, table_prob=0.0, max_clutter=2,
                            wide_crop_prob=0.0, crop_scale=(1.3, 2.0)),
@@ -156,8 +164,20 @@ def _hand_matrix(params: np.ndarray, length_mm: float) -> np.ndarray:
     return m
 
 
-def _elbow(params: np.ndarray, length_mm: float) -> np.ndarray:
-    return (_hand_matrix(params, length_mm) @ np.append(_ELBOW_MM, 1.0))[:3]
+def _arm_point(params: np.ndarray, length_mm: float, point_mm, wrist_rad=None, left: bool = False) -> np.ndarray:
+    """(3,) camera frame: ``point_mm (3,)``, a point of the forearm in the hand frame (180 mm
+    hand, a right hand's), with the forearm bent about the wrist by ``wrist_rad`` (None:
+    straight) as ``synth.libhand`` bends the mesh, mirrored (hand x) for a ``left`` hand."""
+    p = np.asarray(point_mm, np.float64)
+    if wrist_rad is not None:
+        p = wrist_bend(wrist_rad, default_geometry().wrist_mm) @ np.append(p, 1.0)
+    if left:
+        p = p * [-1.0, 1.0, 1.0]
+    return (_hand_matrix(params, length_mm) @ np.append(p, 1.0))[:3]
+
+
+def _elbow(params: np.ndarray, length_mm: float, wrist_rad=None, left: bool = False) -> np.ndarray:
+    return _arm_point(params, length_mm, _ELBOW_MM, wrist_rad, left)
 
 
 def plan_scenario(name: str, rng: np.random.Generator, params: np.ndarray, side: str,
@@ -170,12 +190,17 @@ def plan_scenario(name: str, rng: np.random.Generator, params: np.ndarray, side:
         kind, m, colour, reach = _held_object(rng)
         params[7:] = _grasp_angles(rng, kind, reach).ravel()
         return ScenarioPlan(name, held=(kind, m, colour, reach)), params
-    if name == "forearm":
-        along = _elbow(params, length_mm) - params[:3]
-        d = 0.5 * along / np.linalg.norm(along) + np.array([0.0, 0.0, 1.0]) + rng.normal(0, 0.3, 3)
+    if name in ("forearm", "wrist"):
+        noise = rng.normal(0, 0.3, 3)
         colour = None if rng.random() < 0.5 else rng.uniform(0.05, 0.9, 3)  # bare (skin), or a T-shirt sleeve
-        return ScenarioPlan(name, upper_arm=d / np.linalg.norm(d), arm_radius_mm=rng.uniform(38, 48),
-                            arm_color=colour), params
+        radius = rng.uniform(38, 48)
+        bend = None
+        if name == "wrist":  # flexion or extension, and some deviation (radial or ulnar)
+            bend = np.array([rng.choice([-1.0, 1.0]) * rng.uniform(0.35, 0.87), rng.uniform(-0.3, 0.3)])
+        along = _elbow(params, length_mm, bend, side == "left") - params[:3]
+        d = 0.5 * along / np.linalg.norm(along) + np.array([0.0, 0.0, 1.0]) + noise
+        return ScenarioPlan(name, upper_arm=d / np.linalg.norm(d), arm_radius_mm=radius, arm_color=colour,
+                            wrist_rad=bend, left=side == "left"), params
     if name == "egocentric":
         pitch = rng.uniform(math.radians(40), math.radians(70))
         up = _ego_up(pitch)
@@ -235,7 +260,7 @@ def frame_props(plan: ScenarioPlan, params: np.ndarray, length_mm: float, skin_r
         kind, m, colour, _ = plan.held
         props.append(Prop(kind, _hand_matrix(params, length_mm) @ m, colour))
     if plan.upper_arm is not None:  # rigid: from the elbow, one direction in the camera frame
-        elbow = _elbow(params, length_mm)
+        elbow = _elbow(params, length_mm, plan.wrist_rad, plan.left)
         n = UPPER_ARM_MM * length_mm / DEFAULT_HAND_LENGTH_MM
         z = plan.upper_arm
         axis = n * z
@@ -253,7 +278,7 @@ def crop_points(plan: ScenarioPlan, params: np.ndarray, length_mm: float) -> np.
     """(K, 3) camera-frame points besides the joints that a crop must show: most of the
     forearm (the point 220 mm from the palm centre toward the elbow) with a forearm in view, 160
     mm of it in egocentric views."""
-    reach = {"forearm": 220.0, "egocentric": 160.0}.get(plan.name)
+    reach = {"forearm": 220.0, "wrist": 220.0, "egocentric": 160.0}.get(plan.name)
     if reach is None:
         return np.zeros((0, 3))
-    return (_hand_matrix(params, length_mm) @ np.array([0.0, reach, 0.0, 1.0]))[None, :3]
+    return _arm_point(params, length_mm, [0.0, reach, 0.0], plan.wrist_rad, plan.left)[None]

@@ -258,6 +258,33 @@ def test_lbs_kernel_matches_numpy_twin(libhand):
                                atol=1e-6)
 
 
+def test_a_bent_wrist_turns_the_forearm_alone(libhand):
+    """``wrist_rad``: the forearm's skin past the blend turns about the wrist joint, about the
+    hand's x axis for flexion alone; the hand's skin away from the wrist and the joints stay."""
+    from scipy.spatial.transform import Rotation
+
+    from synth.libhand import FOREARM_LABEL
+
+    p = random_poses(1, 11)[0]
+    straight, bent = libhand.pose(p), libhand.pose(p, wrist_rad=(0.6, 0.0))
+    np.testing.assert_allclose(bent.joints, straight.joints, atol=1e-9)
+    np.testing.assert_array_equal(libhand.pose(p, wrist_rad=(0.0, 0.0)).vertices, straight.vertices)
+    wrist_y = libhand.hand.geometry.wrist_mm[1]
+    y = libhand.rest_vertices[:, 1]
+    hand_far = (y < wrist_y - 15) & (libhand.labels != FOREARM_LABEL)
+    np.testing.assert_allclose(bent.vertices[hand_far], straight.vertices[hand_far], atol=1e-6)
+    arm = (y > wrist_y + 30) & (libhand.labels == FOREARM_LABEL)
+    assert arm.sum() > 100
+    x_axis = quaternion_to_matrix(p[3:7])[:, 0]
+    w = straight.joints[0]
+    turned = Rotation.from_rotvec(0.6 * x_axis).apply(straight.vertices[arm] - w) + w
+    np.testing.assert_allclose(bent.vertices[arm], turned, atol=1e-6)
+    moved = np.linalg.norm(bent.vertices[arm] - straight.vertices[arm], axis=1)
+    assert moved.max() > 100  # the far end of the forearm swings a long way
+    with pytest.raises(ValueError, match="wrist_rad"):
+        libhand.pose(p, wrist_rad=(0.1, 0.2, 0.3))
+
+
 def test_libhand_and_primitive_joints_agree(libhand):
     """Same parameters, same 21 joints: LibHand's are measured on the skinned mesh (bone heads
     moved by their skinning transforms, fingertips = mean of skinned tip vertices)."""

@@ -20,7 +20,7 @@ def _sequence(scenario: str, seed: int = 2, frames: int = 30, **kw):
 
 
 def test_bad_scenarios_list_the_valid_ones(tmp_path):
-    with pytest.raises(ValueError, match="valid: plain, forearm, object, egocentric, left, crops, all"):
+    with pytest.raises(ValueError, match="valid: plain, forearm, object, egocentric, left, crops, wrist, all"):
         SynthConfig(scenario="kitchen")
     with pytest.raises(ValueError, match="crops.*full-frame"):
         SynthConfig(scenario="crops", full_frame=True)
@@ -93,6 +93,36 @@ def test_forearm_and_egocentric_crops_show_the_arm():
     np.testing.assert_allclose(lengths, UPPER_ARM_MM)  # a rigid upper arm, whatever the hand does
 
 
+def test_wrist_bends_the_forearm_and_the_upper_arm_follows():
+    """``wrist``: one bend per sequence within its ranges; the elbow, where the upper arm starts,
+    turned about the wrist joint by it (the same distance from the wrist, off the palm's axis by
+    the bend's angle); ``forearm`` keeps the wrist straight."""
+    from synth.libhand import wrist_bend
+    from tracker.hand_geometry import default_geometry
+
+    assert all(p.wrist_rad is None for p in _sequence("forearm"))
+    for seed in range(4):
+        plans = _sequence("wrist", seed=seed)
+        bend = plans[0].wrist_rad
+        assert all(np.array_equal(p.wrist_rad, bend) for p in plans)
+        assert np.radians(20) <= abs(bend[0]) <= np.radians(50) and abs(bend[1]) <= 0.3
+        p = plans[5]
+        R = quaternion_to_matrix(p.params[3:7])
+        s = p.hand_length_mm / 180.0
+        wrist = HandModel(p.side, p.hand_length_mm).joints(p.params)[0][0]
+        arm = p.props[-1]
+        assert arm.kind == "cylinder"
+        elbow = arm.pose[:3, 3] - arm.pose[:3, 2]  # the upper arm's cylinder starts at the elbow
+        straight = R @ (np.array([0.0, 320.0, 20.0]) * s) + p.params[:3]
+        np.testing.assert_allclose(np.linalg.norm(elbow - wrist), np.linalg.norm(straight - wrist), rtol=1e-9)
+        cos = (elbow - wrist) @ (straight - wrist) / np.linalg.norm(elbow - wrist) ** 2
+        turned = wrist_bend(bend, default_geometry().wrist_mm)[:, :3]  # the bend's rotation
+        expected = turned @ (np.array([0.0, 320.0, 20.0]) - default_geometry().wrist_mm)
+        straight_local = np.array([0.0, 320.0, 20.0]) - default_geometry().wrist_mm
+        np.testing.assert_allclose(cos, expected @ straight_local / np.linalg.norm(straight_local) ** 2, atol=1e-9)
+        assert cos < np.cos(np.radians(15))  # off the straight line by at least the flexion's share
+
+
 def test_crops_follow_the_hand_with_per_frame_intrinsics(tmp_path):
     plans = _sequence("crops", frames=40)
     assert len({p.camera for p in plans}) == len(plans)
@@ -115,7 +145,7 @@ def test_all_mixes_the_scenarios():
     assert {s for s in SCENARIO_CHOICES} == {"plain", "all", *SCENARIOS}
 
 
-@pytest.mark.parametrize("scenario", ["forearm", "object", "egocentric"])
+@pytest.mark.parametrize("scenario", ["forearm", "wrist", "object", "egocentric"])
 def test_the_paper_foreground_keeps_what_the_mask_leaves_out(scenario, gl_context):
     """Arm, held object and table lie within eq. 1's 300 mm but are not hand in mask/: the cases
     where a foreground rule takes more than the hand."""
