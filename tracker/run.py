@@ -296,8 +296,9 @@ def build_parser() -> CommandParser:
     p.add_argument("--forearm", action=argparse.BooleanOptionalAction, default=True,
                    help="score a forearm with the hand (a cone rigid with the palm; on by default): sensor depth "
                         "with the arm in view holds the hand where a model without it slides down the arm (hard "
-                        "bench, docs/tracker.md); (re-)initialisation fits the hand alone. A given mask (--mask "
-                        "DIR, depthnet sources) is the hand alone and never gets it")
+                        "bench, docs/tracker.md); (re-)initialisation fits the hand alone unless the arm is in "
+                        "view for its length. A mask from --mask DIR is taken as the hand alone and never gets it; "
+                        "depthnet's (trained on eq. 1, the arm in it) gets it with metric depth, not RGB alone")
     p.add_argument("--mask", type=_mask_arg, default="depth",
                    help="observed hand mask: depth (the hand found in the depth, default) | eq1 (the paper's "
                         "nearest 300 mm) | skin | a recording folder with mask/")
