@@ -166,6 +166,39 @@ def test_hand_region_of_an_edge_on_hand_grows_from_its_knuckles_too():
         hand_region(depth, CAM, centre, knuckles_mm=knuckle)
 
 
+def test_a_given_wrist_grows_the_region_a_short_way():
+    """``hand_region(wrist_mm=)``: a flat strip 500 mm long (an arm) at 600 mm, the palm's centre
+    at one end, the wrist 300 mm along it, beyond the palm's reach: the region takes in the strip
+    within ``WRIST_REACH`` hand lengths (geodesically) of the surface near the wrist, and not
+    beyond ``SEED_RADIUS + WRIST_REACH``; bad wrists are refused or ignored."""
+    from tracker.detect import SEED_RADIUS, WRIST_REACH
+
+    z = 600.0
+    mm = CAM.fx / z  # pixels per mm at the strip's depth
+    depth = np.zeros((CAM.height, CAM.width), np.float32)
+    v0, u0 = 200, 40
+    depth[v0:v0 + int(30 * mm), u0:u0 + int(500 * mm)] = z
+    along = (np.arange(CAM.width) + 0.5 - u0) / mm  # each column's distance along the strip, mm
+
+    def at(d_mm):
+        return CAM.unproject(np.array([u0 + d_mm * mm, v0 + 15 * mm]), z + 10.0)
+
+    L = DetectorConfig().hand_length_mm
+    alone = hand_region(depth, CAM, at(0.0))
+    region = hand_region(depth, CAM, at(0.0), wrist_mm=at(300.0))
+    cols = region.any(0)
+    assert not alone.any(0)[(along > 250) & (along < 400)].any()
+    near = (np.abs(along - 300.0) < WRIST_REACH * L) & (along < 500)
+    assert cols[near].all()
+    reach = (SEED_RADIUS + WRIST_REACH) * L + 15.0  # and a grid cell
+    assert not cols[(along > 300.0 + reach) & (along < 500)].any()  # past the wrist's reach, up the arm
+    gap = (along > (SEED_RADIUS + DetectorConfig().region_radius) * L + 5.0) & (along < 300.0 - reach)
+    assert gap.any() and not cols[gap].any()  # between the palm's reach and the wrist's
+    assert np.array_equal(hand_region(depth, CAM, at(0.0), wrist_mm=[np.nan, 0.0, 600.0]), alone)
+    with pytest.raises(ValueError, match=r"wrist_mm must have shape \(3,\)"):
+        hand_region(depth, CAM, at(0.0), wrist_mm=np.zeros((2, 3)))
+
+
 def test_the_region_is_geodesic_the_forearm_ends_within_the_hand_length():
     depth, palm, hand = _person(hand_in_front=False)
     found = detect_hand(depth, CAM)

@@ -734,6 +734,35 @@ def test_a_board_held_against_the_palm_does_not_pull_the_hand():
     assert errors[rule] < 8.0 and errors[None] > 30.0, errors
 
 
+def test_a_board_across_the_palm_leaves_the_heel_in_the_region():
+    """A held object in front of the palm cuts the hand's surface in two: fingers above it, the
+    heel and the arm below. The region grown from the previous solution (its palm's centre, its
+    knuckles and its wrist) keeps both parts; grown from the knuckles alone it kept an eighth of
+    the heel (hard bench, object sequence 0: the fit then slid off the hand)."""
+    from tracker.detect import hand_region
+
+    truth = _pose()
+    depth = _render_full(truth, forearm=True)
+    hand = depth > 0
+    joints = HandModel().joints(truth)[0]
+    uv = CAM.project(joints)
+    assert uv[0, 1] > 150 and uv[[5, 9, 13, 17], 1].max() < 85  # fingers up, the wrist below
+    board = np.zeros(depth.shape, bool)
+    cols = np.nonzero(hand.any(0))[0]
+    board[88:140, cols.min() - 20:cols.max() + 20] = True  # across the palm, below the knuckles
+    observed = np.where(board, np.median(depth[hand]) - 40.0, depth).astype(np.float32)
+    heel = hand & ~board
+    heel[:140] = False
+    assert heel.sum() > 3000
+    with Tracker(CAM, TrackerConfig(backend="cpu")) as tr:
+        region = tr._previous_region(observed, CAM, joints)
+        knuckles = hand_region(observed, CAM, joints[[0, 5, 9, 13, 17]].mean(0), tr.config.detector,
+                               knuckles_mm=joints[[5, 9, 13, 17]])
+    assert (region & heel).sum() > 0.95 * heel.sum()
+    assert (knuckles & heel).sum() < 0.5 * heel.sum()  # the knuckles alone do not reach it
+    assert (region & hand & ~board)[:80].sum() > 1000  # and the fingers above stay
+
+
 def test_a_hand_that_moved_past_the_margin_keeps_its_whole_region():
     """The rule keeps the region near the previous solution only while that solution still lies
     on it (``region_min_cover``): a hand 60 mm away from it (frames far apart, a fast hand) keeps

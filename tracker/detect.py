@@ -113,6 +113,10 @@ PALM_SEGMENTS = ((Joint.THUMB_CMC, Joint.INDEX_MCP), (Joint.INDEX_MCP, Joint.MID
 
 #: the hand region grows from the surface within this many hand lengths of the palm's centre
 SEED_RADIUS = 0.2
+#: ``hand_region``: how far (hand lengths, geodesically) the region grows from the surface near a
+#: given wrist: the heel beyond an object held before the palm, no further up the arm than the
+#: palm's centre reaches (it lies about a quarter of a hand length from the wrist)
+WRIST_REACH = 0.3
 
 #: extrema fewer than this many grid cells from the image's edge lie "on the border" (the outermost
 #: rows and columns of a sensor are often missing, so an arm leaving the image ends a cell early)
@@ -452,16 +456,24 @@ def _to_full(surface: _Surface, nodes: np.ndarray, depth_mm: np.ndarray, jump_mm
     return out
 
 
-def _ball(surface: _Surface, around_mm: np.ndarray, cfg: DetectorConfig) -> np.ndarray:
+def _ball(surface: _Surface, around_mm: np.ndarray, cfg: DetectorConfig,
+          wrist_mm: np.ndarray | None = None) -> np.ndarray:
     """The hand's region: nodes within ``region_radius`` hand lengths (geodesically) of the
     surface near ``around_mm (K, 3)`` (``_seeds``: the palm's centre, and while tracking the
-    previous solution's knuckles), plus the hand's islands (``_islands``)."""
+    previous solution's knuckles), and within ``WRIST_REACH`` of the surface near ``wrist_mm
+    (3,)`` when given, plus the hand's islands (``_islands``)."""
     L = cfg.hand_length_mm
     seeds = _seeds(surface, around_mm, cfg)
     if len(seeds) == 0:
         return seeds
     dist = dijkstra(surface.graph, directed=True, indices=seeds, min_only=True, limit=cfg.region_radius * L)
-    nodes = np.nonzero(np.isfinite(dist))[0]
+    reached = np.isfinite(dist)
+    if wrist_mm is not None:
+        wrist = _seeds(surface, wrist_mm, cfg)
+        if len(wrist):
+            reached |= np.isfinite(dijkstra(surface.graph, directed=True, indices=wrist, min_only=True,
+                                            limit=WRIST_REACH * L))
+    nodes = np.nonzero(reached)[0]
     return np.concatenate([nodes, _islands(surface, nodes, cfg)])
 
 
@@ -629,14 +641,19 @@ def detect_hand(depth_mm: np.ndarray, camera: CameraIntrinsics, config: Detector
 
 def hand_region(depth_mm: np.ndarray, camera: CameraIntrinsics, palm_mm: np.ndarray,
                 config: DetectorConfig | None = None, mask: np.ndarray | None = None,
-                knuckles_mm: np.ndarray | None = None) -> np.ndarray:
+                knuckles_mm: np.ndarray | None = None, wrist_mm: np.ndarray | None = None) -> np.ndarray:
     """``(H, W) bool``: the hand region (as a detection's) grown from ``palm_mm (3,)`` (camera
     frame, e.g. the previous frame's palm centre) and ``knuckles_mm (K, 3)`` when given (the
-    previous solution's finger MCPs). An edge-on hand shows only its side, up to half a palm's
+    previous solution's finger MCPs), and from ``wrist_mm (3,)`` when given (its wrist) no
+    further than ``WRIST_REACH``. An edge-on hand shows only its side, up to half a palm's
     width from the palm's centre, and the cells nearest the centre can be scraps cut off by the
     steep depth (flying pixels at the outline): grown from the centre alone, the region was a
     few hundred pixels of a hand of ten thousand and the track was lost (hard bench, plain
-    scenario); the knuckles lie nearer the hand's surface. Empty when no surface lies within
+    scenario); the knuckles lie nearer the hand's surface. The wrist: an object held in front of
+    the palm cuts the hand's surface in two, and grown from the knuckles alone the region lost
+    the heel beyond it (hard bench, object sequence 0); grown from it as far as from the palm,
+    the region took in more arm than the model's forearm explains (egocentric: the silhouette
+    check called 68% of frames lost). Empty when no surface lies within
     ``SEED_RADIUS`` hand lengths of those points (or the palm is not finite, or behind the
     camera): the previous solution is off the observation. With ``mask``, only pixels in it."""
     cfg = DetectorConfig() if config is None else config
@@ -651,7 +668,13 @@ def hand_region(depth_mm: np.ndarray, camera: CameraIntrinsics, palm_mm: np.ndar
             raise ValueError(f"hand_region: knuckles_mm must have shape (K, 3), got {k.shape}")
         around = np.vstack([around, k[np.isfinite(k).all(1) & (k[:, 2] > 0)]])  # unusable ones dropped
     surface = _surface(depth, camera, cfg, mask, near_mm=float(palm_mm[2]))
-    return _to_full(surface, _ball(surface, around, cfg), depth, cfg.jump_mm, mask)
+    wrist = None
+    if wrist_mm is not None:
+        wrist = np.asarray(wrist_mm, np.float64).reshape(-1)
+        if wrist.shape != (3,):
+            raise ValueError(f"hand_region: wrist_mm must have shape (3,), got {np.shape(wrist_mm)}")
+        wrist = wrist[None] if np.isfinite(wrist).all() and wrist[2] > 0 else None
+    return _to_full(surface, _ball(surface, around, cfg, wrist), depth, cfg.jump_mm, mask)
 
 
 def skeleton_distance(points_mm: np.ndarray, joints_mm: np.ndarray, forearm_mm: float = 0.0,

@@ -492,11 +492,12 @@ class Tracker:
     def _previous_region(self, depth: np.ndarray, camera: CameraIntrinsics, joints: np.ndarray,
                          mask: np.ndarray | None = None) -> np.ndarray:
         """``(H, W) bool``: the surface grown from the previous solution's palm, ``joints (21, 3)``
-        mm (``tracker.detect.hand_region`` from the palm's centre and knuckles), inside ``mask``
-        when given; empty when no surface lies near them."""
+        mm (``tracker.detect.hand_region`` from the palm's centre, the knuckles and the wrist:
+        an object held before the palm splits the hand's surface, the heel beyond it), inside
+        ``mask`` when given; empty when no surface lies near them."""
         palm_joints = joints[list(PALM_JOINTS)]  # wrist, then the knuckles
         return hand_region(depth, camera, palm_joints.mean(0), self.config.detector, mask=mask,
-                           knuckles_mm=palm_joints[1:])
+                           knuckles_mm=palm_joints[1:], wrist_mm=palm_joints[0])
 
     def _near_previous(self, hand: np.ndarray, depth: np.ndarray, camera: CameraIntrinsics,
                        joints: np.ndarray) -> np.ndarray:
