@@ -461,7 +461,7 @@ def _ball(surface: _Surface, around_mm: np.ndarray, cfg: DetectorConfig,
     """The hand's region: nodes within ``region_radius`` hand lengths (geodesically) of the
     surface near ``around_mm (K, 3)`` (``_seeds``: the palm's centre, and while tracking the
     previous solution's knuckles), and within ``WRIST_REACH`` of the surface near ``wrist_mm
-    (3,)`` when given, plus the hand's islands (``_islands``)."""
+    (1, 3)`` when given, plus the hand's islands (``_islands``)."""
     L = cfg.hand_length_mm
     seeds = _seeds(surface, around_mm, cfg)
     if len(seeds) == 0:
