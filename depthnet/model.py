@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["DepthNetConfig", "DepthNet", "DepthNetOutput", "PRESETS", "Prediction", "WEIGHTS_DIR", "pretrained_path",
            "file_digest", "network_input", "prediction_from_stages", "keypoints_from_heatmaps", "heatmap_modes", "heads_only_difference",
-           "FOREGROUNDS", "KEYPOINT_MAPS", "KEYPOINT_HEADS", "SOFTMAX_PEAK", "output_to_image", "image_to_output", "OUTPUT_STRIDE"]
+           "FOREGROUNDS", "mask_has_arm", "KEYPOINT_MAPS", "KEYPOINT_HEADS", "SOFTMAX_PEAK", "output_to_image", "image_to_output", "OUTPUT_STRIDE"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 # Weight decay drives the weights of channels training no longer uses geometrically towards zero:
@@ -55,6 +55,14 @@ DEAD_WEIGHT = 1e-30
 
 #: what a network's mask means (``DepthNetConfig.foreground``)
 FOREGROUNDS = ("eq1", "hand")
+
+
+def mask_has_arm(foreground: str) -> bool:
+    """Whether a network of ``foreground`` (``FOREGROUNDS``) takes the arm into its mask: eq. 1's
+    foreground does (and whatever lies within its 300 mm), the labelled hand's does not; the
+    tracker's ``TrackerConfig.mask_has_arm``."""
+    return foreground != "hand"
+
 #: what a keypoint head's maps are (``DepthNetConfig.keypoint_maps``): ``"gaussian"``, maps
 #: regressed to a Gaussian of peak 1 at each joint (heatmap MSE); ``"softmax"``, each map's logits
 #: over its pixels, a distribution of where the joint is (cross-entropy against the normalised

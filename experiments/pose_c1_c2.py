@@ -33,7 +33,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from depthnet.model import DepthNet
+from depthnet.model import DepthNet, mask_has_arm
 from depthnet.runtime import BACKENDS as DEPTHNET_BACKENDS
 from depthnet.runtime import Inference
 from handrgbd.progress import Progress
@@ -110,7 +110,7 @@ def run(data: str | Path = DEFAULT_DATA, out: str | Path = "out/pose_c1_c2", wei
     conditions = [c for c in (CONDITIONS if has_depth else ("c2rgb", "c2rgbkp"))
                   if net.config.keypoints or not c.endswith("kp")]
     # as track_frames configures them from depthnet's observations (an eq. 1 network's mask has the arm)
-    given = replace(config, mask_source="given", mask_has_arm=net.config.foreground != "hand")
+    given = replace(config, mask_source="given", mask_has_arm=mask_has_arm(net.config.foreground))
     cond_cfg = {"c1": config, "c2": given, "c2rgb": replace(given, depth_offset_free=True)}
     cond_cfg.update(c2kp=cond_cfg["c2"], c2rgbkp=cond_cfg["c2rgb"])
 

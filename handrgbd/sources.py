@@ -153,6 +153,7 @@ def depthnet_provider(weights: str | Path | None = None, rgb_only: bool = False,
     ``keypoints``: pass a keypoint network's keypoints on to the tracker (the ``+kp`` sources).
     None for a frame whose mask is empty (C2: or whose sensor depth has no hand)."""
     def provider(frame: Frame, state: dict) -> Observation | None:
+        from depthnet.model import mask_has_arm
         from depthnet.targets import relative_to_metric, sensor_mean_depth
 
         if frame.rgb is None:
@@ -162,7 +163,7 @@ def depthnet_provider(weights: str | Path | None = None, rgb_only: bool = False,
         else:
             pred = _network(state, weights, backend).predict(frame.rgb)
         kp = _keypoints(pred) if keypoints else None
-        arm = getattr(pred, "foreground", "eq1") != "hand"  # eq. 1's mask takes in the arm
+        arm = mask_has_arm(getattr(pred, "foreground", "eq1"))
         if rgb_only:
             return _rgb_only(pred.relative, pred.mask, frame, state, kp, arm) if pred.mask.any() else None
         # the hand's mean depth from the sensor: over eq. 1's foreground (the paper's C2), or over
@@ -234,6 +235,7 @@ def depthnet_crop_provider(weights: str | Path | None = None, backend: str = "au
     on a square crop around it; then as ``depthnet-rgb``. None for a frame where it finds no
     hand."""
     def provider(frame: Frame, state: dict) -> Observation | None:
+        from depthnet.model import mask_has_arm
         from live.pipeline import HandFinder, LiveConfig, follow_crop  # torch and numba: on the first frame
 
         if frame.rgb is None:
@@ -258,7 +260,7 @@ def depthnet_crop_provider(weights: str | Path | None = None, backend: str = "au
         if not found(obs):
             return None
         return _rgb_only(obs.relative, obs.mask, frame, state, obs.keypoints if keypoints else None,
-                         finder.depthnet.config.foreground != "hand")
+                         mask_has_arm(finder.depthnet.config.foreground))
     return provider
 
 
