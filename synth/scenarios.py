@@ -93,9 +93,10 @@ def pick_scenario(name: str, full_frame: bool, rng: np.random.Generator) -> str:
 
 def scenario_config(config, name: str):
     """``config`` (a ``SynthConfig``) with the settings the scenario overrides."""
+    arm = dict(sleeve_prob=0.0, second_hand_prob=0.0, wide_crop_prob=0.0, crop_scale=(1.05, 1.3))
     overrides = {
-        "forearm": dict(sleeve_prob=0.0, second_hand_prob=0.0, wide_crop_prob=0.0, crop_scale=(1.05, 1.3)),
-        "wrist": dict(sleeve_prob=0.0, second_hand_prob=0.0, wide_crop_prob=0.0, crop_scale=(1.05, 1.3)),
+        "forearm": arm,
+        "wrist": arm,  # the forearm's, bent
         "object": dict(second_hand_prob=0.0),
         "egocentric": dict(distance_mm=(250.0, 500.0), second_hand_prob=0.0, table_prob=0.0, max_clutter=2,
                            wide_crop_prob=0.0, crop_scale=(1.3, 2.0)),
