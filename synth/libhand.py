@@ -512,9 +512,9 @@ class LibHandModel:
             raise ValueError(f"pose parameters must have shape ({NUM_PARAMS},), got {p.shape}")
         M = self.skinning_matrices(p, hand_length_mm)  # (16, 3, 4)
         index, weight = self._bone_index, self._bone_weight
+        if wrist_rad is not None and (np.shape(wrist_rad) != (2,) or not np.isfinite(wrist_rad).all()):
+            raise ValueError(f"wrist_rad must be two finite angles (flexion, deviation), got {wrist_rad!r}")
         if wrist_rad is not None and np.any(np.asarray(wrist_rad, np.float64) != 0.0):
-            if np.shape(wrist_rad) != (2,) or not np.isfinite(wrist_rad).all():
-                raise ValueError(f"wrist_rad must be two finite angles (flexion, deviation), got {wrist_rad!r}")
             bend = np.vstack([wrist_bend(wrist_rad, self._joint_rest[0]), [0.0, 0.0, 0.0, 1.0]])
             M = np.concatenate([M, (M[0] @ bend)[None]])
             index, weight = self._arm_index, self._arm_weight

@@ -117,8 +117,8 @@ def test_wrist_bends_the_forearm_and_the_upper_arm_follows():
         np.testing.assert_allclose(np.linalg.norm(elbow - wrist), np.linalg.norm(straight - wrist), rtol=1e-9)
         cos = (elbow - wrist) @ (straight - wrist) / np.linalg.norm(elbow - wrist) ** 2
         turned = wrist_bend(bend, default_geometry().wrist_mm)[:, :3]  # the bend's rotation
-        expected = turned @ (np.array([0.0, 320.0, 20.0]) - default_geometry().wrist_mm)
         straight_local = np.array([0.0, 320.0, 20.0]) - default_geometry().wrist_mm
+        expected = turned @ straight_local
         np.testing.assert_allclose(cos, expected @ straight_local / np.linalg.norm(straight_local) ** 2, atol=1e-9)
         assert cos < np.cos(np.radians(15))  # off the straight line by at least the flexion's share
 
