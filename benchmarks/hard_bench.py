@@ -11,7 +11,8 @@ tracked with ``pso:64x25`` (``--tracker``: another spec of ``handrgbd compare``)
 * ``C1-auto``: sensor depth, the tracker's own start (side and hand length known);
 * ``C1-hand``: sensor depth inside the mask of the network of the labelled hand (``cpu-hand``),
   the rest of the depth as occluders (``handrgbd.sources``' ``sensor-handmask``), from the truth;
-* ``C2``: depthnet's depth made metric with the sensor's mean hand depth, depthnet's mask;
+* ``C2``: depthnet's depth made metric with the sensor's mean hand depth (``handrgbd.sources.c2_mean_depth``),
+  depthnet's mask;
 * ``C2-rgb``: depthnet from RGB alone, the distance fitted by the tracker;
 * ``C2+kp``, ``C2-rgb+kp``: the same with depthnet's 2D keypoints in the tracker's objective and
   start (issue 21; weights without a keypoint head are refused);

@@ -37,7 +37,7 @@ from depthnet.model import DepthNet, mask_has_arm
 from depthnet.runtime import BACKENDS as DEPTHNET_BACKENDS
 from depthnet.runtime import Inference
 from handrgbd.progress import Progress
-from depthnet.targets import DEPTH_SCALE_MM, make_targets, relative_to_metric, sensor_mean_depth, targets_from_mask
+from depthnet.targets import DEPTH_SCALE_MM, make_targets, relative_to_metric, targets_from_mask
 from handrgbd.args import SEED_MAX, CommandParser, existing_file, frame_range, integer, out_path
 from handrgbd.depth import MAX_RANGE_MM, usable_depth
 from handrgbd.outputs import check_outputs, clear_outputs, finite_or_none, make_folder, save_figure, save_npy, \
@@ -206,7 +206,7 @@ def run(data: str | Path = DEFAULT_DATA, out: str | Path = "out/pose_c1_c2", wei
     res["undefined"] = undefined_reasons(res, UNDEFINED)
     write_json(out / "results.json", res)
     write_csv(out / "frames.csv", per_frame, list(dict.fromkeys(k for row in per_frame for k in row)))
-    _figures(out, rec, preds, joints, f_curve, curves, per_frame, n)
+    _figures(out, rec, preds, joints, f_curve, curves, per_frame, n, config.hand_length_mm)
     return res
 
 
@@ -248,7 +248,8 @@ def _fps(seconds: dict, condition: str) -> float | None:
     return len(times) / sum(times) if sum(times) > 0 else None
 
 
-def _figures(out: Path, rec: Recording, preds, joints, f_curve, curves, per_frame, n) -> None:
+def _figures(out: Path, rec: Recording, preds, joints, f_curve, curves, per_frame, n,
+             hand_length_mm: float | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -288,6 +289,7 @@ def _figures(out: Path, rec: Recording, preds, joints, f_curve, curves, per_fram
         plt.close(fig)
     # qualitative figure (paper's Fig. 6 + skeletons): RGB | sensor depth | estimate | difference | skeletons
     from handrgbd.draw import colorize_depth, draw_skeleton
+    from handrgbd.sources import c2_mean_depth
 
     rows = []
     for i in np.unique(np.linspace(0, n - 1, min(4, n)).round().astype(int)):
@@ -297,7 +299,8 @@ def _figures(out: Path, rec: Recording, preds, joints, f_curve, curves, per_fram
             return cv2.resize(img, (size, size), interpolation=cv2.INTER_NEAREST)
         sensor = f.depth_mm if f.depth_mm is not None else np.zeros(f.rgb.shape[:2], np.float32)
         t = make_targets(sensor) if f.depth_mm is not None else None
-        m = sensor_mean_depth(sensor, preds[i].mask if preds[i].foreground == "hand" else None)
+        m = c2_mean_depth(sensor, f.camera, preds[i].mask, "hand" if preds[i].foreground == "hand" else "eq1",
+                          hand_length_mm)  # C2's zero, as its tracker saw it
         mean = m if t is not None and np.isfinite(m) else 500.0
         est = relative_to_metric(preds[i].relative, preds[i].mask, mean)
         hand = (t.mask > 0) if t is not None else preds[i].mask

@@ -11,7 +11,7 @@ length) and, set by :func:`track_frames`, ``previous_joints`` (the tracker's las
 * ``degraded:NOISE_MM:HOLES``: the sensor depth with extra Gaussian noise and a fraction of
   pixels dropped (e.g. ``degraded:8:0.3``);
 * ``depthnet`` / ``depthnet:WEIGHTS``: depth estimated from RGB, made metric with the sensor's
-  mean hand depth (the paper's C2), with depthnet's mask;
+  mean hand depth (the paper's C2, :func:`c2_mean_depth`), with depthnet's mask;
 * ``depthnet-rgb`` / ``depthnet-rgb:WEIGHTS``: the same from RGB alone: the relative depth is
   placed at the distance the mask's palm width gives a hand of ``hand_length_mm``, and the
   tracker fits the distance (C2-rgb; depthnet runs on the frame as it is, so frames should be
@@ -52,7 +52,7 @@ from handrgbd.joints import Keypoints
 from handrgbd.recording import Frame, Recording
 
 __all__ = ["Observation", "Provider", "PROVIDERS", "SOURCE_NEEDS", "DEPTHNET_SOURCES", "MASK_FROM_RGB", "make_provider",
-           "source_arg", "depthnet_provider", "depthnet_crop_provider", "handmask_provider", "sensor_keypoints_provider",
+           "source_arg", "c2_mean_depth", "depthnet_provider", "depthnet_crop_provider", "handmask_provider", "sensor_keypoints_provider",
            "weights_path", "check_source_weights", "missing_images", "Step", "track_frames"]
 
 
@@ -142,6 +142,47 @@ def _keypoints(pred) -> Keypoints:
                      getattr(pred, "keypoint_modes_px", None), getattr(pred, "keypoint_mode_ratio", None))
 
 
+#: C2's zero of relative depth moves from eq. 1's mean to the mean over the hand found in the
+#: sensor's depth when the two differ by more than this (:func:`c2_mean_depth`)
+HAND_MEAN_TOLERANCE_MM = 25.0
+
+
+def c2_mean_depth(depth_mm: np.ndarray, camera, mask: np.ndarray, foreground: str = "eq1",
+                  hand_length_mm: float | None = None) -> float:
+    """The sensor's mean hand depth (mm; nan without a hand) that makes a network's relative
+    depth metric in C2, from the sensor's ``depth_mm (H, W)`` (0 = no reading), the frame's
+    ``camera`` and the network's ``mask (H, W) bool``.
+
+    A ``"hand"`` network (the labelled hand): eq. 1 inside its mask (``sensor_mean_depth``).
+    An ``"eq1"`` network (the paper's, the shipped one): eq. 1's mean over the whole frame, the
+    paper's C2, unless the hand ``tracker.detect`` finds in the sensor's depth inside the
+    network's mask (a support plane left out, as the tracker does) lies more than
+    ``HAND_MEAN_TOLERANCE_MM`` from it: then eq. 1's 300 mm hold more than the hand (an arm
+    coming toward the camera, a table, a body), the network, which cannot see that surface's
+    extent, puts the hand near zero anyway, and the found hand's mean is the zero (hard bench,
+    docs/results.md "C2's zero"). On a hand alone in eq. 1 both agree and eq. 1's is kept."""
+    from depthnet.targets import sensor_mean_depth
+    from tracker.detect import DetectorConfig, detect_hand, support_plane
+
+    if foreground == "hand":
+        return sensor_mean_depth(depth_mm, mask)
+    mean = sensor_mean_depth(depth_mm, None)
+    m = np.asarray(mask, bool)
+    if not np.isfinite(mean) or m.sum() < 50:
+        return mean
+    cfg = DetectorConfig() if hand_length_mm is None else DetectorConfig(hand_length_mm=float(hand_length_mm))
+    depth = np.asarray(depth_mm, np.float32)
+    depth = np.where(support_plane(depth, camera, cfg), 0.0, depth).astype(np.float32)
+    found = detect_hand(depth, camera, cfg, mask=m & (depth > 0))
+    if found is None:
+        return mean
+    on = found.mask & (depth > 0)
+    if on.sum() < 50:
+        return mean
+    hand = float(depth[on].mean())
+    return hand if abs(hand - mean) > HAND_MEAN_TOLERANCE_MM else mean
+
+
 def depthnet_provider(weights: str | Path | None = None, rgb_only: bool = False,
                       predict: Callable[[Frame], object] | None = None, backend: str = "auto",
                       keypoints: bool = False) -> Provider:
@@ -154,7 +195,7 @@ def depthnet_provider(weights: str | Path | None = None, rgb_only: bool = False,
     None for a frame whose mask is empty (C2: or whose sensor depth has no hand)."""
     def provider(frame: Frame, state: dict) -> Observation | None:
         from depthnet.model import mask_has_arm
-        from depthnet.targets import relative_to_metric, sensor_mean_depth
+        from depthnet.targets import relative_to_metric
 
         if frame.rgb is None:
             raise ValueError("depthnet sources need rgb/")
@@ -166,9 +207,10 @@ def depthnet_provider(weights: str | Path | None = None, rgb_only: bool = False,
         arm = mask_has_arm(getattr(pred, "foreground", "eq1"))
         if rgb_only:
             return _rgb_only(pred.relative, pred.mask, frame, state, kp, arm) if pred.mask.any() else None
-        # the hand's mean depth from the sensor: over eq. 1's foreground (the paper's C2), or over
-        # the mask of a network that gives the labelled hand alone
-        mean = sensor_mean_depth(_sensor(frame, state).depth_mm, None if arm else pred.mask)
+        # the hand's mean depth from the sensor: over eq. 1's foreground (the paper's C2; the hand
+        # found in it when eq. 1 holds more), or over the mask of a network of the labelled hand
+        mean = c2_mean_depth(_sensor(frame, state).depth_mm, frame.camera, pred.mask, "eq1" if arm else "hand",
+                             state.get("hand_length_mm"))
         if not np.isfinite(mean):
             return None
         return Observation(relative_to_metric(pred.relative, pred.mask, mean), pred.mask, keypoints=kp,

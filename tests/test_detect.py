@@ -20,28 +20,10 @@ from tracker.pso import PSOConfig
 from tracker.run import track_main, track_recording
 from tracker.tracking import Tracker, TrackerConfig, depth_foreground
 from renderer.projection import RegionOfInterest
+from depth_scenes import CAM, arm_toward_the_camera, paint_bar, paint_disc, paint_limb
 
-CAM = CameraIntrinsics(500.0, 500.0, 319.5, 239.5, 640, 480)
 SR305 = Path(__file__).parent / "data" / "sr305"
 BOX_MARGIN_PX = 10  # the issue's tolerance around the labelled hand-and-forearm box
-
-
-def _paint_disc(depth, centre, radius_px, z):
-    cv2.circle(depth, tuple(int(round(c)) for c in centre), int(round(radius_px)), float(z), -1)
-
-
-def _paint_bar(depth, a, b, width_px, z):
-    cv2.line(depth, tuple(int(round(c)) for c in a), tuple(int(round(c)) for c in b), float(z),
-             max(1, int(round(width_px))))
-
-
-def _paint_limb(depth, start, delta, z0, dz, width_px, steps=40):
-    """A limb from ``start`` along ``delta`` (pixels) in ``steps - 1`` bars, each at depth
-    ``z0 + dz * t`` (t its far end's fraction of the way) and ``width_px(that depth)`` wide."""
-    ts = np.linspace(0, 1, steps)
-    for t0, t1 in zip(ts[:-1], ts[1:]):
-        z = z0 + dz * t1
-        _paint_bar(depth, start + t0 * delta, start + t1 * delta, width_px(z), z)
 
 
 def _person(hand_in_front: bool, seed: int = 0):
@@ -53,20 +35,20 @@ def _person(hand_in_front: bool, seed: int = 0):
     depth = np.zeros((CAM.height, CAM.width), np.float32)
     px = lambda mm, z: mm * CAM.fx / z  # noqa: E731  millimetres at depth z -> pixels
     depth[150:, 330:540] = 900.0                                   # torso
-    _paint_bar(depth, (435, 150), (435, 110), px(110, 905), 905.0)  # neck
-    _paint_disc(depth, (435, 75), px(80, 910), 910.0)              # head
+    paint_bar(depth, (435, 150), (435, 110), px(110, 905), 905.0)  # neck
+    paint_disc(depth, (435, 75), px(80, 910), 910.0)              # head
     depth[300:, :110] = 500.0                                      # chair back
-    _paint_disc(depth, (600, 60), px(12, 400), 400.0)              # a small ball, nearest of all
+    paint_disc(depth, (600, 60), px(12, 400), 400.0)              # a small ball, nearest of all
     z = 620.0
     palm = np.array([230.0, 250.0]) if not hand_in_front else np.array([420.0, 300.0])
     hand = np.zeros_like(depth)
-    _paint_disc(hand, palm, px(40, z), z)
+    paint_disc(hand, palm, px(40, z), z)
     for angle_deg, length in ((-110, 80), (-95, 88), (-80, 82), (-65, 68), (-10, 55)):  # fingers up, thumb
         d = np.array([np.cos(np.radians(angle_deg)), np.sin(np.radians(angle_deg))])
         start = palm + d * px(30, z)
-        _paint_bar(hand, start, start + d * px(length, z), px(17, z), z - 5.0)
+        paint_bar(hand, start, start + d * px(length, z), px(17, z), z - 5.0)
     if not hand_in_front:  # forearm and upper arm from the palm down to the torso's side
-        _paint_limb(depth, palm + np.array([0.0, px(45, z)]), np.array([110.0, 80.0]), z + 20, 260.0,
+        paint_limb(depth, palm + np.array([0.0, px(45, z)]), np.array([110.0, 80.0]), z + 20, 260.0,
                     lambda _: px(60, 700))
     inside = hand > 0
     depth[inside] = hand[inside]
@@ -82,8 +64,8 @@ def test_a_fist_at_the_end_of_an_arm_that_ends_in_view():
     depth = np.zeros((CAM.height, CAM.width), np.float32)
     px = lambda mm, z: mm * CAM.fx / z  # noqa: E731
     fist, z = np.array([320.0, 330.0]), 700.0
-    _paint_limb(depth, fist, np.array([-60.0, -230.0]), z + 30, 450.0, lambda at: px(60, at - 30))
-    _paint_disc(depth, fist, px(42, z), z)
+    paint_limb(depth, fist, np.array([-60.0, -230.0]), z + 30, 450.0, lambda at: px(60, at - 30))
+    paint_disc(depth, fist, px(42, z), z)
     depth += np.random.default_rng(0).normal(0, 1.5, depth.shape).astype(np.float32) * (depth > 0)
     found = detect_hand(depth, CAM)
     assert found is not None and np.linalg.norm(found.palm_mm - CAM.unproject(fist, z)) < 20.0
@@ -208,29 +190,10 @@ def test_the_region_is_geodesic_the_forearm_ends_within_the_hand_length():
     assert 40.0 < reach < DetectorConfig().hand_length_mm  # some forearm, never the whole arm
 
 
-def _arm_toward_the_camera(seed: int = 0):
-    """An analytic egocentric scene (mm) in CAM: a hand (palm disc of 40 mm radius at 450 mm,
-    four fingers and a thumb) at the end of a 70 mm wide arm that comes toward the camera down
-    to the bottom border (250 mm there). Returns depth and the palm centre (camera mm)."""
-    depth = np.zeros((CAM.height, CAM.width), np.float32)
-    px = lambda mm, z: mm * CAM.fx / z  # noqa: E731
-    z = 450.0
-    palm = np.array([330.0, 170.0])
-    heel, end = palm + np.array([0.0, px(45, z)]), np.array([250.0, 479.0])
-    _paint_limb(depth, heel, end - heel, z + 10, -200.0, lambda near: px(70, near), steps=60)
-    for angle_deg, length in ((-110, 80), (-95, 88), (-80, 82), (-65, 68), (-10, 55)):
-        d = np.array([np.cos(np.radians(angle_deg)), np.sin(np.radians(angle_deg))])
-        start = palm + d * px(30, z)
-        _paint_bar(depth, start, start + d * px(length, z), px(17, z), z - 5.0)
-    _paint_disc(depth, palm, px(40, z), z)
-    depth += np.random.default_rng(seed).normal(0, 1.5, depth.shape).astype(np.float32) * (depth > 0)
-    return depth, CAM.unproject(palm, z)
-
-
 def test_the_hand_ends_the_arm_not_the_nearer_forearm():
     """A forearm coming toward the camera is nearer than the hand and as wide as a palm: "the
     nearer wins" alone starts on the arm; the end of the arm away from the border is the hand."""
-    depth, palm = _arm_toward_the_camera()
+    depth, palm = arm_toward_the_camera()
     off = hand_candidates(depth, CAM, DetectorConfig(farther_scale_mm=None))
     assert np.linalg.norm(off[0].palm_mm - palm) > 150.0  # the rule is what finds the hand here
     found = detect_hand(depth, CAM)
@@ -250,7 +213,7 @@ def test_nothing_hand_sized_gives_no_detection():
     flat = np.full((480, 640), 800.0, np.float32)  # a wall: every extremum lies on the border
     assert detect_hand(flat, CAM) is None
     ball = np.zeros((480, 640), np.float32)
-    _paint_disc(ball, (320, 240), 20, 600.0)  # 24 mm: too small for a hand
+    paint_disc(ball, (320, 240), 20, 600.0)  # 24 mm: too small for a hand
     assert hand_candidates(ball, CAM) == []
     with pytest.raises(ValueError, match="float millimetres"):
         detect_hand(np.zeros((480, 640), np.uint16), CAM)
@@ -378,7 +341,7 @@ def _hand_before_a_body(truth: np.ndarray, cam: CameraIntrinsics) -> np.ndarray:
     joints = model.joints(truth)[0]
     wrist, away = joints[0], joints[0] - joints[9]
     elbow = wrist + 300.0 * away / np.linalg.norm(away)
-    _paint_bar(depth, cam.project(wrist), cam.project(elbow), 60.0 * cam.fx / wrist[2], wrist[2] + 10.0)
+    paint_bar(depth, cam.project(wrist), cam.project(elbow), 60.0 * cam.fx / wrist[2], wrist[2] + 10.0)
     depth[:, :cam.width // 8] = truth[2] - 150.0
     return np.where(hand > 0, hand, depth).astype(np.float32)
 
@@ -590,7 +553,7 @@ def test_fingers_point_away_from_the_arm_even_from_a_palm_near_the_wrist():
     wrist, away = joints[0], joints[0] - joints[9]
     elbow = wrist + 600.0 * away / np.linalg.norm(away)  # the arm leaves the image
     arm = np.zeros_like(depth)
-    _paint_bar(arm, cam.project(wrist), cam.project(elbow), 60.0 * cam.fx / wrist[2], wrist[2] + 10.0)
+    paint_bar(arm, cam.project(wrist), cam.project(elbow), 60.0 * cam.fx / wrist[2], wrist[2] + 10.0)
     depth = np.where(depth > 0, depth, arm).astype(np.float32)
     cfg = DetectorConfig()
     surface = D._surface(depth, cam, cfg, None)

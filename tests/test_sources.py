@@ -305,6 +305,36 @@ def test_c2_places_a_hand_network_at_its_own_mean_depth():
         assert obs.mask_has_arm is (foreground == "eq1") and obs.offset_free
 
 
+def test_c2_zero_is_the_hand_found_when_eq1_holds_an_arm_toward_the_camera():
+    """An arm coming toward the camera fills eq. 1's 300 mm and pulls its mean 86 mm in front
+    of the hand at its far end (the hard bench's egocentric and bent-wrist scenes), where an eq. 1
+    network still puts the hand near zero: C2's zero is then the mean over the hand the detector
+    finds in the sensor's depth inside the network's mask. A hand alone keeps eq. 1's mean (the
+    paper's C2)."""
+    from depth_scenes import CAM, arm_toward_the_camera
+    from depthnet.model import Prediction
+    from depthnet.targets import make_targets, sensor_mean_depth
+    from handrgbd.recording import Frame
+    from handrgbd.sources import HAND_MEAN_TOLERANCE_MM, c2_mean_depth, depthnet_provider
+
+    depth, palm = arm_toward_the_camera()  # the palm's surface at 450 mm, the arm 460 -> 260 mm
+    eq1 = make_targets(depth).mask > 0  # hand and arm: the eq. 1 network's mask
+    assert sensor_mean_depth(depth) < palm[2] - 3 * HAND_MEAN_TOLERANCE_MM  # 364 mm
+    zero = c2_mean_depth(depth, CAM, eq1)
+    assert abs(zero - palm[2]) < HAND_MEAN_TOLERANCE_MM  # the hand and a stub of its arm
+    rel = np.where(eq1, 0.0, 1.0).astype(np.float32)
+    frame = Frame(0, "000000", CAM, rgb=np.zeros((CAM.height, CAM.width, 3), np.uint8), depth_mm=depth)
+    obs = depthnet_provider(predict=lambda f: Prediction(rel, eq1, foreground="eq1"))(frame, {"hand_length_mm": 180.0})
+    u, v = np.round(CAM.project(palm)).astype(int)
+    assert obs.depth_mm[v, u] == pytest.approx(zero)
+    # the hand alone in eq. 1: the paper's mean, to the float
+    alone = np.where(depth > palm[2] - 40.0, depth, 0.0).astype(np.float32)  # the arm cut 40 mm in front
+    mask = alone > 0
+    assert c2_mean_depth(alone, CAM, mask) == sensor_mean_depth(alone)
+    # a network of the labelled hand: eq. 1 inside its mask, as before
+    assert c2_mean_depth(depth, CAM, mask, "hand") == sensor_mean_depth(depth, mask)
+
+
 def test_handmask_source_takes_the_hand_network_and_refuses_eq1():
     """sensor-handmask cuts the sensor's depth with a network's mask: the shipped eq. 1 network's
     holds the arm and held objects, so it is refused before anything runs."""
