@@ -47,6 +47,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from handrgbd.camera import CameraIntrinsics
 from handrgbd.depth import usable_depth
 from handrgbd.joints import Keypoints
 from handrgbd.recording import Frame, Recording
@@ -145,9 +146,11 @@ def _keypoints(pred) -> Keypoints:
 #: C2's zero of relative depth moves from eq. 1's mean to the mean over the hand found in the
 #: sensor's depth when the two differ by more than this (:func:`c2_mean_depth`)
 HAND_MEAN_TOLERANCE_MM = 25.0
+#: fewer pixels than this (``TrackerConfig.min_hand_pixels``' default) are no hand to take a mean over
+_MIN_HAND_PIXELS = 50
 
 
-def c2_mean_depth(depth_mm: np.ndarray, camera, mask: np.ndarray, foreground: str = "eq1",
+def c2_mean_depth(depth_mm: np.ndarray, camera: CameraIntrinsics, mask: np.ndarray, foreground: str = "eq1",
                   hand_length_mm: float | None = None) -> float:
     """The sensor's mean hand depth (mm; nan without a hand) that makes a network's relative
     depth metric in C2, from the sensor's ``depth_mm (H, W)`` (0 = no reading), the frame's
@@ -164,20 +167,23 @@ def c2_mean_depth(depth_mm: np.ndarray, camera, mask: np.ndarray, foreground: st
     from depthnet.targets import sensor_mean_depth
     from tracker.detect import DetectorConfig, detect_hand, support_plane
 
+    if foreground not in ("eq1", "hand"):
+        raise ValueError(f"c2_mean_depth: foreground must be 'eq1' or 'hand', got {foreground!r}")
     if foreground == "hand":
         return sensor_mean_depth(depth_mm, mask)
     mean = sensor_mean_depth(depth_mm, None)
     m = np.asarray(mask, bool)
-    if not np.isfinite(mean) or m.sum() < 50:
+    if not np.isfinite(mean) or m.sum() < _MIN_HAND_PIXELS:
         return mean
     cfg = DetectorConfig() if hand_length_mm is None else DetectorConfig(hand_length_mm=float(hand_length_mm))
     depth = np.asarray(depth_mm, np.float32)
+    depth = np.where(usable_depth(depth), depth, 0.0).astype(np.float32)  # NaN, <= 0, past 10 m: no reading
     depth = np.where(support_plane(depth, camera, cfg), 0.0, depth).astype(np.float32)
     found = detect_hand(depth, camera, cfg, mask=m & (depth > 0))
     if found is None:
         return mean
     on = found.mask & (depth > 0)
-    if on.sum() < 50:
+    if on.sum() < _MIN_HAND_PIXELS:
         return mean
     hand = float(depth[on].mean())
     return hand if abs(hand - mean) > HAND_MEAN_TOLERANCE_MM else mean

@@ -333,6 +333,8 @@ def test_c2_zero_is_the_hand_found_when_eq1_holds_an_arm_toward_the_camera():
     assert c2_mean_depth(alone, CAM, mask) == sensor_mean_depth(alone)
     # a network of the labelled hand: eq. 1 inside its mask, as before
     assert c2_mean_depth(depth, CAM, mask, "hand") == sensor_mean_depth(depth, mask)
+    with pytest.raises(ValueError, match="foreground must be 'eq1' or 'hand'"):
+        c2_mean_depth(depth, CAM, mask, "arm")
 
 
 def test_handmask_source_takes_the_hand_network_and_refuses_eq1():
