@@ -53,8 +53,8 @@ from handrgbd.joints import Keypoints
 from handrgbd.recording import Frame, Recording
 
 __all__ = ["Observation", "Provider", "PROVIDERS", "SOURCE_NEEDS", "DEPTHNET_SOURCES", "MASK_FROM_RGB", "make_provider",
-           "source_arg", "c2_mean_depth", "depthnet_provider", "depthnet_crop_provider", "handmask_provider", "sensor_keypoints_provider",
-           "weights_path", "check_source_weights", "missing_images", "Step", "track_frames"]
+           "source_arg", "c2_mean_depth", "depthnet_provider", "depthnet_crop_provider", "handmask_provider",
+           "sensor_keypoints_provider", "weights_path", "check_source_weights", "missing_images", "Step", "track_frames"]
 
 
 class Observation(NamedTuple):

@@ -36,9 +36,9 @@ def _person(hand_in_front: bool, seed: int = 0):
     px = lambda mm, z: mm * CAM.fx / z  # noqa: E731  millimetres at depth z -> pixels
     depth[150:, 330:540] = 900.0                                   # torso
     paint_bar(depth, (435, 150), (435, 110), px(110, 905), 905.0)  # neck
-    paint_disc(depth, (435, 75), px(80, 910), 910.0)              # head
+    paint_disc(depth, (435, 75), px(80, 910), 910.0)               # head
     depth[300:, :110] = 500.0                                      # chair back
-    paint_disc(depth, (600, 60), px(12, 400), 400.0)              # a small ball, nearest of all
+    paint_disc(depth, (600, 60), px(12, 400), 400.0)               # a small ball, nearest of all
     z = 620.0
     palm = np.array([230.0, 250.0]) if not hand_in_front else np.array([420.0, 300.0])
     hand = np.zeros_like(depth)
@@ -49,7 +49,7 @@ def _person(hand_in_front: bool, seed: int = 0):
         paint_bar(hand, start, start + d * px(length, z), px(17, z), z - 5.0)
     if not hand_in_front:  # forearm and upper arm from the palm down to the torso's side
         paint_limb(depth, palm + np.array([0.0, px(45, z)]), np.array([110.0, 80.0]), z + 20, 260.0,
-                    lambda _: px(60, 700))
+                   lambda _: px(60, 700))
     inside = hand > 0
     depth[inside] = hand[inside]
     depth += np.random.default_rng(seed).normal(0, 1.5, depth.shape).astype(np.float32) * (depth > 0)
