@@ -146,8 +146,6 @@ def _keypoints(pred) -> Keypoints:
 #: C2's zero of relative depth moves from eq. 1's mean to the mean over the hand found in the
 #: sensor's depth when the two differ by more than this (:func:`c2_mean_depth`)
 HAND_MEAN_TOLERANCE_MM = 25.0
-#: fewer pixels than this (``TrackerConfig.min_hand_pixels``' default) are no hand to take a mean over
-_MIN_HAND_PIXELS = 50
 
 
 def c2_mean_depth(depth_mm: np.ndarray, camera: CameraIntrinsics, mask: np.ndarray, foreground: str = "eq1",
@@ -166,14 +164,16 @@ def c2_mean_depth(depth_mm: np.ndarray, camera: CameraIntrinsics, mask: np.ndarr
     docs/results.md "C2's zero"). On a hand alone in eq. 1 both agree and eq. 1's is kept."""
     from depthnet.targets import sensor_mean_depth
     from tracker.detect import DetectorConfig, detect_hand, support_plane
+    from tracker.tracking import TrackerConfig
 
+    few = TrackerConfig.min_hand_pixels  # the tracker's default: fewer pixels are no hand to take a mean over
     if foreground not in ("eq1", "hand"):
         raise ValueError(f"c2_mean_depth: foreground must be 'eq1' or 'hand', got {foreground!r}")
     if foreground == "hand":
         return sensor_mean_depth(depth_mm, mask)
     mean = sensor_mean_depth(depth_mm, None)
     m = np.asarray(mask, bool)
-    if not np.isfinite(mean) or m.sum() < _MIN_HAND_PIXELS:
+    if not np.isfinite(mean) or m.sum() < few:
         return mean
     cfg = DetectorConfig() if hand_length_mm is None else DetectorConfig(hand_length_mm=float(hand_length_mm))
     depth = np.asarray(depth_mm, np.float32)
@@ -183,7 +183,7 @@ def c2_mean_depth(depth_mm: np.ndarray, camera: CameraIntrinsics, mask: np.ndarr
     if found is None:
         return mean
     on = found.mask & (depth > 0)
-    if on.sum() < _MIN_HAND_PIXELS:
+    if on.sum() < few:
         return mean
     hand = float(depth[on].mean())
     return hand if abs(hand - mean) > HAND_MEAN_TOLERANCE_MM else mean
