@@ -2,9 +2,12 @@
 
 ``LivePipeline(camera).process(rgb) -> LiveResult`` for full frames ``(H, W, 3) uint8`` RGB:
 
-1. **Localisation**: when no hand is being followed, a coarse depthnet pass on the whole frame
-   (letterboxed to a square) gives a hand mask; its largest blob's bounding box (grown, square) becomes the crop. While
-   tracking, the crop follows the tracked hand (its projected joints, grown by 40%).
+1. **Localisation**: when no hand is being followed, ``HandFinder`` looks for it: a coarse
+   depthnet pass on the whole frame (letterboxed to a square) gives candidate blobs, and with a
+   keypoint network each candidate's crop, and where none is confident a search over windows
+   of the frame, is judged by how sure depthnet's keypoints are there (a hand-shaped cue that
+   skin-coloured clutter and backgrounds lack). While tracking, the crop follows the tracked
+   hand (its projected joints, grown by 40%).
 2. **Depth from RGB**: depthnet on the crop: relative depth and mask, pasted into full-frame
    maps.
 3. **Metric depth from RGB alone** (as C2-rgb in experiments/pose_c1_c2.py): the relative depth
@@ -90,13 +93,45 @@ class Observation(NamedTuple):
     keypoints: Keypoints | None = None
 
 
+#: localisation: how many of the coarse pass's largest blobs are looked at closer
+LOCALISE_BLOBS = 3
+#: localisation: a candidate whose keypoints' mean confidence reaches this is taken without
+#: searching the frame's windows (docs/tracker.md, "Finding the hand in RGB")
+LOCALISE_CONFIDENT = 0.35
+#: localisation: the window search's square sides, as fractions of the frame's shorter side (a
+#: hand 400-1000 mm away fills a fifth to a half of a 60-degree view's height); stride half a side
+LOCALISE_WINDOWS = (0.5, 0.75)
+
+
+def _mean_confidence(keypoints: Keypoints | None) -> float:
+    """How sure depthnet's keypoints are that a crop holds a hand: their mean confidence."""
+    return float(np.mean(keypoints.confidence)) if keypoints is not None else -1.0
+
+
+def _window_origins(length: int, side: int) -> list[int]:
+    """Window starts along an image side of ``length`` px: stride ``side // 2``, the last flush
+    with the end."""
+    last = max(length - side, 0)
+    starts = list(range(0, last + 1, max(side // 2, 1)))
+    return starts if starts[-1] == last else starts + [last]
+
+
 class HandFinder:
     """Stage 1 without the tracker: where the hand is in an RGB frame, and depthnet on a square
-    crop around it. ``observe(rgb, crop)`` localises when ``crop`` is None (a coarse depthnet pass
-    on the whole frame letterboxed to a square; its mask's largest blob, grown by 25% and made
-    square), then runs depthnet on the crop (black past the image's edge) and pastes its relative
-    depth and mask into full-frame maps. ``LivePipeline`` and the ``depthnet-rgb-crop`` source
-    (``handrgbd.sources``) use it."""
+    crop around it. ``observe(rgb, crop)`` localises when ``crop`` is None (``localise``), then
+    runs depthnet on the crop (black past the image's edge) and pastes its relative depth and
+    mask into full-frame maps. ``LivePipeline`` and the ``depthnet-rgb-crop`` source
+    (``handrgbd.sources``) use it.
+
+    Localisation: a coarse depthnet pass on the whole frame letterboxed to a square; each of its
+    ``LOCALISE_BLOBS`` largest mask blobs (at least ``min_mask_pixels``) gives a crop (its box
+    grown by 25%, square). Without a keypoint network the largest blob's crop is the answer. With
+    one, depthnet runs on each crop and the crop whose keypoints are surest (mean confidence)
+    wins; when none reaches ``LOCALISE_CONFIDENT`` (the hand is too small in the coarse pass to
+    be found, or the blobs are clutter, skin-coloured objects or backgrounds), square windows of
+    ``LOCALISE_WINDOWS`` of the frame's shorter side, half a side apart, compete too (a window
+    must hold ``min_mask_pixels`` of mask). Up to 1 + 3 + about 20 depthnet passes (640 x 480),
+    only when no hand is followed."""
 
     def __init__(self, depthnet: Inference, min_mask_pixels: int = 150):
         self.depthnet = depthnet
@@ -122,28 +157,65 @@ class HandFinder:
         return relative, mask, keypoints
 
     def localise(self, rgb: np.ndarray) -> RegionOfInterest | None:
-        """The crop around the hand in the whole frame, or None (no blob of ``min_mask_pixels``)."""
+        """The crop around the hand in the whole frame (class docstring), or None (no blob of
+        ``min_mask_pixels``, and no window with as much mask)."""
+        located = self._locate(rgb)
+        return None if located is None else located[0]
+
+    def _predict_crop(self, rgb: np.ndarray, crop: RegionOfInterest):
+        """``_predict_square`` on ``crop``'s box (rounded to pixels, square)."""
+        x0, y0, x1, y1 = (int(round(v)) for v in crop.box)
+        return self._predict_square(rgb, x0, y0, max(x1 - x0, y1 - y0, 16))
+
+    def _locate(self, rgb: np.ndarray) -> tuple[RegionOfInterest, tuple | None] | None:
+        """``(crop, its prediction or None)`` of ``localise``; the prediction, when made, saves
+        ``observe`` a pass."""
         # the whole frame letterboxed to a square (black bars, as crops past the image edge):
         # depthnet squashes any input to its square input size, and a squashed hand is a shape
         # it never saw
         H, W = rgb.shape[:2]
         side = max(H, W)
-        mask = _largest_blob(self._predict_square(rgb, -((side - W) // 2), -((side - H) // 2), side)[1])
-        if mask.sum() < self.min_mask_pixels:
-            return None
-        return RegionOfInterest.from_mask(mask, margin=0.25, square=True)
+        coarse = self._predict_square(rgb, -((side - W) // 2), -((side - H) // 2), side)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(coarse[1].astype(np.uint8), connectivity=8)
+        areas = stats[1:, cv2.CC_STAT_AREA]
+        blobs = [1 + int(i) for i in np.argsort(-areas, kind="stable") if areas[i] >= self.min_mask_pixels]
+        crops = [RegionOfInterest.from_mask(labels == k, margin=0.25, square=True) for k in blobs[:LOCALISE_BLOBS]]
+        if coarse[2] is None:  # no keypoint head to judge by: the largest blob
+            return (crops[0], None) if crops else None
+        best, best_score = None, -np.inf
+        for crop in crops:
+            predicted = self._predict_crop(rgb, crop)
+            score = _mean_confidence(predicted[2]) if predicted is not None else -np.inf
+            if score > best_score:
+                best, best_score = (crop, predicted), score
+        if best_score >= LOCALISE_CONFIDENT:
+            return best
+        for fraction in LOCALISE_WINDOWS:
+            w = max(int(round(fraction * min(H, W))), 16)
+            for y0 in _window_origins(H, w):
+                for x0 in _window_origins(W, w):
+                    crop = RegionOfInterest(x0, y0, x0 + w, y0 + w)
+                    predicted = self._predict_crop(rgb, crop)
+                    score = _mean_confidence(predicted[2])
+                    if score > best_score and predicted[1].sum() >= self.min_mask_pixels:
+                        best, best_score = (crop, predicted), score
+        return best
 
     def observe(self, rgb: np.ndarray, crop: RegionOfInterest | None = None) -> Observation:
         """Localise the hand when ``crop`` is None, then depthnet on the crop."""
         t = {}
         t0 = time.perf_counter()
-        crop = crop or self.localise(rgb)
+        predicted = None
+        if crop is None:
+            located = self._locate(rgb)
+            if located is not None:
+                crop, predicted = located
         t["localisation"] = time.perf_counter() - t0
         if crop is None:
             return Observation(None, None, None, t)
         t1 = time.perf_counter()
-        x0, y0, x1, y1 = (int(round(v)) for v in crop.box)
-        predicted = self._predict_square(rgb, x0, y0, max(x1 - x0, y1 - y0, 16))
+        if predicted is None:
+            predicted = self._predict_crop(rgb, crop)
         t["depthnet"] = time.perf_counter() - t1
         if predicted is None:
             return Observation(None, None, None, t)

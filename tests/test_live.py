@@ -105,3 +105,84 @@ def test_overlapped_pipeline_returns_every_frame_once_in_order(hand_video):
     pipe.process_overlapped(frames[1])
     pipe.close()  # with a frame in flight: waits for the worker, drops the frame
     assert pipe.flush() is None
+
+
+# ---- finding the hand in a whole frame ------------------------------------------------------------
+class _PaintedNetwork:
+    """A stand-in for depthnet on painted frames: its mask marks the cells of a 48 x 48 grid over
+    its input that are at least half painted (any colour), so an object a few pixels wide in a
+    large input is not seen; its keypoints are sure (0.9) where the input shows any green pixel
+    (the "hand") and unsure (0.05) elsewhere (clutter); ``keypoints=False``: a network without
+    a keypoint head."""
+
+    def __init__(self, keypoints: bool = True):
+        self.keypoints = keypoints
+        self.inputs = 0
+
+    def predict(self, image: np.ndarray):
+        from depthnet.model import Prediction
+
+        self.inputs += 1
+        h, w = image.shape[:2]
+        painted = image.max(axis=-1) > 0
+        rows, cols = np.arange(h) * 48 // h, np.arange(w) * 48 // w
+        share = np.zeros((48, 48))
+        np.add.at(share, (rows[:, None], cols[None, :]), painted)
+        share /= np.maximum(np.bincount(rows, minlength=48)[:, None] * np.bincount(cols, minlength=48)[None, :], 1)
+        mask = (share >= 0.5)[rows[:, None], cols[None, :]]
+        if not self.keypoints:
+            return Prediction(np.ones((h, w), np.float32), mask)
+        green = (image[..., 1] > 0) & (image[..., 0] == 0)
+        sure = 0.9 if green.any() else 0.05
+        return Prediction(np.ones((h, w), np.float32), mask, np.full((21, 2), w / 2.0), np.full(21, sure), 0.5)
+
+
+def _paint(frame: np.ndarray, x0: int, y0: int, side: int, rgb: tuple) -> tuple[float, float]:
+    frame[y0:y0 + side, x0:x0 + side] = rgb
+    return x0 + side / 2, y0 + side / 2
+
+
+def _holds(crop, point) -> bool:
+    return crop is not None and crop.x0 <= point[0] <= crop.x1 and crop.y0 <= point[1] <= crop.y1
+
+
+def test_localisation_prefers_the_blob_whose_keypoints_are_sure_to_the_largest():
+    """Skin-coloured clutter larger than the hand (a red square twice the green one's side): the
+    coarse pass finds both; the crop whose keypoints are sure wins, not the largest blob; a
+    network without keypoints keeps the largest blob, as before."""
+    from live.pipeline import HandFinder
+
+    frame = np.zeros((480, 640, 3), np.uint8)
+    clutter = _paint(frame, 40, 60, 160, (255, 0, 0))
+    hand = _paint(frame, 420, 280, 80, (0, 255, 0))
+    net = _PaintedNetwork()
+    crop = HandFinder(net).localise(frame)
+    assert _holds(crop, hand) and not _holds(crop, clutter)
+    assert net.inputs == 3  # the coarse pass and the two blobs' crops: the hand's is sure, no window search
+    obs = HandFinder(net).observe(frame)  # the crop's prediction is reused, not made again
+    assert _holds(obs.crop, hand) and net.inputs == 3 + 3
+    assert _holds(HandFinder(_PaintedNetwork(keypoints=False)).localise(frame), clutter)
+
+
+def test_localisation_searches_windows_for_a_hand_too_small_for_the_coarse_pass():
+    """A hand 12 px wide in a 640 x 480 frame covers no cell of the coarse pass's 48 x 48 grid
+    (13 px cells) by half: that pass sees no blob, so localisation searches windows of the frame
+    and returns one that holds the hand; without keypoints there is nothing to judge by, and no
+    hand (the old rule); a frame without a hand gives None either way."""
+    from live.pipeline import LOCALISE_WINDOWS, HandFinder
+
+    frame = np.zeros((480, 640, 3), np.uint8)
+    hand = _paint(frame, 500, 330, 12, (0, 255, 0))
+    crop = HandFinder(_PaintedNetwork(), min_mask_pixels=20).localise(frame)
+    assert _holds(crop, hand)
+    assert round(crop.x1 - crop.x0) in [round(f * 480) for f in LOCALISE_WINDOWS]
+    assert HandFinder(_PaintedNetwork(keypoints=False), min_mask_pixels=20).localise(frame) is None
+    assert HandFinder(_PaintedNetwork(), min_mask_pixels=20).localise(np.zeros((480, 640, 3), np.uint8)) is None
+
+
+def test_window_origins_cover_the_side_and_end_flush():
+    from live.pipeline import _window_origins
+
+    assert _window_origins(640, 240) == [0, 120, 240, 360, 400]
+    assert _window_origins(480, 240) == [0, 120, 240]
+    assert _window_origins(100, 240) == [0]  # a window larger than the side starts at 0 (black past the edge)
