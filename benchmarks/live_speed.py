@@ -11,7 +11,13 @@ depthnet alone on the full frame with torch eager (the inference route before ON
 Goal: >= 15 fps end to end on 2 CPU cores. With a keypoint network (issue 21) the tracker uses
 depthnet's 2D keypoints unless ``--no-keypoints``.
 
-    python -m benchmarks.live_speed [--frames 40] [--weights W] [--no-keypoints] [--json]
+One video says little about accuracy (its hand is found at once and never lost): ``--videos N``
+also tracks N videos (test-split seeds 4, 5, ...: the speed video and N - 1 more, each from a
+fresh pipeline, ``process`` in turn) and pools MPJPE and PA-MPJPE over their tracked frames,
+with the videos whose MPJPE exceeds 100 mm (the hand missed: clutter or a background taken for
+it, or the distance far off).
+
+    python -m benchmarks.live_speed [--frames 40] [--weights W] [--no-keypoints] [--videos N] [--json]
 """
 
 from __future__ import annotations
@@ -28,18 +34,24 @@ from dataclasses import replace
 
 import numpy as np
 
-
-from benchmarks.render_speed import _commit
 from benchmarks.machine import describe
 from benchmarks.machine import line as machine_line
+from benchmarks.render_speed import _commit
+from handrgbd.args import integer
 
 
-def _video(frames: int):
+#: the speed video's generator seed; ``--videos N`` tracks seeds VIDEO_SEED .. VIDEO_SEED + N - 1
+VIDEO_SEED = 4
+#: a video tracked worse than this (MPJPE, mm) missed the hand
+MISSED_MM = 100.0
+
+
+def _video(frames: int, seed: int = VIDEO_SEED):
     from handrgbd.recording import Recording
     from synth.generator import SynthConfig, generate
 
     with tempfile.TemporaryDirectory() as tmp:
-        generate(f"{tmp}/seq", frames, seed=4, config=SynthConfig(size=640, sequence=True, full_frame=True,
+        generate(f"{tmp}/seq", frames, seed=seed, config=SynthConfig(size=640, sequence=True, full_frame=True,
                                                                     frame_aspect=4 / 3, split="test"), progress=False)
         rec = Recording(f"{tmp}/seq")
         return [f.rgb for f in rec], rec.joints_mm, rec.poses, rec.camera  # true intrinsics: joints scored against truth
@@ -80,17 +92,12 @@ def _pass(pipe, rgbs, overlapped: bool) -> dict:
             "statuses": statuses, "joints": joints}
 
 
-def run(frames: int = 40, particles: int | None = None, generations: int | None = None, weights: str | None = None,
-        keypoints: bool = True) -> dict:
-    from depthnet.model import DepthNet
-    from depthnet.runtime import Inference
-    from live.pipeline import LiveConfig, LivePipeline
-    from tracker.metrics import mpjpe, pa_mpjpe
+def _config(poses, gt, keypoints: bool, particles: int | None, generations: int | None):
+    """The live configuration told the video's hand side and length (from its first frame)."""
+    from live.pipeline import LiveConfig
     from tracker.pso import PSOConfig
     from tracker.run import infer_side_and_length
 
-    rgbs, gt, poses, camera = _video(frames)
-    net = DepthNet.load(weights) if weights else DepthNet.from_pretrained()
     side, length = infer_side_and_length(poses[0].astype(float), gt[0].astype(float))
     config = LiveConfig(keypoints=keypoints)
     config = replace(config, tracker=replace(config.tracker, side=side, hand_length_mm=length))
@@ -98,7 +105,43 @@ def run(frames: int = 40, particles: int | None = None, generations: int | None 
         pso = config.tracker.pso
         config = replace(config, tracker=replace(config.tracker, pso=PSOConfig(particles or pso.particles,
                                                                               generations or pso.generations)))
-    pipe = LivePipeline(camera, net, config)
+    return config
+
+
+def _accuracy(videos: int, frames: int, net, keypoints: bool, particles: int | None, generations: int | None) -> dict:
+    """MPJPE / PA-MPJPE pooled over the tracked frames of ``videos`` videos (module docstring)."""
+    from live.pipeline import LivePipeline
+    from tracker.metrics import mpjpe, pa_mpjpe
+
+    pred, truth, per_video = [], [], {}
+    for seed in range(VIDEO_SEED, VIDEO_SEED + videos):
+        rgbs, gt, poses, camera = _video(frames, seed)
+        pipe = LivePipeline(camera, net, _config(poses, gt, keypoints, particles, generations))
+        joints = np.full(gt.shape, np.nan)
+        for n, rgb in enumerate(rgbs):
+            r = pipe.process(rgb)
+            if r.status == "tracked":
+                joints[n] = r.joints_mm
+        pipe.close()
+        per_video[seed] = mpjpe(joints, gt)
+        pred.append(joints)
+        truth.append(gt)
+    pred, truth = np.concatenate(pred), np.concatenate(truth)
+    return {"videos": videos, "mpjpe_mm": mpjpe(pred, truth), "pa_mpjpe_mm": pa_mpjpe(pred, truth),
+            "tracked_fraction": float(np.mean(np.isfinite(pred).all(axis=(1, 2)))),
+            "missed_videos": sorted(s for s, e in per_video.items() if not e <= MISSED_MM), "per_video_mpjpe_mm": per_video}
+
+
+def run(frames: int = 40, particles: int | None = None, generations: int | None = None, weights: str | None = None,
+        keypoints: bool = True, videos: int = 1) -> dict:
+    from depthnet.model import DepthNet
+    from depthnet.runtime import Inference
+    from live.pipeline import LivePipeline
+    from tracker.metrics import mpjpe, pa_mpjpe
+
+    rgbs, gt, poses, camera = _video(frames)
+    net = DepthNet.load(weights) if weights else DepthNet.from_pretrained()
+    pipe = LivePipeline(camera, net, _config(poses, gt, keypoints, particles, generations))
     pipe.process(rgbs[0])  # warm-up (numba compilation, the first inference)
     rows = {}
     for mode in ("sequential", "overlapped"):
@@ -115,7 +158,9 @@ def run(frames: int = 40, particles: int | None = None, generations: int | None 
     from live.app import OVERLAP_MIN_CORES
 
     mode = "overlapped" if (os.cpu_count() or 1) > OVERLAP_MIN_CORES else "sequential"  # what live's --overlap auto runs
+    accuracy = _accuracy(videos, frames, pipe.depthnet, keypoints, particles, generations) if videos > 1 else None
     return {"fps": rows[mode]["fps"], "mode": mode, "rows": rows, "baseline_depthnet_torch_full_frame_fps": baseline,
+            "videos": accuracy,
             "depthnet_backend": pipe.depthnet.backend,
             "budget": f"{pipe.tracker.config.pso.particles}x{pipe.tracker.config.pso.generations}",
             "keypoints": bool(keypoints and net.config.keypoints),
@@ -130,9 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--generations", type=int, default=None, help="PSO generations (default: the live default)")
     p.add_argument("--weights", default=None, help="depthnet weights (default: the shipped ones)")
     p.add_argument("--no-keypoints", action="store_true", help="do not give a keypoint network's keypoints to the tracker")
+    p.add_argument("--videos", type=integer(1, 1000), default=1,
+                   help="also pool accuracy over this many videos (seeds 4, 5, ...; module docstring)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
-    res = run(args.frames, args.particles, args.generations, args.weights, not args.no_keypoints)
+    res = run(args.frames, args.particles, args.generations, args.weights, not args.no_keypoints, args.videos)
     if args.json:
         print(json.dumps(res))
         return 0
@@ -148,6 +195,11 @@ def main(argv: list[str] | None = None) -> int:
     for name, key in (("MPJPE mm", "mpjpe_mm"), ("PA-MPJPE mm", "pa_mpjpe_mm")):
         print(f"{name:<18}{seq[key]:>12.1f}{ovl[key]:>12.1f}")
     print(f"{'tracked':<18}{seq['tracked_fraction']:>12.0%}{ovl['tracked_fraction']:>12.0%}")
+    if res["videos"]:
+        v = res["videos"]
+        print(f"{v['videos']} videos, pooled: MPJPE {v['mpjpe_mm']:.1f} mm, PA-MPJPE {v['pa_mpjpe_mm']:.1f} mm, tracked "
+              f"{v['tracked_fraction']:.0%}; over {MISSED_MM:.0f} mm: {len(v['missed_videos'])} (seeds "
+              f"{' '.join(map(str, v['missed_videos'])) or '-'})")
     print(f"baseline: depthnet alone on the full frame with torch eager, {res['baseline_depthnet_torch_full_frame_fps']:.1f} fps")
     return 0
 
