@@ -98,6 +98,8 @@ LOCALISE_BLOBS = 3
 #: localisation: a candidate whose keypoints' mean confidence reaches this is taken without
 #: searching the frame's windows (docs/tracker.md, "Finding the hand in RGB")
 LOCALISE_CONFIDENT = 0.35
+#: localisation: a window replaces the surest blob's crop only if its keypoints are surer by this
+LOCALISE_WINDOW_MARGIN = 0.1
 #: localisation: the window search's square sides, as fractions of the frame's shorter side (a
 #: hand 400-1000 mm away fills a fifth to a half of a 60-degree view's height); stride half a side
 LOCALISE_WINDOWS = (0.5, 0.75)
@@ -129,9 +131,11 @@ class HandFinder:
     one, depthnet runs on each crop and the crop whose keypoints are surest (mean confidence)
     wins; when none reaches ``LOCALISE_CONFIDENT`` (the hand is too small in the coarse pass to
     be found, or the blobs are clutter, skin-coloured objects or backgrounds), square windows of
-    ``LOCALISE_WINDOWS`` of the frame's shorter side, half a side apart, compete too (a window
-    must hold ``min_mask_pixels`` of mask). Up to 1 + 3 + about 20 depthnet passes (640 x 480),
-    only when no hand is followed."""
+    ``LOCALISE_WINDOWS`` of the frame's shorter side, half a side apart, compete too: a window
+    must hold ``min_mask_pixels`` of mask and be surer than the best blob's crop by
+    ``LOCALISE_WINDOW_MARGIN`` (a window smaller than the hand cuts it, and its keypoints can
+    be a little surer than the whole hand's). Up to 1 + 3 + about 20 depthnet passes (640 x
+    480), only when no hand is followed."""
 
     def __init__(self, depthnet: Inference, min_mask_pixels: int = 150):
         self.depthnet = depthnet
@@ -190,6 +194,7 @@ class HandFinder:
                 best, best_score = (crop, predicted), score
         if best_score >= LOCALISE_CONFIDENT:
             return best
+        best_score += LOCALISE_WINDOW_MARGIN  # a window cuts a hand its blob's crop holds whole: it must do better
         for fraction in LOCALISE_WINDOWS:
             w = max(int(round(fraction * min(H, W))), 16)
             for y0 in _window_origins(H, w):

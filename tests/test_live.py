@@ -112,11 +112,12 @@ class _PaintedNetwork:
     """A stand-in for depthnet on painted frames: its mask marks the cells of a 48 x 48 grid over
     its input that are at least half painted (any colour), so an object a few pixels wide in a
     large input is not seen; its keypoints are sure (0.9) where the input shows any green pixel
-    (the "hand") and unsure (0.05) elsewhere (clutter); ``keypoints=False``: a network without
-    a keypoint head."""
+    (the "hand") and unsure (0.05) elsewhere (clutter); ``graded``: unsure everywhere, a little
+    surer the more of the input is green (0.2 + 0.1 x its share); ``keypoints=False``: a network
+    without a keypoint head."""
 
-    def __init__(self, keypoints: bool = True):
-        self.keypoints = keypoints
+    def __init__(self, keypoints: bool = True, graded: bool = False):
+        self.keypoints, self.graded = keypoints, graded
         self.inputs = 0
 
     def predict(self, image: np.ndarray):
@@ -133,7 +134,7 @@ class _PaintedNetwork:
         if not self.keypoints:
             return Prediction(np.ones((h, w), np.float32), mask)
         green = (image[..., 1] > 0) & (image[..., 0] == 0)
-        sure = 0.9 if green.any() else 0.05
+        sure = 0.2 + 0.1 * green.mean() if self.graded else 0.9 if green.any() else 0.05
         return Prediction(np.ones((h, w), np.float32), mask, np.full((21, 2), w / 2.0), np.full(21, sure), 0.5)
 
 
@@ -186,3 +187,18 @@ def test_window_origins_cover_the_side_and_end_flush():
     assert _window_origins(640, 240) == [0, 120, 240, 360, 400]
     assert _window_origins(480, 240) == [0, 120, 240]
     assert _window_origins(100, 240) == [0]  # a window larger than the side starts at 0 (black past the edge)
+
+
+def test_a_window_that_cuts_the_hand_does_not_replace_its_blob_unless_clearly_surer():
+    """A close-up (a hand filling most of a 256 px crop, as photo data sets and the held-out
+    sequences give) whose keypoints are unsure: the blob's crop holds the whole hand (green a
+    share 0.44 of it: 0.244), a 128 px window inside the hand is all green (0.3), surer but by
+    less than the margin: the blob's crop is kept, with the whole hand in it."""
+    from live.pipeline import LOCALISE_CONFIDENT, LOCALISE_WINDOW_MARGIN, HandFinder
+
+    frame = np.zeros((256, 256, 3), np.uint8)
+    _paint(frame, 50, 50, 150, (0, 255, 0))
+    blob, window = 0.2 + 0.1 * (150 / 225) ** 2, 0.3
+    assert blob < LOCALISE_CONFIDENT and blob < window < blob + LOCALISE_WINDOW_MARGIN
+    crop = HandFinder(_PaintedNetwork(graded=True)).localise(frame)
+    assert all(_holds(crop, corner) for corner in ((50, 50), (199, 50), (50, 199), (199, 199)))
