@@ -73,12 +73,17 @@ class LiveResult(NamedTuple):
     side: str | None = None
 
 
+def _blobs(mask: np.ndarray, min_pixels: int = 0) -> tuple[np.ndarray, list[int]]:
+    """The 8-connected blobs of ``mask (H, W)``: their labels ``(H, W)`` and the labels of those
+    of at least ``min_pixels``, largest first (equal sizes in label order)."""
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    return labels, [1 + int(i) for i in np.argsort(-areas, kind="stable") if areas[i] >= min_pixels]
+
+
 def _largest_blob(mask: np.ndarray) -> np.ndarray:
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    if n <= 1:
-        return mask
-    k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    return labels == k
+    labels, ids = _blobs(mask)
+    return labels == ids[0] if ids else mask
 
 
 class Observation(NamedTuple):
@@ -105,9 +110,9 @@ LOCALISE_WINDOW_MARGIN = 0.1
 LOCALISE_WINDOWS = (0.5, 0.75)
 
 
-def _mean_confidence(keypoints: Keypoints | None) -> float:
+def _mean_confidence(keypoints: Keypoints) -> float:
     """How sure depthnet's keypoints are that a crop holds a hand: their mean confidence."""
-    return float(np.mean(keypoints.confidence)) if keypoints is not None else -1.0
+    return float(np.mean(keypoints.confidence))
 
 
 def _window_origins(length: int, side: int) -> list[int]:
@@ -180,16 +185,14 @@ class HandFinder:
         H, W = rgb.shape[:2]
         side = max(H, W)
         coarse = self._predict_square(rgb, -((side - W) // 2), -((side - H) // 2), side)
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(coarse[1].astype(np.uint8), connectivity=8)
-        areas = stats[1:, cv2.CC_STAT_AREA]
-        blobs = [1 + int(i) for i in np.argsort(-areas, kind="stable") if areas[i] >= self.min_mask_pixels]
+        labels, blobs = _blobs(coarse[1], self.min_mask_pixels)
         crops = [RegionOfInterest.from_mask(labels == k, margin=0.25, square=True) for k in blobs[:LOCALISE_BLOBS]]
         if coarse[2] is None:  # no keypoint head to judge by: the largest blob
             return (crops[0], None) if crops else None
         best, best_score = None, -np.inf
-        for crop in crops:
+        for crop in crops:  # a blob's crop and each window below overlap the image: a prediction each
             predicted = self._predict_crop(rgb, crop)
-            score = _mean_confidence(predicted[2]) if predicted is not None else -np.inf
+            score = _mean_confidence(predicted[2])
             if score > best_score:
                 best, best_score = (crop, predicted), score
         if best_score >= LOCALISE_CONFIDENT:
