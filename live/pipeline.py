@@ -108,6 +108,12 @@ LOCALISE_WINDOW_MARGIN = 0.1
 #: localisation: the window search's square sides, as fractions of the frame's shorter side (a
 #: hand 400-1000 mm away fills a fifth to a half of a 60-degree view's height); stride half a side
 LOCALISE_WINDOWS = (0.5, 0.75)
+#: localisation: candidates are judged by their keypoints (and windows searched) only in frames
+#: at least this many times depthnet's input (a webcam frame, not a crop around a hand): in a
+#: smaller frame the coarse pass already sees any hand the network could read, the largest blob
+#: is the hand the frame was cut around, and on the hard bench's 256 px crops judging by the
+#: keypoints picked worse blobs and windows cut close-up hands (docs/tracker.md)
+LOCALISE_MIN_SCALE = 2.0
 
 
 def _mean_confidence(keypoints: Keypoints) -> float:
@@ -132,11 +138,12 @@ class HandFinder:
 
     Localisation: a coarse depthnet pass on the whole frame letterboxed to a square; each of its
     ``LOCALISE_BLOBS`` largest mask blobs (at least ``min_mask_pixels``) gives a crop (its box
-    grown by 25%, square). Without a keypoint network the largest blob's crop is the answer. With
-    one, depthnet runs on each crop and the crop whose keypoints are surest (mean confidence)
-    wins; when none reaches ``LOCALISE_CONFIDENT`` (the hand is too small in the coarse pass to
-    be found, or the blobs are clutter, skin-coloured objects or backgrounds), square windows of
-    ``LOCALISE_WINDOWS`` of the frame's shorter side, half a side apart, compete too: a window
+    grown by 25%, square). Without a keypoint network, or in a frame under ``LOCALISE_MIN_SCALE``
+    times depthnet's input (a crop around a hand, not a webcam frame), the largest blob's crop is
+    the answer. Otherwise depthnet runs on each crop and the crop whose keypoints are surest (mean
+    confidence) wins; when none reaches ``LOCALISE_CONFIDENT`` (the hand is too small in the
+    coarse pass to be found, or the blobs are clutter, skin-coloured objects or backgrounds),
+    square windows of ``LOCALISE_WINDOWS`` of the frame's shorter side, half a side apart, compete too: a window
     must hold ``min_mask_pixels`` of mask and be surer than the best blob's crop by
     ``LOCALISE_WINDOW_MARGIN`` (a window smaller than the hand cuts it, and its keypoints can
     be a little surer than the whole hand's). Up to 1 + 3 + about 20 depthnet passes (640 x
@@ -187,8 +194,8 @@ class HandFinder:
         coarse = self._predict_square(rgb, -((side - W) // 2), -((side - H) // 2), side)
         labels, blobs = _blobs(coarse[1], self.min_mask_pixels)
         crops = [RegionOfInterest.from_mask(labels == k, margin=0.25, square=True) for k in blobs[:LOCALISE_BLOBS]]
-        if coarse[2] is None:  # no keypoint head to judge by: the largest blob
-            return (crops[0], None) if crops else None
+        if coarse[2] is None or side < LOCALISE_MIN_SCALE * self.depthnet.config.input_size:
+            return (crops[0], None) if crops else None  # no keypoint head to judge by, or a crop: the largest blob
         best, best_score = None, -np.inf
         for crop in crops:  # a blob's crop and each window below overlap the image: a prediction each
             predicted = self._predict_crop(rgb, crop)

@@ -117,7 +117,10 @@ class _PaintedNetwork:
     without a keypoint head."""
 
     def __init__(self, keypoints: bool = True, graded: bool = False):
+        from types import SimpleNamespace
+
         self.keypoints, self.graded = keypoints, graded
+        self.config = SimpleNamespace(input_size=192)  # the cpu preset's
         self.inputs = 0
 
     def predict(self, image: np.ndarray):
@@ -190,15 +193,35 @@ def test_window_origins_cover_the_side_and_end_flush():
 
 
 def test_a_window_that_cuts_the_hand_does_not_replace_its_blob_unless_clearly_surer():
-    """A close-up (a hand filling most of a 256 px crop, as photo data sets and the held-out
-    sequences give) whose keypoints are unsure: the blob's crop holds the whole hand (green a
-    share 0.44 of it: 0.244), a 128 px window inside the hand is all green (0.3), surer but by
-    less than the margin: the blob's crop is kept, with the whole hand in it."""
-    from live.pipeline import LOCALISE_CONFIDENT, LOCALISE_WINDOW_MARGIN, HandFinder
+    """A close-up in a frame large enough for the window search (a 300 px hand in 512 px) whose
+    keypoints are unsure: the blob's crop holds the whole hand (green a share 0.44 of it:
+    0.244), a 256 px window inside the hand is all green (0.3), surer but by less than the
+    margin: the blob's crop is kept, with the whole hand in it."""
+    from live.pipeline import LOCALISE_CONFIDENT, LOCALISE_MIN_SCALE, LOCALISE_WINDOW_MARGIN, HandFinder
+
+    frame = np.zeros((512, 512, 3), np.uint8)
+    _paint(frame, 100, 100, 300, (0, 255, 0))
+    blob, window = 0.2 + 0.1 * (300 / 450) ** 2, 0.3
+    assert blob < LOCALISE_CONFIDENT and blob < window < blob + LOCALISE_WINDOW_MARGIN
+    net = _PaintedNetwork(graded=True)
+    assert 512 >= LOCALISE_MIN_SCALE * net.config.input_size
+    crop = HandFinder(net).localise(frame)
+    assert net.inputs > 2  # the windows were searched
+    assert all(_holds(crop, corner) for corner in ((100, 100), (399, 100), (100, 399), (399, 399)))
+
+
+def test_a_crop_sized_frame_keeps_its_largest_blob():
+    """A 256 px crop (photo data sets, the held-out sequences, the hard bench) is less than twice
+    depthnet's input: the frame was cut around a hand, so its largest blob is taken as before,
+    without judging candidates or searching windows (the coarse pass alone), even when a smaller
+    blob's keypoints would be surer; the whole hand in its crop."""
+    from live.pipeline import HandFinder
 
     frame = np.zeros((256, 256, 3), np.uint8)
-    _paint(frame, 50, 50, 150, (0, 255, 0))
-    blob, window = 0.2 + 0.1 * (150 / 225) ** 2, 0.3
-    assert blob < LOCALISE_CONFIDENT and blob < window < blob + LOCALISE_WINDOW_MARGIN
-    crop = HandFinder(_PaintedNetwork(graded=True)).localise(frame)
-    assert all(_holds(crop, corner) for corner in ((50, 50), (199, 50), (50, 199), (199, 199)))
+    _paint(frame, 30, 30, 150, (255, 0, 0))
+    hand = _paint(frame, 200, 200, 40, (0, 255, 0))
+    net = _PaintedNetwork()
+    crop = HandFinder(net).localise(frame)
+    assert net.inputs == 1
+    assert all(_holds(crop, corner) for corner in ((30, 30), (179, 30), (30, 179), (179, 179)))
+    assert not _holds(crop, hand)
