@@ -623,3 +623,25 @@ def test_a_hand_network_starts_from_eq1_weights_and_is_evaluated_on_mask(forearm
     assert foreground_source(rec, "mask") == "mask" and foreground_source(rec, "eq1", "hand") == "depth_gt"
     with pytest.raises(ValueError, match="foreground must be one of"):
         DepthNetConfig(foreground="arm")
+
+
+def test_the_prepared_gpu_run_works_end_to_end_on_a_few_frames(tmp_path):
+    """depthnet/device_finetune.sh (docs/depthnet.md, "A prepared GPU run") in its SMOKE sizes on
+    the CPU: every command it chains still exists with these options, and its candidate loads as
+    a keypoint network trained from the shipped stages."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = tmp_path / "out"
+    env = dict(os.environ, SMOKE="1", PLAIN="4", SCEN="2", VAL="2", BATCH="2", PYTHON=sys.executable,
+               DATA=str(tmp_path / "data"))
+    p = subprocess.run(["bash", os.path.join(repo, "depthnet", "device_finetune.sh"), str(out)], env=env,
+                       capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert sorted(f.name for f in out.iterdir()) == ["config.json", "env.txt", "log.txt", "metrics.csv", "model.pt"]
+    rows = (out / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 2 and "val2_depth_error_mm" in rows[0]  # one epoch, plain and scenario validation
+    net = DepthNet.load(out / "model.pt")
+    assert net.config.keypoint_head == "hourglass" and net.config.foreground == "eq1"
+    shipped = DepthNet.from_pretrained("cpu").state_dict()
+    changed = [k for k, v in net.state_dict().items() if v.dtype.is_floating_point and not torch.equal(v, shipped[k])]
+    assert any(k.startswith("stem.") for k in changed) and any("keypoint" in k for k in changed)  # stages and heads
+    assert "torch" in (out / "env.txt").read_text() and "GL" in (out / "env.txt").read_text()
