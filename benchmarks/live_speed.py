@@ -17,7 +17,10 @@ fresh pipeline, ``process`` in turn) and pools MPJPE and PA-MPJPE over their tra
 with the videos whose MPJPE exceeds 100 mm (the hand missed: clutter or a background taken for
 it, or the distance far off).
 
-    python -m benchmarks.live_speed [--frames 40] [--weights W] [--no-keypoints] [--videos N] [--json]
+``--jpeg Q [Q ...]`` tracks every video again JPEG-compressed at each quality (webcams stream
+MJPEG, video files are lossy; the renders are not), each from a fresh pipeline.
+
+    python -m benchmarks.live_speed [--frames 40] [--weights W] [--no-keypoints] [--videos N] [--jpeg Q ...] [--json]
 """
 
 from __future__ import annotations
@@ -109,33 +112,44 @@ def _config(poses, gt, keypoints: bool, particles: int | None, generations: int 
 
 
 def _accuracy(first: tuple, videos: int, frames: int, net, keypoints: bool, particles: int | None,
-              generations: int | None) -> dict:
+              generations: int | None, jpeg: tuple[int, ...] = ()) -> dict:
     """MPJPE / PA-MPJPE pooled over the tracked frames of ``videos`` videos (module docstring),
-    the first of them ``first`` (``_video``'s, already made)."""
+    the first of them ``first`` (``_video``'s, already made); each video is tracked as rendered
+    and again JPEG-compressed at each quality of ``jpeg`` (a fresh pipeline each time). Returns
+    the lossless videos' pooled numbers, with ``"jpeg": {quality: the same}``."""
+    from depthnet.data import jpeg_roundtrip
     from live.pipeline import LivePipeline
     from tracker.metrics import mpjpe, pa_mpjpe
 
-    pred, truth, per_video = [], [], {}
+    qualities = (None, *jpeg)
+    pred, per_video, truth = {q: [] for q in qualities}, {q: {} for q in qualities}, []
     for seed in range(VIDEO_SEED, VIDEO_SEED + videos):
         rgbs, gt, poses, camera = first if seed == VIDEO_SEED else _video(frames, seed)
-        pipe = LivePipeline(camera, net, _config(poses, gt, keypoints, particles, generations))
-        joints = np.full(gt.shape, np.nan)
-        for n, rgb in enumerate(rgbs):
-            r = pipe.process(rgb)
-            if r.status == "tracked":
-                joints[n] = r.joints_mm
-        pipe.close()
-        per_video[seed] = mpjpe(joints, gt)
-        pred.append(joints)
         truth.append(gt)
-    pred, truth = np.concatenate(pred), np.concatenate(truth)
-    return {"videos": videos, "mpjpe_mm": mpjpe(pred, truth), "pa_mpjpe_mm": pa_mpjpe(pred, truth),
-            "tracked_fraction": float(np.mean(np.isfinite(pred).all(axis=(1, 2)))),
-            "missed_videos": sorted(s for s, e in per_video.items() if not e <= MISSED_MM), "per_video_mpjpe_mm": per_video}
+        for q in qualities:
+            pipe = LivePipeline(camera, net, _config(poses, gt, keypoints, particles, generations))
+            joints = np.full(gt.shape, np.nan)
+            for n, rgb in enumerate(rgbs):
+                r = pipe.process(rgb if q is None else jpeg_roundtrip(rgb, q))
+                if r.status == "tracked":
+                    joints[n] = r.joints_mm
+            pipe.close()
+            per_video[q][seed] = mpjpe(joints, gt)
+            pred[q].append(joints)
+    truth = np.concatenate(truth)
+
+    def pooled(q):
+        p = np.concatenate(pred[q])
+        return {"videos": videos, "mpjpe_mm": mpjpe(p, truth), "pa_mpjpe_mm": pa_mpjpe(p, truth),
+                "tracked_fraction": float(np.mean(np.isfinite(p).all(axis=(1, 2)))),
+                "missed_videos": sorted(s for s, e in per_video[q].items() if not e <= MISSED_MM),
+                "per_video_mpjpe_mm": per_video[q]}
+
+    return {**pooled(None), "jpeg": {q: pooled(q) for q in jpeg}}
 
 
 def run(frames: int = 40, particles: int | None = None, generations: int | None = None, weights: str | None = None,
-        keypoints: bool = True, videos: int = 1) -> dict:
+        keypoints: bool = True, videos: int = 1, jpeg: tuple[int, ...] = ()) -> dict:
     from depthnet.model import DepthNet
     from depthnet.runtime import Inference
     from live.pipeline import LivePipeline
@@ -160,8 +174,8 @@ def run(frames: int = 40, particles: int | None = None, generations: int | None 
     from live.app import OVERLAP_MIN_CORES
 
     mode = "overlapped" if (os.cpu_count() or 1) > OVERLAP_MIN_CORES else "sequential"  # what live's --overlap auto runs
-    accuracy = _accuracy((rgbs, gt, poses, camera), videos, frames, pipe.depthnet, keypoints, particles, generations) \
-        if videos > 1 else None
+    accuracy = _accuracy((rgbs, gt, poses, camera), videos, frames, pipe.depthnet, keypoints, particles, generations,
+                         tuple(jpeg)) if videos > 1 or jpeg else None
     return {"fps": rows[mode]["fps"], "mode": mode, "rows": rows, "baseline_depthnet_torch_full_frame_fps": baseline,
             "videos": accuracy,
             "depthnet_backend": pipe.depthnet.backend,
@@ -180,9 +194,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-keypoints", action="store_true", help="do not give a keypoint network's keypoints to the tracker")
     p.add_argument("--videos", type=integer(1, 1000), default=1,
                    help="also pool accuracy over this many videos (seeds 4, 5, ...; module docstring)")
+    p.add_argument("--jpeg", type=integer(1, 100), nargs="+", default=[], metavar="Q",
+                   help="also track the videos JPEG-compressed at these qualities (a webcam's MJPEG, a video file)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
-    res = run(args.frames, args.particles, args.generations, args.weights, not args.no_keypoints, args.videos)
+    res = run(args.frames, args.particles, args.generations, args.weights, not args.no_keypoints, args.videos,
+              tuple(args.jpeg))
     if args.json:
         print(json.dumps(res))
         return 0
@@ -199,10 +216,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<18}{seq[key]:>12.1f}{ovl[key]:>12.1f}")
     print(f"{'tracked':<18}{seq['tracked_fraction']:>12.0%}{ovl['tracked_fraction']:>12.0%}")
     if res["videos"]:
-        v = res["videos"]
-        print(f"{v['videos']} videos, pooled: MPJPE {v['mpjpe_mm']:.1f} mm, PA-MPJPE {v['pa_mpjpe_mm']:.1f} mm, tracked "
-              f"{v['tracked_fraction']:.0%}; over {MISSED_MM:.0f} mm: {len(v['missed_videos'])} (seeds "
-              f"{' '.join(map(str, v['missed_videos'])) or '-'})")
+        for name, v in (("", res["videos"]), *((f"JPEG {q}: ", w) for q, w in res["videos"]["jpeg"].items())):
+            print(f"{name}{v['videos']} videos, pooled: MPJPE {v['mpjpe_mm']:.1f} mm, PA-MPJPE {v['pa_mpjpe_mm']:.1f} "
+                  f"mm, tracked {v['tracked_fraction']:.0%}; over {MISSED_MM:.0f} mm: {len(v['missed_videos'])} (seeds "
+                  f"{' '.join(map(str, v['missed_videos'])) or '-'})")
     print(f"baseline: depthnet alone on the full frame with torch eager, {res['baseline_depthnet_torch_full_frame_fps']:.1f} fps")
     return 0
 

@@ -41,18 +41,33 @@ from depthnet.targets import keypoint_targets, make_targets
 from handrgbd.joints import NUM_JOINTS, hand_side
 from handrgbd.recording import Recording
 
-__all__ = ["Augmentation", "HandDepthDataset", "Sample", "augment_pair", "augment_matrix", "collate"]
+__all__ = ["Augmentation", "HandDepthDataset", "Sample", "augment_pair", "augment_matrix", "collate", "jpeg_roundtrip"]
 
 
 @dataclass(frozen=True)
 class Augmentation:
-    """The paper's augmentation parameters (``enabled=False``: none)."""
+    """The paper's augmentation parameters (``enabled=False``: none), and one of ours: JPEG.
+
+    jpeg_prob : the share of samples JPEG-compressed at the frame's own resolution, before the
+        warp, at a quality drawn uniformly from ``jpeg_quality`` (what a webcam's MJPEG stream, a
+        video file or a photograph does to a frame; the renders are lossless). 0, the default,
+        draws nothing, so the paper's augmentation is unchanged to the bit.
+    """
 
     enabled: bool = True
     flip_prob: float = 0.5
     rotation_deg: float = 90.0
     crop_fraction: float = 0.8
     color_jitter: float = 20.0
+    jpeg_prob: float = 0.0
+    jpeg_quality: tuple[int, int] = (30, 95)
+
+    def __post_init__(self):
+        if not 0.0 <= self.jpeg_prob <= 1.0:
+            raise ValueError(f"jpeg_prob must be in [0, 1], got {self.jpeg_prob}")
+        lo, hi = self.jpeg_quality
+        if not 1 <= lo <= hi <= 100:
+            raise ValueError(f"jpeg_quality must be (low, high) with 1 <= low <= high <= 100, got {self.jpeg_quality}")
 
 
 class Sample(NamedTuple):
@@ -80,6 +95,8 @@ def augment_frame(rgb: np.ndarray, depth_mm: np.ndarray, size: int, aug: Augment
     h, w = rgb.shape[:2]
     A, flipped = augment_matrix(h, w, size, aug, rng)
     M = A[:2]
+    if aug.enabled and aug.jpeg_prob > 0 and rng.random() < aug.jpeg_prob:
+        rgb = jpeg_roundtrip(rgb, int(rng.integers(aug.jpeg_quality[0], aug.jpeg_quality[1] + 1)))
     out_rgb = cv2.warpAffine(rgb, M, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     out_depth = cv2.warpAffine(depth_mm.astype(np.float32), M, (size, size), flags=cv2.INTER_NEAREST,
                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
@@ -87,6 +104,14 @@ def augment_frame(rgb: np.ndarray, depth_mm: np.ndarray, size: int, aug: Augment
         jitter = rng.uniform(-aug.color_jitter, aug.color_jitter, 3)
         out_rgb = np.clip(out_rgb.astype(np.float32) + jitter, 0, 255).astype(np.uint8)
     return out_rgb, out_depth, A, flipped
+
+
+def jpeg_roundtrip(rgb: np.ndarray, quality: int) -> np.ndarray:
+    """``rgb (H, W, 3) uint8`` encoded as JPEG at ``quality`` (1-100, OpenCV's 4:2:0) and decoded."""
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise RuntimeError("jpeg_roundtrip: OpenCV could not encode the image")
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].copy()
 
 
 def augment_matrix(h: int, w: int, size: int, aug: Augmentation, rng: np.random.Generator) -> tuple[np.ndarray, bool]:

@@ -348,6 +348,8 @@ def _load_checkpoint(path: Path, config: TrainConfig, run_dir: Path) -> dict:
         now = json.loads(json.dumps(config.to_json(), default=str))
         if isinstance(before.get("model"), dict):  # model fields added since (the heads) take their defaults
             before["model"] = _model_dict(before["model"])
+        if isinstance(before.get("augmentation"), dict):  # augmentation fields added since (JPEG) too
+            before["augmentation"] = {**json.loads(json.dumps(asdict(Augmentation()))), **before["augmentation"]}
         # keys an older run's config.json lacks (added to TrainConfig since) had their defaults
         fields = TrainConfig.__dataclass_fields__
         for k in set(now) - set(before):
@@ -711,6 +713,9 @@ def build_parser() -> CommandParser:
     p.add_argument("--lr-step", type=integer(1, 100_000), default=None, metavar="EPOCHS",
                    help="halve the learning rate every EPOCHS epochs (default: 30 of 100, scaled to --epochs)")
     p.add_argument("--no-augment", action="store_true", help="disable the paper's augmentation")
+    p.add_argument("--jpeg-prob", type=number(0, 1), default=0.0, metavar="P",
+                   help="also JPEG-compress this share of samples, at a quality drawn from 30-95 (webcam MJPEG, "
+                        "video files and photographs are lossy; the renders are not); 0: off, the paper's augmentation")
     p.add_argument("--resume", action="store_true", help="continue RUN/checkpoint.pt")
     p.add_argument("--init", type=existing_file, default=None, metavar="WEIGHTS",
                    help="start from these weights (fine-tuning; same model config); a resume ignores it")
@@ -744,7 +749,7 @@ def train_main(argv: list[str] | None = None) -> int:
         config = TrainConfig(tuple(args.data), args.out, tuple(args.val), args.preset, model, args.epochs,
                              args.batch_size, args.lr, seed=args.seed, max_frames=args.max_frames,
                              val_frames=args.val_frames, checkpoint_every=args.checkpoint_every, threads=args.threads,
-                             stop_after_epoch=args.stop_after, augmentation=Augmentation(enabled=not args.no_augment),
+                             stop_after_epoch=args.stop_after, augmentation=Augmentation(enabled=not args.no_augment, jpeg_prob=args.jpeg_prob),
                              init=args.init, device=args.device, workers=args.workers, hand_weight=args.hand_weight,
                              plane_weight=args.plane_weight, stage_lr_scale=args.stage_lr_scale,
                              lr_step_epochs=args.lr_step, freeze_stages=args.freeze_stages,

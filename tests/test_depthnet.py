@@ -645,3 +645,60 @@ def test_the_prepared_gpu_run_works_end_to_end_on_a_few_frames(tmp_path):
     changed = [k for k, v in net.state_dict().items() if v.dtype.is_floating_point and not torch.equal(v, shipped[k])]
     assert any(k.startswith("stem.") for k in changed) and any("keypoint" in k for k in changed)  # stages and heads
     assert "torch" in (out / "env.txt").read_text() and "GL" in (out / "env.txt").read_text()
+
+
+def test_jpeg_augmentation_compresses_before_the_warp_and_is_off_by_default():
+    from depthnet.data import augment_frame, augment_matrix, jpeg_roundtrip
+
+    rng0 = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:96, 0:96]
+    rgb = np.dstack([(xx * 2) % 256, (yy * 3) % 256, ((xx + yy) * 5) % 256]).astype(np.uint8)
+    rgb[30:60, 30:60] = rng0.integers(0, 256, (30, 30, 3))  # texture: JPEG changes it
+    depth = np.full((96, 96), 600, np.float32)
+    plain = augment_frame(rgb, depth, 64, Augmentation(), np.random.default_rng(1))
+    off = augment_frame(rgb, depth, 64, Augmentation(jpeg_prob=0.0), np.random.default_rng(1))
+    for a, b in zip(plain[:3], off[:3]):  # no draw, no change: the paper's augmentation to the bit
+        np.testing.assert_array_equal(a, b)
+    aug = Augmentation(jpeg_prob=1.0, jpeg_quality=(40, 40), color_jitter=0.0)
+    out, d, A, flipped = augment_frame(rgb, depth, 64, aug, np.random.default_rng(1))
+    np.testing.assert_array_equal(A, plain[2])  # the same warp: drawn first, as before
+    np.testing.assert_array_equal(d, plain[1])  # depth untouched
+    # reference: compress the frame at its own resolution, then the same warp
+    ok, buf = cv2.imencode(".jpg", rgb[..., ::-1].copy(), [cv2.IMWRITE_JPEG_QUALITY, 40])
+    ref = cv2.warpAffine(cv2.imdecode(buf, 1)[..., ::-1].copy(), A[:2], (64, 64), flags=cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    np.testing.assert_array_equal(out, ref)
+    assert np.abs(out.astype(int) - augment_frame(rgb, depth, 64, replace(aug, jpeg_prob=0.0),
+                                                  np.random.default_rng(1))[0]).max() > 10
+    q90 = np.abs(jpeg_roundtrip(rgb, 90).astype(int) - rgb).mean()
+    q20 = np.abs(jpeg_roundtrip(rgb, 20).astype(int) - rgb).mean()
+    assert 0 < q90 < q20  # lower quality, larger error
+    with pytest.raises(ValueError, match="jpeg_prob"):
+        Augmentation(jpeg_prob=1.5)
+    with pytest.raises(ValueError, match="jpeg_quality"):
+        Augmentation(jpeg_quality=(50, 20))
+
+
+def test_a_run_from_before_the_jpeg_option_resumes(tiny_data, tmp_path, monkeypatch):
+    torch.set_num_threads(1)
+    cut = tmp_path / "old"
+    calls = {"n": 0}
+    original = HandDepthDataset.__getitem__
+
+    def crash(self, i):
+        calls["n"] += 1
+        if calls["n"] > 5:
+            raise KeyboardInterrupt
+        return original(self, i)
+
+    monkeypatch.setattr(HandDepthDataset, "__getitem__", crash)
+    with pytest.raises(KeyboardInterrupt):
+        train(_tiny_config(tiny_data, cut), progress=False)
+    monkeypatch.setattr(HandDepthDataset, "__getitem__", original)
+    stored = json.loads((cut / "config.json").read_text())
+    for k in ("jpeg_prob", "jpeg_quality"):  # what an older run's config.json holds
+        del stored["augmentation"][k]
+    (cut / "config.json").write_text(json.dumps(stored))
+    assert train(_tiny_config(tiny_data, cut), resume=True, progress=False)["steps"] == 8
+    with pytest.raises(ValueError, match="augmentation"):  # a changed augmentation still refuses
+        train(_tiny_config(tiny_data, cut, augmentation=Augmentation(jpeg_prob=0.5)), resume=True, progress=False)
