@@ -21,6 +21,7 @@ Outputs (docs/data_format.md): rgb/, depth/ (sensor model: "Kinect" condition C1
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import multiprocessing as mp
@@ -65,6 +66,8 @@ _SKIN_TONES = np.array([[0.94, 0.80, 0.70], [0.90, 0.72, 0.60], [0.80, 0.60, 0.4
                         [0.66, 0.46, 0.32], [0.48, 0.32, 0.22], [0.32, 0.21, 0.15]])
 _SPLIT_ID = {s: i for i, s in enumerate(SPLITS)}
 SCENE_LABEL = 3
+#: renders averaged over a blurred frame's exposure (odd: the middle one is the frame's own instant)
+MOTION_BLUR_SAMPLES = 5
 #: distance behind the palm centre that scene objects keep (> 300 mm behind the hand's nearest point)
 CLEARANCE_MM = 300.0
 
@@ -96,7 +99,11 @@ class SynthConfig:
     collage_prob: float = 0.5
     max_clutter: int = 4
     mask_includes_forearm: bool = False
+    #: sequences: frames between keyframe poses (fewer = faster motion; 24 = 0.8 s at 30 fps)
     keyframe_every: int = 24
+    #: sequences: the colour camera's exposure as a share of the frame interval (0: sharp frames;
+    #: 0.5: 1/60 s at 30 fps); RGB averages ``MOTION_BLUR_SAMPLES`` renders across it (docs/synthetic_data.md)
+    motion_blur: float = 0.0
     sensor: SensorModel = field(default_factory=SensorModel)
     #: ``synth.scenarios.SCENARIO_CHOICES``: the plain generator, a hard case, or ``all`` of them
     scenario: str = "plain"
@@ -113,12 +120,20 @@ class SynthConfig:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not ASPECT_RANGE[0] <= self.frame_aspect <= ASPECT_RANGE[1] + 1e-9:
             raise ValueError(f"frame_aspect must be in [1, 16/9], got {self.frame_aspect}")
+        if not 1 <= self.keyframe_every <= 10_000:
+            raise ValueError(f"keyframe_every must be in [1, 10000] frames, got {self.keyframe_every}")
+        if not 0.0 <= self.motion_blur <= 1.0:
+            raise ValueError(f"motion_blur must be in [0, 1] (a share of the frame interval), got {self.motion_blur}")
+        if self.motion_blur > 0 and not self.sequence:
+            raise ValueError("motion_blur needs sequence=True (--sequence): independent frames have no motion to blur")
         check_scenario(self.scenario, self.full_frame)
 
     def to_json(self) -> dict:
         d = asdict(self)
         if d["scenario"] == "plain":  # folders made before scenarios existed still resume
             del d["scenario"]
+        if d["motion_blur"] == 0.0:  # likewise folders made before motion blur
+            del d["motion_blur"]
         return d
 
 
@@ -147,6 +162,8 @@ class FramePlan(NamedTuple):
     second_hand: tuple | None       # (params (27,), side) or None
     scenario: str = "plain"         # this frame's (``all`` draws one per frame or sequence)
     wrist_rad: np.ndarray | None = None  # (2,) the main hand's forearm bent about the wrist (scenario ``wrist``)
+    #: motion blur: the plans of the other instants of the exposure (their RGB is averaged with this one's)
+    exposure: tuple = ()
 
 
 def _rng(config: SynthConfig, seed: int, *key: int) -> np.random.Generator:
@@ -327,16 +344,17 @@ def plan_sequence(config: SynthConfig, seed: int, num_frames: int, texture_mean:
         if scenario != "plain":
             key = HandPose.from_array(sequence_key(scn, srng, key.to_array(), start), side)
         keys.append(key)
-    poses = []
-    for i in range(num_frames):
-        k, t = divmod(i, config.keyframe_every)
-        t = t / config.keyframe_every
+
+    def pose_at(time: float) -> np.ndarray:  # (27,) at ``time`` frames from the start (>= 0, fractional too)
+        k, t = divmod(time, config.keyframe_every)
+        k, t = int(k), t / config.keyframe_every
         t = t * t * (3 - 2 * t)
         a, b = keys[k], keys[k + 1]
-        poses.append(np.concatenate([(1 - t) * a.position_mm + t * b.position_mm,
-                                     quaternion_slerp(a.orientation, b.orientation, t),
-                                     ((1 - t) * a.angles_rad + t * b.angles_rad).ravel()]))
-    poses = np.array(poses)
+        return np.concatenate([(1 - t) * a.position_mm + t * b.position_mm,
+                               quaternion_slerp(a.orientation, b.orientation, t),
+                               ((1 - t) * a.angles_rad + t * b.angles_rad).ravel()])
+
+    poses = np.array([pose_at(i) for i in range(num_frames)])
     joints = model.joints(poses)
     shown = np.vstack([joints.reshape(-1, 3)] + [crop_points(scn, p, length) for p in poses])
     if config.full_frame:
@@ -351,8 +369,18 @@ def plan_sequence(config: SynthConfig, seed: int, num_frames: int, texture_mean:
                                _rng(config, seed, 1 << 30, 1), config)
     props = _sample_props(rng, config, poses[:, :3].mean(0), appearance.background_depth_mm)
     skin = appearance.skin_tint * texture_mean
-    return [FramePlan(i, poses[i], side, length, cameras[i], appearance, props + frame_props(scn, poses[i], length, skin),
-                      None, scenario, scn.wrist_rad) for i in range(num_frames)]
+
+    def plan(i: int, params: np.ndarray, exposure: tuple = ()) -> FramePlan:
+        return FramePlan(i, params, side, length, cameras[i], appearance, props + frame_props(scn, params, length, skin),
+                         None, scenario, scn.wrist_rad, exposure)
+
+    def exposure(i: int) -> tuple:  # the exposure's other instants, centred on frame i (none before the start)
+        if config.motion_blur <= 0:
+            return ()
+        offsets = config.motion_blur * (np.arange(MOTION_BLUR_SAMPLES) / (MOTION_BLUR_SAMPLES - 1) - 0.5)
+        return tuple(plan(i, pose_at(max(i + dt, 0.0))) for dt in offsets if dt != 0)
+
+    return [plan(i, poses[i], exposure(i)) for i in range(num_frames)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -434,7 +462,38 @@ class FrameRenderer:
         return handle, pose, temporary
 
     def render(self, plan: FramePlan, noise_rng: np.random.Generator):
-        """-> (rgb uint8, depth_mm float32 (sensor), depth_gt_mm float32, mask bool)."""
+        """-> (rgb uint8, depth_mm float32 (sensor), depth_gt_mm float32, mask bool). With motion
+        blur (``plan.exposure``) the RGB is the mean of the exposure's renders; depth, mask and
+        joints are the frame's own instant's."""
+        bg, bg_pose, temporary = self._background(plan, noise_rng)
+        try:
+            out = self._render_scene(plan, bg, bg_pose)
+            rgb = out.rgb
+            if plan.exposure:
+                total = rgb.astype(np.float32)
+                for instant in plan.exposure:
+                    total += self._render_scene(instant, bg, bg_pose).rgb
+                rgb = np.rint(total / (1 + len(plan.exposure))).astype(np.uint8)
+        finally:
+            if temporary:
+                self.renderer.remove(bg)
+        # the depth sensor's dropouts read the surface's colour at the frame's instant: with motion
+        # blur, the sharp render under the same camera effects (the same draws)
+        effects_rng = copy.deepcopy(noise_rng) if plan.exposure else None
+        rgb = _camera_effects(rgb, noise_rng)
+        reflectance = _camera_effects(out.rgb, effects_rng) if plan.exposure else rgb
+        depth_gt = out.depth_mm
+        sensor = self.config.sensor
+        if plan.scenario == "egocentric":  # a head-mounted short-range sensor
+            sensor = replace(sensor, range_mm=(EGOCENTRIC_SENSOR_NEAR_MM, sensor.range_mm[1]))
+        depth = sensor.apply(depth_gt, plan.camera, noise_rng, reflectance)
+        from synth.libhand import HAND_LABEL
+
+        mask = out.labels == HAND_LABEL
+        return rgb, depth, depth_gt, mask
+
+    def _render_scene(self, plan: FramePlan, bg, bg_pose: np.ndarray):
+        """The hands, arms and props of ``plan`` before the background ``bg`` -> the renderer's output."""
         from renderer.mesh import DirectionalLight, Lighting
 
         a = plan.appearance
@@ -455,25 +514,12 @@ class FrameRenderer:
             arm.set_material(tint=a.skin_tint if a.sleeve is None else a.sleeve,
                              specular=a.specular if a.sleeve is None else 0.0)
             scene += [(hand, np.eye(4)), (arm, np.eye(4))]
-        bg, bg_pose, temporary = self._background(plan, noise_rng)
         scene.append((bg, bg_pose))
         for prop in plan.props:
             scene.append((self.props[prop.kind], prop.pose, prop.color))
         lighting = Lighting(ambient=tuple(a.ambient), lights=tuple(
             DirectionalLight(tuple(d), tuple(c)) for d, c in a.lights))
-        out = self.renderer.render(scene, plan.camera, lighting)
-        if temporary:
-            self.renderer.remove(bg)
-        rgb = _camera_effects(out.rgb, noise_rng)
-        depth_gt = out.depth_mm
-        sensor = self.config.sensor
-        if plan.scenario == "egocentric":  # a head-mounted short-range sensor
-            sensor = replace(sensor, range_mm=(EGOCENTRIC_SENSOR_NEAR_MM, sensor.range_mm[1]))
-        depth = sensor.apply(depth_gt, plan.camera, noise_rng, rgb)
-        from synth.libhand import HAND_LABEL
-
-        mask = out.labels == HAND_LABEL
-        return rgb, depth, depth_gt, mask
+        return self.renderer.render(scene, plan.camera, lighting)
 
 
 def _camera_effects(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -613,6 +659,12 @@ def build_parser() -> CommandParser:
                         help="hard cases (docs/synthetic_data.md): forearm | object | egocentric | left | crops, a mix "
                              "of them (all), or the plain generator")
     parser.add_argument("--mask-includes-forearm", action="store_true", help="label the forearm as hand in mask/")
+    parser.add_argument("--keyframe-every", type=integer(1, 10_000), default=SynthConfig.keyframe_every, metavar="N",
+                        help="with --sequence: frames between keyframe poses (default 24, 0.8 s at 30 fps; 6: four "
+                             "times faster, as a hand gesturing)")
+    parser.add_argument("--motion-blur", type=number(0, 1), default=0.0, metavar="E",
+                        help="with --sequence: the exposure as a share of the frame interval (0.5: 1/60 s at 30 fps); "
+                             "RGB blurred along the motion, depth and joints at the frame's instant")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar: a log line every few seconds instead")
     return parser
 
@@ -622,10 +674,13 @@ def synth_main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if not args.sequence and (args.keyframe_every != SynthConfig.keyframe_every or args.motion_blur):
+            raise ValueError("--keyframe-every and --motion-blur shape a trajectory: use them with --sequence")
         config = SynthConfig(size=args.size, split=args.split, sequence=args.sequence, full_frame=args.full_frame,
                              frame_aspect=args.aspect, real_pose_fraction=args.real_pose_fraction,
                              wide_crop_prob=args.wide_crop_prob, collage_prob=args.collage_prob,
-                             mask_includes_forearm=args.mask_includes_forearm, scenario=args.scenario)
+                             mask_includes_forearm=args.mask_includes_forearm, scenario=args.scenario,
+                             keyframe_every=args.keyframe_every, motion_blur=args.motion_blur)
         check_outputs(args.out, (), overwrite=True)  # a folder we can write in; an existing one is resumed
         stats = generate(args.out, args.frames, args.seed, config, args.workers,
                          progress="log" if args.no_progress else True)

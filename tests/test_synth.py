@@ -242,3 +242,41 @@ def test_collage_backgrounds_change_only_the_background(gl_context):
     assert inner.sum() > 50
     np.testing.assert_array_equal(rgb0[inner], rgb1[inner])
     assert np.abs(rgb0.astype(int) - rgb1)[~mask0].mean() > 5  # the background is not the plain one
+
+
+def test_motion_blur_averages_the_exposure_and_keeps_the_frames_instant(tmp_path):
+    import cv2
+
+    base = SynthConfig(size=96, sequence=True, split="test", keyframe_every=4)
+    generate(tmp_path / "sharp", 6, seed=2, config=base, progress=False)
+    generate(tmp_path / "blur", 6, seed=2, config=SynthConfig(**{**base.__dict__, "motion_blur": 1.0}), progress=False)
+    generate(tmp_path / "tiny", 6, seed=2, config=SynthConfig(**{**base.__dict__, "motion_blur": 1e-6}), progress=False)
+    sharp, blur, tiny = (Recording(tmp_path / n) for n in ("sharp", "blur", "tiny"))
+    np.testing.assert_array_equal(sharp.joints_mm, blur.joints_mm)  # the frame's own instant
+    plans = make_plans(SynthConfig(**{**base.__dict__, "motion_blur": 1.0}), 2, 6)
+    assert all(len(p.exposure) == 4 for p in plans)  # MOTION_BLUR_SAMPLES - 1 other instants
+    assert np.abs(plans[3].exposure[0].params - plans[3].params).max() > 0  # they differ from the frame's
+    for i in range(1, 6):
+        a, b, c = sharp[i], blur[i], tiny[i]
+        np.testing.assert_array_equal(a.depth_mm, b.depth_mm)
+        np.testing.assert_array_equal(a.mask, b.mask)
+        assert np.abs(a.rgb.astype(int) - c.rgb).max() <= 1  # a vanishing exposure: the sharp frame (rounding)
+        diff = np.abs(a.rgb.astype(int) - b.rgb).max(axis=2) > 2
+        assert diff.sum() > 20  # the moving hand is smeared ...
+        before, after = sharp[i - 1].depth_gt_mm, sharp[min(i + 1, 5)].depth_gt_mm
+        moved = (np.abs(before - a.depth_gt_mm) > 0.5) | (np.abs(after - a.depth_gt_mm) > 0.5)  # hand, arm, props
+        moving = cv2.dilate(moved.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)  # paths between them
+        assert not (diff & ~moving).any()  # ... and nothing where the scene holds still changes
+    plain = SynthConfig(size=96, sequence=True)
+    assert "motion_blur" not in plain.to_json()  # folders made before the option still resume
+    with pytest.raises(ValueError, match="motion_blur needs sequence"):
+        SynthConfig(motion_blur=0.5)
+    with pytest.raises(ValueError, match="motion_blur must be in"):
+        SynthConfig(sequence=True, motion_blur=1.5)
+
+
+def test_synth_refuses_trajectory_options_without_a_sequence(tmp_path, capsys):
+    from synth.generator import synth_main
+
+    assert synth_main(["--out", str(tmp_path / "x"), "--frames", "2", "--keyframe-every", "6"]) != 0
+    assert "--sequence" in capsys.readouterr().err
