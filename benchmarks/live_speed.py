@@ -19,8 +19,11 @@ it, or the distance far off).
 
 ``--jpeg Q [Q ...]`` tracks every video again JPEG-compressed at each quality (webcams stream
 MJPEG, video files are lossy; the renders are not), each from a fresh pipeline.
+``--keyframe-every N`` and ``--motion-blur E`` render faster and blurred videos (``handrgbd synth``'s
+options of the same names: a hand gesturing, a camera exposing for a share of the frame interval).
 
-    python -m benchmarks.live_speed [--frames 40] [--weights W] [--no-keypoints] [--videos N] [--jpeg Q ...] [--json]
+    python -m benchmarks.live_speed [--frames 40] [--weights W] [--no-keypoints] [--videos N] [--jpeg Q ...]
+        [--keyframe-every N] [--motion-blur E] [--json]
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ import numpy as np
 from benchmarks.machine import describe
 from benchmarks.machine import line as machine_line
 from benchmarks.render_speed import _commit
-from handrgbd.args import integer
+from handrgbd.args import integer, number
 
 
 #: the speed video's generator seed; ``--videos N`` tracks seeds VIDEO_SEED .. VIDEO_SEED + N - 1
@@ -49,13 +52,14 @@ VIDEO_SEED = 4
 MISSED_MM = 100.0
 
 
-def _video(frames: int, seed: int = VIDEO_SEED):
+def _video(frames: int, seed: int = VIDEO_SEED, keyframe_every: int = 24, motion_blur: float = 0.0):
     from handrgbd.recording import Recording
     from synth.generator import SynthConfig, generate
 
+    config = SynthConfig(size=640, sequence=True, full_frame=True, frame_aspect=4 / 3, split="test",
+                         keyframe_every=keyframe_every, motion_blur=motion_blur)
     with tempfile.TemporaryDirectory() as tmp:
-        generate(f"{tmp}/seq", frames, seed=seed, config=SynthConfig(size=640, sequence=True, full_frame=True,
-                                                                    frame_aspect=4 / 3, split="test"), progress=False)
+        generate(f"{tmp}/seq", frames, seed=seed, config=config, progress=False)
         rec = Recording(f"{tmp}/seq")
         return [f.rgb for f in rec], rec.joints_mm, rec.poses, rec.camera  # true intrinsics: joints scored against truth
 
@@ -112,7 +116,7 @@ def _config(poses, gt, keypoints: bool, particles: int | None, generations: int 
 
 
 def _accuracy(first: tuple, videos: int, frames: int, net, keypoints: bool, particles: int | None,
-              generations: int | None, jpeg: tuple[int, ...] = ()) -> dict:
+              generations: int | None, jpeg: tuple[int, ...] = (), motion: tuple[int, float] = (24, 0.0)) -> dict:
     """MPJPE / PA-MPJPE pooled over the tracked frames of ``videos`` videos (module docstring),
     the first of them ``first`` (``_video``'s, already made); each video is tracked as rendered
     and again JPEG-compressed at each quality of ``jpeg`` (a fresh pipeline each time). Returns
@@ -124,7 +128,7 @@ def _accuracy(first: tuple, videos: int, frames: int, net, keypoints: bool, part
     qualities = (None, *jpeg)
     pred, per_video, truth = {q: [] for q in qualities}, {q: {} for q in qualities}, []
     for seed in range(VIDEO_SEED, VIDEO_SEED + videos):
-        rgbs, gt, poses, camera = first if seed == VIDEO_SEED else _video(frames, seed)
+        rgbs, gt, poses, camera = first if seed == VIDEO_SEED else _video(frames, seed, *motion)
         truth.append(gt)
         for q in qualities:
             pipe = LivePipeline(camera, net, _config(poses, gt, keypoints, particles, generations))
@@ -149,13 +153,14 @@ def _accuracy(first: tuple, videos: int, frames: int, net, keypoints: bool, part
 
 
 def run(frames: int = 40, particles: int | None = None, generations: int | None = None, weights: str | None = None,
-        keypoints: bool = True, videos: int = 1, jpeg: tuple[int, ...] = ()) -> dict:
+        keypoints: bool = True, videos: int = 1, jpeg: tuple[int, ...] = (), keyframe_every: int = 24,
+        motion_blur: float = 0.0) -> dict:
     from depthnet.model import DepthNet
     from depthnet.runtime import Inference
     from live.pipeline import LivePipeline
     from tracker.metrics import mpjpe, pa_mpjpe
 
-    rgbs, gt, poses, camera = _video(frames)
+    rgbs, gt, poses, camera = _video(frames, VIDEO_SEED, keyframe_every, motion_blur)
     net = DepthNet.load(weights) if weights else DepthNet.from_pretrained()
     pipe = LivePipeline(camera, net, _config(poses, gt, keypoints, particles, generations))
     pipe.process(rgbs[0])  # warm-up (numba compilation, the first inference)
@@ -175,12 +180,13 @@ def run(frames: int = 40, particles: int | None = None, generations: int | None 
 
     mode = "overlapped" if (os.cpu_count() or 1) > OVERLAP_MIN_CORES else "sequential"  # what live's --overlap auto runs
     accuracy = _accuracy((rgbs, gt, poses, camera), videos, frames, pipe.depthnet, keypoints, particles, generations,
-                         tuple(jpeg)) if videos > 1 or jpeg else None
+                         tuple(jpeg), (keyframe_every, motion_blur)) if videos > 1 or jpeg else None
     return {"fps": rows[mode]["fps"], "mode": mode, "rows": rows, "baseline_depthnet_torch_full_frame_fps": baseline,
             "videos": accuracy,
             "depthnet_backend": pipe.depthnet.backend,
             "budget": f"{pipe.tracker.config.pso.particles}x{pipe.tracker.config.pso.generations}",
             "keypoints": bool(keypoints and net.config.keypoints),
+            "keyframe_every": keyframe_every, "motion_blur": motion_blur,
             "frames": len(rgbs), "commit": _commit(), "cpu": platform.processor() or platform.machine(),
             "machine": describe()}
 
@@ -196,15 +202,20 @@ def main(argv: list[str] | None = None) -> int:
                    help="also pool accuracy over this many videos (seeds 4, 5, ...; module docstring)")
     p.add_argument("--jpeg", type=integer(1, 100), nargs="+", default=[], metavar="Q",
                    help="also track the videos JPEG-compressed at these qualities (a webcam's MJPEG, a video file)")
+    p.add_argument("--keyframe-every", type=integer(1, 10_000), default=24, metavar="N",
+                   help="the videos' keyframes N frames apart (24: the generator's default; 3: a hand gesturing)")
+    p.add_argument("--motion-blur", type=number(0, 1), default=0.0, metavar="E",
+                   help="the videos' exposure as a share of the frame interval (synth --motion-blur)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
     res = run(args.frames, args.particles, args.generations, args.weights, not args.no_keypoints, args.videos,
-              tuple(args.jpeg))
+              tuple(args.jpeg), args.keyframe_every, args.motion_blur)
     if args.json:
         print(json.dumps(res))
         return 0
     print(f"live_speed  commit {res['commit']}  640x480, {res['frames']} frames, depthnet on {res['depthnet_backend']}, "
-          f"PSO {res['budget']}, keypoints {'on' if res['keypoints'] else 'off'}")
+          f"PSO {res['budget']}, keypoints {'on' if res['keypoints'] else 'off'}, keyframes every "
+          f"{res['keyframe_every']} frames, motion blur {res['motion_blur']}")
     print(machine_line(res['machine']))
     seq, ovl = res["rows"]["sequential"], res["rows"]["overlapped"]
     print(f"{'stage, median ms':<18}{'sequential':>12}{'overlapped':>12}")
