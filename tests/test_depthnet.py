@@ -641,6 +641,7 @@ def test_the_prepared_gpu_run_works_end_to_end_on_a_few_frames(tmp_path):
     assert len(rows) == 2 and "val2_depth_error_mm" in rows[0]  # one epoch, plain and scenario validation
     net = DepthNet.load(out / "model.pt")
     assert net.config.keypoint_head == "hourglass" and net.config.foreground == "eq1"
+    assert json.loads((out / "config.json").read_text())["augmentation"]["jpeg_prob"] == 0.5
     shipped = DepthNet.from_pretrained("cpu").state_dict()
     changed = [k for k, v in net.state_dict().items() if v.dtype.is_floating_point and not torch.equal(v, shipped[k])]
     assert any(k.startswith("stem.") for k in changed) and any("keypoint" in k for k in changed)  # stages and heads
