@@ -371,8 +371,9 @@ def plan_sequence(config: SynthConfig, seed: int, num_frames: int, texture_mean:
     skin = appearance.skin_tint * texture_mean
 
     def plan(i: int, params: np.ndarray, exposure: tuple = ()) -> FramePlan:
-        return FramePlan(i, params, side, length, cameras[i], appearance, props + frame_props(scn, params, length, skin),
-                         None, scenario, scn.wrist_rad, exposure)
+        shown_props = props + frame_props(scn, params, length, skin)
+        return FramePlan(i, params, side, length, cameras[i], appearance, shown_props, None, scenario, scn.wrist_rad,
+                         exposure)
 
     def exposure(i: int) -> tuple:  # the exposure's other instants, centred on frame i (none before the start)
         if config.motion_blur <= 0:
