@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
               "synth.generator:synth_main"),
     "train": ("train the RGB -> hand depth network on recording folders (resumable)",
               "depthnet.train:train_main"),
+    "merge": ("weights of a base network plus shares of fine-tunes of it (weight-space ensemble)",
+              "depthnet.merge:merge_main"),
     "eval": ("evaluate depth network weights: E (mm), F(e) curve, mask IoU, qualitative figure",
              "depthnet.evaluate:eval_main"),
     "track": ("track a hand through a recording folder (PSO on depth) and score against ground truth",

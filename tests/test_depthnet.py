@@ -703,3 +703,59 @@ def test_a_run_from_before_the_jpeg_option_resumes(tiny_data, tmp_path, monkeypa
     assert train(_tiny_config(tiny_data, cut), resume=True, progress=False)["steps"] == 8
     with pytest.raises(ValueError, match="augmentation"):  # a changed augmentation still refuses
         train(_tiny_config(tiny_data, cut, augmentation=Augmentation(jpeg_prob=0.5)), resume=True, progress=False)
+
+
+# ---- weight-space ensembles (depthnet.merge) ------------------------------------------------
+
+def _weights_file(path, seed, config=TINY):
+    torch.manual_seed(seed)
+    net = DepthNet(config)
+    for m in net.modules():  # running statistics that differ between the files, as after training
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+            m.num_batches_tracked.fill_(seed + 1)
+    torch.save({"model": net.state_dict(), "config": config.to_dict(), "epoch": 1, "global_step": 10}, path)
+    return net.state_dict()
+
+
+def test_merge_adds_shares_of_each_fine_tunes_change(tmp_path):
+    from depthnet.merge import merge_weights
+
+    a, b, c = (_weights_file(tmp_path / f"{n}.pt", s) for n, s in (("a", 0), ("b", 1), ("c", 2)))
+    for shares in [(0.0, 0.0), (1.0, 0.0), (0.25, 0.5)]:
+        out = merge_weights(tmp_path / "a.pt", [(tmp_path / "b.pt", shares[0]), (tmp_path / "c.pt", shares[1])],
+                            tmp_path / "m.pt", overwrite=True)
+        merged = DepthNet.load(out).state_dict()
+        for name, t in a.items():
+            if not t.is_floating_point():  # BatchNorm's step counter: the base's
+                assert torch.equal(merged[name], t), name
+                continue
+            x, y, z = (d[name].numpy().astype(np.float64) for d in (a, b, c))
+            want = x + shares[0] * (y - x) + shares[1] * (z - x)  # plain numpy reference
+            np.testing.assert_allclose(merged[name].numpy(), want, rtol=1e-6, atol=1e-7, err_msg=name)
+        if shares == (0.0, 0.0):
+            assert all(torch.equal(merged[k], a[k]) for k in a)  # the base itself, bit for bit
+        if shares == (1.0, 0.0):
+            assert all(torch.equal(merged[k], b[k]) for k in a if a[k].is_floating_point())
+
+
+def test_merge_refuses_networks_of_another_model(tmp_path, capsys):
+    from depthnet.merge import merge_main, merge_weights
+
+    _weights_file(tmp_path / "a.pt", 0)
+    _weights_file(tmp_path / "wide.pt", 1, replace(TINY, width=16))
+    with pytest.raises(ValueError, match="wide.pt: a network of .*merge networks of one model"):
+        merge_weights(tmp_path / "a.pt", [(tmp_path / "wide.pt", 0.5)], tmp_path / "m.pt")
+    assert not (tmp_path / "m.pt").exists()
+    for add, why in [(["a.pt", "half"], "the share must be a number"), (["wide.pt", "0.5"], "merge networks of one model"),
+                     (["missing.pt", "0.5"], "missing.pt: weights file not found")]:
+        assert merge_main(["--base", str(tmp_path / "a.pt"), "--add", str(tmp_path / add[0]), add[1],
+                           "--out", str(tmp_path / "m.pt")]) == 2
+        assert why in capsys.readouterr().err
+    assert not (tmp_path / "m.pt").exists()
+    out = tmp_path / "new" / "m.pt"  # the folder is made; an existing file is kept without --overwrite
+    assert merge_main(["--base", str(tmp_path / "a.pt"), "--add", str(tmp_path / "a.pt"), "1", "--out", str(out)]) == 0
+    before = out.read_bytes()
+    assert merge_main(["--base", str(tmp_path / "a.pt"), "--add", str(tmp_path / "a.pt"), "0", "--out", str(out)]) == 2
+    assert "exists; pass --overwrite" in capsys.readouterr().err and out.read_bytes() == before
