@@ -40,7 +40,7 @@ else
     : "${DEVICE:=auto}" "${CHECKPOINT_EVERY:=100}"
 fi
 : "${LR:=2e-4}" "${JPEG:=0.5}" "${WORKERS:=$((CORES > 2 ? CORES - 1 : 0))}" "${DATA:=/tmp/handrgbd_device_data}"
-: "${INIT:=depthnet/weights/depthnet_cpu_447406230d.pt}"
+: "${INIT:=depthnet/weights/depthnet_cpu_d8c0fd959a.pt}"
 
 step() { echo "== $(date -u +%H:%M:%S) $*"; }
 
