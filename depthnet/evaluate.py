@@ -45,7 +45,9 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from depthnet.data import Augmentation, _downsample_depth, augment_pair
+from dataclasses import replace
+
+from depthnet.data import Augmentation, _downsample_depth, augment_pair, jpeg_roundtrip
 from depthnet.model import OUTPUT_STRIDE, DepthNet
 from depthnet.targets import DEPTH_SCALE_MM, make_targets, targets_from_mask
 from handrgbd.camera import CameraIntrinsics
@@ -195,13 +197,15 @@ def foreground_source(rec: Recording, foreground: str = "auto", network: str = "
 
 @torch.no_grad()
 def _frames(net: DepthNet, rec: Recording, indices, batch: int = 8, source: str = "depth_gt",
-            crop: float | None = None):
+            crop: float | None = None, jpeg: int | None = None):
     s = net.config.input_size
     device = next(net.parameters()).device
     for start in range(0, len(indices), batch):
         items = []
         for i in indices[start:start + batch]:
             f = rec[int(i)]
+            if jpeg is not None:  # as a webcam's MJPEG or a video file would have delivered the frame
+                f = replace(f, rgb=jpeg_roundtrip(f.rgb, jpeg))
             if crop is not None:
                 box = hand_box(f, crop, f.mask if source == "mask" else None)
                 if box is not None:
@@ -230,7 +234,7 @@ def _frames(net: DepthNet, rec: Recording, indices, batch: int = 8, source: str 
 
 def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, figure: str | Path | None = None,
              figure_frames: int = 4, progress: bool | str = False, foreground: str = "auto",
-             frames: slice | None = None, crop: float | None = None) -> dict:
+             frames: slice | None = None, crop: float | None = None, jpeg: int | None = None) -> dict:
     """Metrics on a recording folder (needs rgb/ and depth/ or depth_gt/). Returns
     ``{"depth_error_mm", "surface_error_mm", "flat_error_mm", "tilt_error_deg", "flat_tilt_error_deg", "iou",
     "frames", "pixels", "f_curve": [(e, F(e))...],
@@ -240,7 +244,8 @@ def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, f
     from (``foreground_source``; the result's ``"foreground"`` says which); ``frames``: a range of
     frames (``Recording.select``), of which ``max_frames`` are spread; ``crop``: cut each frame
     to the square ``hand_box(frame, crop)`` first (the result's ``"crop"`` says the scale; frames
-    without joints or a labelled hand are kept whole)."""
+    without joints or a labelled hand are kept whole); ``jpeg``: JPEG-compress each frame's RGB at
+    this quality first, whole (``depthnet.data.jpeg_roundtrip``; the result's ``"jpeg"``)."""
     from handrgbd.progress import Progress
 
     rec = Recording(folder).select(frames)
@@ -257,7 +262,7 @@ def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, f
     show = set(indices[np.linspace(0, n - 1, min(figure_frames, n)).round().astype(int)]) if figure else set()
     bar = Progress(n, "eval", "frame", progress)
     kp_errors, kp_hits, side_hits = [], [], []
-    for f, rgb, depth, rel, mask, hand, heads in _frames(net, rec, indices, source=source, crop=crop):
+    for f, rgb, depth, rel, mask, hand, heads in _frames(net, rec, indices, source=source, crop=crop, jpeg=jpeg):
         bar.update()
         if f.joints_mm is not None and (f.joints_mm[:, 2] > 0).all():
             _score_heads(f, heads, net.config.input_size, kp_errors, kp_hits, side_hits)
@@ -305,7 +310,7 @@ def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, f
             "tilt_error_deg": float(np.median(tilts)) if tilts else None,
             "flat_tilt_error_deg": float(np.median(flat_tilts)) if flat_tilts else None,
             "iou": float(inter / max(union, 1)), "frames": frames, "pixels": int(err.size), "f_curve": curve,
-            "by_hand_fraction": by_size, "foreground": source, "crop": crop,
+            "by_hand_fraction": by_size, "foreground": source, "crop": crop, "jpeg": jpeg,
             "keypoint_error_px": float(np.mean(kp_errors)) if kp_errors else None,
             "pck_0_2": float(np.mean(kp_hits)) if kp_hits else None,
             "side_accuracy": float(np.mean(side_hits)) if side_hits else None}
@@ -377,6 +382,8 @@ def build_parser() -> CommandParser:
     p.add_argument("--crop", nargs="?", type=number(1.0, 10.0), const=CROP_SCALE, default=None,
                    help=f"cut each frame to a square around the hand first (its joints, else mask/), SCALE times the "
                         f"hand's box (default {CROP_SCALE}), like the paper's crops")
+    p.add_argument("--jpeg", type=integer(1, 100), default=None, metavar="Q",
+                   help="JPEG-compress each frame's RGB at quality Q first, as a webcam's MJPEG or a video file does")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     p.add_argument("--foreground", choices=FOREGROUNDS, default="auto",
                    help="the true hand: auto = the network's own (eq1 networks: depth_gt/, eq. 1 on clean depth, "
@@ -396,7 +403,8 @@ def eval_main(argv: list[str] | None = None) -> int:
         spread, frames = (None, args.frames) if isinstance(args.frames, slice) else (args.frames, None)
         m = finite_or_none(evaluate(net, args.data, spread, figure=out / "qualitative.png" if out else None,
                                     progress="log" if args.no_progress else not args.json,
-                                    foreground=args.foreground, frames=frames, crop=args.crop))
+                                    foreground=args.foreground, frames=frames, crop=args.crop,
+                                    jpeg=args.jpeg))
         if out:
             make_folder(out)
             write_csv(out / "f_curve.csv", [["error_mm", "fraction_of_hand_pixels"], *m["f_curve"]])
@@ -410,7 +418,7 @@ def eval_main(argv: list[str] | None = None) -> int:
                "flat_error_mm": m["flat_error_mm"],
                "tilt_error_deg": m["tilt_error_deg"], "flat_tilt_error_deg": m["flat_tilt_error_deg"], "iou": m["iou"],
                "frames": m["frames"], "by_hand_fraction": m["by_hand_fraction"], "foreground": m["foreground"],
-               "crop": m["crop"], "keypoint_error_px": m["keypoint_error_px"], "pck_0_2": m["pck_0_2"],
+               "crop": m["crop"], "jpeg": m["jpeg"], "keypoint_error_px": m["keypoint_error_px"], "pck_0_2": m["pck_0_2"],
                "side_accuracy": m["side_accuracy"]}
     if args.json:
         print(json.dumps(summary, allow_nan=False))
@@ -418,6 +426,7 @@ def eval_main(argv: list[str] | None = None) -> int:
         print(f"E = {m['depth_error_mm']:.2f} mm over {m['pixels']} hand pixels, IoU = {m['iou']:.3f}, "
               f"{m['frames']} frames, true hand from {m['foreground']}"
               + (f", frames cut to a square {m['crop']:g}x the hand" if m["crop"] else "")
+              + (f", RGB JPEG-compressed at quality {m['jpeg']}" if m["jpeg"] else "")
               + " (paper: E 22.88 mm, IoU 0.84); a flat hand "
               f"at its mean depth: "
               f"E = {m['flat_error_mm']:.2f} mm")

@@ -493,8 +493,8 @@ def test_evaluate_tilt_is_zero_for_the_truth(tiny_data, monkeypatch):
 
     real_frames = ev._frames
 
-    def perfect(net, rec, indices, batch=8, source="depth_gt", crop=None):
-        for f, rgb, depth, rel, mask, hand, heads in real_frames(net, rec, indices, batch, source, crop):
+    def perfect(net, rec, indices, batch=8, source="depth_gt", crop=None, jpeg=None):
+        for f, rgb, depth, rel, mask, hand, heads in real_frames(net, rec, indices, batch, source, crop, jpeg):
             t = make_targets(depth)
             yield (f, rgb, depth, np.where(t.mask > 0, t.relative, 1.0).astype(np.float32), t.mask.astype(np.float32),
                    hand, heads)
@@ -759,3 +759,27 @@ def test_merge_refuses_networks_of_another_model(tmp_path, capsys):
     before = out.read_bytes()
     assert merge_main(["--base", str(tmp_path / "a.pt"), "--add", str(tmp_path / "a.pt"), "0", "--out", str(out)]) == 2
     assert "exists; pass --overwrite" in capsys.readouterr().err and out.read_bytes() == before
+
+
+def test_eval_jpeg_is_a_recompressed_copy_of_the_folder(tiny_data, tmp_path, capsys):
+    """``evaluate(..., jpeg=Q)`` scores what a folder whose rgb/ went through JPEG at Q scores
+    (the copy made with OpenCV here, independently), and compression does change the result."""
+    import shutil
+
+    from depthnet.evaluate import eval_main, evaluate
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_data, copy)
+    for png in sorted((copy / "rgb").glob("*.png")):
+        ok, buf = cv2.imencode(".jpg", cv2.imread(str(png)), [cv2.IMWRITE_JPEG_QUALITY, 30])
+        cv2.imwrite(str(png), cv2.imdecode(buf, cv2.IMREAD_COLOR))
+    torch.manual_seed(0)
+    net = DepthNet(TINY).eval()
+    lossy, copied, lossless = evaluate(net, tiny_data, jpeg=30), evaluate(net, copy), evaluate(net, tiny_data)
+    assert lossy["jpeg"] == 30 and copied["jpeg"] is None
+    for key in ("depth_error_mm", "iou", "surface_error_mm"):
+        assert lossy[key] == copied[key], key
+    assert lossy["depth_error_mm"] != lossless["depth_error_mm"]
+    with pytest.raises(SystemExit) as e:
+        eval_main(["--data", str(tiny_data), "--jpeg", "0"])
+    assert e.value.code == 2 and "--jpeg: must be an integer in [1, 100]" in capsys.readouterr().err
