@@ -68,6 +68,11 @@ _SPLIT_ID = {s: i for i, s in enumerate(SPLITS)}
 SCENE_LABEL = 3
 #: renders averaged over a blurred frame's exposure (odd: the middle one is the frame's own instant)
 MOTION_BLUR_SAMPLES = 5
+#: motion blur of independent frames (no trajectory): the hand's speed (mm/s, a hand gesturing)
+#: and turn rate (rad/s), each frame its own, drawn uniformly; the frame interval is 1/30 s
+FRAME_RATE_HZ = 30.0
+BLUR_SPEED_MM_S = (200.0, 1000.0)
+BLUR_SPIN_RAD_S = (0.0, 3.0)
 #: distance behind the palm centre that scene objects keep (> 300 mm behind the hand's nearest point)
 CLEARANCE_MM = 300.0
 
@@ -101,8 +106,9 @@ class SynthConfig:
     mask_includes_forearm: bool = False
     #: sequences: frames between keyframe poses (fewer = faster motion; 24 = 0.8 s at 30 fps)
     keyframe_every: int = 24
-    #: sequences: the colour camera's exposure as a share of the frame interval (0: sharp frames;
-    #: 0.5: 1/60 s at 30 fps); RGB averages ``MOTION_BLUR_SAMPLES`` renders across it (docs/synthetic_data.md)
+    #: the colour camera's exposure as a share of the frame interval (0: sharp frames; 0.5: 1/60 s
+    #: at 30 fps); RGB averages ``MOTION_BLUR_SAMPLES`` renders across it (docs/synthetic_data.md):
+    #: along the trajectory in sequences, along a random motion of the hand in independent frames
     motion_blur: float = 0.0
     sensor: SensorModel = field(default_factory=SensorModel)
     #: ``synth.scenarios.SCENARIO_CHOICES``: the plain generator, a hard case, or ``all`` of them
@@ -124,8 +130,6 @@ class SynthConfig:
             raise ValueError(f"keyframe_every must be in [1, 10000] frames, got {self.keyframe_every}")
         if not 0.0 <= self.motion_blur <= 1.0:
             raise ValueError(f"motion_blur must be in [0, 1] (a share of the frame interval), got {self.motion_blur}")
-        if self.motion_blur > 0 and not self.sequence:
-            raise ValueError("motion_blur needs sequence=True (--sequence): independent frames have no motion to blur")
         check_scenario(self.scenario, self.full_frame)
 
     def to_json(self) -> dict:
@@ -301,8 +305,9 @@ def plan_frame(config: SynthConfig, seed: int, index: int, texture_mean: np.ndar
     shown = np.vstack([joints, crop_points(scn, params, length)])
     camera = _full_camera(config) if config.full_frame else _crop_camera(shown, rng, config)
     appearance = _with_collage(_sample_appearance(rng, config, texture_mean, z), _rng(config, seed, index, 1), config)
-    props = _sample_props(rng, config, params[:3], appearance.background_depth_mm)
-    props += frame_props(scn, params, length, appearance.skin_tint * texture_mean)
+    still = _sample_props(rng, config, params[:3], appearance.background_depth_mm)
+    skin = appearance.skin_tint * texture_mean
+    props = still + frame_props(scn, params, length, skin)
     second = None
     if rng.random() < config.second_hand_prob:
         other = params.copy()
@@ -313,7 +318,25 @@ def plan_frame(config: SynthConfig, seed: int, index: int, texture_mean: np.ndar
         other[:2] += offset
         other[2] += rng.uniform(-60, 60)
         second = (other, "left" if side == "right" else "right")
-    return FramePlan(index, params, side, length, camera, appearance, props, second, scenario, scn.wrist_rad)
+    plan = FramePlan(index, params, side, length, camera, appearance, props, second, scenario, scn.wrist_rad)
+    if config.motion_blur <= 0:
+        return plan
+    # motion blur: a random motion of the hand (and what it carries: arm, held object) across the
+    # exposure, from its own stream, so the frame's own instant is the sharp frame's plan
+    mrng = _rng(config, seed, index, 3)
+    velocity = mrng.normal(size=3)
+    velocity *= mrng.uniform(*BLUR_SPEED_MM_S) / np.linalg.norm(velocity)
+    axis, spin = mrng.normal(size=3), mrng.uniform(*BLUR_SPIN_RAD_S)
+    exposure = []
+    for k in range(MOTION_BLUR_SAMPLES):
+        dt = config.motion_blur * (k / (MOTION_BLUR_SAMPLES - 1) - 0.5) / FRAME_RATE_HZ  # seconds
+        if dt == 0:
+            continue
+        moved = params.copy()
+        moved[:3] += velocity * dt
+        moved[3:7] = quaternion_multiply(axis_angle_quaternion(axis, spin * dt), params[3:7])
+        exposure.append(plan._replace(params=moved, props=still + frame_props(scn, moved, length, skin)))
+    return plan._replace(exposure=tuple(exposure))
 
 
 def plan_sequence(config: SynthConfig, seed: int, num_frames: int, texture_mean: np.ndarray) -> list[FramePlan]:
@@ -664,8 +687,9 @@ def build_parser() -> CommandParser:
                         help="with --sequence: frames between keyframe poses (default 24, 0.8 s at 30 fps; 6: four "
                              "times faster, as a hand gesturing)")
     parser.add_argument("--motion-blur", type=number(0, 1), default=0.0, metavar="E",
-                        help="with --sequence: the exposure as a share of the frame interval (0.5: 1/60 s at 30 fps); "
-                             "RGB blurred along the motion, depth and joints at the frame's instant")
+                        help="the exposure as a share of the frame interval (0.5: 1/60 s at 30 fps); RGB blurred along "
+                             "the motion (a sequence's trajectory; in independent frames a random motion of the hand, "
+                             "200-1000 mm/s), depth and joints at the frame's instant")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar: a log line every few seconds instead")
     return parser
 
@@ -675,8 +699,8 @@ def synth_main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        if not args.sequence and (args.keyframe_every != SynthConfig.keyframe_every or args.motion_blur):
-            raise ValueError("--keyframe-every and --motion-blur shape a trajectory: use them with --sequence")
+        if not args.sequence and args.keyframe_every != SynthConfig.keyframe_every:
+            raise ValueError("--keyframe-every shapes a trajectory: use it with --sequence")
         config = SynthConfig(size=args.size, split=args.split, sequence=args.sequence, full_frame=args.full_frame,
                              frame_aspect=args.aspect, real_pose_fraction=args.real_pose_fraction,
                              wide_crop_prob=args.wide_crop_prob, collage_prob=args.collage_prob,

@@ -269,10 +269,36 @@ def test_motion_blur_averages_the_exposure_and_keeps_the_frames_instant(tmp_path
         assert not (diff & ~moving).any()  # ... and nothing where the scene holds still changes
     plain = SynthConfig(size=96, sequence=True)
     assert "motion_blur" not in plain.to_json()  # folders made before the option still resume
-    with pytest.raises(ValueError, match="motion_blur needs sequence"):
-        SynthConfig(motion_blur=0.5)
     with pytest.raises(ValueError, match="motion_blur must be in"):
         SynthConfig(sequence=True, motion_blur=1.5)
+
+
+def test_independent_frames_blur_along_a_random_motion_of_the_hand(tmp_path):
+    from synth.generator import BLUR_SPEED_MM_S, BLUR_SPIN_RAD_S, FRAME_RATE_HZ, MOTION_BLUR_SAMPLES
+
+    base = SynthConfig(size=96, split="test", scenario="object")
+    blurred = SynthConfig(**{**base.__dict__, "motion_blur": 1.0})
+    generate(tmp_path / "sharp", 3, seed=4, config=base, progress=False)
+    generate(tmp_path / "blur", 3, seed=4, config=blurred, progress=False)
+    sharp, blur = Recording(tmp_path / "sharp"), Recording(tmp_path / "blur")
+    np.testing.assert_array_equal(sharp.joints_mm, blur.joints_mm)  # the frame's own instant
+    for plan, sharp_plan in zip(make_plans(blurred, 4, 3), make_plans(base, 4, 3)):
+        np.testing.assert_array_equal(plan.params, sharp_plan.params)  # the frame's instant: the sharp plan
+        assert not sharp_plan.exposure and len(plan.exposure) == MOTION_BLUR_SAMPLES - 1
+        first, last = plan.exposure[0], plan.exposure[-1]  # the exposure's ends, 1/30 s apart
+        speed = np.linalg.norm(last.params[:3] - first.params[:3]) * FRAME_RATE_HZ  # mm/s
+        assert BLUR_SPEED_MM_S[0] - 1e-6 <= speed <= BLUR_SPEED_MM_S[1] + 1e-6
+        turn = 2 * np.arccos(min(1.0, abs(float(first.params[3:7] @ last.params[3:7])))) * FRAME_RATE_HZ  # rad/s
+        assert turn <= BLUR_SPIN_RAD_S[1] + 1e-6
+        np.testing.assert_array_equal(first.params[7:], plan.params[7:])  # the fingers hold still
+        held = [k for k, p in enumerate(plan.props) if not np.array_equal(p.pose, first.props[k].pose)]
+        assert held == [len(plan.props) - 1]  # the held object moves with the hand, the scene does not
+    for i in range(3):
+        a, b = sharp[i], blur[i]
+        np.testing.assert_array_equal(a.depth_mm, b.depth_mm)
+        np.testing.assert_array_equal(a.mask, b.mask)
+        smeared = np.abs(a.rgb.astype(int) - b.rgb).max(axis=2) > 2
+        assert smeared.sum() > 20 and smeared[a.mask].mean() > 0.1
 
 
 def test_synth_refuses_trajectory_options_without_a_sequence(tmp_path, capsys):
