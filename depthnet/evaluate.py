@@ -38,14 +38,13 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 from scipy import ndimage
-
-from dataclasses import replace
 
 from depthnet.data import Augmentation, _downsample_depth, augment_pair, jpeg_roundtrip
 from depthnet.model import OUTPUT_STRIDE, DepthNet
