@@ -170,6 +170,13 @@ class FramePlan(NamedTuple):
     exposure: tuple = ()
 
 
+def _exposure_offsets(motion_blur: float) -> list[float]:
+    """The exposure's other instants, in frame intervals from the frame's own: ``MOTION_BLUR_SAMPLES``
+    spread evenly over ``motion_blur`` intervals centred on the frame, the frame's own left out."""
+    offsets = motion_blur * (np.arange(MOTION_BLUR_SAMPLES) / (MOTION_BLUR_SAMPLES - 1) - 0.5)
+    return [float(dt) for dt in offsets if dt != 0]
+
+
 def _rng(config: SynthConfig, seed: int, *key: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([_SPLIT_ID[config.split], seed, *key]))
 
@@ -328,10 +335,8 @@ def plan_frame(config: SynthConfig, seed: int, index: int, texture_mean: np.ndar
     velocity *= mrng.uniform(*BLUR_SPEED_MM_S) / np.linalg.norm(velocity)
     axis, spin = mrng.normal(size=3), mrng.uniform(*BLUR_SPIN_RAD_S)
     exposure = []
-    for k in range(MOTION_BLUR_SAMPLES):
-        dt = config.motion_blur * (k / (MOTION_BLUR_SAMPLES - 1) - 0.5) / FRAME_RATE_HZ  # seconds
-        if dt == 0:
-            continue
+    for offset in _exposure_offsets(config.motion_blur):
+        dt = offset / FRAME_RATE_HZ  # seconds
         moved = params.copy()
         moved[:3] += velocity * dt
         moved[3:7] = quaternion_multiply(axis_angle_quaternion(axis, spin * dt), params[3:7])
@@ -401,8 +406,7 @@ def plan_sequence(config: SynthConfig, seed: int, num_frames: int, texture_mean:
     def exposure(i: int) -> tuple:  # the exposure's other instants, centred on frame i (none before the start)
         if config.motion_blur <= 0:
             return ()
-        offsets = config.motion_blur * (np.arange(MOTION_BLUR_SAMPLES) / (MOTION_BLUR_SAMPLES - 1) - 0.5)
-        return tuple(plan(i, pose_at(max(i + dt, 0.0))) for dt in offsets if dt != 0)
+        return tuple(plan(i, pose_at(max(i + dt, 0.0))) for dt in _exposure_offsets(config.motion_blur))
 
     return [plan(i, poses[i], exposure(i)) for i in range(num_frames)]
 
