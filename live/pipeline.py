@@ -6,7 +6,8 @@
    depthnet pass on the whole frame (letterboxed to a square) gives candidate blobs, and with a
    keypoint network each candidate's crop, and where none is confident a search over windows
    of the frame, is judged by how sure depthnet's keypoints are there (a hand-shaped cue that
-   skin-coloured clutter and backgrounds lack). While tracking, the crop follows the tracked
+   skin-coloured clutter and backgrounds lack), the surest after a second look in a crop
+   around their own keypoints. While tracking, the crop follows the tracked
    hand (its projected joints, grown by 40%).
 2. **Depth from RGB**: depthnet on the crop: relative depth and mask, pasted into full-frame
    maps.
@@ -108,6 +109,11 @@ LOCALISE_WINDOW_MARGIN = 0.1
 #: localisation: the window search's square sides, as fractions of the frame's shorter side (a
 #: hand 400-1000 mm away fills a fifth to a half of a 60-degree view's height); stride half a side
 LOCALISE_WINDOWS = (0.5, 0.75)
+#: localisation: how many of the surest candidates (blobs' crops, then windows) are looked at
+#: again in a crop around their own keypoints (a second pass, kept when surer)
+LOCALISE_REFINE = 3
+#: localisation: that crop's margin around the keypoints, as the tracked crop's (``LiveConfig.crop_margin``)
+LOCALISE_REFINE_MARGIN = 0.4
 #: localisation: candidates are judged by their keypoints (and windows searched) only in frames
 #: at least this many times depthnet's input (a webcam frame, not a crop around a hand): in a
 #: smaller frame the coarse pass already sees any hand the network could read, the largest blob
@@ -146,8 +152,13 @@ class HandFinder:
     square windows of ``LOCALISE_WINDOWS`` of the frame's shorter side, half a side apart, compete too: a window
     must hold ``min_mask_pixels`` of mask and be surer than the best blob's crop by
     ``LOCALISE_WINDOW_MARGIN`` (a window smaller than the hand cuts it, and its keypoints can
-    be a little surer than the whole hand's). Up to 1 + 3 + about 20 depthnet passes (640 x
-    480), only when no hand is followed."""
+    be a little surer than the whole hand's). Before blobs (and windows) are compared, the
+    ``LOCALISE_REFINE`` surest of each are looked at again, as a hand detector's crop is handed
+    to its landmark stage: depthnet on a square around the candidate's own keypoints (grown by
+    ``LOCALISE_REFINE_MARGIN``), which replaces the candidate when its keypoints are surer (a
+    blob's box or a window is often several times the hand, at a scale the network was not
+    trained on). Up to 1 + 6 + about 23 depthnet passes (640 x 480), only when no hand is
+    followed."""
 
     def __init__(self, depthnet: Inference, min_mask_pixels: int = 150):
         self.depthnet = depthnet
@@ -196,25 +207,38 @@ class HandFinder:
         crops = [RegionOfInterest.from_mask(labels == k, margin=0.25, square=True) for k in blobs[:LOCALISE_BLOBS]]
         if coarse[2] is None or side < LOCALISE_MIN_SCALE * self.depthnet.config.input_size:
             return (crops[0], None) if crops else None  # no keypoint head to judge by, or a crop: the largest blob
-        best, best_score = None, -np.inf
-        for crop in crops:  # a blob's crop and each window below overlap the image: a prediction each
-            predicted = self._predict_crop(rgb, crop)
-            score = _mean_confidence(predicted[2])
-            if score > best_score:
-                best, best_score = (crop, predicted), score
+        # a blob's crop and each window below overlap the image: a prediction each
+        best_score, best = self._surest(rgb, [(crop, self._predict_crop(rgb, crop)) for crop in crops])
         if best_score >= LOCALISE_CONFIDENT:
             return best
-        best_score += LOCALISE_WINDOW_MARGIN  # a window cuts a hand its blob's crop holds whole: it must do better
+        windows = []
         for fraction in LOCALISE_WINDOWS:
             w = max(int(round(fraction * min(H, W))), 16)
             for y0 in _window_origins(H, w):
                 for x0 in _window_origins(W, w):
                     crop = RegionOfInterest(x0, y0, x0 + w, y0 + w)
                     predicted = self._predict_crop(rgb, crop)
-                    score = _mean_confidence(predicted[2])
-                    if score > best_score and predicted[1].sum() >= self.min_mask_pixels:
-                        best, best_score = (crop, predicted), score
-        return best
+                    if predicted[1].sum() >= self.min_mask_pixels:
+                        windows.append((crop, predicted))
+        window_score, window = self._surest(rgb, windows)
+        # a window cuts a hand its blob's crop holds whole: it must do better
+        return window if window_score > best_score + LOCALISE_WINDOW_MARGIN else best
+
+    def _surest(self, rgb: np.ndarray, candidates: list) -> tuple[float, tuple | None]:
+        """``(score, (crop, prediction))`` of the surest of ``candidates`` ``[(crop,
+        prediction)]`` after the ``LOCALISE_REFINE`` surest are looked at again around their
+        keypoints (class docstring); ``(-inf, None)`` without candidates."""
+        scored = sorted(((_mean_confidence(p[2]), n, (crop, p)) for n, (crop, p) in enumerate(candidates)),
+                        key=lambda c: (-c[0], c[1]))  # surest first, ties in the given order
+        best_score, best = (scored[0][0], scored[0][2]) if scored else (-np.inf, None)
+        for score, _, (crop, predicted) in scored[:LOCALISE_REFINE]:
+            closer = RegionOfInterest.from_points(predicted[2].uv_px, margin=LOCALISE_REFINE_MARGIN, square=True)
+            again = self._predict_crop(rgb, closer)
+            if again is not None and _mean_confidence(again[2]) > score:
+                score, crop, predicted = _mean_confidence(again[2]), closer, again
+            if score > best_score:
+                best_score, best = score, (crop, predicted)
+        return best_score, best
 
     def observe(self, rgb: np.ndarray, crop: RegionOfInterest | None = None) -> Observation:
         """Localise the hand when ``crop`` is None, then depthnet on the crop."""

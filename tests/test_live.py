@@ -113,8 +113,9 @@ class _PaintedNetwork:
     its input that are at least half painted (any colour), so an object a few pixels wide in a
     large input is not seen; its keypoints are sure (0.9) where the input shows any green pixel
     (the "hand") and unsure (0.05) elsewhere (clutter); ``graded``: unsure everywhere, a little
-    surer the more of the input is green (0.2 + 0.1 x its share); ``keypoints=False``: a network
-    without a keypoint head."""
+    surer the more of the input is green (0.2 + 0.1 x its share), so a tighter crop around the
+    hand is surer; ``keypoints=False``: a network without a keypoint head. The keypoints lie
+    along the diagonal of the green pixels' box (the input's centre without green)."""
 
     def __init__(self, keypoints: bool = True, graded: bool = False):
         from types import SimpleNamespace
@@ -138,7 +139,12 @@ class _PaintedNetwork:
             return Prediction(np.ones((h, w), np.float32), mask)
         green = (image[..., 1] > 0) & (image[..., 0] == 0)
         sure = 0.2 + 0.1 * green.mean() if self.graded else 0.9 if green.any() else 0.05
-        return Prediction(np.ones((h, w), np.float32), mask, np.full((21, 2), w / 2.0), np.full(21, sure), 0.5)
+        if green.any():
+            ys, xs = np.nonzero(green)
+            uv = np.linspace([xs.min(), ys.min()], [xs.max() + 1, ys.max() + 1], 21)
+        else:
+            uv = np.full((21, 2), w / 2.0)
+        return Prediction(np.ones((h, w), np.float32), mask, uv, np.full(21, sure), 0.5)
 
 
 def _paint(frame: np.ndarray, x0: int, y0: int, side: int, rgb: tuple) -> tuple[float, float]:
@@ -162,9 +168,11 @@ def test_localisation_prefers_the_blob_whose_keypoints_are_sure_to_the_largest()
     net = _PaintedNetwork()
     crop = HandFinder(net).localise(frame)
     assert _holds(crop, hand) and not _holds(crop, clutter)
-    assert net.inputs == 3  # the coarse pass and the two blobs' crops: the hand's is sure, no window search
+    # the coarse pass, the two blobs' crops and each looked at again around its keypoints (no
+    # surer there: the blobs' crops kept): the hand's is sure, no window search
+    assert net.inputs == 5
     obs = HandFinder(net).observe(frame)  # the crop's prediction is reused, not made again
-    assert _holds(obs.crop, hand) and net.inputs == 3 + 3
+    assert _holds(obs.crop, hand) and net.inputs == 5 + 5
     assert _holds(HandFinder(_PaintedNetwork(keypoints=False)).localise(frame), clutter)
 
 
@@ -182,6 +190,24 @@ def test_localisation_searches_windows_for_a_hand_too_small_for_the_coarse_pass(
     assert round(crop.x1 - crop.x0) in [round(f * 480) for f in LOCALISE_WINDOWS]
     assert HandFinder(_PaintedNetwork(keypoints=False), min_mask_pixels=20).localise(frame) is None
     assert HandFinder(_PaintedNetwork(), min_mask_pixels=20).localise(np.zeros((480, 640, 3), np.uint8)) is None
+
+
+def test_a_small_hand_in_a_large_blob_is_looked_at_again_around_its_keypoints():
+    """A 40 px hand at the corner of a 200 px skin-coloured patch: the coarse pass sees one
+    blob, whose crop (300 px) shows the hand small and unsure (0.2 + 0.1 x its share of 1.8%);
+    depthnet again on a square around that crop's keypoints (the hand's 40 px box grown by
+    LOCALISE_REFINE_MARGIN per side) sees it surer (a share of 31%), and that crop is the
+    answer: the whole hand in it and little else. No window is surer by the margin."""
+    from live.pipeline import LOCALISE_REFINE_MARGIN, HandFinder
+
+    frame = np.zeros((480, 640, 3), np.uint8)
+    _paint(frame, 200, 120, 200, (255, 0, 0))
+    _paint(frame, 400, 320, 40, (0, 255, 0))
+    crop = HandFinder(_PaintedNetwork(graded=True)).localise(frame)
+    assert crop is not None
+    assert crop.x1 - crop.x0 == pytest.approx((40 + 1) * (1 + 2 * LOCALISE_REFINE_MARGIN))  # from_points: the end pixel too
+    assert all(_holds(crop, corner) for corner in ((400, 320), (439, 320), (400, 359), (439, 359)))
+    assert crop.x0 > 380 and crop.y0 > 300
 
 
 def test_window_origins_cover_the_side_and_end_flush():
