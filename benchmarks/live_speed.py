@@ -18,12 +18,13 @@ with the videos whose MPJPE exceeds 100 mm (the hand missed: clutter or a backgr
 it, or the distance far off).
 
 ``--jpeg Q [Q ...]`` tracks every video again JPEG-compressed at each quality (webcams stream
-MJPEG, video files are lossy; the renders are not), each from a fresh pipeline.
+MJPEG, video files are lossy; the renders are not), each from a fresh pipeline; ``--low-light G
+[G ...]`` again as taken in a room G times dimmer (the camera's gain raised as much: its noise).
 ``--keyframe-every N`` and ``--motion-blur E`` render faster and blurred videos (``handrgbd synth``'s
 options of the same names: a hand gesturing, a camera exposing for a share of the frame interval).
 
     python -m benchmarks.live_speed [--frames 40] [--weights W] [--no-keypoints] [--videos N] [--jpeg Q ...]
-        [--keyframe-every N] [--motion-blur E] [--json]
+        [--low-light G ...] [--keyframe-every N] [--motion-blur E] [--json]
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ from handrgbd.args import integer, number
 VIDEO_SEED = 4
 #: a video tracked worse than this (MPJPE, mm) missed the hand
 MISSED_MM = 100.0
+#: the seed of ``--low-light``'s noise (with the video's seed and the frame's index)
+LOW_LIGHT_SEED = 1717
 
 
 def _video(frames: int, seed: int = VIDEO_SEED, keyframe_every: int = 24, motion_blur: float = 0.0):
@@ -116,45 +119,58 @@ def _config(poses, gt, keypoints: bool, particles: int | None, generations: int 
 
 
 def _accuracy(first: tuple, videos: int, frames: int, net, keypoints: bool, particles: int | None,
-              generations: int | None, jpeg: tuple[int, ...] = (), motion: tuple[int, float] = (24, 0.0)) -> dict:
+              generations: int | None, jpeg: tuple[int, ...] = (), motion: tuple[int, float] = (24, 0.0),
+              low_light: tuple[float, ...] = ()) -> dict:
     """MPJPE / PA-MPJPE pooled over the tracked frames of ``videos`` videos (module docstring),
-    the first of them ``first`` (``_video``'s, already made); each video is tracked as rendered
-    and again JPEG-compressed at each quality of ``jpeg`` (a fresh pipeline each time). Returns
-    the lossless videos' pooled numbers, with ``"jpeg": {quality: the same}``."""
+    the first of them ``first`` (``_video``'s, already made); each video is tracked as rendered,
+    again JPEG-compressed at each quality of ``jpeg`` and again taken in a dim scene at each gain
+    of ``low_light`` (``depthnet.data.low_light``, the noise drawn from the video's seed and the
+    frame's index), a fresh pipeline each time. Returns the rendered videos' pooled numbers, with
+    ``"jpeg": {quality: the same}`` and ``"low_light": {gain: the same}``."""
     from depthnet.data import jpeg_roundtrip
+    from depthnet.data import low_light as take_in_low_light
     from live.pipeline import LivePipeline
     from tracker.metrics import mpjpe, pa_mpjpe
 
-    qualities = (None, *jpeg)
-    pred, per_video, truth = {q: [] for q in qualities}, {q: {} for q in qualities}, []
+    def degrade(rgb, variant, seed, n):
+        if variant is None:
+            return rgb
+        kind, value = variant
+        if kind == "jpeg":
+            return jpeg_roundtrip(rgb, value)
+        return take_in_low_light(rgb, value, np.random.default_rng((LOW_LIGHT_SEED, seed, n)))
+
+    variants = (None, *(("jpeg", q) for q in jpeg), *(("low_light", g) for g in low_light))
+    pred, per_video, truth = {v: [] for v in variants}, {v: {} for v in variants}, []
     for seed in range(VIDEO_SEED, VIDEO_SEED + videos):
         rgbs, gt, poses, camera = first if seed == VIDEO_SEED else _video(frames, seed, *motion)
         truth.append(gt)
-        for q in qualities:
+        for v in variants:
             pipe = LivePipeline(camera, net, _config(poses, gt, keypoints, particles, generations))
             joints = np.full(gt.shape, np.nan)
             for n, rgb in enumerate(rgbs):
-                r = pipe.process(rgb if q is None else jpeg_roundtrip(rgb, q))
+                r = pipe.process(degrade(rgb, v, seed, n))
                 if r.status == "tracked":
                     joints[n] = r.joints_mm
             pipe.close()
-            per_video[q][seed] = mpjpe(joints, gt)
-            pred[q].append(joints)
+            per_video[v][seed] = mpjpe(joints, gt)
+            pred[v].append(joints)
     truth = np.concatenate(truth)
 
-    def pooled(q):
-        p = np.concatenate(pred[q])
+    def pooled(v):
+        p = np.concatenate(pred[v])
         return {"videos": videos, "mpjpe_mm": mpjpe(p, truth), "pa_mpjpe_mm": pa_mpjpe(p, truth),
                 "tracked_fraction": float(np.mean(np.isfinite(p).all(axis=(1, 2)))),
-                "missed_videos": sorted(s for s, e in per_video[q].items() if not e <= MISSED_MM),
-                "per_video_mpjpe_mm": per_video[q]}
+                "missed_videos": sorted(s for s, e in per_video[v].items() if not e <= MISSED_MM),
+                "per_video_mpjpe_mm": per_video[v]}
 
-    return {**pooled(None), "jpeg": {q: pooled(q) for q in jpeg}}
+    return {**pooled(None), "jpeg": {q: pooled(("jpeg", q)) for q in jpeg},
+            "low_light": {g: pooled(("low_light", g)) for g in low_light}}
 
 
 def run(frames: int = 40, particles: int | None = None, generations: int | None = None, weights: str | None = None,
         keypoints: bool = True, videos: int = 1, jpeg: tuple[int, ...] = (), keyframe_every: int = 24,
-        motion_blur: float = 0.0) -> dict:
+        motion_blur: float = 0.0, low_light: tuple[float, ...] = ()) -> dict:
     from depthnet.model import DepthNet
     from depthnet.runtime import Inference
     from live.pipeline import LivePipeline
@@ -180,7 +196,8 @@ def run(frames: int = 40, particles: int | None = None, generations: int | None 
 
     mode = "overlapped" if (os.cpu_count() or 1) > OVERLAP_MIN_CORES else "sequential"  # what live's --overlap auto runs
     accuracy = _accuracy((rgbs, gt, poses, camera), videos, frames, pipe.depthnet, keypoints, particles, generations,
-                         tuple(jpeg), (keyframe_every, motion_blur)) if videos > 1 or jpeg else None
+                         tuple(jpeg), (keyframe_every, motion_blur), tuple(low_light)) \
+        if videos > 1 or jpeg or low_light else None
     return {"fps": rows[mode]["fps"], "mode": mode, "rows": rows, "baseline_depthnet_torch_full_frame_fps": baseline,
             "videos": accuracy,
             "depthnet_backend": pipe.depthnet.backend,
@@ -202,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="also pool accuracy over this many videos (seeds 4, 5, ...; module docstring)")
     p.add_argument("--jpeg", type=integer(1, 100), nargs="+", default=[], metavar="Q",
                    help="also track the videos JPEG-compressed at these qualities (a webcam's MJPEG, a video file)")
+    p.add_argument("--low-light", type=number(1, 1000), nargs="+", default=[], metavar="GAIN",
+                   help="also track the videos as taken in a scene GAIN times dimmer (the camera's gain raised as "
+                        "much: shot and read noise; depthnet.data.low_light)")
     p.add_argument("--keyframe-every", type=integer(1, 10_000), default=24, metavar="N",
                    help="the videos' keyframes N frames apart (24: the generator's default; 3: a hand gesturing)")
     p.add_argument("--motion-blur", type=number(0, 1), default=0.0, metavar="E",
@@ -209,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
     res = run(args.frames, args.particles, args.generations, args.weights, not args.no_keypoints, args.videos,
-              tuple(args.jpeg), args.keyframe_every, args.motion_blur)
+              tuple(args.jpeg), args.keyframe_every, args.motion_blur, tuple(args.low_light))
     if args.json:
         print(json.dumps(res))
         return 0
@@ -227,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<18}{seq[key]:>12.1f}{ovl[key]:>12.1f}")
     print(f"{'tracked':<18}{seq['tracked_fraction']:>12.0%}{ovl['tracked_fraction']:>12.0%}")
     if res["videos"]:
-        for name, v in (("", res["videos"]), *((f"JPEG {q}: ", w) for q, w in res["videos"]["jpeg"].items())):
+        for name, v in (("", res["videos"]), *((f"JPEG {q}: ", w) for q, w in res["videos"]["jpeg"].items()),
+                        *((f"low light, gain {g:g}: ", w) for g, w in res["videos"]["low_light"].items())):
             print(f"{name}{v['videos']} videos, pooled: MPJPE {v['mpjpe_mm']:.1f} mm, PA-MPJPE {v['pa_mpjpe_mm']:.1f} "
                   f"mm, tracked {v['tracked_fraction']:.0%}; over {MISSED_MM:.0f} mm: {len(v['missed_videos'])} (seeds "
                   f"{' '.join(map(str, v['missed_videos'])) or '-'})")

@@ -18,7 +18,8 @@
 # config.json, log.txt (everything printed), env.txt (the machine, GL renderer, torch device).
 # Each step is timed in log.txt. Sizes (environment, defaults for the GPU run): PLAIN, SCEN
 # (training frames), VAL (validation frames of each kind), EPOCHS, BATCH, LR, JPEG (the share of
-# samples JPEG-compressed, docs/depthnet.md "Lossy frames"), WORKERS, TOTAL_S
+# samples JPEG-compressed, docs/depthnet.md "Lossy frames"), LOW_LIGHT (the share taken as in a dim
+# room, "Dim light"), WORKERS, TOTAL_S
 # (the whole script's wall-clock budget; the training gets what the steps before it left, less
 # 30 s, or TRAIN_S if given; on expiry its last checkpoint becomes the candidate), DATA (scratch
 # folder for the frames), INIT (weights to start from).
@@ -39,7 +40,7 @@ else
     : "${PLAIN:=6000}" "${SCEN:=4000}" "${VAL:=200}" "${EPOCHS:=6}" "${BATCH:=32}" "${TOTAL_S:=540}"
     : "${DEVICE:=auto}" "${CHECKPOINT_EVERY:=100}"
 fi
-: "${LR:=2e-4}" "${JPEG:=0.5}" "${WORKERS:=$((CORES > 2 ? CORES - 1 : 0))}" "${DATA:=/tmp/handrgbd_device_data}"
+: "${LR:=2e-4}" "${JPEG:=0.5}" "${LOW_LIGHT:=0.3}" "${WORKERS:=$((CORES > 2 ? CORES - 1 : 0))}" "${DATA:=/tmp/handrgbd_device_data}"
 : "${INIT:=depthnet/weights/depthnet_cpu_d8c0fd959a.pt}"
 
 step() { echo "== $(date -u +%H:%M:%S) $*"; }
@@ -101,7 +102,7 @@ timeout --signal=INT "$TRAIN_S" "$PY" -m handrgbd.cli train \
     --out "$RUN" --preset cpu+keypoints --keypoint-head hourglass --foreground eq1 \
     --epochs "$EPOCHS" --lr "$LR" --lr-step 2 --batch-size "$BATCH" --workers "$WORKERS" \
     --device "$DEVICE" --val-frames "$VAL" --checkpoint-every "$CHECKPOINT_EVERY" \
-    --jpeg-prob "$JPEG" --init "$INIT" --no-progress "${RESUME[@]}"
+    --jpeg-prob "$JPEG" --low-light-prob "$LOW_LIGHT" --init "$INIT" --no-progress "${RESUME[@]}"
 rc=$?
 set -e
 step "train exited with $rc"

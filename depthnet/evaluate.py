@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from depthnet.data import Augmentation, _downsample_depth, augment_pair, jpeg_roundtrip
+from depthnet.data import Augmentation, _downsample_depth, augment_pair, jpeg_roundtrip, low_light as take_in_low_light
 from depthnet.model import OUTPUT_STRIDE, DepthNet
 from depthnet.targets import DEPTH_SCALE_MM, make_targets, targets_from_mask
 from handrgbd.camera import CameraIntrinsics
@@ -194,15 +194,21 @@ def foreground_source(rec: Recording, foreground: str = "auto", network: str = "
                      f"segmentation tool), or pass --foreground eq1 to use eq. 1 anyway")
 
 
+#: the seed of ``--low-light``'s noise (with each frame's index)
+LOW_LIGHT_SEED = 1717
+
+
 @torch.no_grad()
 def _frames(net: DepthNet, rec: Recording, indices, batch: int = 8, source: str = "depth_gt",
-            crop: float | None = None, jpeg: int | None = None):
+            crop: float | None = None, jpeg: int | None = None, low_light: float | None = None):
     s = net.config.input_size
     device = next(net.parameters()).device
     for start in range(0, len(indices), batch):
         items = []
         for i in indices[start:start + batch]:
             f = rec[int(i)]
+            if low_light is not None:  # the sensor's noise first, then the stream's compression
+                f = replace(f, rgb=take_in_low_light(f.rgb, low_light, np.random.default_rng((LOW_LIGHT_SEED, int(i)))))
             if jpeg is not None:  # as a webcam's MJPEG or a video file would have delivered the frame
                 f = replace(f, rgb=jpeg_roundtrip(f.rgb, jpeg))
             if crop is not None:
@@ -233,7 +239,8 @@ def _frames(net: DepthNet, rec: Recording, indices, batch: int = 8, source: str 
 
 def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, figure: str | Path | None = None,
              figure_frames: int = 4, progress: bool | str = False, foreground: str = "auto",
-             frames: slice | None = None, crop: float | None = None, jpeg: int | None = None) -> dict:
+             frames: slice | None = None, crop: float | None = None, jpeg: int | None = None,
+             low_light: float | None = None) -> dict:
     """Metrics on a recording folder (needs rgb/ and depth/ or depth_gt/). Returns
     ``{"depth_error_mm", "surface_error_mm", "flat_error_mm", "tilt_error_deg", "flat_tilt_error_deg", "iou",
     "frames", "pixels", "f_curve": [(e, F(e))...],
@@ -244,7 +251,10 @@ def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, f
     frames (``Recording.select``), of which ``max_frames`` are spread; ``crop``: cut each frame
     to the square ``hand_box(frame, crop)`` first (the result's ``"crop"`` says the scale; frames
     without joints or a labelled hand are kept whole); ``jpeg``: JPEG-compress each frame's RGB at
-    this quality first, whole (``depthnet.data.jpeg_roundtrip``; the result's ``"jpeg"``)."""
+    this quality first, whole (``depthnet.data.jpeg_roundtrip``; the result's ``"jpeg"``);
+    ``low_light``: before that, each frame's RGB as taken with this gain in a dim scene
+    (``depthnet.data.low_light``, its noise drawn from the frame's index: the same every run;
+    the result's ``"low_light"``)."""
     from handrgbd.progress import Progress
 
     rec = Recording(folder).select(frames)
@@ -261,7 +271,8 @@ def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, f
     show = set(indices[np.linspace(0, n - 1, min(figure_frames, n)).round().astype(int)]) if figure else set()
     bar = Progress(n, "eval", "frame", progress)
     kp_errors, kp_hits, side_hits = [], [], []
-    for f, rgb, depth, rel, mask, hand, heads in _frames(net, rec, indices, source=source, crop=crop, jpeg=jpeg):
+    for f, rgb, depth, rel, mask, hand, heads in _frames(net, rec, indices, source=source, crop=crop, jpeg=jpeg,
+                                                          low_light=low_light):
         bar.update()
         if f.joints_mm is not None and (f.joints_mm[:, 2] > 0).all():
             _score_heads(f, heads, net.config.input_size, kp_errors, kp_hits, side_hits)
@@ -309,7 +320,7 @@ def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, f
             "tilt_error_deg": float(np.median(tilts)) if tilts else None,
             "flat_tilt_error_deg": float(np.median(flat_tilts)) if flat_tilts else None,
             "iou": float(inter / max(union, 1)), "frames": frames, "pixels": int(err.size), "f_curve": curve,
-            "by_hand_fraction": by_size, "foreground": source, "crop": crop, "jpeg": jpeg,
+            "by_hand_fraction": by_size, "foreground": source, "crop": crop, "jpeg": jpeg, "low_light": low_light,
             "keypoint_error_px": float(np.mean(kp_errors)) if kp_errors else None,
             "pck_0_2": float(np.mean(kp_hits)) if kp_hits else None,
             "side_accuracy": float(np.mean(side_hits)) if side_hits else None}
@@ -383,6 +394,9 @@ def build_parser() -> CommandParser:
                         f"hand's box (default {CROP_SCALE}), like the paper's crops")
     p.add_argument("--jpeg", type=integer(1, 100), default=None, metavar="Q",
                    help="JPEG-compress each frame's RGB at quality Q first, as a webcam's MJPEG or a video file does")
+    p.add_argument("--low-light", type=number(1, 1000), default=None, metavar="GAIN",
+                   help="take each frame's RGB first as a camera would in a scene GAIN times dimmer (its gain "
+                        "raised as much: shot and read noise; before --jpeg)")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     p.add_argument("--foreground", choices=FOREGROUNDS, default="auto",
                    help="the true hand: auto = the network's own (eq1 networks: depth_gt/, eq. 1 on clean depth, "
@@ -403,7 +417,7 @@ def eval_main(argv: list[str] | None = None) -> int:
         m = finite_or_none(evaluate(net, args.data, spread, figure=out / "qualitative.png" if out else None,
                                     progress="log" if args.no_progress else not args.json,
                                     foreground=args.foreground, frames=frames, crop=args.crop,
-                                    jpeg=args.jpeg))
+                                    jpeg=args.jpeg, low_light=args.low_light))
         if out:
             make_folder(out)
             write_csv(out / "f_curve.csv", [["error_mm", "fraction_of_hand_pixels"], *m["f_curve"]])
@@ -417,7 +431,7 @@ def eval_main(argv: list[str] | None = None) -> int:
                "flat_error_mm": m["flat_error_mm"],
                "tilt_error_deg": m["tilt_error_deg"], "flat_tilt_error_deg": m["flat_tilt_error_deg"], "iou": m["iou"],
                "frames": m["frames"], "by_hand_fraction": m["by_hand_fraction"], "foreground": m["foreground"],
-               "crop": m["crop"], "jpeg": m["jpeg"], "keypoint_error_px": m["keypoint_error_px"], "pck_0_2": m["pck_0_2"],
+               "crop": m["crop"], "jpeg": m["jpeg"], "low_light": m["low_light"], "keypoint_error_px": m["keypoint_error_px"], "pck_0_2": m["pck_0_2"],
                "side_accuracy": m["side_accuracy"]}
     if args.json:
         print(json.dumps(summary, allow_nan=False))
@@ -425,6 +439,7 @@ def eval_main(argv: list[str] | None = None) -> int:
         print(f"E = {m['depth_error_mm']:.2f} mm over {m['pixels']} hand pixels, IoU = {m['iou']:.3f}, "
               f"{m['frames']} frames, true hand from {m['foreground']}"
               + (f", frames cut to a square {m['crop']:g}x the hand" if m["crop"] else "")
+              + (f", RGB taken at gain {m['low_light']:g} in a dim scene" if m["low_light"] else "")
               + (f", RGB JPEG-compressed at quality {m['jpeg']}" if m["jpeg"] else "")
               + " (paper: E 22.88 mm, IoU 0.84); a flat hand "
               f"at its mean depth: "

@@ -716,6 +716,9 @@ def build_parser() -> CommandParser:
     p.add_argument("--jpeg-prob", type=number(0, 1), default=0.0, metavar="P",
                    help="also JPEG-compress this share of samples, at a quality drawn from 30-95 (webcam MJPEG, "
                         "video files and photographs are lossy; the renders are not); 0: off, the paper's augmentation")
+    p.add_argument("--low-light-prob", type=number(0, 1), default=0.0, metavar="P",
+                   help="also take this share of samples as in a dim scene, at a gain drawn from 2-16 (shot and "
+                        "read noise, depthnet.data.low_light; before JPEG); 0: off")
     p.add_argument("--resume", action="store_true", help="continue RUN/checkpoint.pt")
     p.add_argument("--init", type=existing_file, default=None, metavar="WEIGHTS",
                    help="start from these weights (fine-tuning; same model config); a resume ignores it")
@@ -750,7 +753,8 @@ def train_main(argv: list[str] | None = None) -> int:
                              args.batch_size, args.lr, seed=args.seed, max_frames=args.max_frames,
                              val_frames=args.val_frames, checkpoint_every=args.checkpoint_every, threads=args.threads,
                              stop_after_epoch=args.stop_after,
-                             augmentation=Augmentation(enabled=not args.no_augment, jpeg_prob=args.jpeg_prob),
+                             augmentation=Augmentation(enabled=not args.no_augment, jpeg_prob=args.jpeg_prob,
+                                                       low_light_prob=args.low_light_prob),
                              init=args.init, device=args.device, workers=args.workers, hand_weight=args.hand_weight,
                              plane_weight=args.plane_weight, stage_lr_scale=args.stage_lr_scale,
                              lr_step_epochs=args.lr_step, freeze_stages=args.freeze_stages,

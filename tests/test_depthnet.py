@@ -493,8 +493,8 @@ def test_evaluate_tilt_is_zero_for_the_truth(tiny_data, monkeypatch):
 
     real_frames = ev._frames
 
-    def perfect(net, rec, indices, batch=8, source="depth_gt", crop=None, jpeg=None):
-        for f, rgb, depth, rel, mask, hand, heads in real_frames(net, rec, indices, batch, source, crop, jpeg):
+    def perfect(net, rec, indices, batch=8, source="depth_gt", crop=None, jpeg=None, low_light=None):
+        for f, rgb, depth, rel, mask, hand, heads in real_frames(net, rec, indices, batch, source, crop, jpeg, low_light):
             t = make_targets(depth)
             yield (f, rgb, depth, np.where(t.mask > 0, t.relative, 1.0).astype(np.float32), t.mask.astype(np.float32),
                    hand, heads)
@@ -641,7 +641,8 @@ def test_the_prepared_gpu_run_works_end_to_end_on_a_few_frames(tmp_path):
     assert len(rows) == 2 and "val2_depth_error_mm" in rows[0]  # one epoch, plain and scenario validation
     net = DepthNet.load(out / "model.pt")
     assert net.config.keypoint_head == "hourglass" and net.config.foreground == "eq1"
-    assert json.loads((out / "config.json").read_text())["augmentation"]["jpeg_prob"] == 0.5
+    augmentation = json.loads((out / "config.json").read_text())["augmentation"]
+    assert augmentation["jpeg_prob"] == 0.5 and augmentation["low_light_prob"] == 0.3
     shipped = DepthNet.from_pretrained("cpu").state_dict()
     changed = [k for k, v in net.state_dict().items() if v.dtype.is_floating_point and not torch.equal(v, shipped[k])]
     assert any(k.startswith("stem.") for k in changed) and any("keypoint" in k for k in changed)  # stages and heads
@@ -680,6 +681,52 @@ def test_jpeg_augmentation_compresses_before_the_warp_and_is_off_by_default():
         Augmentation(jpeg_quality=(50, 20))
 
 
+def test_low_light_noise_follows_the_photon_count_and_keeps_the_brightness():
+    """depthnet.data.low_light against the model's own numbers: on flat patches the mean light
+    stays (but in the darks at high gain, clipped at 0), the noise as shot and read noise predict (at mid-grey
+    a little over sqrt(16) = 4 times from gain 1 to 16), the darks noisier than the lights at the
+    same gain; gain 1 keeps it small; the same rng seed gives the same frame; bad gains refused.
+    And as an augmentation: drawn before JPEG and the warp, off by default (no draw)."""
+    from depthnet.data import FULL_WELL_E, READ_NOISE_E, augment_frame, low_light
+
+    flat = {v: np.full((200, 200, 3), v, np.uint8) for v in (40, 128, 230)}
+    std = {}
+    for v, img in flat.items():
+        for g in (1.0, 16.0):
+            out = low_light(img, g, np.random.default_rng(5)).astype(float)
+            # the light is kept (in linear light: 8-bit values lose a little to the gamma's curve),
+            # but for the darks at high gain: 2 electrons against 3 of read noise, clipped at 0
+            if g == 1.0 or v >= 128:
+                assert np.mean((out / 255) ** 2.2) == pytest.approx((v / 255) ** 2.2, rel=0.05)
+            std[v, g] = out.std()
+    # predicted sRGB noise at mid-grey: linear x, electrons n = FULL_WELL_E x / g, relative
+    # noise sqrt(n + r^2) / n (shot and read noise), through the gamma's slope (255 / 2.2) x^(1 / 2.2)
+    x = (128 / 255) ** 2.2
+    for g in (1.0, 16.0):
+        n = FULL_WELL_E * x / g
+        predicted = 255 / 2.2 * x ** (1 / 2.2) * np.sqrt(n + READ_NOISE_E ** 2) / n
+        assert std[128, g] == pytest.approx(predicted, rel=0.05)
+    assert 4.0 < std[128, 16.0] / std[128, 1.0] < 5.0  # sqrt(16), and the read noise on 16x fewer electrons
+    assert std[40, 16.0] > std[128, 16.0] > std[230, 16.0]
+    np.testing.assert_array_equal(low_light(flat[128], 4.0, np.random.default_rng(2)),
+                                  low_light(flat[128], 4.0, np.random.default_rng(2)))
+    for bad in (0.5, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="gain"):
+            low_light(flat[128], bad, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="low_light_prob"):
+        Augmentation(low_light_prob=-0.1)
+    with pytest.raises(ValueError, match="low_light_gain"):
+        Augmentation(low_light_gain=(0.5, 2.0))
+    depth = np.full((96, 96), 600, np.float32)
+    rgb = np.full((96, 96, 3), 128, np.uint8)
+    plain = augment_frame(rgb, depth, 64, Augmentation(color_jitter=0.0), np.random.default_rng(1))
+    noisy = augment_frame(rgb, depth, 64, Augmentation(color_jitter=0.0, low_light_prob=1.0), np.random.default_rng(1))
+    np.testing.assert_array_equal(noisy[2], plain[2])  # the same warp, drawn first
+    np.testing.assert_array_equal(noisy[1], plain[1])  # depth untouched
+    inside = (slice(16, 48), slice(16, 48))
+    assert plain[0][inside].std() == 0 and noisy[0][inside].std() > 2
+
+
 def test_a_run_from_before_the_jpeg_option_resumes(tiny_data, tmp_path, monkeypatch):
     torch.set_num_threads(1)
     cut = tmp_path / "old"
@@ -697,7 +744,7 @@ def test_a_run_from_before_the_jpeg_option_resumes(tiny_data, tmp_path, monkeypa
         train(_tiny_config(tiny_data, cut), progress=False)
     monkeypatch.setattr(HandDepthDataset, "__getitem__", original)
     stored = json.loads((cut / "config.json").read_text())
-    for k in ("jpeg_prob", "jpeg_quality"):  # what an older run's config.json holds
+    for k in ("jpeg_prob", "jpeg_quality", "low_light_prob", "low_light_gain"):  # what an older run's config.json holds
         del stored["augmentation"][k]
     (cut / "config.json").write_text(json.dumps(stored))
     assert train(_tiny_config(tiny_data, cut), resume=True, progress=False)["steps"] == 8
@@ -783,3 +830,30 @@ def test_eval_jpeg_is_a_recompressed_copy_of_the_folder(tiny_data, tmp_path, cap
     with pytest.raises(SystemExit) as e:
         eval_main(["--data", str(tiny_data), "--jpeg", "0"])
     assert e.value.code == 2 and "--jpeg: must be an integer in [1, 100]" in capsys.readouterr().err
+
+
+def test_eval_low_light_is_a_noisy_copy_of_the_folder(tiny_data, tmp_path, capsys):
+    """``evaluate(..., low_light=G)`` scores what a folder whose rgb/ went through
+    ``low_light(rgb, G, rng((LOW_LIGHT_SEED, frame index)))`` scores (then JPEG when both are
+    given: the sensor's noise, then the stream's compression); the noise changes the result."""
+    import shutil
+
+    from depthnet.data import jpeg_roundtrip, low_light
+    from depthnet.evaluate import LOW_LIGHT_SEED, eval_main, evaluate
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_data, copy)
+    for i, png in enumerate(sorted((copy / "rgb").glob("*.png"))):
+        rgb = cv2.imread(str(png))[..., ::-1]
+        noisy = jpeg_roundtrip(low_light(rgb, 8.0, np.random.default_rng((LOW_LIGHT_SEED, i))), 60)
+        cv2.imwrite(str(png), np.ascontiguousarray(noisy[..., ::-1]))
+    torch.manual_seed(0)
+    net = DepthNet(TINY).eval()
+    dim, copied, clean = evaluate(net, tiny_data, low_light=8.0, jpeg=60), evaluate(net, copy), evaluate(net, tiny_data)
+    assert dim["low_light"] == 8.0 and copied["low_light"] is None
+    for key in ("depth_error_mm", "iou", "surface_error_mm"):
+        assert dim[key] == copied[key], key
+    assert dim["depth_error_mm"] != clean["depth_error_mm"]
+    with pytest.raises(SystemExit) as e:
+        eval_main(["--data", str(tiny_data), "--low-light", "0.5"])
+    assert e.value.code == 2 and "--low-light" in capsys.readouterr().err
