@@ -808,25 +808,40 @@ def test_merge_refuses_networks_of_another_model(tmp_path, capsys):
     assert "exists; pass --overwrite" in capsys.readouterr().err and out.read_bytes() == before
 
 
-def test_eval_jpeg_is_a_recompressed_copy_of_the_folder(tiny_data, tmp_path, capsys):
-    """``evaluate(..., jpeg=Q)`` scores what a folder whose rgb/ went through JPEG at Q scores
-    (the copy made with OpenCV here, independently), and compression does change the result."""
+def _scores_as_a_copy(tiny_data, tmp_path, change, **degrade):
+    """``evaluate(tiny_data, **degrade)`` against ``evaluate`` of a copy of the folder whose
+    rgb/ frames went through ``change(rgb (H, W, 3) uint8 RGB, frame index)``: the same scores;
+    and against the folder as it is: different ones. Returns the degraded run's result."""
     import shutil
 
-    from depthnet.evaluate import eval_main, evaluate
+    from depthnet.evaluate import evaluate
 
     copy = tmp_path / "copy"
     shutil.copytree(tiny_data, copy)
-    for png in sorted((copy / "rgb").glob("*.png")):
-        ok, buf = cv2.imencode(".jpg", cv2.imread(str(png)), [cv2.IMWRITE_JPEG_QUALITY, 30])
-        cv2.imwrite(str(png), cv2.imdecode(buf, cv2.IMREAD_COLOR))
+    for i, png in enumerate(sorted((copy / "rgb").glob("*.png"))):
+        changed = change(cv2.imread(str(png))[..., ::-1].copy(), i)
+        cv2.imwrite(str(png), np.ascontiguousarray(changed[..., ::-1]))
     torch.manual_seed(0)
     net = DepthNet(TINY).eval()
-    lossy, copied, lossless = evaluate(net, tiny_data, jpeg=30), evaluate(net, copy), evaluate(net, tiny_data)
-    assert lossy["jpeg"] == 30 and copied["jpeg"] is None
+    degraded, copied, as_is = evaluate(net, tiny_data, **degrade), evaluate(net, copy), evaluate(net, tiny_data)
+    for key in degrade:
+        assert degraded[key] == degrade[key] and copied[key] is None
     for key in ("depth_error_mm", "iou", "surface_error_mm"):
-        assert lossy[key] == copied[key], key
-    assert lossy["depth_error_mm"] != lossless["depth_error_mm"]
+        assert degraded[key] == copied[key], key
+    assert degraded["depth_error_mm"] != as_is["depth_error_mm"]
+    return degraded
+
+
+def test_eval_jpeg_is_a_recompressed_copy_of_the_folder(tiny_data, tmp_path, capsys):
+    """``evaluate(..., jpeg=Q)`` scores what a folder whose rgb/ went through JPEG at Q scores
+    (the copy made with OpenCV here, independently), and compression does change the result."""
+    from depthnet.evaluate import eval_main
+
+    def recompress(rgb, i):
+        ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 30])
+        return cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
+
+    _scores_as_a_copy(tiny_data, tmp_path, recompress, jpeg=30)
     with pytest.raises(SystemExit) as e:
         eval_main(["--data", str(tiny_data), "--jpeg", "0"])
     assert e.value.code == 2 and "--jpeg: must be an integer in [1, 100]" in capsys.readouterr().err
@@ -836,24 +851,13 @@ def test_eval_low_light_is_a_noisy_copy_of_the_folder(tiny_data, tmp_path, capsy
     """``evaluate(..., low_light=G)`` scores what a folder whose rgb/ went through
     ``low_light(rgb, G, rng((LOW_LIGHT_SEED, frame index)))`` scores (then JPEG when both are
     given: the sensor's noise, then the stream's compression); the noise changes the result."""
-    import shutil
-
     from depthnet.data import jpeg_roundtrip, low_light
-    from depthnet.evaluate import LOW_LIGHT_SEED, eval_main, evaluate
+    from depthnet.evaluate import LOW_LIGHT_SEED, eval_main
 
-    copy = tmp_path / "copy"
-    shutil.copytree(tiny_data, copy)
-    for i, png in enumerate(sorted((copy / "rgb").glob("*.png"))):
-        rgb = cv2.imread(str(png))[..., ::-1]
-        noisy = jpeg_roundtrip(low_light(rgb, 8.0, np.random.default_rng((LOW_LIGHT_SEED, i))), 60)
-        cv2.imwrite(str(png), np.ascontiguousarray(noisy[..., ::-1]))
-    torch.manual_seed(0)
-    net = DepthNet(TINY).eval()
-    dim, copied, clean = evaluate(net, tiny_data, low_light=8.0, jpeg=60), evaluate(net, copy), evaluate(net, tiny_data)
-    assert dim["low_light"] == 8.0 and copied["low_light"] is None
-    for key in ("depth_error_mm", "iou", "surface_error_mm"):
-        assert dim[key] == copied[key], key
-    assert dim["depth_error_mm"] != clean["depth_error_mm"]
+    def dim(rgb, i):
+        return jpeg_roundtrip(low_light(rgb, 8.0, np.random.default_rng((LOW_LIGHT_SEED, i))), 60)
+
+    _scores_as_a_copy(tiny_data, tmp_path, dim, low_light=8.0, jpeg=60)
     with pytest.raises(SystemExit) as e:
         eval_main(["--data", str(tiny_data), "--low-light", "0.5"])
     assert e.value.code == 2 and "--low-light" in capsys.readouterr().err
