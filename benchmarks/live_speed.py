@@ -51,8 +51,6 @@ from handrgbd.args import integer, number
 VIDEO_SEED = 4
 #: a video tracked worse than this (MPJPE, mm) missed the hand
 MISSED_MM = 100.0
-#: the seed of ``--low-light``'s noise (with the video's seed and the frame's index)
-LOW_LIGHT_SEED = 1717
 
 
 def _video(frames: int, seed: int = VIDEO_SEED, keyframe_every: int = 24, motion_blur: float = 0.0):
@@ -127,7 +125,7 @@ def _accuracy(first: tuple, videos: int, frames: int, net, keypoints: bool, part
     of ``low_light`` (``depthnet.data.low_light``, the noise drawn from the video's seed and the
     frame's index), a fresh pipeline each time. Returns the rendered videos' pooled numbers, with
     ``"jpeg": {quality: the same}`` and ``"low_light": {gain: the same}``."""
-    from depthnet.data import jpeg_roundtrip
+    from depthnet.data import LOW_LIGHT_SEED, jpeg_roundtrip
     from depthnet.data import low_light as take_in_low_light
     from live.pipeline import LivePipeline
     from tracker.metrics import mpjpe, pa_mpjpe

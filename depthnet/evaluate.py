@@ -46,7 +46,8 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from depthnet.data import Augmentation, _downsample_depth, augment_pair, jpeg_roundtrip, low_light as take_in_low_light
+from depthnet.data import LOW_LIGHT_SEED, Augmentation, _downsample_depth, augment_pair, jpeg_roundtrip
+from depthnet.data import low_light as take_in_low_light
 from depthnet.model import OUTPUT_STRIDE, DepthNet
 from depthnet.targets import DEPTH_SCALE_MM, make_targets, targets_from_mask
 from handrgbd.camera import CameraIntrinsics
@@ -192,10 +193,6 @@ def foreground_source(rec: Recording, foreground: str = "auto", network: str = "
                      f"rule (eq. 1, everything within 300 mm of the nearest reading) would count an arm, a held object "
                      f"or a table as hand. Add hand masks in mask/ (255 = hand, docs/data_format.md; e.g. from a "
                      f"segmentation tool), or pass --foreground eq1 to use eq. 1 anyway")
-
-
-#: the seed of ``--low-light``'s noise (with each frame's index)
-LOW_LIGHT_SEED = 1717
 
 
 @torch.no_grad()
@@ -431,7 +428,8 @@ def eval_main(argv: list[str] | None = None) -> int:
                "flat_error_mm": m["flat_error_mm"],
                "tilt_error_deg": m["tilt_error_deg"], "flat_tilt_error_deg": m["flat_tilt_error_deg"], "iou": m["iou"],
                "frames": m["frames"], "by_hand_fraction": m["by_hand_fraction"], "foreground": m["foreground"],
-               "crop": m["crop"], "jpeg": m["jpeg"], "low_light": m["low_light"], "keypoint_error_px": m["keypoint_error_px"], "pck_0_2": m["pck_0_2"],
+               "crop": m["crop"], "jpeg": m["jpeg"], "low_light": m["low_light"],
+               "keypoint_error_px": m["keypoint_error_px"], "pck_0_2": m["pck_0_2"],
                "side_accuracy": m["side_accuracy"]}
     if args.json:
         print(json.dumps(summary, allow_nan=False))

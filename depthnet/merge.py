@@ -19,13 +19,12 @@ stored in a weights file.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import math
 from pathlib import Path
 
 import torch
 
-from depthnet.model import DepthNet
+from depthnet.model import DepthNet, file_digest
 from handrgbd.args import CommandParser, existing_file, number, out_path
 from handrgbd.outputs import check_output_file, make_folder
 
@@ -58,10 +57,6 @@ def merge_state_dicts(base: dict[str, torch.Tensor],
                 acc = acc + share * (other[name].double() - t.double())
         out[name] = acc.to(t.dtype)
     return out
-
-
-def _sha10(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:10]
 
 
 def _read(path: str | Path) -> dict:
@@ -97,8 +92,8 @@ def merge_weights(base: str | Path, others: list[tuple[str | Path, float]], out:
     check_output_file(out, overwrite, "--out")
     _atomic_save({"model": model, "config": blob["config"], "epoch": blob.get("epoch", 0),
                   "global_step": blob.get("global_step", 0),
-                  "merged": {"base_sha256_10": _sha10(base),
-                             "added": [[_sha10(p), float(a)] for p, a in others]}}, out)
+                  "merged": {"base_sha256_10": file_digest(base),
+                             "added": [[file_digest(p), float(a)] for p, a in others]}}, out)
     return out
 
 
@@ -127,5 +122,5 @@ def merge_main(argv: list[str] | None = None) -> int:
         out = merge_weights(args.base, others, args.out, args.overwrite)
     except (ValueError, OSError) as e:
         return p.fail(e)
-    print(f"{out} (sha256 {_sha10(out)}...)")
+    print(f"{out} (sha256 {file_digest(out)}...)")
     return 0

@@ -234,8 +234,9 @@ class HandFinder:
         for score, _, (crop, predicted) in scored[:LOCALISE_REFINE]:
             closer = RegionOfInterest.from_points(predicted[2].uv_px, margin=LOCALISE_REFINE_MARGIN, square=True)
             again = self._predict_crop(rgb, closer)
-            if again is not None and _mean_confidence(again[2]) > score:
-                score, crop, predicted = _mean_confidence(again[2]), closer, again
+            again_score = -np.inf if again is None else _mean_confidence(again[2])
+            if again_score > score:
+                score, crop, predicted = again_score, closer, again
             if score > best_score:
                 best_score, best = score, (crop, predicted)
         return best_score, best

@@ -851,8 +851,8 @@ def test_eval_low_light_is_a_noisy_copy_of_the_folder(tiny_data, tmp_path, capsy
     """``evaluate(..., low_light=G)`` scores what a folder whose rgb/ went through
     ``low_light(rgb, G, rng((LOW_LIGHT_SEED, frame index)))`` scores (then JPEG when both are
     given: the sensor's noise, then the stream's compression); the noise changes the result."""
-    from depthnet.data import jpeg_roundtrip, low_light
-    from depthnet.evaluate import LOW_LIGHT_SEED, eval_main
+    from depthnet.data import LOW_LIGHT_SEED, jpeg_roundtrip, low_light
+    from depthnet.evaluate import eval_main
 
     def dim(rgb, i):
         return jpeg_roundtrip(low_light(rgb, 8.0, np.random.default_rng((LOW_LIGHT_SEED, i))), 60)
