@@ -17,6 +17,15 @@ channel to RGB only. Geometric operations apply to RGB and depth together as one
 depth is resampled with nearest neighbour (never blending a hand with the background), RGB
 bilinearly; pixels rotated in from outside are black and have no depth.
 
+Hand-free squares (``hand_free=FOLDERS, hand_free_share=S``): a share S of the samples is a
+square cut from a frame of those folders (full frames: ``handrgbd synth --full-frame``) away from
+its hands and from what eq. 1 would keep with them (:func:`hand_free_square`), through the same
+augmentation; its targets say no hand is there: mask 0, relative depth 1 (background), every
+joint's heatmap empty at weight 1 (an absent joint: a Gaussian map's MSE against 0, a softmax
+map's divergence from a flat map), side unknown. Every positive sample holds a hand, so without
+them nothing teaches the network to answer a crop of a face, a skin-coloured object or a second
+person with low confidence, which is what the live localiser compares candidates by.
+
 Targets come from ``depth_gt/`` (exact) when the folder has it, else from ``depth/``. With
 ``foreground="hand"`` (a network whose mask is the labelled hand alone,
 ``DepthNetConfig.foreground``) the depth outside mask/ is dropped before the warp, so eq. 1
@@ -37,12 +46,12 @@ import torch
 from torch.utils.data import Dataset
 
 from depthnet.model import FOREGROUNDS
-from depthnet.targets import keypoint_targets, make_targets
+from depthnet.targets import BACKGROUND, FOREGROUND_MM, keypoint_targets, make_targets
 from handrgbd.joints import NUM_JOINTS, hand_side
 from handrgbd.recording import Recording
 
-__all__ = ["Augmentation", "HandDepthDataset", "Sample", "augment_pair", "augment_matrix", "collate", "jpeg_roundtrip",
-           "low_light"]
+__all__ = ["Augmentation", "HandDepthDataset", "Sample", "augment_pair", "augment_matrix", "collate",
+           "hand_free_square", "jpeg_roundtrip", "low_light"]
 
 
 @dataclass(frozen=True)
@@ -88,7 +97,8 @@ class Sample(NamedTuple):
     heatmaps: torch.Tensor | None = None
     joint_weights: torch.Tensor | None = None
     right: torch.Tensor | None = None
-    joint_uv: torch.Tensor | None = None  # (21, 2) the joints in output-map pixels (column, row); 0 without joints
+    joint_uv: torch.Tensor | None = None  # (21, 2) the joints in output-map pixels (column, row); 0 without
+    # joints, NaN in a hand-free square (no joint anywhere)
 
 
 def augment_pair(rgb: np.ndarray, depth_mm: np.ndarray, size: int, aug: Augmentation,
@@ -181,6 +191,48 @@ def augment_matrix(h: int, w: int, size: int, aug: Augmentation, rng: np.random.
     return A, flipped
 
 
+#: hand-free squares: the side's range as a share of the frame's shorter side (the live
+#: localiser's windows are 0.5 and 0.75 of it, its blob crops anything from a hand's size up)
+HAND_FREE_SIDE = (0.2, 0.8)
+#: hand-free squares: draws per frame before the next frame of the folder is tried
+HAND_FREE_TRIES = 20
+#: hand-free squares keep this far (a share of the frame's shorter side) from the excluded pixels
+HAND_FREE_GAP = 0.02
+
+
+def hand_exclusion(depth_mm: np.ndarray, hand: np.ndarray, threshold_mm: float = FOREGROUND_MM) -> np.ndarray:
+    """``(H, W) bool``: the labelled hand pixels ``hand`` (every hand in the frame) and every
+    pixel eq. 1 would keep with them (a depth reading below the hands' nearest + ``threshold_mm``:
+    forearms, held objects, a table under the hand), which a hand-free square must not touch."""
+    d = np.asarray(depth_mm, np.float32)
+    hand = np.asarray(hand, bool)
+    near = hand & (d > 0)
+    if not near.any():
+        return hand.copy()
+    return hand | ((d > 0) & (d < d[near].min() + threshold_mm))
+
+
+def hand_free_square(exclude: np.ndarray, rng: np.random.Generator, side_range: tuple[float, float] = HAND_FREE_SIDE,
+                     tries: int = HAND_FREE_TRIES, gap: float = HAND_FREE_GAP) -> tuple[int, int, int] | None:
+    """A square ``(x0, y0, side)`` inside an ``(H, W)`` image that stays ``gap`` times the
+    shorter side away from every pixel of ``exclude (H, W) bool``: side uniform in
+    ``side_range`` times the shorter side, position uniform; None when ``tries`` draws all come
+    too close."""
+    H, W = exclude.shape
+    short = min(H, W)
+    pad = int(math.ceil(gap * short))
+    grown = cv2.dilate(exclude.astype(np.uint8), np.ones((2 * pad + 1, 2 * pad + 1), np.uint8)) if pad else \
+        exclude.astype(np.uint8)
+    integral = cv2.integral(grown)  # (H + 1, W + 1): sums over [0, y) x [0, x)
+    for _ in range(tries):
+        side = max(8, int(round(rng.uniform(*side_range) * short)))
+        x0, y0 = int(rng.integers(0, W - side + 1)), int(rng.integers(0, H - side + 1))
+        x1, y1 = x0 + side, y0 + side
+        if integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0] == 0:
+            return x0, y0, side
+    return None
+
+
 def _downsample_depth(depth: np.ndarray, factor: int) -> np.ndarray:
     """Nearest-neighbour to 1/factor: the pixel nearest each output pixel's centre."""
     off = factor // 2
@@ -192,10 +244,15 @@ class HandDepthDataset(Dataset):
 
     seed : base seed of the augmentation; a sample's randomness is ``(seed, epoch, index)``, so a
         resumed run sees the same augmentations (call ``set_epoch`` each epoch).
+    hand_free, hand_free_share : folders (with mask/ for every frame, and depth) to cut hand-free
+        squares from, and their share of the samples (module docstring): the hand samples come
+        first, then ``round(share / (1 - share) x hand samples)`` hand-free ones, which go through
+        the folders' frames in turn.
     """
 
     def __init__(self, folders, input_size: int = 256, augmentation: Augmentation = Augmentation(),
-                 seed: int = 0, skip_bad: bool = False, foreground: str = "eq1"):
+                 seed: int = 0, skip_bad: bool = False, foreground: str = "eq1", hand_free=(),
+                 hand_free_share: float = 0.0):
         folders = [folders] if isinstance(folders, (str, Path)) else list(folders)
         if not folders:
             raise ValueError("HandDepthDataset needs at least one recording folder")
@@ -210,6 +267,19 @@ class HandDepthDataset(Dataset):
                                  f"every frame ({len(rec.frames_with('mask'))} of {len(rec)} have one)")
         self.foreground = foreground
         self.index = [(r, i) for r, rec in enumerate(self.recordings) for i in range(len(rec))]
+        hand_free = [hand_free] if isinstance(hand_free, (str, Path)) else list(hand_free)
+        if not (0.0 <= hand_free_share < 1.0):
+            raise ValueError(f"hand_free_share must be in [0, 1), got {hand_free_share}")
+        if hand_free_share > 0 and not hand_free:
+            raise ValueError("hand_free_share > 0 needs hand_free folders (full frames to cut hand-free squares from)")
+        self.free_recordings = [Recording(f, skip_bad=skip_bad) for f in hand_free] if hand_free_share > 0 else []
+        for rec in self.free_recordings:
+            if not rec.has_rgb or not (rec.has_depth or rec.has_depth_gt) or len(rec.frames_with("mask")) < len(rec):
+                raise ValueError(f"{rec.path}: hand-free squares need rgb/, depth/ (or depth_gt/) and mask/ for every "
+                                 f"frame (where the hands are)")
+        self.free_frames = [(r, i) for r, rec in enumerate(self.free_recordings) for i in range(len(rec))]
+        self.n_hand = len(self.index)
+        self.n_free = int(round(hand_free_share / (1.0 - hand_free_share) * self.n_hand)) if self.free_frames else 0
         self.input_size = input_size
         self.augmentation = augmentation
         self.seed = seed
@@ -219,9 +289,13 @@ class HandDepthDataset(Dataset):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.index)
+        return self.n_hand + self.n_free
 
     def __getitem__(self, i: int) -> Sample:
+        if not 0 <= i < len(self):
+            raise IndexError(f"sample {i} of {len(self)}")
+        if i >= self.n_hand:
+            return self._hand_free(i)
         r, k = self.index[i]
         rec = self.recordings[r]
         frame = rec[k]
@@ -246,6 +320,33 @@ class HandDepthDataset(Dataset):
                       torch.from_numpy(t.mask)[None], torch.from_numpy(t.relative)[None], name,
                       torch.from_numpy(heatmaps), torch.from_numpy(weights), torch.tensor(right),
                       torch.from_numpy(joint_uv))
+
+
+    def _hand_free(self, i: int) -> Sample:
+        """Sample ``i`` (``>= n_hand``): a hand-free square of the hand-free frames, from frame
+        ``(i - n_hand) mod frames`` on (the next frame when ``HAND_FREE_TRIES`` draws find none)."""
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, i]))
+        start = i - self.n_hand
+        for j in range(len(self.free_frames)):
+            r, k = self.free_frames[(start + j) % len(self.free_frames)]
+            rec = self.free_recordings[r]
+            frame = rec[k]
+            depth = frame.depth_gt_mm if frame.depth_gt_mm is not None else frame.depth_mm
+            square = hand_free_square(hand_exclusion(depth, frame.mask), rng)
+            if square is not None:
+                break
+        else:
+            raise ValueError(f"{', '.join(str(r.path) for r in self.free_recordings)}: no frame has a hand-free "
+                             f"square of {HAND_FREE_SIDE[0]:g}-{HAND_FREE_SIDE[1]:g} of its shorter side (hands "
+                             f"too large or too many: render wider frames, handrgbd synth --full-frame)")
+        x0, y0, side = square
+        rgb = np.ascontiguousarray(frame.rgb[y0:y0 + side, x0:x0 + side])
+        rgb = augment_frame(rgb, np.zeros((side, side), np.float32), self.input_size, self.augmentation, rng)[0]
+        s = self.input_size // 4
+        return Sample(torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(255.0),
+                      torch.zeros((1, s, s)), torch.full((1, s, s), BACKGROUND), f"{rec.path}/{frame.name}#hand-free",
+                      torch.zeros((NUM_JOINTS, s, s)), torch.ones(NUM_JOINTS), torch.tensor(-1.0),
+                      torch.full((NUM_JOINTS, 2), float("nan")))
 
 
 def collate(samples: list[Sample]) -> Sample:

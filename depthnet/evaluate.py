@@ -46,7 +46,8 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from depthnet.data import LOW_LIGHT_SEED, Augmentation, _downsample_depth, augment_pair, jpeg_roundtrip
+from depthnet.data import LOW_LIGHT_SEED, Augmentation, _downsample_depth, augment_pair, hand_exclusion, \
+    hand_free_square, jpeg_roundtrip
 from depthnet.data import low_light as take_in_low_light
 from depthnet.model import OUTPUT_STRIDE, DepthNet
 from depthnet.targets import DEPTH_SCALE_MM, make_targets, targets_from_mask
@@ -203,11 +204,7 @@ def _frames(net: DepthNet, rec: Recording, indices, batch: int = 8, source: str 
     for start in range(0, len(indices), batch):
         items = []
         for i in indices[start:start + batch]:
-            f = rec[int(i)]
-            if low_light is not None:  # the sensor's noise first, then the stream's compression
-                f = replace(f, rgb=take_in_low_light(f.rgb, low_light, np.random.default_rng((LOW_LIGHT_SEED, int(i)))))
-            if jpeg is not None:  # as a webcam's MJPEG or a video file would have delivered the frame
-                f = replace(f, rgb=jpeg_roundtrip(f.rgb, jpeg))
+            f = _degraded(rec[int(i)], int(i), jpeg, low_light)
             if crop is not None:
                 box = hand_box(f, crop, f.mask if source == "mask" else None)
                 if box is not None:
@@ -323,6 +320,79 @@ def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, f
             "side_accuracy": float(np.mean(side_hits)) if side_hits else None}
 
 
+#: hand-free squares scored per frame by ``hand_free_scores``, and the seed of their draws
+HAND_FREE_SQUARES = 3
+HAND_FREE_SEED = 2411
+
+
+def _degraded(f, index: int, jpeg: int | None, low_light: float | None):
+    """``f`` with its RGB taken in a dim scene (``low_light``, noise drawn from ``index``), then
+    JPEG-compressed (``jpeg``), as eval's options do to a frame; unchanged without them."""
+    if low_light is not None:  # the sensor's noise first, then the stream's compression
+        f = replace(f, rgb=take_in_low_light(f.rgb, low_light, np.random.default_rng((LOW_LIGHT_SEED, int(index)))))
+    if jpeg is not None:  # as a webcam's MJPEG or a video file would have delivered the frame
+        f = replace(f, rgb=jpeg_roundtrip(f.rgb, jpeg))
+    return f
+
+
+def hand_free_scores(net: DepthNet, folder: str | Path, max_frames: int | None = None, progress: bool | str = False,
+                     jpeg: int | None = None, low_light: float | None = None,
+                     squares: int = HAND_FREE_SQUARES) -> dict:
+    """How sure a keypoint network is of a hand where there is none, on full frames (rgb/,
+    depth/ or depth_gt/, mask/ for every frame; ``handrgbd synth --full-frame``): per frame the
+    square around the hand (``hand_box``, ``CROP_SCALE``) and ``squares`` hand-free squares
+    (``depthnet.data.hand_free_square``: away from the hands and what eq. 1 keeps with them,
+    drawn from the frame's index), each through the network alone. A candidate's score is its
+    keypoints' mean confidence, what the live localiser compares crops by. Returns
+    ``{"frames", "squares", "hand_confidence_median", "hand_free_confidence_median",
+    "hand_free_confidence_p90", "hand_free_surer_than_hand"`` (the share of hand-free squares
+    surer than the hand's square of the same frame), ``"hand_free_mask_fraction"`` (the mean
+    share of a hand-free square the predicted mask covers), ``"jpeg", "low_light"}``."""
+    from handrgbd.progress import Progress
+
+    if not net.config.keypoints:
+        raise ValueError("hand-free scores need a network with keypoint heads (how sure it is of a hand)")
+    rec = Recording(folder)
+    if not rec.has_rgb or not (rec.has_depth or rec.has_depth_gt) or len(rec.frames_with("mask")) < len(rec):
+        raise ValueError(f"{rec.path}: hand-free scores need rgb/, depth/ (or depth_gt/) and mask/ for every frame "
+                         f"(full frames: handrgbd synth --full-frame)")
+    n = len(rec) if max_frames is None else min(len(rec), max_frames)
+    indices = np.linspace(0, len(rec) - 1, n).round().astype(int) if n < len(rec) else np.arange(n)
+    was_training = net.training
+    net.eval()
+    hand_conf, free_conf, surer, free_mask = [], [], [], []
+    bar = Progress(n, "hand-free", "frame", progress)
+    for i in indices:
+        bar.update()
+        f = _degraded(rec[int(i)], int(i), jpeg, low_light)
+        box = hand_box(f, CROP_SCALE, f.mask)
+        if box is None:
+            continue
+        x0, y0, side = box
+        sure = float(np.mean(net.predict(f.crop(x0, y0, side, side).rgb).keypoint_confidence))
+        hand_conf.append(sure)
+        depth = f.depth_gt_mm if f.depth_gt_mm is not None else f.depth_mm
+        exclude, rng = hand_exclusion(depth, f.mask), np.random.default_rng((HAND_FREE_SEED, int(i)))
+        for _ in range(squares):
+            square = hand_free_square(exclude, rng)
+            if square is None:
+                break
+            x0, y0, side = square
+            pred = net.predict(f.crop(x0, y0, side, side).rgb)
+            free_conf.append(float(np.mean(pred.keypoint_confidence)))
+            surer.append(free_conf[-1] > sure)
+            free_mask.append(float(np.mean(pred.mask)))
+    bar.close()
+    net.train(was_training)
+    if not free_conf:
+        raise ValueError(f"{rec.path}: no frame has a hand and a hand-free square beside it")
+    return {"frames": len(hand_conf), "squares": len(free_conf), "hand_confidence_median": float(np.median(hand_conf)),
+            "hand_free_confidence_median": float(np.median(free_conf)),
+            "hand_free_confidence_p90": float(np.percentile(free_conf, 90)),
+            "hand_free_surer_than_hand": float(np.mean(surer)), "hand_free_mask_fraction": float(np.mean(free_mask)),
+            "jpeg": jpeg, "low_light": low_light}
+
+
 #: 2D PCK: a joint is correct within this fraction of the larger side of the true joints' box
 PCK_FRACTION = 0.2
 
@@ -394,6 +464,9 @@ def build_parser() -> CommandParser:
     p.add_argument("--low-light", type=number(1, 1000), default=None, metavar="GAIN",
                    help="take each frame's RGB first as a camera would in a scene GAIN times dimmer (its gain "
                         "raised as much: shot and read noise; before --jpeg)")
+    p.add_argument("--hand-free", action="store_true",
+                   help="full frames (with mask/): instead of E, how sure the keypoints are of a hand in squares "
+                        "without one, against the hand's own square (what the live localiser compares)")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     p.add_argument("--foreground", choices=FOREGROUNDS, default="auto",
                    help="the true hand: auto = the network's own (eq1 networks: depth_gt/, eq. 1 on clean depth, "
@@ -411,6 +484,12 @@ def eval_main(argv: list[str] | None = None) -> int:
         out = check_outputs(args.out, EVAL_OUTPUTS, args.overwrite) if args.out else None
         net = DepthNet.load(args.weights) if args.weights else DepthNet.from_pretrained()
         spread, frames = (None, args.frames) if isinstance(args.frames, slice) else (args.frames, None)
+        if args.hand_free:
+            if out or args.crop or frames is not None:
+                raise ValueError("--hand-free scores whole frames and prints its numbers: without --out, --crop "
+                                 "and a frame range A:B (--frames N spreads N frames)")
+            return _print_hand_free(hand_free_scores(net, args.data, spread, "log" if args.no_progress else not args.json,
+                                                     args.jpeg, args.low_light), args.json)
         m = finite_or_none(evaluate(net, args.data, spread, figure=out / "qualitative.png" if out else None,
                                     progress="log" if args.no_progress else not args.json,
                                     foreground=args.foreground, frames=frames, crop=args.crop,
@@ -456,6 +535,19 @@ def eval_main(argv: list[str] | None = None) -> int:
             e = "-" if b["depth_error_mm"] is None else f"{b['depth_error_mm']:.2f} mm"
             print(f"  hand covers {b['hand_fraction'][0]:.0%}-{b['hand_fraction'][1]:.0%} of the image: "
                   f"E = {e} over {b['frames']} frames")
+    return 0
+
+
+def _print_hand_free(m: dict, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(m, allow_nan=False))
+        return 0
+    seen = "".join([f", RGB taken at gain {m['low_light']:g} in a dim scene" if m["low_light"] else "",
+                    f", RGB JPEG-compressed at quality {m['jpeg']}" if m["jpeg"] else ""])
+    print(f"hand-free squares: {m['squares']} in {m['frames']} frames{seen}; mean keypoint confidence, median "
+          f"{m['hand_free_confidence_median']:.3f}, 90th percentile {m['hand_free_confidence_p90']:.3f} (the hands' "
+          f"squares: median {m['hand_confidence_median']:.3f}); surer than their frame's hand: "
+          f"{m['hand_free_surer_than_hand']:.1%}; predicted mask: {m['hand_free_mask_fraction']:.1%} of a square")
     return 0
 
 

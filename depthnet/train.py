@@ -120,6 +120,14 @@ class TrainConfig:
     #: divergence from the normalised Gaussian (the network's ``keypoint_maps`` follow: "softmax"
     #: for the last, else "gaussian")
     keypoint_loss: str = "heatmap"
+    #: full-frame folders to cut hand-free squares from, and their share of each epoch's samples
+    #: (``depthnet.data.HandDepthDataset``; 0: none, the paper's data)
+    hand_free: tuple[str, ...] = ()
+    hand_free_share: float = 0.0
+    #: HAND_FREE_LOSSES: what a hand-free square trains: ``all`` its mask, depth and keypoint
+    #: targets; ``keypoints`` its flat keypoint maps alone (the stages' mask and depth losses
+    #: leave it out: the localiser reads the keypoints' confidence, the tracker the mask and depth)
+    hand_free_losses: str = "all"
     #: train the heads alone on cached features of the (``init``) stages, which stay unchanged
     freeze_stages: bool = False
     feature_passes: int = 1             # with freeze_stages: differently augmented passes cached
@@ -142,6 +150,17 @@ class TrainConfig:
         if self.keypoint_loss != "heatmap" and not self.model_config.keypoints:
             raise ValueError(f"keypoint_loss {self.keypoint_loss!r} needs a network with keypoint heads "
                              f"(--preset cpu+keypoints or paper+keypoints)")
+        if not 0.0 <= self.hand_free_share < 1.0:
+            raise ValueError(f"hand_free_share must be in [0, 1), not {self.hand_free_share}")
+        if self.hand_free_share > 0 and not self.hand_free:
+            raise ValueError("--hand-free-share needs --hand-free FOLDERS (full frames to cut hand-free squares from)")
+        if self.hand_free_losses not in HAND_FREE_LOSSES:
+            raise ValueError(f"hand_free_losses must be one of {HAND_FREE_LOSSES}, not {self.hand_free_losses!r}")
+        if self.hand_free_losses == "keypoints" and self.hand_free_share > 0 and not self.model_config.keypoints:
+            raise ValueError("--hand-free-losses keypoints needs a network with keypoint heads")
+        if self.hand_free_share > 0 and self.freeze_stages:
+            raise ValueError("--hand-free trains the stages too (a hand-free square's mask and depth): not with "
+                             "--freeze-stages")
         if self.feature_passes < 1:
             raise ValueError(f"feature_passes must be >= 1, not {self.feature_passes}")
         if self.freeze_stages and not (self.model_config.keypoints or self.model_config.handedness):
@@ -199,6 +218,14 @@ def planar_error(error: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(ok, (r * k).sum(1) / n.clamp(min=1.0), 0.0)
 
 
+def stage_samples(joint_uv: torch.Tensor, hand_free_losses: str = "all") -> torch.Tensor:
+    """``(B,) bool``: the samples the stages' mask and depth losses take, given the batch's
+    ``joint_uv (B, K, 2)``: all of them, or with ``hand_free_losses="keypoints"`` all but the
+    hand-free squares (no joint anywhere: every position NaN)."""
+    every = torch.ones(joint_uv.shape[0], dtype=torch.bool)
+    return every if hand_free_losses == "all" else ~torch.isnan(joint_uv).flatten(1).all(1)
+
+
 def stage_losses(stages: torch.Tensor, mask_stages: int, mask: torch.Tensor, relative: torch.Tensor,
                  hand_weight: float = 1.0, plane_weight: float = 0.0) -> torch.Tensor:
     """``(S,)`` per-stage MSE: stages ``(B, S, 1, h, w)``; the first ``mask_stages`` against
@@ -239,6 +266,8 @@ SIDE_LOSS_WEIGHT = 0.2
 #: head. The heatmap MSE's gradient is tiny while the maps are near empty: empty maps score
 #: 0.049, and heads on frozen stages still scored 0.044 after 1,500 steps (depthnet.md)
 KEYPOINT_LOSSES = ("heatmap", "integral", "softmax")
+#: what a hand-free sample trains (``TrainConfig.hand_free_losses``)
+HAND_FREE_LOSSES = ("all", "keypoints")
 #: soft-argmax sharpness: ``softmax(INTEGRAL_BETA * heatmap)`` over the map (heatmaps peak at 1)
 INTEGRAL_BETA = 20.0
 #: the integral term: L1 of the soft-argmax coordinates in map widths, times this
@@ -257,10 +286,12 @@ def soft_argmax(heatmaps: torch.Tensor, beta: float = INTEGRAL_BETA) -> torch.Te
 
 def softmax_divergence(logits: torch.Tensor, target_heatmaps: torch.Tensor) -> torch.Tensor:
     """``(B, K, h, w)`` logits and Gaussian targets -> ``(B, K)``: KL(target || softmax(logits))
-    over each map's pixels, the target normalised to sum 1 (an empty target, a joint outside the
-    map, gives 0)."""
+    over each map's pixels, the target normalised to sum 1; an empty target (a joint outside
+    the map, weighed 0; or no joint anywhere, a hand-free sample) is a flat map: the network's
+    answer where there is no joint to find."""
     t = target_heatmaps.flatten(2)
-    t = t / t.sum(-1, keepdim=True).clamp_min(1e-12)
+    total = t.sum(-1, keepdim=True)
+    t = torch.where(total > 0, t / total.clamp_min(1e-12), 1.0 / t.shape[-1])
     log_p = torch.log_softmax(logits.flatten(2), dim=-1)
     return (t * (torch.log(t.clamp_min(1e-12)) - log_p)).sum(-1)
 
@@ -286,9 +317,10 @@ def head_losses(heatmaps: torch.Tensor | None, handedness: torch.Tensor | None, 
     visible, less hidden, 0 outside the image or without joints; averaged over the batch's
     joints and pixels, times ``KEYPOINT_LOSS_WEIGHT``; with ``keypoint_loss="integral"`` plus
     the weighted L1 distance of ``soft_argmax`` to ``joint_uv (B, 21, 2)`` in map widths, times
-    ``INTEGRAL_LOSS_WEIGHT``; with ``keypoint_loss="softmax"`` ``heatmaps`` are the head's
-    logits and the loss is each map's ``softmax_divergence`` from its normalised target, times
-    its weight, averaged over the batch's joints) and the side loss (binary cross-entropy of the
+    ``INTEGRAL_LOSS_WEIGHT`` (none for a joint without ``joint_uv``, NaN: a hand-free sample's);
+    with ``keypoint_loss="softmax"`` ``heatmaps`` are the head's logits and the loss is each
+    map's ``softmax_divergence`` from its normalised target (flat where it is empty), times its
+    weight, averaged over the batch's joints) and the side loss (binary cross-entropy of the
     right-hand logits ``(B,)`` against ``right`` in {0, 1}, samples with -1 left out, times
     ``SIDE_LOSS_WEIGHT``).
     A head that is None gives 0."""
@@ -305,6 +337,7 @@ def head_losses(heatmaps: torch.Tensor | None, handedness: torch.Tensor | None, 
             if joint_uv is None:
                 raise ValueError("the integral keypoint loss needs joint_uv")
             l1 = (soft_argmax(heatmaps) - joint_uv).abs().sum(-1) / heatmaps.shape[-1]
+            l1 = torch.where(torch.isfinite(l1), l1, 0.0)  # no joint anywhere (a hand-free sample): no place to be
             kp = kp + INTEGRAL_LOSS_WEIGHT * (joint_weights * l1).sum() / joint_weights.numel()
     side = zero
     known = right >= 0
@@ -485,10 +518,16 @@ def train(config: TrainConfig, resume: bool = False, progress: bool | str = True
         check_outputs(run_dir, TRAIN_OUTPUTS, overwrite=resume, remedy="pass --resume to continue that run")
     torch.manual_seed(config.seed)
     data = HandDepthDataset(config.data, config.model_config.input_size, config.augmentation, config.seed,
-                            foreground=config.model_config.foreground)
+                            foreground=config.model_config.foreground, hand_free=config.hand_free,
+                            hand_free_share=config.hand_free_share)
     for folder in config.val:  # validation folders fail now, not after the first epoch
         Recording(folder)
-    n = len(data) if config.max_frames is None else min(len(data), config.max_frames)
+    n = data.n_hand if config.max_frames is None else min(data.n_hand, config.max_frames)
+    # the samples an epoch draws from: hand frames 0..n-1 (``max_frames``), then the hand-free
+    # squares' share of them (the dataset's samples from n_hand on)
+    n_free = min(data.n_free, int(round(config.hand_free_share / (1.0 - config.hand_free_share) * n)))
+    samples = np.concatenate([np.arange(n), data.n_hand + np.arange(n_free)])
+    n = len(samples)
     steps_per_epoch = (n // world) // config.batch_size
     if steps_per_epoch < 1:
         raise ValueError(f"--batch-size: {n} training frames (--data, --max-frames) over {world} process(es) do not "
@@ -556,7 +595,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool | str = True
             cached = _feature_pass(net, data, n, epoch % config.feature_passes, run_dir / "features",
                                    config.batch_size, config.workers, device, progress if rank == 0 else False)
         data.set_epoch(epoch)
-        order = _epoch_order(n, config.seed, epoch)  # frames 0..n-1 (``max_frames``), shuffled per epoch
+        order = samples[_epoch_order(n, config.seed, epoch)]  # ``samples``, shuffled per epoch
         shard = order[rank::world][: steps_per_epoch * config.batch_size]
         model.train()
         first = start_step if epoch == start_epoch else 0
@@ -579,10 +618,14 @@ def train(config: TrainConfig, resume: bool = False, progress: bool | str = True
                 loss = heads.sum()
             else:
                 pred = model(batch.rgb.to(device, non_blocking=True))
-                losses = stage_losses(pred.stages, config.model_config.mask_stages,
-                                      batch.mask.to(device, non_blocking=True),
-                                      batch.relative.to(device, non_blocking=True), config.hand_weight,
-                                      config.plane_weight)
+                kept = stage_samples(batch.joint_uv, config.hand_free_losses).to(device)
+                if not bool(kept.any()):  # hand-free squares alone, left out of the stages' losses
+                    losses = pred.stages.new_zeros(pred.stages.shape[1])
+                else:
+                    losses = stage_losses(pred.stages[kept], config.model_config.mask_stages,
+                                          batch.mask.to(device, non_blocking=True)[kept],
+                                          batch.relative.to(device, non_blocking=True)[kept], config.hand_weight,
+                                          config.plane_weight)
                 heads = head_losses(pred.keypoint_logits, pred.handedness, batch.heatmaps.to(device, non_blocking=True),
                                     batch.joint_weights.to(device, non_blocking=True),
                                     batch.right.to(device, non_blocking=True),
@@ -719,6 +762,15 @@ def build_parser() -> CommandParser:
     p.add_argument("--low-light-prob", type=number(0, 1), default=0.0, metavar="P",
                    help="also take this share of samples as in a dim scene, at a gain drawn from 2-16 (shot and "
                         "read noise, depthnet.data.low_light; before JPEG); 0: off")
+    p.add_argument("--hand-free", nargs="+", default=[], metavar="DIR",
+                   help="full-frame recordings (handrgbd synth --full-frame) to cut hand-free squares from: samples "
+                        "whose answer is no hand (mask 0, flat keypoint maps), which teach the network to be unsure "
+                        "of faces, skin-coloured objects and clutter (the live localiser trusts its surest crop)")
+    p.add_argument("--hand-free-share", type=number(0, 0.9), default=0.0, metavar="S",
+                   help="the hand-free squares' share of each epoch's samples (0: none)")
+    p.add_argument("--hand-free-losses", choices=HAND_FREE_LOSSES, default="all",
+                   help="what the hand-free squares train: all (no mask, background depth, flat keypoint maps) "
+                        "or keypoints (the flat maps alone; the mask and depth losses leave them out)")
     p.add_argument("--resume", action="store_true", help="continue RUN/checkpoint.pt")
     p.add_argument("--init", type=existing_file, default=None, metavar="WEIGHTS",
                    help="start from these weights (fine-tuning; same model config); a resume ignores it")
@@ -758,7 +810,8 @@ def train_main(argv: list[str] | None = None) -> int:
                              init=args.init, device=args.device, workers=args.workers, hand_weight=args.hand_weight,
                              plane_weight=args.plane_weight, stage_lr_scale=args.stage_lr_scale,
                              lr_step_epochs=args.lr_step, freeze_stages=args.freeze_stages,
-                             feature_passes=args.feature_passes,
+                             feature_passes=args.feature_passes, hand_free=tuple(args.hand_free),
+                             hand_free_share=args.hand_free_share, hand_free_losses=args.hand_free_losses,
                              keypoint_loss=args.keypoint_loss or ("softmax" if (model or PRESETS[args.preset]).keypoints
                                                                   else "heatmap"))
         metrics = train(config, resume=args.resume, progress="log" if args.no_progress else True)

@@ -141,8 +141,8 @@ def test_soft_argmax_and_the_integral_loss():
 
 def test_softmax_divergence_against_numpy_and_at_the_target():
     """The softmax loss is KL(normalised target || softmax(logits)), as plain numpy computes it:
-    0 when the logits are the target's logarithm, 0 for an empty target (a joint outside the map),
-    larger for a map peaking elsewhere."""
+    0 when the logits are the target's logarithm, larger for a map peaking elsewhere; an empty
+    target (no joint in the map: weighed 0, or a hand-free sample) is a flat map."""
     from depthnet.train import head_losses, softmax_divergence
 
     rows, cols = np.mgrid[0:12, 0:10]
@@ -152,9 +152,11 @@ def test_softmax_divergence_against_numpy_and_at_the_target():
     p = np.exp(logits - logits.max())
     p /= p.sum()
     expected = (t * np.log(np.maximum(t, 1e-300) / p)).sum()
+    flat = (np.log(1.0 / p.size / p) / p.size).sum()
     maps = torch.from_numpy(np.stack([target, np.zeros_like(target)])[None]).float()
     got = softmax_divergence(torch.from_numpy(np.stack([logits, logits])[None]).float(), maps)
-    np.testing.assert_allclose(got.numpy(), [[expected, 0.0]], rtol=1e-4)
+    np.testing.assert_allclose(got.numpy(), [[expected, flat]], rtol=1e-4)
+    assert flat > 0.1 and abs(softmax_divergence(torch.zeros(1, 1, 12, 10), maps[:, 1:]).item()) < 1e-6
     at = softmax_divergence(torch.log(maps[:, :1].clamp_min(1e-30)), maps[:, :1])
     assert abs(at.item()) < 1e-4
     w = torch.ones(1, 2)
@@ -384,3 +386,177 @@ def test_frozen_stages_refuse_what_they_cannot_train(tmp_path):
     with pytest.raises(SystemExit):
         train_main(["--data", EMBEDDED, "--out", str(tmp_path / "r2"), "--preset", "cpu", "--keypoint-head",
                     "hourglass"])
+
+
+def _full_frames(path, frames: int = 2, hand_box=(8, 10, 40, 44)):
+    """A full-frame recording (120 x 160): a red hand in ``hand_box`` (x0, y0, x1, y1) at
+    500-520 mm, a green forearm beside it at 600 mm (eq. 1 keeps it), a blue wall at 1,500 mm."""
+    from handrgbd.camera import CameraIntrinsics
+    from handrgbd.recording import RecordingWriter
+
+    x0, y0, x1, y1 = hand_box
+    rgb = np.zeros((120, 160, 3), np.uint8)
+    rgb[..., 2] = 200
+    depth = np.full((120, 160), 1500.0, np.float32)
+    hand = np.zeros((120, 160), bool)
+    hand[y0:y1, x0:x1] = True
+    rgb[hand] = (255, 0, 0)
+    depth[hand] = 500.0 + 20.0 * np.random.default_rng(0).random(hand.sum())
+    rgb[y1:y1 + 20, x0:x1] = (0, 255, 0)
+    depth[y1:y1 + 20, x0:x1] = 600.0
+    writer = RecordingWriter(path, CameraIntrinsics(150.0, 150.0, 79.5, 59.5, 160, 120),
+                             expect=("rgb", "depth", "mask"))
+    for i in range(frames):
+        writer.write_frame(i, rgb=rgb, depth_mm=depth, mask=hand)
+    return path
+
+
+def test_hand_free_squares_keep_away_from_the_hands_and_what_eq1_keeps_with_them():
+    from depthnet.data import hand_exclusion, hand_free_square
+
+    depth = np.full((60, 80), 1500.0, np.float32)
+    hand = np.zeros((60, 80), bool)
+    hand[5:20, 10:25] = True
+    depth[hand] = 500.0
+    depth[20:30, 10:25] = 750.0  # an arm 250 mm behind the hand's nearest: eq. 1 keeps it
+    depth[40:50, 60:70] = 900.0  # a box 400 mm behind: it does not
+    ex = hand_exclusion(depth, hand)
+    assert ex[hand].all() and ex[20:30, 10:25].all() and not ex[40:50, 60:70].any() and ex.sum() == 15 * 25
+    rng = np.random.default_rng(3)
+    squares = [hand_free_square(ex, rng, gap=0.05) for _ in range(200)]
+    found = [s for s in squares if s is not None]
+    assert len(found) > 150
+    pad = 3  # ceil(0.05 x 60)
+    for x0, y0, side in found:
+        assert 0 <= x0 and 0 <= y0 and x0 + side <= 80 and y0 + side <= 60 and 12 <= side <= 48
+        assert not ex[max(y0 - pad, 0):y0 + side + pad, max(x0 - pad, 0):x0 + side + pad].any()
+    assert hand_free_square(np.ones((60, 80), bool), rng) is None
+
+
+def test_hand_free_samples_show_no_hand_and_ask_for_none(tmp_path):
+    """The dataset appends the share of hand-free squares; each is cut away from the hand and its
+    forearm (no red or green pixel) and its targets say no hand: mask 0, background depth, every
+    joint weighed with an empty map, side unknown, no joint position."""
+    frames = _full_frames(tmp_path / "full")
+    aug = Augmentation(color_jitter=0.0)  # flipped, rotated, cropped: black where it leaves the square
+    data = HandDepthDataset(EMBEDDED, 64, aug, seed=2, hand_free=[frames], hand_free_share=0.2)
+    n = len(Recording(EMBEDDED))
+    assert data.n_hand == n and len(data) == n + round(0.25 * n)
+    for i in range(n, len(data)):
+        s = data[i]
+        rgb = (s.rgb.numpy() * 255).round()
+        assert (rgb[2] > 170).mean() > 0.4 and (rgb[:2] == 0).all()
+        assert s.mask.abs().sum() == 0 and (s.relative == 1.0).all() and s.heatmaps.abs().sum() == 0
+        assert (s.joint_weights == 1).all() and s.right.item() == -1.0 and torch.isnan(s.joint_uv).all()
+        assert s.name.endswith("#hand-free")
+    again = HandDepthDataset(EMBEDDED, 64, aug, seed=2, hand_free=[frames], hand_free_share=0.2)
+    assert torch.equal(again[n].rgb, data[n].rgb)  # (seed, epoch, index) decide it
+    assert torch.equal(HandDepthDataset(EMBEDDED, 64, aug, seed=2)[0].rgb, data[0].rgb)  # hand samples as before
+    data.set_epoch(1)
+    assert not torch.equal(again[n].rgb, data[n].rgb)
+
+
+def test_hand_free_losses_ask_for_flat_or_empty_maps():
+    """A hand-free sample's keypoint loss: the softmax maps' divergence from a flat map (0 when
+    flat, more when peaked), the Gaussian maps' MSE against zero, and no integral term (its joints
+    have no position)."""
+    from depthnet.train import head_losses
+
+    t = torch.zeros(1, 21, 8, 8)
+    w, right, uv = torch.ones(1, 21), torch.tensor([-1.0]), torch.full((1, 21, 2), float("nan"))
+    flat = head_losses(torch.zeros(1, 21, 8, 8), None, t, w, right, uv, "softmax")[0].item()
+    peaked = torch.zeros(1, 21, 8, 8)
+    peaked[..., 3, 4] = 5.0
+    sharp = head_losses(peaked, None, t, w, right, uv, "softmax")[0].item()
+    assert abs(flat) < 1e-6 and sharp > 1.0
+    for loss in ("heatmap", "integral"):
+        got = head_losses(peaked / 5.0, None, t, w, right, uv, loss)[0].item()
+        assert np.isfinite(got) and got == pytest.approx(20.0 * 21 / 64 / 21, rel=1e-5)  # one pixel of 1 in 64
+
+
+def test_hand_free_squares_refuse_what_they_cannot_use(tmp_path):
+    from depthnet.train import TrainConfig
+
+    frames = _full_frames(tmp_path / "full")
+    with pytest.raises(ValueError, match="needs hand_free folders"):
+        HandDepthDataset(EMBEDDED, 64, hand_free_share=0.2)
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        HandDepthDataset(EMBEDDED, 64, hand_free=[frames], hand_free_share=1.0)
+    unlabelled = _full_frames(tmp_path / "unlabelled")
+    (unlabelled / "mask" / "000001.png").unlink()
+    with pytest.raises(ValueError, match="mask/ for every frame"):
+        HandDepthDataset(EMBEDDED, 64, hand_free=[unlabelled], hand_free_share=0.2)
+    huge = _full_frames(tmp_path / "huge", hand_box=(0, 0, 160, 100))
+    data = HandDepthDataset(EMBEDDED, 64, hand_free=[huge], hand_free_share=0.2)
+    with pytest.raises(ValueError, match="no frame has a hand-free square"):
+        data[data.n_hand]
+    with pytest.raises(ValueError, match="--hand-free FOLDERS"):
+        TrainConfig((str(EMBEDDED),), str(tmp_path / "run"), hand_free_share=0.2)
+    with pytest.raises(ValueError, match="freeze-stages"):
+        TrainConfig((str(EMBEDDED),), str(tmp_path / "run"), preset="cpu+keypoints", keypoint_loss="softmax",
+                    hand_free=(str(frames),), hand_free_share=0.2, freeze_stages=True)
+
+
+class _ColourNet:
+    """A stand-in keypoint network: as sure of a hand as the share of the image in ``colour``
+    (0 red, 2 blue), and its mask is those pixels."""
+
+    def __init__(self, channel: int):
+        from types import SimpleNamespace
+
+        self.config, self.training, self.channel = SimpleNamespace(keypoints=21), False, channel
+
+    def eval(self):
+        return self
+
+    def train(self, mode: bool = True):
+        return self
+
+    def predict(self, rgb):
+        from types import SimpleNamespace
+
+        mine = rgb[..., self.channel] > 150
+        return SimpleNamespace(keypoint_confidence=np.full(21, mine.mean()), mask=mine)
+
+
+def test_hand_free_scores_compare_each_square_with_its_frames_hand(tmp_path):
+    from depthnet.evaluate import HAND_FREE_SQUARES, hand_free_scores
+
+    frames = _full_frames(tmp_path / "full", frames=3)
+    red = hand_free_scores(_ColourNet(0), frames)
+    assert red["frames"] == 3 and red["squares"] == 3 * HAND_FREE_SQUARES
+    assert red["hand_confidence_median"] > 0.3 and red["hand_free_confidence_p90"] == 0.0
+    assert red["hand_free_surer_than_hand"] == 0.0 and red["hand_free_mask_fraction"] == 0.0
+    blue = hand_free_scores(_ColourNet(2), frames)  # the wall: every hand-free square is all wall
+    assert blue["hand_free_confidence_median"] == 1.0 and blue["hand_free_surer_than_hand"] == 1.0
+    assert blue["hand_free_mask_fraction"] == 1.0 and blue["hand_confidence_median"] < 0.7
+    assert hand_free_scores(_ColourNet(0), frames) == red  # the squares are drawn from the frame index
+    with pytest.raises(ValueError, match="keypoint heads"):
+        net = _ColourNet(0)
+        net.config.keypoints = 0
+        hand_free_scores(net, frames)
+    (frames / "mask" / "000002.png").unlink()
+    with pytest.raises(ValueError, match="mask/ for every frame"):
+        hand_free_scores(_ColourNet(0), frames)
+
+
+def test_a_run_with_hand_free_squares_draws_their_share_and_can_leave_them_to_the_keypoints(tmp_path):
+    """Each epoch draws the hand frames and the share of hand-free squares (4 + 4 samples: 4 steps
+    of 2); with ``hand_free_losses="keypoints"`` the stages' losses take the hand samples alone."""
+    from depthnet.train import TrainConfig, stage_samples, train
+    from synth.generator import SynthConfig, generate
+
+    uv = torch.zeros(3, 21, 2)
+    uv[1] = float("nan")
+    assert stage_samples(uv).tolist() == [True, True, True]
+    assert stage_samples(uv, "keypoints").tolist() == [True, False, True]
+    generate(tmp_path / "d", 4, seed=2, config=SynthConfig(size=64), progress=False)
+    frames = _full_frames(tmp_path / "full")
+    for losses in ("all", "keypoints"):
+        cfg = TrainConfig((str(tmp_path / "d"),), str(tmp_path / losses), model=TINY_KP, epochs=1, batch_size=2,
+                          val_frames=None, keypoint_loss="softmax", hand_free=(str(frames),), hand_free_share=0.5,
+                          hand_free_losses=losses)
+        m = train(cfg, progress=False)
+        assert m["steps"] == 4 and np.isfinite(m["train_loss"])
+    with pytest.raises(ValueError, match="hand_free_losses"):
+        TrainConfig((str(EMBEDDED),), str(tmp_path / "run"), hand_free_losses="mask")
