@@ -154,7 +154,7 @@ class HandTracker:
             try:
                 r = self._rgb_route(camera).process(np.ascontiguousarray(rgb))
             except BaseException:
-                if first:  # a first frame that fails decides nothing
+                if first and self._rgb is not None:  # a first frame that fails decides nothing
                     self._rgb.close()
                     self._rgb = None
                 raise
@@ -168,7 +168,7 @@ class HandTracker:
             try:
                 r = self._depth_route(camera).step(depth, rgb=rgb)
             except BaseException:
-                if first:  # a first frame that fails decides nothing
+                if first and self._depth is not None:  # a first frame that fails decides nothing
                     self._depth.close()
                     self._depth = None
                 raise

@@ -24,16 +24,18 @@ def test_the_docs_example_runs(capsys, monkeypatch):
 
 
 def test_rgb_and_rgbd_routes_against_truth():
-    """Frames 0-3 of the embedded sequence (a left hand) with its intrinsics, from an automatic
-    start: mean joint error at frame 3 33 mm RGB only (the distance comes from the silhouette),
-    16 mm RGB-D; the bounds leave room for the PSO's randomness, not for a wrong hand."""
+    """Frames 0-7 of the embedded sequence (a left hand) with its intrinsics, from an automatic
+    start: mean joint error at frame 7 11-26 mm RGB only over tracker seeds 0-5 (19 at seed 0;
+    the distance comes from the silhouette and the keypoints), under 10 mm RGB-D; the bounds leave
+    room for the PSO's randomness, not for a wrong hand. (At frame 3 the RGB-only fit can still
+    sit past the tracker's loss threshold, confidence 0, while it converges.)"""
     rec = Recording(DATA)
     for depth, bound in ((False, 45.0), (True, 25.0)):
         with HandTracker(camera=rec.camera, side="left") as t:
-            for i in range(4):
+            for i in range(8):
                 r = t.process(rec[i].rgb, rec[i].depth_mm if depth else None)
             assert r.status == "tracked" and r.side == "left" and 0.0 < r.confidence <= 1.0
-            assert np.linalg.norm(r.joints_mm - rec.joints_mm[3], axis=1).mean() < bound
+            assert np.linalg.norm(r.joints_mm - rec.joints_mm[7], axis=1).mean() < bound
             np.testing.assert_allclose(r.joints_px, rec.camera.project(r.joints_mm))
             assert r.mask.shape == r.depth_mm.shape == (rec.camera.height, rec.camera.width) and r.mask.any()
             assert (r.depth_mm[~r.mask] == 0).all() and (r.depth_mm[r.mask] > 0).all() and r.params.shape == (27,)
@@ -68,3 +70,15 @@ def test_a_failing_first_frame_decides_no_route():
         assert t.process(rec[0].rgb).status in ("tracked", "lost", "no_hand")  # RGB only is still open
     with pytest.raises(ValueError, match="seed"):
         HandTracker(seed=-3)
+
+
+def test_a_route_that_cannot_start_says_why(tmp_path):
+    """Weights that cannot be read fail the first frame with their own error (naming the file),
+    not with one about the route that was never made; the other route stays open."""
+    rec = Recording(DATA)
+    bad = tmp_path / "weights.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with HandTracker(camera=rec.camera, weights=str(bad)) as t:
+        with pytest.raises(ValueError, match="weights.pt"):
+            t.process(rec[0].rgb)
+        assert t.process(rec[0].rgb, rec[0].depth_mm).status in ("tracked", "lost", "no_hand")
