@@ -41,7 +41,7 @@ else
     : "${DEVICE:=auto}" "${CHECKPOINT_EVERY:=100}"
 fi
 : "${LR:=2e-4}" "${JPEG:=0.5}" "${LOW_LIGHT:=0.3}" "${WORKERS:=$((CORES > 2 ? CORES - 1 : 0))}" "${DATA:=/tmp/handrgbd_device_data}"
-: "${INIT:=depthnet/weights/depthnet_cpu_d8c0fd959a.pt}"
+: "${INIT:=depthnet/weights/depthnet_cpu_b650b2459a.pt}"
 
 step() { echo "== $(date -u +%H:%M:%S) $*"; }
 
