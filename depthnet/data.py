@@ -51,7 +51,7 @@ from handrgbd.joints import NUM_JOINTS, hand_side
 from handrgbd.recording import Recording
 
 __all__ = ["Augmentation", "HandDepthDataset", "Sample", "augment_pair", "augment_matrix", "collate",
-           "hand_free_square", "jpeg_roundtrip", "low_light"]
+           "hand_exclusion", "hand_free_square", "jpeg_roundtrip", "low_light"]
 
 
 @dataclass(frozen=True)

@@ -152,6 +152,8 @@ class TrainConfig:
                              f"(--preset cpu+keypoints or paper+keypoints)")
         if not 0.0 <= self.hand_free_share < 1.0:
             raise ValueError(f"hand_free_share must be in [0, 1), not {self.hand_free_share}")
+        if self.hand_free and self.hand_free_share == 0:
+            raise ValueError("--hand-free needs --hand-free-share S > 0 (the share of samples cut from those folders)")
         if self.hand_free_share > 0 and not self.hand_free:
             raise ValueError("--hand-free-share needs --hand-free FOLDERS (full frames to cut hand-free squares from)")
         if self.hand_free_losses not in HAND_FREE_LOSSES:

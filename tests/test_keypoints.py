@@ -492,6 +492,8 @@ def test_hand_free_squares_refuse_what_they_cannot_use(tmp_path):
         data[data.n_hand]
     with pytest.raises(ValueError, match="--hand-free FOLDERS"):
         TrainConfig((str(EMBEDDED),), str(tmp_path / "run"), hand_free_share=0.2)
+    with pytest.raises(ValueError, match="--hand-free-share S > 0"):
+        TrainConfig((str(EMBEDDED),), str(tmp_path / "run"), hand_free=(str(frames),))
     with pytest.raises(ValueError, match="freeze-stages"):
         TrainConfig((str(EMBEDDED),), str(tmp_path / "run"), preset="cpu+keypoints", keypoint_loss="softmax",
                     hand_free=(str(frames),), hand_free_share=0.2, freeze_stages=True)
