@@ -132,8 +132,7 @@ def _accuracy(first: tuple, videos: int, frames: int, net, keypoints: bool, part
     rendered videos' numbers pooled over every video and tracker seed, with each video's MPJPE
     (the mean over the tracker seeds), their median, each tracker seed's pooled MPJPE,
     ``"jpeg": {quality: the same}`` and ``"low_light": {gain: the same}``."""
-    from depthnet.data import LOW_LIGHT_SEED, jpeg_roundtrip
-    from depthnet.data import low_light as take_in_low_light
+    from depthnet.data import LOW_LIGHT_SEED, degraded
     from live.pipeline import LivePipeline
     from tracker.metrics import mpjpe, pa_mpjpe
 
@@ -141,9 +140,8 @@ def _accuracy(first: tuple, videos: int, frames: int, net, keypoints: bool, part
         if variant is None:
             return rgb
         kind, value = variant
-        if kind == "jpeg":
-            return jpeg_roundtrip(rgb, value)
-        return take_in_low_light(rgb, value, np.random.default_rng((LOW_LIGHT_SEED, seed, n)))
+        return degraded(rgb, **{"jpeg" if kind == "jpeg" else "low_light_gain": value},
+                        rng=np.random.default_rng((LOW_LIGHT_SEED, seed, n)))
 
     variants = (None, *(("jpeg", q) for q in jpeg), *(("low_light", g) for g in low_light))
     runs = [(v, t) for v in variants for t in tracker_seeds]

@@ -51,7 +51,7 @@ from handrgbd.joints import NUM_JOINTS, hand_side
 from handrgbd.recording import Recording
 
 __all__ = ["Augmentation", "HandDepthDataset", "Sample", "augment_pair", "augment_matrix", "collate",
-           "hand_exclusion", "hand_free_square", "jpeg_roundtrip", "low_light"]
+           "check_hand_free_source", "degraded", "hand_exclusion", "hand_free_square", "jpeg_roundtrip", "low_light"]
 
 
 @dataclass(frozen=True)
@@ -191,6 +191,20 @@ def augment_matrix(h: int, w: int, size: int, aug: Augmentation, rng: np.random.
     return A, flipped
 
 
+def degraded(rgb: np.ndarray, jpeg: int | None = None, low_light_gain: float | None = None,
+             rng: np.random.Generator | None = None) -> np.ndarray:
+    """``rgb (H, W, 3) uint8`` as a camera and its stream would deliver it: first taken in a dim
+    scene at ``low_light_gain`` (:func:`low_light`, its noise drawn from ``rng``), then
+    JPEG-compressed at quality ``jpeg`` (:func:`jpeg_roundtrip`); unchanged without them."""
+    if low_light_gain is not None:  # the sensor's noise first, then the stream's compression
+        if rng is None:
+            raise ValueError("degraded: low light needs an rng for its noise")
+        rgb = low_light(rgb, low_light_gain, rng)
+    if jpeg is not None:
+        rgb = jpeg_roundtrip(rgb, jpeg)
+    return rgb
+
+
 #: hand-free squares: the side's range as a share of the frame's shorter side (the live
 #: localiser's windows are 0.5 and 0.75 of it, its blob crops anything from a hand's size up)
 HAND_FREE_SIDE = (0.2, 0.8)
@@ -198,6 +212,14 @@ HAND_FREE_SIDE = (0.2, 0.8)
 HAND_FREE_TRIES = 20
 #: hand-free squares keep this far (a share of the frame's shorter side) from the excluded pixels
 HAND_FREE_GAP = 0.02
+
+
+def check_hand_free_source(rec: Recording, what: str = "hand-free squares") -> None:
+    """Raise ValueError unless ``rec`` can give hand-free squares: rgb/, depth/ (or depth_gt/)
+    and mask/ for every frame (where the hands are; full frames: ``handrgbd synth --full-frame``)."""
+    if not rec.has_rgb or not (rec.has_depth or rec.has_depth_gt) or len(rec.frames_with("mask")) < len(rec):
+        raise ValueError(f"{rec.path}: {what} need rgb/, depth/ (or depth_gt/) and mask/ for every frame (where "
+                         f"the hands are; full frames: handrgbd synth --full-frame)")
 
 
 def hand_exclusion(depth_mm: np.ndarray, hand: np.ndarray, threshold_mm: float = FOREGROUND_MM) -> np.ndarray:
@@ -274,16 +296,22 @@ class HandDepthDataset(Dataset):
             raise ValueError("hand_free_share > 0 needs hand_free folders (full frames to cut hand-free squares from)")
         self.free_recordings = [Recording(f, skip_bad=skip_bad) for f in hand_free] if hand_free_share > 0 else []
         for rec in self.free_recordings:
-            if not rec.has_rgb or not (rec.has_depth or rec.has_depth_gt) or len(rec.frames_with("mask")) < len(rec):
-                raise ValueError(f"{rec.path}: hand-free squares need rgb/, depth/ (or depth_gt/) and mask/ for every "
-                                 f"frame (where the hands are)")
+            check_hand_free_source(rec)
         self.free_frames = [(r, i) for r, rec in enumerate(self.free_recordings) for i in range(len(rec))]
+        self.hand_free_share = hand_free_share
         self.n_hand = len(self.index)
-        self.n_free = int(round(hand_free_share / (1.0 - hand_free_share) * self.n_hand)) if self.free_frames else 0
+        self.n_free = self.hand_free_count(self.n_hand)
         self.input_size = input_size
         self.augmentation = augmentation
         self.seed = seed
         self.epoch = 0
+
+    def hand_free_count(self, hand_samples: int) -> int:
+        """How many hand-free squares go with ``hand_samples`` hand samples: their share of the
+        whole, ``round(share / (1 - share) x hand_samples)`` (0 without hand-free frames)."""
+        if not self.free_frames:
+            return 0
+        return int(round(self.hand_free_share / (1.0 - self.hand_free_share) * hand_samples))
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch

@@ -46,9 +46,8 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from depthnet.data import LOW_LIGHT_SEED, Augmentation, _downsample_depth, augment_pair, hand_exclusion, \
-    hand_free_square, jpeg_roundtrip
-from depthnet.data import low_light as take_in_low_light
+from depthnet.data import LOW_LIGHT_SEED, Augmentation, _downsample_depth, augment_pair, check_hand_free_source, \
+    degraded, hand_exclusion, hand_free_square
 from depthnet.model import OUTPUT_STRIDE, DepthNet
 from depthnet.targets import DEPTH_SCALE_MM, make_targets, targets_from_mask
 from handrgbd.camera import CameraIntrinsics
@@ -326,13 +325,17 @@ HAND_FREE_SEED = 2411
 
 
 def _degraded(f, index: int, jpeg: int | None, low_light: float | None):
-    """``f`` with its RGB taken in a dim scene (``low_light``, noise drawn from ``index``), then
-    JPEG-compressed (``jpeg``), as eval's options do to a frame; unchanged without them."""
-    if low_light is not None:  # the sensor's noise first, then the stream's compression
-        f = replace(f, rgb=take_in_low_light(f.rgb, low_light, np.random.default_rng((LOW_LIGHT_SEED, int(index)))))
-    if jpeg is not None:  # as a webcam's MJPEG or a video file would have delivered the frame
-        f = replace(f, rgb=jpeg_roundtrip(f.rgb, jpeg))
-    return f
+    """``f`` with its RGB as eval's options deliver it (``depthnet.data.degraded``: taken in a dim
+    scene, the noise drawn from the frame's ``index``, then JPEG); unchanged without them."""
+    if jpeg is None and low_light is None:
+        return f
+    return replace(f, rgb=degraded(f.rgb, jpeg, low_light, np.random.default_rng((LOW_LIGHT_SEED, int(index)))))
+
+
+def _seen(low_light: float | None, jpeg: int | None) -> str:
+    """How eval's options took the frames' RGB, for its printed line ("" without them)."""
+    return "".join([f", RGB taken at gain {low_light:g} in a dim scene" if low_light else "",
+                    f", RGB JPEG-compressed at quality {jpeg}" if jpeg else ""])
 
 
 def hand_free_scores(net: DepthNet, folder: str | Path, max_frames: int | None = None, progress: bool | str = False,
@@ -353,13 +356,9 @@ def hand_free_scores(net: DepthNet, folder: str | Path, max_frames: int | None =
     if not net.config.keypoints:
         raise ValueError("hand-free scores need a network with keypoint heads (how sure it is of a hand)")
     rec = Recording(folder)
-    if not rec.has_rgb or not (rec.has_depth or rec.has_depth_gt) or len(rec.frames_with("mask")) < len(rec):
-        raise ValueError(f"{rec.path}: hand-free scores need rgb/, depth/ (or depth_gt/) and mask/ for every frame "
-                         f"(full frames: handrgbd synth --full-frame)")
+    check_hand_free_source(rec, "hand-free scores")
     n = len(rec) if max_frames is None else min(len(rec), max_frames)
     indices = np.linspace(0, len(rec) - 1, n).round().astype(int) if n < len(rec) else np.arange(n)
-    was_training = net.training
-    net.eval()
     hand_conf, free_conf, surer, free_mask = [], [], [], []
     bar = Progress(n, "hand-free", "frame", progress)
     for i in indices:
@@ -383,7 +382,6 @@ def hand_free_scores(net: DepthNet, folder: str | Path, max_frames: int | None =
             surer.append(free_conf[-1] > sure)
             free_mask.append(float(np.mean(pred.mask)))
     bar.close()
-    net.train(was_training)
     if not free_conf:
         raise ValueError(f"{rec.path}: no frame has a hand and a hand-free square beside it")
     return {"frames": len(hand_conf), "squares": len(free_conf), "hand_confidence_median": float(np.median(hand_conf)),
@@ -516,8 +514,7 @@ def eval_main(argv: list[str] | None = None) -> int:
         print(f"E = {m['depth_error_mm']:.2f} mm over {m['pixels']} hand pixels, IoU = {m['iou']:.3f}, "
               f"{m['frames']} frames, true hand from {m['foreground']}"
               + (f", frames cut to a square {m['crop']:g}x the hand" if m["crop"] else "")
-              + (f", RGB taken at gain {m['low_light']:g} in a dim scene" if m["low_light"] else "")
-              + (f", RGB JPEG-compressed at quality {m['jpeg']}" if m["jpeg"] else "")
+              + _seen(m["low_light"], m["jpeg"])
               + " (paper: E 22.88 mm, IoU 0.84); a flat hand "
               f"at its mean depth: "
               f"E = {m['flat_error_mm']:.2f} mm")
@@ -542,9 +539,7 @@ def _print_hand_free(m: dict, as_json: bool) -> int:
     if as_json:
         print(json.dumps(m, allow_nan=False))
         return 0
-    seen = "".join([f", RGB taken at gain {m['low_light']:g} in a dim scene" if m["low_light"] else "",
-                    f", RGB JPEG-compressed at quality {m['jpeg']}" if m["jpeg"] else ""])
-    print(f"hand-free squares: {m['squares']} in {m['frames']} frames{seen}; mean keypoint confidence, median "
+    print(f"hand-free squares: {m['squares']} in {m['frames']} frames{_seen(m['low_light'], m['jpeg'])}; mean keypoint confidence, median "
           f"{m['hand_free_confidence_median']:.3f}, 90th percentile {m['hand_free_confidence_p90']:.3f} (the hands' "
           f"squares: median {m['hand_confidence_median']:.3f}); surer than their frame's hand: "
           f"{m['hand_free_surer_than_hand']:.1%}; predicted mask: {m['hand_free_mask_fraction']:.1%} of a square")

@@ -527,8 +527,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool | str = True
     n = data.n_hand if config.max_frames is None else min(data.n_hand, config.max_frames)
     # the samples an epoch draws from: hand frames 0..n-1 (``max_frames``), then the hand-free
     # squares' share of them (the dataset's samples from n_hand on)
-    n_free = min(data.n_free, int(round(config.hand_free_share / (1.0 - config.hand_free_share) * n)))
-    samples = np.concatenate([np.arange(n), data.n_hand + np.arange(n_free)])
+    samples = np.concatenate([np.arange(n), data.n_hand + np.arange(data.hand_free_count(n))])
     n = len(samples)
     steps_per_epoch = (n // world) // config.batch_size
     if steps_per_epoch < 1:

@@ -506,13 +506,7 @@ class _ColourNet:
     def __init__(self, channel: int):
         from types import SimpleNamespace
 
-        self.config, self.training, self.channel = SimpleNamespace(keypoints=21), False, channel
-
-    def eval(self):
-        return self
-
-    def train(self, mode: bool = True):
-        return self
+        self.config, self.channel = SimpleNamespace(keypoints=21), channel
 
     def predict(self, rgb):
         from types import SimpleNamespace
