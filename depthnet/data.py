@@ -25,6 +25,10 @@ joint's heatmap empty at weight 1 (an absent joint: a Gaussian map's MSE against
 map's divergence from a flat map), side unknown. Every positive sample holds a hand, so without
 them nothing teaches the network to answer a crop of a face, a skin-coloured object or a second
 person with low confidence, which is what the live localiser compares candidates by.
+With ``hand_free_mined=FILES, hand_free_mined_share=M`` a share M of the hand-free samples is
+cut instead from squares the live localiser was wrongly sure of (hard negatives: ``handrgbd mine
+--out``, :func:`read_mined_squares`; the square as mined, black past the image's edge, then the
+same augmentation and targets).
 
 Targets come from ``depth_gt/`` (exact) when the folder has it, else from ``depth/``. With
 ``foreground="hand"`` (a network whose mask is the labelled hand alone,
@@ -35,8 +39,10 @@ its mean is the relative depth's zero (``targets_from_mask``'s targets, through 
 
 from __future__ import annotations
 
+import csv
 import math
-from dataclasses import dataclass
+import os
+from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 from typing import NamedTuple
 
@@ -47,11 +53,13 @@ from torch.utils.data import Dataset
 
 from depthnet.model import FOREGROUNDS
 from depthnet.targets import BACKGROUND, FOREGROUND_MM, keypoint_targets, make_targets
+from handrgbd.camera import crop_image
 from handrgbd.joints import NUM_JOINTS, hand_side
 from handrgbd.recording import Recording
 
 __all__ = ["Augmentation", "HandDepthDataset", "Sample", "augment_pair", "augment_matrix", "collate",
-           "check_hand_free_source", "degraded", "hand_exclusion", "hand_free_square", "jpeg_roundtrip", "low_light"]
+           "check_hand_free_source", "degraded", "hand_exclusion", "hand_free_square", "jpeg_roundtrip", "low_light",
+           "MinedSquare", "read_mined_squares", "write_mined_squares"]
 
 
 @dataclass(frozen=True)
@@ -255,6 +263,63 @@ def hand_free_square(exclude: np.ndarray, rng: np.random.Generator, side_range: 
     return None
 
 
+@dataclass(frozen=True)
+class MinedSquare:
+    """A square of a full frame with no hand in it that a network was sure of (a hard negative):
+    the recording folder, the frame's name, the square in the frame's pixels (it may reach past
+    the image) and its keypoints' mean confidence. One row of a mined squares file."""
+
+    folder: str
+    frame: str
+    x0: int
+    y0: int
+    side: int
+    confidence: float
+
+
+def write_mined_squares(path: str | Path, squares: list[MinedSquare]) -> None:
+    """A mined squares file: CSV with a header of ``MinedSquare``'s fields, one square a row
+    (written beside it, then moved into place: never a half-written file)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow([fl.name for fl in fields(MinedSquare)])
+        for sq in squares:
+            w.writerow([*astuple(sq)[:-1], f"{sq.confidence:.4f}"])
+    os.replace(tmp, path)
+
+
+def read_mined_squares(path: str | Path) -> list[MinedSquare]:
+    """The squares of a mined squares file (``write_mined_squares``); ValueError naming the file
+    and line when it is missing, has another header or a row that does not parse (a side under 8
+    px, a folder or frame left empty)."""
+    path = Path(path)
+    names = [fl.name for fl in fields(MinedSquare)]
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.reader(f))
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read mined squares ({e.strerror or e})") from e
+    if not rows or rows[0] != names:
+        raise ValueError(f"{path}: not a mined squares file (its header must be {','.join(names)}; "
+                         f"write one with handrgbd mine --out)")
+    squares = []
+    for line, row in enumerate(rows[1:], 2):
+        try:
+            if len(row) != len(names) or not row[0] or not row[1]:
+                raise ValueError(f"{len(row)} fields")
+            sq = MinedSquare(row[0], row[1], int(row[2]), int(row[3]), int(row[4]), float(row[5]))
+            if sq.side < 8:
+                raise ValueError(f"side {sq.side}")
+        except ValueError as e:
+            raise ValueError(f"{path}, line {line}: not a square ({e}): {','.join(row)}") from None
+        squares.append(sq)
+    if not squares:
+        raise ValueError(f"{path}: no squares")
+    return squares
+
+
 def _downsample_depth(depth: np.ndarray, factor: int) -> np.ndarray:
     """Nearest-neighbour to 1/factor: the pixel nearest each output pixel's centre."""
     off = factor // 2
@@ -270,11 +335,15 @@ class HandDepthDataset(Dataset):
         squares from, and their share of the samples (module docstring): the hand samples come
         first, then ``round(share / (1 - share) x hand samples)`` hand-free ones, which go through
         the folders' frames in turn.
+    hand_free_mined, hand_free_mined_share : mined squares files (``read_mined_squares``) and the
+        share of the hand-free samples cut from their squares (drawn at random, from the
+        sample's own random state) instead of random squares of ``hand_free``; at 1 the
+        ``hand_free`` folders may be left out.
     """
 
     def __init__(self, folders, input_size: int = 256, augmentation: Augmentation = Augmentation(),
                  seed: int = 0, skip_bad: bool = False, foreground: str = "eq1", hand_free=(),
-                 hand_free_share: float = 0.0):
+                 hand_free_share: float = 0.0, hand_free_mined=(), hand_free_mined_share: float = 0.0):
         folders = [folders] if isinstance(folders, (str, Path)) else list(folders)
         if not folders:
             raise ValueError("HandDepthDataset needs at least one recording folder")
@@ -292,12 +361,37 @@ class HandDepthDataset(Dataset):
         hand_free = [hand_free] if isinstance(hand_free, (str, Path)) else list(hand_free)
         if not (0.0 <= hand_free_share < 1.0):
             raise ValueError(f"hand_free_share must be in [0, 1), got {hand_free_share}")
-        if hand_free_share > 0 and not hand_free:
+        hand_free_mined = [hand_free_mined] if isinstance(hand_free_mined, (str, Path)) else list(hand_free_mined)
+        if not 0.0 <= hand_free_mined_share <= 1.0:
+            raise ValueError(f"hand_free_mined_share must be in [0, 1], got {hand_free_mined_share}")
+        if bool(hand_free_mined) != (hand_free_mined_share > 0):
+            raise ValueError("mined squares files and a share of them (hand_free_mined_share > 0) go together")
+        if hand_free_mined and hand_free_share == 0:
+            raise ValueError("mined squares are a share of the hand-free samples: give hand_free_share > 0 too")
+        if hand_free_share > 0 and not hand_free and hand_free_mined_share < 1:
             raise ValueError("hand_free_share > 0 needs hand_free folders (full frames to cut hand-free squares from)")
         self.free_recordings = [Recording(f, skip_bad=skip_bad) for f in hand_free] if hand_free_share > 0 else []
         for rec in self.free_recordings:
             check_hand_free_source(rec)
         self.free_frames = [(r, i) for r, rec in enumerate(self.free_recordings) for i in range(len(rec))]
+        self.mined, self.mined_frames = [], {}  # MinedSquare, and (folder, frame name) -> (recording, index)
+        mined_recordings = {}  # folder -> (recording, frame name -> index)
+        for path in hand_free_mined:
+            for sq in read_mined_squares(path):
+                if sq.folder not in mined_recordings:
+                    try:
+                        rec = Recording(sq.folder, skip_bad=skip_bad)
+                    except (OSError, ValueError) as e:
+                        raise ValueError(f"{path}: its folder {sq.folder}: {e}") from e
+                    if not rec.has_rgb:
+                        raise ValueError(f"{path}: its folder {sq.folder} has no rgb/")
+                    mined_recordings[sq.folder] = (rec, {name: k for k, name in enumerate(rec.names)})
+                rec, index_of = mined_recordings[sq.folder]
+                if sq.frame not in index_of:
+                    raise ValueError(f"{path}: frame {sq.frame} is not in {sq.folder}")
+                self.mined_frames[(sq.folder, sq.frame)] = (rec, index_of[sq.frame])
+                self.mined.append(sq)
+        self.hand_free_mined_share = hand_free_mined_share
         self.hand_free_share = hand_free_share
         self.n_hand = len(self.index)
         self.n_free = self.hand_free_count(self.n_hand)
@@ -309,7 +403,7 @@ class HandDepthDataset(Dataset):
     def hand_free_count(self, hand_samples: int) -> int:
         """How many hand-free squares go with ``hand_samples`` hand samples: their share of the
         whole, ``round(share / (1 - share) x hand_samples)`` (0 without hand-free frames)."""
-        if not self.free_frames:
+        if not self.free_frames and not self.mined:
             return 0
         return int(round(self.hand_free_share / (1.0 - self.hand_free_share) * hand_samples))
 
@@ -354,6 +448,8 @@ class HandDepthDataset(Dataset):
         """Sample ``i`` (``>= n_hand``): a hand-free square of the hand-free frames, from frame
         ``(i - n_hand) mod frames`` on (the next frame when ``HAND_FREE_TRIES`` draws find none)."""
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, i]))
+        if self.mined and (self.hand_free_mined_share >= 1 or rng.random() < self.hand_free_mined_share):
+            return self._mined(i, rng)
         start = i - self.n_hand
         for j in range(len(self.free_frames)):
             r, k = self.free_frames[(start + j) % len(self.free_frames)]
@@ -368,11 +464,23 @@ class HandDepthDataset(Dataset):
                              f"square of {HAND_FREE_SIDE[0]:g}-{HAND_FREE_SIDE[1]:g} of its shorter side (hands "
                              f"too large or too many: render wider frames, handrgbd synth --full-frame)")
         x0, y0, side = square
-        rgb = np.ascontiguousarray(frame.rgb[y0:y0 + side, x0:x0 + side])
-        rgb = augment_frame(rgb, np.zeros((side, side), np.float32), self.input_size, self.augmentation, rng)[0]
+        return self._no_hand(frame.rgb[y0:y0 + side, x0:x0 + side], f"{rec.path}/{frame.name}#hand-free", rng)
+
+    def _mined(self, i: int, rng: np.random.Generator) -> Sample:
+        """A hand-free sample from a mined square, drawn with ``rng``."""
+        sq = self.mined[int(rng.integers(len(self.mined)))]
+        rec, k = self.mined_frames[(sq.folder, sq.frame)]
+        return self._no_hand(crop_image(rec[k].rgb, sq.x0, sq.y0, sq.side, sq.side),
+                             f"{rec.path}/{sq.frame}#mined({sq.x0},{sq.y0},{sq.side})", rng)
+
+    def _no_hand(self, rgb: np.ndarray, name: str, rng: np.random.Generator) -> Sample:
+        """A square without a hand ``(side, side, 3) uint8`` -> its augmented sample with the
+        no-hand targets (module docstring)."""
+        rgb = np.ascontiguousarray(rgb)
+        rgb = augment_frame(rgb, np.zeros(rgb.shape[:2], np.float32), self.input_size, self.augmentation, rng)[0]
         s = self.input_size // 4
         return Sample(torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(255.0),
-                      torch.zeros((1, s, s)), torch.full((1, s, s), BACKGROUND), f"{rec.path}/{frame.name}#hand-free",
+                      torch.zeros((1, s, s)), torch.full((1, s, s), BACKGROUND), name,
                       torch.zeros((NUM_JOINTS, s, s)), torch.ones(NUM_JOINTS), torch.tensor(-1.0),
                       torch.full((NUM_JOINTS, 2), float("nan")))
 

@@ -24,7 +24,9 @@ stages' last features are computed once per augmented pass of the training frame
 evaluation mode, and kept in ``RUN/features/`` (float16; 3.5 GB for 12,000 frames of the cpu
 preset), so a step costs the heads alone: 4-6 times less than a step of the whole network.
 ``--feature-passes P`` caches P differently augmented passes (epoch e trains on pass e mod P).
-A pass is written in chunks and an interrupted one continues where it stopped.
+A pass is written in chunks and an interrupted one continues where it stopped. Hand-free squares
+(``--hand-free``, ``--hand-free-mined``) are cached with the frames: on frozen stages they teach
+the keypoint head alone to answer a square without a hand with flat maps.
 
 Under ``torchrun --nproc_per_node K`` every process trains on its shard of each epoch's order
 (DistributedDataParallel; gloo on CPU, nccl on GPUs); rank 0 writes the files.
@@ -128,6 +130,10 @@ class TrainConfig:
     #: targets; ``keypoints`` its flat keypoint maps alone (the stages' mask and depth losses
     #: leave it out: the localiser reads the keypoints' confidence, the tracker the mask and depth)
     hand_free_losses: str = "all"
+    #: mined squares files (``handrgbd mine --out``: squares without a hand the live localiser was
+    #: sure of) and the share of the hand-free samples cut from them instead of random squares
+    hand_free_mined: tuple[str, ...] = ()
+    hand_free_mined_share: float = 0.0
     #: train the heads alone on cached features of the (``init``) stages, which stay unchanged
     freeze_stages: bool = False
     feature_passes: int = 1             # with freeze_stages: differently augmented passes cached
@@ -154,15 +160,19 @@ class TrainConfig:
             raise ValueError(f"hand_free_share must be in [0, 1), not {self.hand_free_share}")
         if self.hand_free and self.hand_free_share == 0:
             raise ValueError("--hand-free needs --hand-free-share S > 0 (the share of samples cut from those folders)")
-        if self.hand_free_share > 0 and not self.hand_free:
+        if not 0.0 <= self.hand_free_mined_share <= 1.0:
+            raise ValueError(f"hand_free_mined_share must be in [0, 1], not {self.hand_free_mined_share}")
+        if bool(self.hand_free_mined) != (self.hand_free_mined_share > 0):
+            raise ValueError("--hand-free-mined FILES and --hand-free-mined-share M > 0 go together")
+        if self.hand_free_mined and self.hand_free_share == 0:
+            raise ValueError("--hand-free-mined: the mined squares are a share of the hand-free samples; give "
+                             "--hand-free-share S > 0 too")
+        if self.hand_free_share > 0 and not self.hand_free and self.hand_free_mined_share < 1:
             raise ValueError("--hand-free-share needs --hand-free FOLDERS (full frames to cut hand-free squares from)")
         if self.hand_free_losses not in HAND_FREE_LOSSES:
             raise ValueError(f"hand_free_losses must be one of {HAND_FREE_LOSSES}, not {self.hand_free_losses!r}")
         if self.hand_free_losses == "keypoints" and self.hand_free_share > 0 and not self.model_config.keypoints:
             raise ValueError("--hand-free-losses keypoints needs a network with keypoint heads")
-        if self.hand_free_share > 0 and self.freeze_stages:
-            raise ValueError("--hand-free trains the stages too (a hand-free square's mask and depth): not with "
-                             "--freeze-stages")
         if self.feature_passes < 1:
             raise ValueError(f"feature_passes must be >= 1, not {self.feature_passes}")
         if self.freeze_stages and not (self.model_config.keypoints or self.model_config.handedness):
@@ -431,20 +441,24 @@ def _training_device(name: str) -> torch.device:
     return device
 
 
-def _feature_pass(net: DepthNet, data: HandDepthDataset, n: int, p: int, folder: Path, batch_size: int,
+def _feature_pass(net: DepthNet, data: HandDepthDataset, samples: np.ndarray, p: int, folder: Path, batch_size: int,
                   workers: int, device: torch.device, progress: bool | str) -> tuple[np.ndarray, np.ndarray]:
-    """Pass ``p`` of the feature cache (``--freeze-stages``): the last stage's features of training
-    frames 0..n-1 augmented as in epoch p, ``(n, width, h, w) float16``, and their labels
-    ``(n, 3 K + 1) float32``: joint_uv ``(K, 2)`` flattened, joint_weights ``(K,)`` and right
-    (K = 21). Kept in ``folder`` as ``pass{p}.npy`` and ``pass{p}_labels.npy`` (memory-mapped);
-    ``pass{p}.json`` counts the frames done, so an interrupted pass continues where it stopped, and
-    records the stages' digest (``_stage_digest``): a pass cached by other stages is refused."""
+    """Pass ``p`` of the feature cache (``--freeze-stages``): the last stage's features of the
+    dataset's ``samples`` (``(n,)`` indices: hand frames, then hand-free squares) augmented as in
+    epoch p, ``(n, width, h, w) float16`` (row k: sample ``samples[k]``), and their labels
+    ``(n, 3 K + 1) float32``: joint_uv ``(K, 2)`` flattened (NaN for a hand-free square),
+    joint_weights ``(K,)`` and right (K = 21). Kept in ``folder`` as ``pass{p}.npy`` and
+    ``pass{p}_labels.npy`` (memory-mapped); ``pass{p}.json`` counts the samples done, so an
+    interrupted pass continues where it stopped, and records the stages' digest
+    (``_stage_digest``): a pass cached by other stages is refused (a resumed run's samples are its
+    settings', which ``--resume`` checks)."""
     from numpy.lib.format import open_memmap
 
     from handrgbd.progress import Progress
 
     c = net.config
     feature_path, label_path, state_path = folder / f"pass{p}.npy", folder / f"pass{p}_labels.npy", folder / f"pass{p}.json"
+    n = len(samples)
     shapes = {feature_path: (n, c.width, c.output_size, c.output_size), label_path: (n, 3 * NUM_JOINTS + 1)}
     done, digest = 0, _stage_digest(net)
     if state_path.exists() and feature_path.exists() and label_path.exists():
@@ -476,7 +490,7 @@ def _feature_pass(net: DepthNet, data: HandDepthDataset, n: int, p: int, folder:
         log.info("caching the stages' features of %d frames (pass %d) in %s", n - done, p, folder)
         data.set_epoch(p)
         net.eval()
-        batches = [list(range(i, min(i + batch_size, n))) for i in range(done, n, batch_size)]
+        batches = [[int(k) for k in samples[i:i + batch_size]] for i in range(done, n, batch_size)]
         loader = DataLoader(data, batch_sampler=batches, collate_fn=collate, num_workers=workers,
                             pin_memory=device.type == "cuda")
         bar = Progress(len(batches), f"features, pass {p + 1}", "batch", progress)
@@ -521,7 +535,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool | str = True
     torch.manual_seed(config.seed)
     data = HandDepthDataset(config.data, config.model_config.input_size, config.augmentation, config.seed,
                             foreground=config.model_config.foreground, hand_free=config.hand_free,
-                            hand_free_share=config.hand_free_share)
+                            hand_free_share=config.hand_free_share, hand_free_mined=config.hand_free_mined,
+                            hand_free_mined_share=config.hand_free_mined_share)
     for folder in config.val:  # validation folders fail now, not after the first epoch
         Recording(folder)
     n = data.n_hand if config.max_frames is None else min(data.n_hand, config.max_frames)
@@ -593,10 +608,10 @@ def train(config: TrainConfig, resume: bool = False, progress: bool | str = True
     last_epoch = config.epochs if config.stop_after_epoch is None else min(config.epochs, config.stop_after_epoch)
     for epoch in range(start_epoch, last_epoch):
         if config.freeze_stages:  # this epoch's pass of features, cached first (not timed as training)
-            cached = _feature_pass(net, data, n, epoch % config.feature_passes, run_dir / "features",
+            cached = _feature_pass(net, data, samples, epoch % config.feature_passes, run_dir / "features",
                                    config.batch_size, config.workers, device, progress if rank == 0 else False)
         data.set_epoch(epoch)
-        order = samples[_epoch_order(n, config.seed, epoch)]  # ``samples``, shuffled per epoch
+        order = _epoch_order(n, config.seed, epoch)  # positions in ``samples``, shuffled per epoch
         shard = order[rank::world][: steps_per_epoch * config.batch_size]
         model.train()
         first = start_step if epoch == start_epoch else 0
@@ -605,11 +620,11 @@ def train(config: TrainConfig, resume: bool = False, progress: bool | str = True
         running, running_heads, t0 = 0.0, np.zeros(2), time.perf_counter()
         batches = [[int(i) for i in shard[k * config.batch_size:(k + 1) * config.batch_size]]
                    for k in range(first, steps_per_epoch)]
-        if config.freeze_stages:
+        if config.freeze_stages:  # the cache's rows are the positions
             loader = (_cached_batch(*cached, sorted(b), device) for b in batches)
         else:
-            loader = DataLoader(data, batch_sampler=batches, collate_fn=collate, num_workers=config.workers,
-                                pin_memory=device.type == "cuda")
+            loader = DataLoader(data, batch_sampler=[[int(samples[k]) for k in b] for b in batches], collate_fn=collate,
+                                num_workers=config.workers, pin_memory=device.type == "cuda")
         for step, batch in enumerate(loader, start=first):
             if config.freeze_stages:  # batch: cached features, labels, frame numbers
                 features, uv, weights, right, names = batch
@@ -682,13 +697,13 @@ def train(config: TrainConfig, resume: bool = False, progress: bool | str = True
 
 
 def _cached_batch(features: np.ndarray, labels: np.ndarray, index: list[int], device: torch.device) -> tuple:
-    """Frames ``index`` of a feature pass (``_feature_pass``) -> features ``(B, width, h, w)``,
+    """Rows ``index`` of a feature pass (``_feature_pass``) -> features ``(B, width, h, w)``,
     joint_uv ``(B, K, 2)``, joint_weights ``(B, K)``, right ``(B,)`` (float32 tensors on
-    ``device``) and the frames' names (their numbers in the training data)."""
+    ``device``) and the rows' names (their numbers in the pass)."""
     k = NUM_JOINTS
     lab = torch.from_numpy(np.asarray(labels[index], np.float32)).to(device)
     f = torch.from_numpy(np.asarray(features[index], np.float32)).to(device)
-    return f, lab[:, :2 * k].reshape(-1, k, 2), lab[:, 2 * k:3 * k], lab[:, 3 * k], [f"frame {i}" for i in index]
+    return f, lab[:, :2 * k].reshape(-1, k, 2), lab[:, 2 * k:3 * k], lab[:, 3 * k], [f"cached sample {i}" for i in index]
 
 
 def export_weights(checkpoint: str | Path, out: str | Path) -> Path:
@@ -772,6 +787,12 @@ def build_parser() -> CommandParser:
     p.add_argument("--hand-free-losses", choices=HAND_FREE_LOSSES, default="all",
                    help="what the hand-free squares train: all (no mask, background depth, flat keypoint maps) "
                         "or keypoints (the flat maps alone; the mask and depth losses leave them out)")
+    p.add_argument("--hand-free-mined", nargs="+", default=[], metavar="FILE",
+                   help="mined squares files (handrgbd mine --out: squares without a hand that the live localiser "
+                        "was sure of): a share of the hand-free samples is cut from them (hard negatives)")
+    p.add_argument("--hand-free-mined-share", type=number(0, 1), default=None, metavar="M",
+                   help="the mined squares' share of the hand-free samples (default 0.5 with --hand-free-mined; "
+                        "1: all, --hand-free may then be left out)")
     p.add_argument("--resume", action="store_true", help="continue RUN/checkpoint.pt")
     p.add_argument("--init", type=existing_file, default=None, metavar="WEIGHTS",
                    help="start from these weights (fine-tuning; same model config); a resume ignores it")
@@ -813,6 +834,9 @@ def train_main(argv: list[str] | None = None) -> int:
                              lr_step_epochs=args.lr_step, freeze_stages=args.freeze_stages,
                              feature_passes=args.feature_passes, hand_free=tuple(args.hand_free),
                              hand_free_share=args.hand_free_share, hand_free_losses=args.hand_free_losses,
+                             hand_free_mined=tuple(args.hand_free_mined),
+                             hand_free_mined_share=(args.hand_free_mined_share if args.hand_free_mined_share is not None
+                                                    else 0.5 if args.hand_free_mined else 0.0),
                              keypoint_loss=args.keypoint_loss or ("softmax" if (model or PRESETS[args.preset]).keypoints
                                                                   else "heatmap"))
         metrics = train(config, resume=args.resume, progress="log" if args.no_progress else True)

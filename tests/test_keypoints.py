@@ -334,6 +334,34 @@ def test_frozen_stages_train_the_heads_alone_on_cached_features(tmp_path):
     assert not np.array_equal(np.load(tmp_path / "run" / "features" / "pass0_labels.npy"), labels)  # augmented anew
 
 
+def test_frozen_stages_cache_hand_free_squares_with_the_frames(tmp_path):
+    """--freeze-stages with hand-free squares (4 frames + 4 squares, 2 of them mined): the cache
+    holds all 8 samples, the squares' rows without joint positions; the stages stay the --init
+    weights'."""
+    from dataclasses import replace
+
+    from depthnet.train import TrainConfig, train
+    from synth.generator import SynthConfig, generate
+
+    config = replace(TINY_KP, keypoint_head="hourglass")
+    plain = _plain_weights(tmp_path, config)
+    generate(tmp_path / "d", 4, seed=2, config=SynthConfig(size=64), progress=False)
+    frames = _full_frames(tmp_path / "full")
+    mined = tmp_path / "mined.csv"
+    mined.write_text(f"folder,frame,x0,y0,side,confidence\n{frames},000001,100,50,40,0.3\n")
+    cfg = TrainConfig((str(tmp_path / "d"),), str(tmp_path / "run"), model=config, epochs=1, batch_size=2,
+                      init=str(tmp_path / "plain.pt"), val_frames=None, keypoint_loss="softmax", freeze_stages=True,
+                      hand_free=(str(frames),), hand_free_share=0.5, hand_free_mined=(str(mined),),
+                      hand_free_mined_share=0.5)
+    m = train(cfg, progress=False)
+    assert m["steps"] == 4 and np.isfinite(m["train_loss"])
+    labels = np.load(tmp_path / "run" / "features" / "pass0_labels.npy")
+    assert labels.shape[0] == 8 and np.isnan(labels[4:, :42]).all() and np.isfinite(labels[:4, :42]).all()
+    net = DepthNet.load(tmp_path / "run" / "model.pt")
+    for k, v in plain.items():
+        assert torch.equal(net.state_dict()[k], v), k
+
+
 def test_an_interrupted_feature_pass_continues(tmp_path):
     """A feature pass stopped part way (its count of frames done at 2 of 4) computes the rest and
     gives what an uninterrupted pass gives; a resumed run refuses another --feature-passes."""
@@ -349,20 +377,20 @@ def test_an_interrupted_feature_pass_continues(tmp_path):
     net.load_state_dict(torch.load(tmp_path / "plain.pt", weights_only=True)["model"], strict=False)
     data = HandDepthDataset([str(tmp_path / "d")], 64, seed=0)
     folder = tmp_path / "features"
-    first = [a.copy() for a in _feature_pass(net, data, 4, 0, folder, 3, 0, torch.device("cpu"), False)]
+    first = [a.copy() for a in _feature_pass(net, data, np.arange(4), 0, folder, 3, 0, torch.device("cpu"), False)]
     features = np.load(folder / "pass0.npy", mmap_mode="r+")
     features[2:] = 0
     features.flush()
     del features
     state = json.loads((folder / "pass0.json").read_text())
     (folder / "pass0.json").write_text(json.dumps({**state, "frames": 2}))
-    again = _feature_pass(net, data, 4, 0, folder, 3, 0, torch.device("cpu"), False)
+    again = _feature_pass(net, data, np.arange(4), 0, folder, 3, 0, torch.device("cpu"), False)
     np.testing.assert_array_equal(again[0], first[0])
     np.testing.assert_array_equal(again[1], first[1])
     assert json.loads((folder / "pass0.json").read_text())["frames"] == 4
     other = DepthNet(TINY_KP)  # other stages: the cache is theirs no longer
     with pytest.raises(ValueError, match="other stage weights"):
-        _feature_pass(other, data, 4, 0, folder, 3, 0, torch.device("cpu"), False)
+        _feature_pass(other, data, np.arange(4), 0, folder, 3, 0, torch.device("cpu"), False)
 
     cfg = TrainConfig((str(tmp_path / "d"),), str(tmp_path / "run"), model=TINY_KP, epochs=2, batch_size=2,
                       init=str(tmp_path / "plain.pt"), val_frames=None, freeze_stages=True, stop_after_epoch=1)
@@ -451,6 +479,15 @@ def test_hand_free_samples_show_no_hand_and_ask_for_none(tmp_path):
         assert s.name.endswith("#hand-free")
     again = HandDepthDataset(EMBEDDED, 64, aug, seed=2, hand_free=[frames], hand_free_share=0.2)
     assert torch.equal(again[n].rgb, data[n].rgb)  # (seed, epoch, index) decide it
+    # a share of mined squares (a 40 px square on the wall): those samples are cut from it
+    mined = tmp_path / "mined.csv"
+    mined.write_text(f"folder,frame,x0,y0,side,confidence\n{frames},000001,100,50,40,0.3\n")
+    mixed = HandDepthDataset(EMBEDDED, 64, aug, seed=2, hand_free=[frames], hand_free_share=0.2,
+                             hand_free_mined=[mined], hand_free_mined_share=0.5)
+    names = [mixed[i].name for i in range(n, len(mixed))]
+    assert 0 < sum("#mined(100,50,40)" in name for name in names) < len(names)
+    assert all(name.endswith(("#hand-free", "#mined(100,50,40)")) for name in names)
+    assert torch.equal(mixed[0].rgb, data[0].rgb)
     assert torch.equal(HandDepthDataset(EMBEDDED, 64, aug, seed=2)[0].rgb, data[0].rgb)  # hand samples as before
     data.set_epoch(1)
     assert not torch.equal(again[n].rgb, data[n].rgb)
@@ -494,9 +531,32 @@ def test_hand_free_squares_refuse_what_they_cannot_use(tmp_path):
         TrainConfig((str(EMBEDDED),), str(tmp_path / "run"), hand_free_share=0.2)
     with pytest.raises(ValueError, match="--hand-free-share S > 0"):
         TrainConfig((str(EMBEDDED),), str(tmp_path / "run"), hand_free=(str(frames),))
-    with pytest.raises(ValueError, match="freeze-stages"):
-        TrainConfig((str(EMBEDDED),), str(tmp_path / "run"), preset="cpu+keypoints", keypoint_loss="softmax",
-                    hand_free=(str(frames),), hand_free_share=0.2, freeze_stages=True)
+    mined = tmp_path / "mined.csv"
+    mined.write_text(f"folder,frame,x0,y0,side,confidence\n{frames},000001,100,50,40,0.3\n")
+    with pytest.raises(ValueError, match="go together"):
+        HandDepthDataset(EMBEDDED, 64, hand_free=[frames], hand_free_share=0.2, hand_free_mined=[mined])
+    with pytest.raises(ValueError, match="hand_free_share > 0 too"):
+        HandDepthDataset(EMBEDDED, 64, hand_free_mined=[mined], hand_free_mined_share=0.5)
+    with pytest.raises(ValueError, match="needs hand_free folders"):  # random squares need their folders
+        HandDepthDataset(EMBEDDED, 64, hand_free_share=0.2, hand_free_mined=[mined], hand_free_mined_share=0.5)
+    assert HandDepthDataset(EMBEDDED, 64, hand_free_share=0.2, hand_free_mined=[mined],
+                            hand_free_mined_share=1.0).n_free > 0  # all mined: no folders needed
+    for text, why in (("folder,frame,x0,y0,side\n", "header"), (f"folder,frame,x0,y0,side,confidence\n", "no squares"),
+                      (f"folder,frame,x0,y0,side,confidence\n{frames},000001,1,2,3,0.3\n", "line 2.*side 3"),
+                      (f"folder,frame,x0,y0,side,confidence\n{frames},000001,a,2,30,0.3\n", "line 2"),
+                      (f"folder,frame,x0,y0,side,confidence\n{frames},000009,1,2,30,0.3\n", "frame 000009 is not in"),
+                      (f"folder,frame,x0,y0,side,confidence\n{tmp_path}/none,000001,1,2,30,0.3\n", "its folder")):
+        mined.write_text(text)
+        with pytest.raises(ValueError, match=why):
+            HandDepthDataset(EMBEDDED, 64, hand_free_share=0.2, hand_free_mined=[mined], hand_free_mined_share=1.0)
+    with pytest.raises(ValueError, match="cannot read"):
+        HandDepthDataset(EMBEDDED, 64, hand_free_share=0.2, hand_free_mined=[tmp_path / "gone.csv"],
+                         hand_free_mined_share=1.0)
+    with pytest.raises(ValueError, match="go together"):
+        TrainConfig((str(EMBEDDED),), str(tmp_path / "run"), hand_free=(str(frames),), hand_free_share=0.2,
+                    hand_free_mined_share=0.5)
+    with pytest.raises(ValueError, match="--hand-free-share S > 0 too"):
+        TrainConfig((str(EMBEDDED),), str(tmp_path / "run"), hand_free_mined=(str(mined),), hand_free_mined_share=0.5)
 
 
 class _ColourNet:
