@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
               "depthnet.train:train_main"),
     "merge": ("weights of a base network plus shares of fine-tunes of it (weight-space ensemble)",
               "depthnet.merge:merge_main"),
+    "mine": ("hard negatives: squares without a hand the live localiser is sure of (for train --hand-free-mined)",
+             "live.mining:mine_main"),
     "eval": ("evaluate depth network weights: E (mm), F(e) curve, mask IoU, qualitative figure",
              "depthnet.evaluate:eval_main"),
     "track": ("track a hand through a recording folder (PSO on depth) and score against ground truth",

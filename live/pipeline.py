@@ -197,6 +197,21 @@ class HandFinder:
     def _locate(self, rgb: np.ndarray) -> tuple[RegionOfInterest, tuple | None] | None:
         """``(crop, its prediction or None)`` of ``localise``; the prediction, when made, saves
         ``observe`` a pass."""
+        crops, judged = self._blob_crops(rgb)
+        if not judged:
+            return (crops[0], None) if crops else None  # no keypoint head to judge by, or a crop: the largest blob
+        # a blob's crop and each window below overlap the image: a prediction each
+        best_score, best = self._surest(rgb, [(crop, self._predict_crop(rgb, crop)) for crop in crops])
+        if best_score >= LOCALISE_CONFIDENT:
+            return best
+        window_score, window = self._surest(rgb, self._windows(rgb))
+        # a window cuts a hand its blob's crop holds whole: it must do better
+        return window if window_score > best_score + LOCALISE_WINDOW_MARGIN else best
+
+    def _blob_crops(self, rgb: np.ndarray) -> tuple[list[RegionOfInterest], bool]:
+        """The coarse pass's ``LOCALISE_BLOBS`` largest blobs' crops (largest first), and whether
+        candidates are judged by their keypoints here (a keypoint network, a frame at least
+        ``LOCALISE_MIN_SCALE`` times depthnet's input)."""
         # the whole frame letterboxed to a square (black bars, as crops past the image edge):
         # depthnet squashes any input to its square input size, and a squashed hand is a shape
         # it never saw
@@ -205,12 +220,12 @@ class HandFinder:
         coarse = self._predict_square(rgb, -((side - W) // 2), -((side - H) // 2), side)
         labels, blobs = _blobs(coarse[1], self.min_mask_pixels)
         crops = [RegionOfInterest.from_mask(labels == k, margin=0.25, square=True) for k in blobs[:LOCALISE_BLOBS]]
-        if coarse[2] is None or side < LOCALISE_MIN_SCALE * self.depthnet.config.input_size:
-            return (crops[0], None) if crops else None  # no keypoint head to judge by, or a crop: the largest blob
-        # a blob's crop and each window below overlap the image: a prediction each
-        best_score, best = self._surest(rgb, [(crop, self._predict_crop(rgb, crop)) for crop in crops])
-        if best_score >= LOCALISE_CONFIDENT:
-            return best
+        return crops, coarse[2] is not None and side >= LOCALISE_MIN_SCALE * self.depthnet.config.input_size
+
+    def _windows(self, rgb: np.ndarray) -> list[tuple[RegionOfInterest, tuple]]:
+        """``[(window, prediction)]``: the square windows of ``LOCALISE_WINDOWS`` of the frame's
+        shorter side, half a side apart, that hold ``min_mask_pixels`` of depthnet's mask."""
+        H, W = rgb.shape[:2]
         windows = []
         for fraction in LOCALISE_WINDOWS:
             w = max(int(round(fraction * min(H, W))), 16)
@@ -220,9 +235,14 @@ class HandFinder:
                     predicted = self._predict_crop(rgb, crop)
                     if predicted[1].sum() >= self.min_mask_pixels:
                         windows.append((crop, predicted))
-        window_score, window = self._surest(rgb, windows)
-        # a window cuts a hand its blob's crop holds whole: it must do better
-        return window if window_score > best_score + LOCALISE_WINDOW_MARGIN else best
+        return windows
+
+    def _look_again(self, rgb: np.ndarray, crop: RegionOfInterest, predicted: tuple) -> tuple:
+        """``(crop, prediction)``: depthnet on a square around ``predicted``'s keypoints (grown by
+        ``LOCALISE_REFINE_MARGIN``), None for both where that square misses the image."""
+        closer = RegionOfInterest.from_points(predicted[2].uv_px, margin=LOCALISE_REFINE_MARGIN, square=True)
+        again = self._predict_crop(rgb, closer)
+        return (None, None) if again is None else (closer, again)
 
     def _surest(self, rgb: np.ndarray, candidates: list) -> tuple[float, tuple | None]:
         """``(score, (crop, prediction))`` of the surest of ``candidates`` ``[(crop,
@@ -232,14 +252,33 @@ class HandFinder:
                         key=lambda c: (-c[0], c[1]))  # surest first, ties in the given order
         best_score, best = (scored[0][0], scored[0][2]) if scored else (-np.inf, None)
         for score, _, (crop, predicted) in scored[:LOCALISE_REFINE]:
-            closer = RegionOfInterest.from_points(predicted[2].uv_px, margin=LOCALISE_REFINE_MARGIN, square=True)
-            again = self._predict_crop(rgb, closer)
+            closer, again = self._look_again(rgb, crop, predicted)
             again_score = -np.inf if again is None else _mean_confidence(again[2])
             if again_score > score:
                 score, crop, predicted = again_score, closer, again
             if score > best_score:
                 best_score, best = score, (crop, predicted)
         return best_score, best
+
+    def candidates(self, rgb: np.ndarray) -> list[tuple[RegionOfInterest, float]]:
+        """Every square localisation can weigh in a frame, with its keypoints' mean confidence:
+        the coarse pass's blobs' crops and all the windows (``localise`` searches the windows
+        only when no blob is sure), each also looked at again around its own keypoints (both
+        listed; ``localise`` looks again at the surest three). For mining the squares the
+        localiser would wrongly be sure of (``live.mining``); needs a keypoint network and a
+        frame at least ``LOCALISE_MIN_SCALE`` times depthnet's input (ValueError otherwise)."""
+        crops, judged = self._blob_crops(rgb)
+        if not judged:
+            raise ValueError(f"candidates are judged by a keypoint network's confidence, in frames at least "
+                             f"{LOCALISE_MIN_SCALE:g} times its {self.depthnet.config.input_size} px input "
+                             f"(got {rgb.shape[1]} x {rgb.shape[0]})")
+        out = []
+        for crop, predicted in [(crop, self._predict_crop(rgb, crop)) for crop in crops] + self._windows(rgb):
+            out.append((crop, _mean_confidence(predicted[2])))
+            closer, again = self._look_again(rgb, crop, predicted)
+            if again is not None:
+                out.append((closer, _mean_confidence(again[2])))
+        return out
 
     def observe(self, rgb: np.ndarray, crop: RegionOfInterest | None = None) -> Observation:
         """Localise the hand when ``crop`` is None, then depthnet on the crop."""

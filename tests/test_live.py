@@ -114,13 +114,14 @@ class _PaintedNetwork:
     large input is not seen; its keypoints are sure (0.9) where the input shows any green pixel
     (the "hand") and unsure (0.05) elsewhere (clutter); ``graded``: unsure everywhere, a little
     surer the more of the input is green (0.2 + 0.1 x its share), so a tighter crop around the
-    hand is surer; ``keypoints=False``: a network without a keypoint head. The keypoints lie
+    hand is surer; ``keypoints=False``: a network without a keypoint head; ``lookalike``: this
+    sure of an input with blue but no green pixel (clutter it takes for a hand). The keypoints lie
     along the diagonal of the green pixels' box (the input's centre without green)."""
 
-    def __init__(self, keypoints: bool = True, graded: bool = False):
+    def __init__(self, keypoints: bool = True, graded: bool = False, lookalike: float | None = None):
         from types import SimpleNamespace
 
-        self.keypoints, self.graded = keypoints, graded
+        self.keypoints, self.graded, self.lookalike = keypoints, graded, lookalike
         self.config = SimpleNamespace(input_size=192)  # the cpu preset's
         self.inputs = 0
 
@@ -139,6 +140,8 @@ class _PaintedNetwork:
             return Prediction(np.ones((h, w), np.float32), mask)
         green = (image[..., 1] > 0) & (image[..., 0] == 0)
         sure = 0.2 + 0.1 * green.mean() if self.graded else 0.9 if green.any() else 0.05
+        if self.lookalike is not None and not green.any() and (image[..., 2] > 0).any():
+            sure = self.lookalike
         if green.any():
             ys, xs = np.nonzero(green)
             uv = np.linspace([xs.min(), ys.min()], [xs.max() + 1, ys.max() + 1], 21)
@@ -251,3 +254,74 @@ def test_a_crop_sized_frame_keeps_its_largest_blob():
     assert net.inputs == 1
     assert all(_holds(crop, corner) for corner in ((30, 30), (179, 30), (30, 179), (179, 179)))
     assert not _holds(crop, hand)
+
+
+# ---- hard negatives for the localiser (live.mining) ------------------------------------------------
+def _lookalike_frame():
+    """640 x 480: a green hand (80 px) and a blue look-alike (120 px) far from it; the hand's
+    pixels, and what no hand-free square may touch (the hand grown by 10 px)."""
+    frame = np.zeros((480, 640, 3), np.uint8)
+    _paint(frame, 420, 280, 80, (0, 255, 0))
+    _paint(frame, 60, 60, 120, (0, 0, 255))
+    hand = frame[..., 1] > 0
+    exclude = cv2.dilate(hand.astype(np.uint8), np.ones((21, 21), np.uint8)) > 0
+    return frame, hand, exclude
+
+
+def test_mining_lists_the_hand_free_squares_the_localiser_is_sure_of():
+    """A network a little sure of a blue look-alike (0.6, the hand 0.9): the mined squares are
+    the candidates with blue and no hand pixel, at 0.6; the localiser still finds the hand. Surer
+    of the look-alike than of the hand (0.95): the localiser picks it, and the frame says so. A
+    threshold above the look-alike's confidence mines nothing."""
+    from live.mining import mine_frame
+    from live.pipeline import HandFinder
+
+    frame, hand, exclude = _lookalike_frame()
+    m = mine_frame(HandFinder(_PaintedNetwork(lookalike=0.6)), frame, exclude, hand, min_confidence=0.5)
+    assert m["found"] and m["best_hand"] == pytest.approx(0.9) and m["best_free"] == pytest.approx(0.6) and m["squares"]
+    for x0, y0, side, confidence in m["squares"]:
+        square = frame[max(y0, 0):y0 + side, max(x0, 0):x0 + side]
+        assert confidence == pytest.approx(0.6) and (square[..., 2] > 0).any() and not (square[..., 1] > 0).any()
+        assert not exclude[max(y0, 0):y0 + side, max(x0, 0):x0 + side].any()
+    assert mine_frame(HandFinder(_PaintedNetwork(lookalike=0.6)), frame, exclude, hand, 0.7)["squares"] == []
+    fooled = mine_frame(HandFinder(_PaintedNetwork(lookalike=0.95)), frame, exclude, hand, 0.5)
+    assert not fooled["found"] and fooled["best_free"] == pytest.approx(0.95) and fooled["best_free"] > fooled["best_hand"]
+    with pytest.raises(ValueError, match="keypoint network"):
+        HandFinder(_PaintedNetwork(keypoints=False)).candidates(frame)
+    with pytest.raises(ValueError, match="256 x 256"):
+        HandFinder(_PaintedNetwork()).candidates(frame[:256, :256])
+
+
+def test_mined_squares_go_through_a_file_into_hand_free_training_samples(tmp_path):
+    """``mine`` over a full-frame recording writes squares that ``HandDepthDataset`` reads back
+    (``hand_free_mined``): every hand-free sample then shows the look-alike and no hand, with
+    the no-hand targets; the summary counts the frames and the localiser's hits."""
+    from depthnet.data import Augmentation, HandDepthDataset, read_mined_squares, write_mined_squares
+    from handrgbd.camera import CameraIntrinsics
+    from handrgbd.recording import RecordingWriter
+    from live.mining import mine
+    from live.pipeline import HandFinder
+
+    frame, hand, _ = _lookalike_frame()
+    depth = np.where(hand, 500.0, 1500.0).astype(np.float32)
+    writer = RecordingWriter(tmp_path / "full", CameraIntrinsics(500.0, 500.0, 319.5, 239.5, 640, 480),
+                             expect=("rgb", "depth", "mask"))
+    for i in range(2):
+        writer.write_frame(i, rgb=frame, depth_mm=depth, mask=hand)
+    squares, summary = mine(HandFinder(_PaintedNetwork(lookalike=0.6)), [tmp_path / "full"], min_confidence=0.5)
+    assert summary["frames"] == 2 and summary["found"] == 1.0 and summary["free_surer"] == 0.0
+    assert summary["squares"] == len(squares) > 0 and {sq.frame for sq in squares} == {"000000", "000001"}
+    write_mined_squares(tmp_path / "mined.csv", squares)
+    again = read_mined_squares(tmp_path / "mined.csv")
+    assert [(sq.folder, sq.frame, sq.x0, sq.y0, sq.side) for sq in again] == \
+        [(sq.folder, sq.frame, sq.x0, sq.y0, sq.side) for sq in squares]
+    import torch
+
+    data = HandDepthDataset("data/embedded/test_sequence", 64, Augmentation(color_jitter=0.0), seed=1, hand_free_share=0.5,
+                            hand_free_mined=[tmp_path / "mined.csv"], hand_free_mined_share=1.0)
+    assert len(data) == 2 * data.n_hand
+    for i in range(data.n_hand, len(data)):
+        s = data[i]
+        rgb = (s.rgb.numpy() * 255).round()
+        assert (rgb[2] > 0).any() and (rgb[1] == 0).all() and "#mined(" in s.name
+        assert s.mask.abs().sum() == 0 and s.heatmaps.abs().sum() == 0 and torch.isnan(s.joint_uv).all()
