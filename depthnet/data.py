@@ -446,10 +446,11 @@ class HandDepthDataset(Dataset):
 
     def _hand_free(self, i: int) -> Sample:
         """Sample ``i`` (``>= n_hand``): a hand-free square of the hand-free frames, from frame
-        ``(i - n_hand) mod frames`` on (the next frame when ``HAND_FREE_TRIES`` draws find none)."""
+        ``(i - n_hand) mod frames`` on (the next frame when ``HAND_FREE_TRIES`` draws find none),
+        or, for the mined share, a mined square (``_mined``)."""
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, i]))
         if self.mined and (self.hand_free_mined_share >= 1 or rng.random() < self.hand_free_mined_share):
-            return self._mined(i, rng)
+            return self._mined(rng)
         start = i - self.n_hand
         for j in range(len(self.free_frames)):
             r, k = self.free_frames[(start + j) % len(self.free_frames)]
@@ -466,7 +467,7 @@ class HandDepthDataset(Dataset):
         x0, y0, side = square
         return self._no_hand(frame.rgb[y0:y0 + side, x0:x0 + side], f"{rec.path}/{frame.name}#hand-free", rng)
 
-    def _mined(self, i: int, rng: np.random.Generator) -> Sample:
+    def _mined(self, rng: np.random.Generator) -> Sample:
         """A hand-free sample from a mined square, drawn with ``rng``."""
         sq = self.mined[int(rng.integers(len(self.mined)))]
         rec, k = self.mined_frames[(sq.folder, sq.frame)]
