@@ -48,15 +48,19 @@ from benchmarks.machine import describe
 from benchmarks.machine import line as machine_line
 from benchmarks.render_speed import _commit
 from handrgbd.args import integer, number
+from synth.generator import SynthConfig
 
 
 #: the speed video's generator seed; ``--videos N`` tracks seeds VIDEO_SEED .. VIDEO_SEED + N - 1
 VIDEO_SEED = 4
+#: the videos' keyframes this many frames apart unless asked otherwise: the generator's default
+#: (``synth.generator.SynthConfig.keyframe_every``, about 50 mm/s at the middle knuckle)
+KEYFRAME_EVERY = SynthConfig.__dataclass_fields__["keyframe_every"].default
 #: a video tracked worse than this (MPJPE, mm) missed the hand
 MISSED_MM = 100.0
 
 
-def _video(frames: int, seed: int = VIDEO_SEED, keyframe_every: int = 24, motion_blur: float = 0.0):
+def _video(frames: int, seed: int = VIDEO_SEED, keyframe_every: int = KEYFRAME_EVERY, motion_blur: float = 0.0):
     from handrgbd.recording import Recording
     from synth.generator import SynthConfig, generate
 
@@ -121,7 +125,7 @@ def _config(poses, gt, keypoints: bool, particles: int | None, generations: int 
 
 
 def _accuracy(first: tuple, videos: int, frames: int, net, keypoints: bool, particles: int | None,
-              generations: int | None, jpeg: tuple[int, ...] = (), motion: tuple[int, float] = (24, 0.0),
+              generations: int | None, jpeg: tuple[int, ...] = (), motion: tuple[int, float] = (KEYFRAME_EVERY, 0.0),
               low_light: tuple[float, ...] = (), tracker_seeds: tuple[int, ...] = (0,)) -> dict:
     """MPJPE / PA-MPJPE pooled over the tracked frames of ``videos`` videos (module docstring),
     the first of them ``first`` (``_video``'s, already made); each video is tracked as rendered,
@@ -176,7 +180,7 @@ def _accuracy(first: tuple, videos: int, frames: int, net, keypoints: bool, part
 
 
 def run(frames: int = 40, particles: int | None = None, generations: int | None = None, weights: str | None = None,
-        keypoints: bool = True, videos: int = 1, jpeg: tuple[int, ...] = (), keyframe_every: int = 24,
+        keypoints: bool = True, videos: int = 1, jpeg: tuple[int, ...] = (), keyframe_every: int = KEYFRAME_EVERY,
         motion_blur: float = 0.0, low_light: tuple[float, ...] = (), tracker_seeds: tuple[int, ...] = (0,)) -> dict:
     from depthnet.model import DepthNet
     from depthnet.runtime import Inference
@@ -229,8 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--low-light", type=number(1, 1000), nargs="+", default=[], metavar="GAIN",
                    help="also track the videos as taken in a scene GAIN times dimmer (the camera's gain raised as "
                         "much: shot and read noise; depthnet.data.low_light)")
-    p.add_argument("--keyframe-every", type=integer(1, 10_000), default=24, metavar="N",
-                   help="the videos' keyframes N frames apart (24: the generator's default; 3: a hand gesturing)")
+    p.add_argument("--keyframe-every", type=integer(1, 10_000), default=KEYFRAME_EVERY, metavar="N",
+                   help=f"the videos' keyframes N frames apart ({KEYFRAME_EVERY}: the generator's default; 3: a hand "
+                        f"gesturing)")
     p.add_argument("--motion-blur", type=number(0, 1), default=0.0, metavar="E",
                    help="the videos' exposure as a share of the frame interval (synth --motion-blur)")
     p.add_argument("--tracker-seeds", type=integer(0, 2**31 - 1), nargs="+", default=[0], metavar="S",
