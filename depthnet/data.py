@@ -59,7 +59,7 @@ from handrgbd.recording import Recording
 
 __all__ = ["Augmentation", "HandDepthDataset", "Sample", "augment_pair", "augment_matrix", "collate",
            "check_hand_free_source", "degraded", "hand_exclusion", "hand_free_square", "jpeg_roundtrip", "low_light",
-           "MinedSquare", "read_mined_squares", "write_mined_squares"]
+           "MinedSquare", "read_mined_squares", "square_sum", "write_mined_squares"]
 
 
 @dataclass(frozen=True)
@@ -242,6 +242,17 @@ def hand_exclusion(depth_mm: np.ndarray, hand: np.ndarray, threshold_mm: float =
     return hand | ((d > 0) & (d < d[near].min() + threshold_mm))
 
 
+def square_sum(integral: np.ndarray, x0: int, y0: int, side: int) -> int:
+    """How many pixels of a mask the square ``(x0, y0, side)`` holds (the part inside the image),
+    from the mask's summed-area table ``integral (H + 1, W + 1)`` (``cv2.integral``: sums over
+    ``[0, y) x [0, x)``)."""
+    H, W = integral.shape[0] - 1, integral.shape[1] - 1
+    a, b, c, d = max(x0, 0), max(y0, 0), min(x0 + side, W), min(y0 + side, H)
+    if c <= a or d <= b:
+        return 0
+    return int(integral[d, c] - integral[b, c] - integral[d, a] + integral[b, a])
+
+
 def hand_free_square(exclude: np.ndarray, rng: np.random.Generator, side_range: tuple[float, float] = HAND_FREE_SIDE,
                      tries: int = HAND_FREE_TRIES, gap: float = HAND_FREE_GAP) -> tuple[int, int, int] | None:
     """A square ``(x0, y0, side)`` inside an ``(H, W)`` image that stays ``gap`` times the
@@ -253,12 +264,11 @@ def hand_free_square(exclude: np.ndarray, rng: np.random.Generator, side_range: 
     pad = int(math.ceil(gap * short))
     grown = cv2.dilate(exclude.astype(np.uint8), np.ones((2 * pad + 1, 2 * pad + 1), np.uint8)) if pad else \
         exclude.astype(np.uint8)
-    integral = cv2.integral(grown)  # (H + 1, W + 1): sums over [0, y) x [0, x)
+    integral = cv2.integral(grown)
     for _ in range(tries):
         side = max(8, int(round(rng.uniform(*side_range) * short)))
         x0, y0 = int(rng.integers(0, W - side + 1)), int(rng.integers(0, H - side + 1))
-        x1, y1 = x0 + side, y0 + side
-        if integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0] == 0:
+        if square_sum(integral, x0, y0, side) == 0:
             return x0, y0, side
     return None
 
@@ -422,7 +432,7 @@ class HandDepthDataset(Dataset):
         rec = self.recordings[r]
         frame = rec[k]
         name = f"{rec.path}/{frame.name}"
-        depth = frame.depth_gt_mm if frame.depth_gt_mm is not None else frame.depth_mm
+        depth = frame.clean_depth_mm
         if self.foreground == "hand":
             depth = np.where(frame.mask > 0, depth, 0.0).astype(np.float32)
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, i]))
@@ -456,7 +466,7 @@ class HandDepthDataset(Dataset):
             r, k = self.free_frames[(start + j) % len(self.free_frames)]
             rec = self.free_recordings[r]
             frame = rec[k]
-            depth = frame.depth_gt_mm if frame.depth_gt_mm is not None else frame.depth_mm
+            depth = frame.clean_depth_mm
             square = hand_free_square(hand_exclusion(depth, frame.mask), rng)
             if square is not None:
                 break

@@ -208,7 +208,7 @@ def _frames(net: DepthNet, rec: Recording, indices, batch: int = 8, source: str 
                 box = hand_box(f, crop, f.mask if source == "mask" else None)
                 if box is not None:
                     f = f.crop(box[0], box[1], box[2], box[2])
-            gt = f.depth_gt_mm if f.depth_gt_mm is not None else f.depth_mm
+            gt = f.clean_depth_mm
             rgb, depth = augment_pair(f.rgb, gt, s, _NO_AUG, np.random.default_rng(0))
             hand = None
             if source == "mask":  # the labelled hand, through the same warp as the depth
@@ -254,8 +254,8 @@ def evaluate(net: DepthNet, folder: str | Path, max_frames: int | None = None, f
     if not rec.has_rgb or not (rec.has_depth or rec.has_depth_gt):
         raise ValueError(f"{rec.path}: evaluation needs rgb/ and depth/ (or depth_gt/)")
     source = foreground_source(rec, foreground, net.config.foreground)
-    n = len(rec) if max_frames is None else min(len(rec), max_frames)
-    indices = np.linspace(0, len(rec) - 1, n).round().astype(int) if n < len(rec) else np.arange(n)
+    indices = rec.spread(max_frames)
+    n = len(indices)
     was_training = net.training
     net.eval()
     errors, inter, union, frames, flat_sum, surface_sum, tilts, flat_tilts = [], 0, 0, 0, 0.0, 0.0, [], []
@@ -357,10 +357,9 @@ def hand_free_scores(net: DepthNet, folder: str | Path, max_frames: int | None =
         raise ValueError("hand-free scores need a network with keypoint heads (how sure it is of a hand)")
     rec = Recording(folder)
     check_hand_free_source(rec, "hand-free scores")
-    n = len(rec) if max_frames is None else min(len(rec), max_frames)
-    indices = np.linspace(0, len(rec) - 1, n).round().astype(int) if n < len(rec) else np.arange(n)
+    indices = rec.spread(max_frames)
     hand_conf, free_conf, surer, free_mask = [], [], [], []
-    bar = Progress(n, "hand-free", "frame", progress)
+    bar = Progress(len(indices), "hand-free", "frame", progress)
     for i in indices:
         bar.update()
         f = _degraded(rec[int(i)], int(i), jpeg, low_light)
@@ -370,7 +369,7 @@ def hand_free_scores(net: DepthNet, folder: str | Path, max_frames: int | None =
         x0, y0, side = box
         sure = float(np.mean(net.predict(f.crop(x0, y0, side, side).rgb).keypoint_confidence))
         hand_conf.append(sure)
-        depth = f.depth_gt_mm if f.depth_gt_mm is not None else f.depth_mm
+        depth = f.clean_depth_mm
         exclude, rng = hand_exclusion(depth, f.mask), np.random.default_rng((HAND_FREE_SEED, int(i)))
         for _ in range(squares):
             square = hand_free_square(exclude, rng)

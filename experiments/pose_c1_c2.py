@@ -127,7 +127,7 @@ def run(data: str | Path = DEFAULT_DATA, out: str | Path = "out/pose_c1_c2", wei
     for i in range(n):
         f = rec[i]
         usable += f.depth_mm is not None and bool(usable_depth(f.depth_mm).any())
-        gt_depth = f.depth_gt_mm if f.depth_gt_mm is not None else f.depth_mm
+        gt_depth = f.clean_depth_mm
         row = {"frame": f.name}
         if gt_depth is not None:
             # the true hand as the network defines it: eq. 1, or the labelled hand (mask/)

@@ -108,6 +108,12 @@ class Frame:
         _check_array("Frame.joints_mm", self.joints_mm, (NUM_JOINTS, 3), np.float32)
         _check_array("Frame.pose", self.pose, (NUM_POSE_PARAMS,), np.float32)
 
+    @property
+    def clean_depth_mm(self) -> np.ndarray | None:
+        """The most exact depth the frame has: ``depth_gt_mm`` (noise-free) when there is one, else
+        the sensor's ``depth_mm`` (or None): what targets and ground truth are computed from."""
+        return self.depth_gt_mm if self.depth_gt_mm is not None else self.depth_mm
+
     def crop(self, x0: int, y0: int, width: int, height: int) -> "Frame":
         """The frame's pixels ``[y0, y0 + height) x [x0, x0 + width)`` as a frame of their own,
         with its camera cropped to match (``CameraIntrinsics.crop``). The box may reach past the
@@ -488,6 +494,13 @@ class Recording:
 
     def __len__(self) -> int:
         return len(self._names)
+
+    def spread(self, n: int | None = None) -> np.ndarray:
+        """``(min(n, len),) int``: the indices of ``n`` frames spread evenly over the recording,
+        first and last included (every frame when ``n`` is None or at least its length)."""
+        if n is None or n >= len(self._names):
+            return np.arange(len(self._names))
+        return np.linspace(0, len(self._names) - 1, n).round().astype(int)
 
     def select(self, frames: slice | None) -> "Recording":
         """The frames ``frames`` (a ``slice`` over frame positions, e.g. ``slice(10, 40)``; None:

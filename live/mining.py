@@ -25,9 +25,10 @@ import logging
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from depthnet.data import MinedSquare, check_hand_free_source, hand_exclusion, write_mined_squares
+from depthnet.data import MinedSquare, check_hand_free_source, hand_exclusion, square_sum, write_mined_squares
 from handrgbd.args import CommandParser, integer, number, out_path
 from handrgbd.recording import Recording
 from live.pipeline import HandFinder
@@ -42,16 +43,6 @@ log = logging.getLogger(__name__)
 MIN_CONFIDENCE = 0.2
 
 
-def _box_sum(integral: np.ndarray, x0: int, y0: int, side: int) -> int:
-    """Pixels set in the square ``(x0, y0, side)`` (clipped to the image) of the mask whose
-    ``cv2.integral``-style table ``(H + 1, W + 1)`` is ``integral``."""
-    H, W = integral.shape[0] - 1, integral.shape[1] - 1
-    a, b, c, d = max(x0, 0), max(y0, 0), min(x0 + side, W), min(y0 + side, H)
-    if c <= a or d <= b:
-        return 0
-    return int(integral[d, c] - integral[b, c] - integral[d, a] + integral[b, a])
-
-
 def mine_frame(finder: HandFinder, rgb: np.ndarray, exclude: np.ndarray, hand: np.ndarray,
                min_confidence: float = MIN_CONFIDENCE) -> dict:
     """One full frame ``rgb (H, W, 3) uint8`` with its hands' pixels ``hand (H, W) bool`` and the
@@ -60,17 +51,16 @@ def mine_frame(finder: HandFinder, rgb: np.ndarray, exclude: np.ndarray, hand: n
     candidate's confidence (0 without one), "best_hand": the surest candidate holding hand pixels
     (0 without one), "found": whether localise's square holds the hand's centre (the centre of its
     pixels' box)}``."""
-    ex = np.pad(np.cumsum(np.cumsum(exclude.astype(np.int64), 0), 1), ((1, 0), (1, 0)))
-    hd = np.pad(np.cumsum(np.cumsum(hand.astype(np.int64), 0), 1), ((1, 0), (1, 0)))
+    ex, hd = cv2.integral(exclude.astype(np.uint8)), cv2.integral(hand.astype(np.uint8))
     squares, best_free, best_hand = [], 0.0, 0.0
     for crop, confidence in finder.candidates(rgb):
         x0, y0, x1, y1 = (int(round(v)) for v in crop.box)
         side = max(x1 - x0, y1 - y0, 16)  # as the finder cuts it (HandFinder._predict_crop)
-        if _box_sum(ex, x0, y0, side) == 0:
+        if square_sum(ex, x0, y0, side) == 0:
             best_free = max(best_free, confidence)
             if confidence >= min_confidence:
                 squares.append((x0, y0, side, confidence))
-        elif _box_sum(hd, x0, y0, side) > 0:
+        elif square_sum(hd, x0, y0, side) > 0:
             best_hand = max(best_hand, confidence)
     ys, xs = np.nonzero(hand)
     crop = finder.localise(rgb)
@@ -94,8 +84,7 @@ def mine(finder: HandFinder, folders: list[str | Path], max_frames: int | None =
     squares, found, surer, best_free, best_hand = [], [], [], [], []
     plan = []
     for rec in recordings:
-        n = len(rec) if max_frames is None else min(len(rec), max_frames)
-        plan += [(rec, int(i)) for i in np.linspace(0, len(rec) - 1, n).round().astype(int)]
+        plan += [(rec, int(i)) for i in rec.spread(max_frames)]
     bar = Progress(len(plan), "mining", "frame", progress)
     for rec, i in plan:
         bar.update()
@@ -103,7 +92,7 @@ def mine(finder: HandFinder, folders: list[str | Path], max_frames: int | None =
         hand = f.mask > 0
         if not hand.any():
             continue
-        depth = f.depth_gt_mm if f.depth_gt_mm is not None else f.depth_mm
+        depth = f.clean_depth_mm
         m = mine_frame(finder, f.rgb, hand_exclusion(depth, hand), hand, min_confidence)
         folder = str(Path(rec.path).resolve())
         squares += [MinedSquare(folder, f.name, x0, y0, side, c) for x0, y0, side, c in m["squares"]]

@@ -3,6 +3,7 @@ without the heads, ONNX, and the side of a pose."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -437,6 +438,17 @@ def _full_frames(path, frames: int = 2, hand_box=(8, 10, 40, 44)):
     for i in range(frames):
         writer.write_frame(i, rgb=rgb, depth_mm=depth, mask=hand)
     return path
+
+
+def test_square_sum_counts_the_mask_pixels_inside_the_image():
+    """Against numpy's slice sums, for squares inside, across the edges and outside the image."""
+    from depthnet.data import square_sum
+
+    mask = np.random.default_rng(4).random((30, 40)) < 0.3
+    integral = cv2.integral(mask.astype(np.uint8))
+    for x0, y0, side in ((5, 3, 10), (-4, -6, 12), (35, 25, 9), (0, 0, 40), (50, 2, 5), (-20, 0, 8)):
+        want = mask[max(y0, 0):max(y0 + side, 0), max(x0, 0):max(x0 + side, 0)].sum()
+        assert square_sum(integral, x0, y0, side) == want, (x0, y0, side)
 
 
 def test_hand_free_squares_keep_away_from_the_hands_and_what_eq1_keeps_with_them():

@@ -343,3 +343,22 @@ def test_sr305_fixture_loads_in_millimetres():
         assert 450.0 <= np.median(hand) <= 800.0, frame.name
     raw = cv2.imread(str(SR305 / "depth" / "000000.png"), cv2.IMREAD_UNCHANGED)
     np.testing.assert_array_equal(rec[0].depth_mm, raw.astype(np.float32) / 8)   # 0.125 mm units
+
+
+def test_spread_picks_evenly_spaced_frames_first_and_last_included(tmp_path):
+    red = np.zeros((CAMERA.height, CAMERA.width, 3), np.uint8)
+    writer = RecordingWriter(tmp_path, CAMERA, expect=("rgb",))
+    for i in range(10):
+        writer.write_frame(i, rgb=red)
+    rec = Recording(tmp_path)
+    assert rec.spread(4).tolist() == [0, 3, 6, 9]
+    assert rec.spread(1).tolist() == [0]
+    assert rec.spread().tolist() == rec.spread(10).tolist() == rec.spread(50).tolist() == list(range(10))
+
+
+def test_a_frames_clean_depth_is_the_noise_free_one_when_there_is_one():
+    depth = np.full((CAMERA.height, CAMERA.width), 500.0, np.float32)
+    clean = depth + 3.0
+    assert Frame(0, "000000", CAMERA, depth_mm=depth, depth_gt_mm=clean).clean_depth_mm is clean
+    assert Frame(0, "000000", CAMERA, depth_mm=depth).clean_depth_mm is depth
+    assert Frame(0, "000000", CAMERA).clean_depth_mm is None
