@@ -27,7 +27,10 @@ time:
    the fingers' direction (away from the arm), only the orientations whose fingers point that
    way; with ``init_generations``, ``init_restarts`` times (independent swarms, each seeded from
    its share of the best candidates: the 1st, R+1-th, ... best for the first), the best fit kept
-   (6 with metric depth, 1 with ``depth_offset_free``).
+   (6 with metric depth, 1 with ``depth_offset_free``). With sensor depth (``mask_source="depth"``)
+   the candidates are instead the learned start's (``learned_start``, ``tracker.start_net``: a
+   CNN on the detection's depth crop proposes three distinct rotations with finger angles and a
+   position), one swarm from each.
    With ``depth_offset_free`` the observed depth is taken as known up to a constant (relative
    depth estimated from RGB): each hypothesis's depth term uses the best constant shift, and
    the distance of the hand follows from its silhouette and the known hand size.
@@ -66,6 +69,7 @@ time:
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -183,6 +187,13 @@ class TrackerConfig:
     #: previous solution (not at a start; docs/tracker.md, "A pose prior": C1 from the truth 9.3 ->
     #: 8.0 mm on the hard bench's plain scenario, the main job's C1 8.4 -> 6.0 over 3 seeds)
     pose_prior_weight: float = 1.0
+    #: with ``mask_source="depth"`` (sensor depth), a start from a detection tries the learned
+    #: start's poses (``tracker.start_net``: a CNN on the detection's depth crop proposes this many
+    #: distinct rotations with its finger angles and position; one swarm from each) instead of the
+    #: orientation grid x canonical poses; 0: the grid (docs/tracker.md, "The learned start")
+    learned_start: int = 3
+    #: that network's weights (None: the shipped ``tracker/data/start_net.pt``)
+    learned_start_weights: str | None = None
     #: a palm keypoint needs this confidence for the PnP start
     pnp_confidence: float = 0.3
     side_confidence: float = 0.3
@@ -199,6 +210,8 @@ class TrackerConfig:
         restarts = 1 if self.init_restarts is None else self.init_restarts
         if self.given_outline_px < 0:
             raise ValueError(f"TrackerConfig.given_outline_px must be >= 0, got {self.given_outline_px}")
+        if self.learned_start < 0:
+            raise ValueError(f"TrackerConfig.learned_start must be >= 0 (0: the orientation grid), got {self.learned_start}")
         if self.lost_frames < 1 or self.init_generations < 1 or restarts < 1 or self.keypoint_modes < 1:
             raise ValueError("TrackerConfig.lost_frames, init_generations, init_restarts and keypoint_modes "
                              "must be >= 1")
@@ -310,6 +323,14 @@ def pnp_palm_poses(model: HandModel, palm_uv: np.ndarray, camera: CameraIntrinsi
             if t[2] > 50.0 and ((R @ obj.T).T + t)[:, 2].min() > 50.0:
                 out.append((matrix_to_quaternion(R), t))
     return out
+
+
+@functools.lru_cache(maxsize=4)
+def _start_predictor(weights: str | None):
+    """The learned start's network, loaded once per weights file."""
+    from tracker.start_net import StartPredictor
+
+    return StartPredictor(weights)
 
 
 def _orientation_grid() -> np.ndarray:
@@ -458,6 +479,7 @@ class Tracker:
             found = detect_hand(depth, camera, cfg.detector)
             if found is None:
                 return np.zeros(depth.shape, bool), None
+            self._detected_in = depth  # the depth the detection saw (the learned start's input)
             return found.mask, found
         fg = depth_foreground(depth, cfg.foreground_mm)
         if cfg.mask_source == "given":
@@ -618,6 +640,17 @@ class Tracker:
         toward = (j[:, Joint.MIDDLE_MCP] - j[:, Joint.WRIST]) @ found.fingers_dir > 0
         return out[toward] if toward.any() else out  # unknown direction (zeros): no orientation ruled out
 
+    def _learned_candidates(self, model, depth, camera, found: HandDetection | None) -> np.ndarray | None:
+        """``(learned_start, 27)`` start poses from the learned start (``tracker.start_net``) for a
+        hand detected in sensor depth, or None where it does not apply (another mask source, no
+        detection, or ``learned_start`` 0). ``depth``: the frame's, the context of the crop."""
+        cfg = self.config
+        if cfg.learned_start == 0 or cfg.mask_source != "depth" or found is None or found.mask is None:
+            return None
+        predictor = _start_predictor(cfg.learned_start_weights)
+        return predictor.poses(found.mask, self._detected_in, depth, camera, found.palm_uv, found.palm_mm,
+                               model.side, cfg.learned_start)
+
     # ---- one frame ------------------------------------------------------------------------
     def step(self, depth_mm: np.ndarray, mask: np.ndarray | None = None, rgb: np.ndarray | None = None,
              camera: CameraIntrinsics | None = None, keypoints: Keypoints | None = None) -> TrackResult:
@@ -673,7 +706,9 @@ class Tracker:
                 self.rng.bit_generator.state = rng_start  # then runs exactly as that side alone would
                 f = self._objective(model, scorer, camera, roi, obs_tile, mask_tile, term)
                 pnp = self._pnp_candidates(model, keypoints, camera) if term is not None else None
-                candidates = pnp if pnp is not None else self._initial_candidates(model, depth, hand, camera, found)
+                learned = self._learned_candidates(model, depth, camera, found) if pnp is None else None
+                candidates = pnp if pnp is not None else learned if learned is not None else \
+                    self._initial_candidates(model, depth, hand, camera, found)
                 # restarts on the orientation grid only (measured there; the PnP start has its few poses)
                 restarts = min(1 if pnp is not None else self._init_restarts, len(candidates))
                 values = np.concatenate([f(candidates[i:i + n]) for i in range(0, len(candidates), n)])
