@@ -376,6 +376,8 @@ class Tracker:
         self._bad_frames = 0
         #: the solution a loss let go of, (side, params): the next start competes with it
         self._carry_on: tuple[str, np.ndarray] | None = None
+        #: the depth the last detection saw (the support plane left out): the learned start's input
+        self._detected_in: np.ndarray | None = None
         self._prior: PosePrior | None = (load_pose_prior(self.config.pose_prior_weight)
                                          if self.config.pose_prior_weight > 0 else None)
         c = self.config.restart_competes
@@ -479,7 +481,7 @@ class Tracker:
             found = detect_hand(depth, camera, cfg.detector)
             if found is None:
                 return np.zeros(depth.shape, bool), None
-            self._detected_in = depth  # the depth the detection saw (the learned start's input)
+            self._detected_in = depth
             return found.mask, found
         fg = depth_foreground(depth, cfg.foreground_mm)
         if cfg.mask_source == "given":
