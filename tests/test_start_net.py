@@ -186,3 +186,11 @@ def test_bad_weights_and_recordings_name_the_file(tmp_path):
     assert default_weights().is_file()
     with pytest.raises(ValueError, match="sr305.*poses.npy"):
         sn.prepare(["tests/data/sr305"])
+
+
+def test_tracker_config_refuses_a_negative_learned_start():
+    from tracker.tracking import TrackerConfig
+
+    with pytest.raises(ValueError, match="learned_start"):
+        TrackerConfig(learned_start=-1)
+    assert TrackerConfig().learned_start == 3 and TrackerConfig(learned_start=0).learned_start == 0
