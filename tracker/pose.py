@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["HandPose", "PARAM_NAMES", "NUM_PARAMS", "LIMITS", "CANONICAL_POSES", "FINGER_NAMES",
-           "quaternion_to_matrix", "matrix_to_quaternion", "quaternion_slerp", "quaternion_multiply", "axis_angle_quaternion", "SIDES"]
+           "quaternion_to_matrix", "matrix_to_quaternion", "quaternion_slerp", "quaternion_multiply", "axis_angle_quaternion",
+           "mirror_quaternion", "SIDES"]
 
 NUM_PARAMS = 27
 FINGER_NAMES = ("thumb", "index", "middle", "ring", "pinky")
@@ -101,6 +102,11 @@ def axis_angle_quaternion(axis: np.ndarray, angle_rad: float) -> np.ndarray:
     axis = np.asarray(axis, dtype=np.float64)
     axis = axis / np.linalg.norm(axis)
     return np.concatenate([[math.cos(angle_rad / 2)], math.sin(angle_rad / 2) * axis])
+
+
+def mirror_quaternion(q: np.ndarray) -> np.ndarray:
+    """The orientation of the mirror-image hand (camera x -> -x): ``(w, x, y, z) -> (w, x, -y, -z)``."""
+    return np.asarray(q, dtype=np.float64) * np.array([1.0, 1.0, -1.0, -1.0])
 
 
 def quaternion_slerp(q0: np.ndarray, q1: np.ndarray, t: float) -> np.ndarray:
@@ -196,8 +202,7 @@ class HandPose:
 
     def mirrored(self) -> "HandPose":
         """The other hand, mirror image through the camera's x = 0 plane (joints x -> -x)."""
-        w, x, y, z = self.orientation
-        return HandPose(self.position_mm * [-1.0, 1.0, 1.0], [w, x, -y, -z], self.angles_rad,
+        return HandPose(self.position_mm * [-1.0, 1.0, 1.0], mirror_quaternion(self.orientation), self.angles_rad,
                         "left" if self.side == "right" else "right")
 
     @classmethod

@@ -46,11 +46,12 @@ import cv2
 import numpy as np
 
 from handrgbd.camera import CameraIntrinsics
-from tracker.pose import HandPose, matrix_to_quaternion, quaternion_to_matrix
+from tracker.pose import (HandPose, axis_angle_quaternion, matrix_to_quaternion, mirror_quaternion,
+                          quaternion_to_matrix)
 
 log = logging.getLogger(__name__)
 
-__all__ = ["INPUT_SIZE", "ray_rotation", "start_input", "rotation_bins", "mirror_quaternion", "quaternion_angle",
+__all__ = ["INPUT_SIZE", "ray_rotation", "start_input", "rotation_bins", "quaternion_angle",
            "pose_targets", "poses_from_prediction", "StartPredictor", "default_weights", "prepare", "train"]
 
 #: the network's input side, pixels
@@ -81,18 +82,10 @@ def ray_rotation(camera: CameraIntrinsics, uv: np.ndarray) -> np.ndarray:
     r = np.array([(uv[0] - camera.cx) / camera.fx, (uv[1] - camera.cy) / camera.fy, 1.0])
     r /= np.linalg.norm(r)
     axis = np.cross([0.0, 0.0, 1.0], r)
-    s, c = float(np.linalg.norm(axis)), float(r[2])
+    s = float(np.linalg.norm(axis))
     if s < 1e-12:
         return np.eye(3)
-    a = axis / s
-    K = np.array([[0.0, -a[2], a[1]], [a[2], 0.0, -a[0]], [-a[1], a[0], 0.0]])
-    return np.eye(3) + s * K + (1.0 - c) * K @ K
-
-
-def mirror_quaternion(q: np.ndarray) -> np.ndarray:
-    """The orientation of the mirror-image hand (x -> -x): ``(w, x, y, z) -> (w, x, -y, -z)``."""
-    q = np.asarray(q, np.float64)
-    return q * np.array([1.0, 1.0, -1.0, -1.0])
+    return quaternion_to_matrix(axis_angle_quaternion(axis, math.atan2(s, float(r[2]))))
 
 
 def rotation_bins(n: int = ROTATION_BINS, seed: int = 0) -> np.ndarray:
@@ -292,11 +285,16 @@ def turn_about_view(q, offset, angle):
 
 
 def _atomic_save(obj, path: Path) -> None:
+    """``torch.save`` through the project's atomic writer (``handrgbd.outputs.atomic_write_bytes``)."""
+    import io
+
     import torch
 
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    from handrgbd.outputs import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def train(data: dict[str, np.ndarray], out: str | os.PathLike, epochs: int = 40, batch: int = 64, lr: float = 2e-3,

@@ -711,7 +711,8 @@ class Tracker:
                 learned = self._learned_candidates(model, depth, camera, found) if pnp is None else None
                 candidates = pnp if pnp is not None else learned if learned is not None else \
                     self._initial_candidates(model, depth, hand, camera, found)
-                # restarts on the orientation grid only (measured there; the PnP start has its few poses)
+                # restarts: on the orientation grid (measured there) or one per learned pose (at most
+                # init_restarts); the PnP start's few poses share one swarm
                 restarts = min(1 if pnp is not None else self._init_restarts, len(candidates))
                 values = np.concatenate([f(candidates[i:i + n]) for i in range(0, len(candidates), n)])
                 order = np.argsort(values)
