@@ -25,7 +25,8 @@ set the model's forearm, ``+occluders`` scores the surfaces outside the hand mas
 modes (``TrackerConfig.keypoint_modes`` 3), ``+prior`` / ``+no-prior`` the finger angles' pose
 prior at weight 1 (the default) / 0 (``TrackerConfig.pose_prior_weight``), ``+grid-start`` the
 sensor-depth start from the orientation grid instead of the learned start's poses
-(``TrackerConfig.learned_start`` 0), ``TRACKER_OPTIONS``), and ``mediapipe``: MediaPipe Hands
+(``TrackerConfig.learned_start`` 0), ``+no-hand-split`` the detected region as it is
+(``TrackerConfig.hand_split`` False), ``TRACKER_OPTIONS``), and ``mediapipe``: MediaPipe Hands
 0.10.21 world landmarks from RGB (compared root-relative and after Procrustes alignment; its
 absolute MPJPE is not defined).
 Without the ``handrgbd[mediapipe]`` extra that row says how to install it instead of failing.
@@ -76,7 +77,7 @@ MEDIAPIPE_HINT = "pip install 'handrgbd[mediapipe]'  (mediapipe==0.10.21; it pin
 TRACKER_OPTIONS = {"forearm": {"forearm": True}, "no-forearm": {"forearm": False}, "occluders": {"occluders": True},
                    "whole-region": {"region_margin_mm": None}, "kp-modes": {"keypoint_modes": 3},
                    "prior": {"pose_prior_weight": 1.0}, "no-prior": {"pose_prior_weight": 0.0},
-                   "grid-start": {"learned_start": 0}}
+                   "grid-start": {"learned_start": 0}, "no-hand-split": {"hand_split": False}}
 
 
 class TrackerSpec(NamedTuple):
@@ -546,7 +547,7 @@ def build_parser() -> CommandParser:
                    default=["clean", "sensor", "degraded:8:0.3", "depthnet", "depthnet-rgb"],
                    help="depth sources (see the module docstring)")
     p.add_argument("--trackers", nargs="+", type=_tracker_arg, default=["pso:64x25", "mediapipe"],
-                   help="pso:PxG[:backend][+forearm|+no-forearm|+occluders|+whole-region|+kp-modes|+prior|+no-prior|+grid-start] | mediapipe")
+                   help="pso:PxG[:backend][+forearm|+no-forearm|+occluders|+whole-region|+kp-modes|+prior|+no-prior|+grid-start|+no-hand-split] | mediapipe")
     p.add_argument("--out", type=out_path, default="out/compare",
                    help="output folder (finished rows in OUT/rows/ are reused: a rerun resumes)")
     p.add_argument("--seeds", type=integer(0, SEED_MAX), nargs="+", default=[0], help="PSO tracker seeds (one row each)")

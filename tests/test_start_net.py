@@ -156,18 +156,18 @@ def test_training_checkpoints_resume_and_write_loadable_weights(tmp_path, monkey
     data = sn.prepare([EMBEDDED])
     data = {k: v[:24] for k, v in data.items()}
     out = tmp_path / "w.pt"
-    real_save, calls = sn._atomic_save, []
+    real_save, calls = sn.save_atomically, []
 
     def crash_after_first(obj, path):
         real_save(obj, path)
         calls.append(path)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sn, "_atomic_save", crash_after_first)
+    monkeypatch.setattr(sn, "save_atomically", crash_after_first)
     with pytest.raises(KeyboardInterrupt):
         sn.train(data, out, epochs=2, batch=8, val=4)
     assert calls == [tmp_path / "w.pt.ckpt"] and not out.exists()
-    monkeypatch.setattr(sn, "_atomic_save", real_save)
+    monkeypatch.setattr(sn, "save_atomically", real_save)
     metrics = sn.train(data, out, epochs=2, batch=8, val=4)
     assert metrics["epoch"] == 2 and not (tmp_path / "w.pt.ckpt").exists()
     assert StartPredictor(out).predict(data["x"][0].astype(np.float32))[0].shape == (len(rotation_bins()),)

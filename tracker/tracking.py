@@ -5,7 +5,9 @@ time:
 
 1. Observed hand mask (``config.mask_source``): ``"depth"`` (default) finds the hand in the
    depth (``tracker.detect``: the hand-sized surface at the end of a geodesic extremum, so not
-   the torso or a chair that is nearer) on (re-)initialisation, and while tracking keeps the
+   the torso or a chair that is nearer) on (re-)initialisation, its region split into hand and
+   not by ``tracker.hand_split`` (``hand_split``: a held object the surface runs onto is left
+   out and scored as an occluder, the hand detected again without it), and while tracking keeps the
    surface around the previous solution's palm and knuckles (``hand_region``), of it the points
    near the solution's skeleton and not in front of it (``region_margin_mm``: a held object or
    a touched cup is one surface with the hand), the rest of the depth scored as occluders; ``"eq1"`` is
@@ -85,6 +87,7 @@ from handrgbd.joints import Joint, Keypoints
 from renderer.projection import RegionOfInterest
 from tracker.detect import (PALM_JOINTS, DetectorConfig, HandDetection, detect_hand, hand_region, near_skeleton,
                             support_plane)
+from tracker.hand_split import HandSplitter, find_hand
 from tracker.kinematics import DEFAULT_HAND_LENGTH_MM, HandModel, finger_crossing_penalty
 from tracker.objective import (CpuScorer, KeypointTerm, ObjectiveConfig, PosePrior, keypoint_term, load_pose_prior,
                                make_scorer, objective_from_sums, pose_prior_term)
@@ -194,6 +197,13 @@ class TrackerConfig:
     learned_start: int = 3
     #: that network's weights (None: the shipped ``tracker/data/start_net.pt``)
     learned_start_weights: str | None = None
+    #: with ``mask_source="depth"``, a detection's region is split by ``tracker.hand_split`` (a CNN
+    #: on its depth crop calls each pixel hand or not, e.g. a held object the surface runs onto)
+    #: and the hand detected again without the rest, which is scored as occluders; False: the
+    #: region as detected (docs/tracker.md, "The hand's pixels at a start")
+    hand_split: bool = True
+    #: that network's weights (None: the shipped ``tracker/data/hand_split.pt``)
+    hand_split_weights: str | None = None
     #: a palm keypoint needs this confidence for the PnP start
     pnp_confidence: float = 0.3
     side_confidence: float = 0.3
@@ -333,6 +343,12 @@ def _start_predictor(weights: str | None):
     return StartPredictor(weights)
 
 
+@functools.lru_cache(maxsize=4)
+def _hand_splitter(weights: str | None) -> HandSplitter:
+    """The hand split's network, loaded once per weights file."""
+    return HandSplitter(weights)
+
+
 def _orientation_grid() -> np.ndarray:
     """24 hand orientations (quaternions): palm, back or side toward the camera, at 8 rolls each."""
     out = []
@@ -465,6 +481,7 @@ class Tracker:
         mask on initialisation (its region, e.g. without a forearm, is that frame's mask), and
         keep their mask while tracking; ``"eq1"`` never detects (the paper's rule as is)."""
         cfg = self.config
+        frame_depth = depth
         if cfg.mask_source in ("depth", "skin"):  # sensor depth: a table under the hand is left out
             depth = np.where(support_plane(depth, camera, cfg.detector), 0.0, depth).astype(np.float32)
         if cfg.mask_source == "depth":
@@ -478,7 +495,8 @@ class Tracker:
                         if near.sum() >= cfg.min_hand_pixels:
                             hand = near
                     return hand, None
-            found = detect_hand(depth, camera, cfg.detector)
+            splitter = _hand_splitter(cfg.hand_split_weights) if cfg.hand_split else None
+            found, depth = find_hand(depth, frame_depth, camera, cfg.detector, splitter, cfg.min_hand_pixels)
             if found is None:
                 return np.zeros(depth.shape, bool), None
             self._detected_in = depth
