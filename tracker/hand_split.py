@@ -17,8 +17,8 @@ SPLIT_SIZE)``, taken back to the frame's pixels by the inverse of the crop's map
 Training (``python -m tracker.hand_split --data DIR [DIR ...] [--out PATH]``): recordings with
 ``mask/`` (the synthetic generator's); each frame's hand is detected as the tracker does and its
 crop labelled from ``mask/``; frames without a detection, or whose crop holds under half the
-labelled hand, are skipped. The shipped weights' recipe is in docs/tracker.md ("The hand's
-pixels at a start").
+labelled hand, are skipped. The shipped weights' recipe is in docs/tracker.md ("The learned
+start": this network first, then the start's, which trains on its regions).
 """
 
 from __future__ import annotations
@@ -30,16 +30,14 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import cv2
 import numpy as np
 
 from handrgbd.camera import CameraIntrinsics
+from tracker.detect import DetectorConfig, HandDetection, detect_hand, support_plane
 from tracker.start_net import DEPTH_CLIP, crop_matrix, save_atomically, start_input
-
-if TYPE_CHECKING:
-    from tracker.detect import DetectorConfig, HandDetection
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +130,8 @@ class HandSplitter:
 
         path = Path(weights) if weights is not None else default_weights()
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: the hand split's weights are missing (docs/tracker.md, \"The hand's "
-                                    f"pixels at a start\", has the command that makes them)")
+            raise FileNotFoundError(f"{path}: the hand split's weights are missing (docs/tracker.md, 'The learned "
+                                    f"start', has the command that makes them)")
         try:
             saved = torch.load(path, map_location="cpu", weights_only=True)
             self.net = _network()
@@ -162,22 +160,19 @@ class HandSplitter:
 
 
 def find_hand(depth_mm: np.ndarray, context_mm: np.ndarray, camera: CameraIntrinsics,
-              detector: "DetectorConfig | None" = None, splitter: HandSplitter | None = None,
-              min_pixels: int = 50) -> tuple["HandDetection | None", np.ndarray]:
+              detector: DetectorConfig | None = None, splitter: HandSplitter | None = None,
+              min_pixels: int = 50) -> tuple[HandDetection | None, np.ndarray]:
     """The hand in sensor depth, as the tracker's start sees it: ``tracker.detect.detect_hand``
     on ``depth_mm (H, W)`` (the support plane already left out), its region split by
     ``splitter`` (None: not split) with ``context_mm`` (every reading) as the network's context.
 
     Where the split leaves out some of the region, the hand is detected again in the depth
     without those pixels; where that finds no hand at least ``min_pixels`` large (the default is
-    ``TrackerConfig.min_hand_pixels``'s) mostly inside
-    what the network called hand (a palm hidden behind the object leaves only fingers, which
-    are no palm to detect), the first detection is kept with the hand's pixels as its region.
-    The border distance (the arm's reach) stays the first one's: the cut can part the hand from
-    its arm. Returns (the detection or None, the depth it saw: ``depth_mm`` without the pixels
-    left out)."""
-    from tracker.detect import detect_hand
-
+    ``TrackerConfig.min_hand_pixels``'s) mostly inside what the network called hand (a palm
+    hidden behind the object leaves only fingers, which are no palm to detect), the first
+    detection is kept with the hand's pixels as its region. The border distance (the arm's
+    reach) is the nearer of the two detections': the cut can part the hand from its arm.
+    Returns (the detection or None, the depth it saw: ``depth_mm`` without the pixels left out)."""
     found = detect_hand(depth_mm, camera, detector)
     if found is None or found.mask is None or splitter is None:
         return found, depth_mm
@@ -200,7 +195,6 @@ def prepare(folders: Sequence[str | os.PathLike]) -> dict[str, np.ndarray]:
     """Inputs and labels from recordings: ``x (N, 3, S, S) float16``, ``y (N, S, S) bool`` (the
     labelled hand), ``valid (N, S, S) bool`` (a reading in the crop)."""
     from handrgbd.recording import Recording
-    from tracker.detect import detect_hand, support_plane
 
     xs, ys = [], []
     for folder in folders:

@@ -398,11 +398,11 @@ def train(data: dict[str, np.ndarray], out: str | os.PathLike, epochs: int = 40,
                  100 * metrics["rotation_within_30deg"], metrics["angles_mae_deg"], metrics["position_error_mm"],
                  time.perf_counter() - t0)
         save_atomically({"model": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                      "epoch": epoch + 1, "rng": rng, "torch_rng": torch.get_rng_state()}, ckpt)
+                         "epoch": epoch + 1, "rng": rng, "torch_rng": torch.get_rng_state()}, ckpt)
     if not metrics:
         metrics = {"epoch": epochs, **evaluate()}
     save_atomically({"model": {k: v.half() for k, v in net.state_dict().items()}, "bins": len(bins),
-                  "metrics": metrics}, out)
+                     "metrics": metrics}, out)
     ckpt.unlink(missing_ok=True)
     return metrics
 
