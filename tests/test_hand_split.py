@@ -150,23 +150,24 @@ def test_training_checkpoints_resume_and_write_loadable_weights(tmp_path, monkey
     resumes from the checkpoint, writes weights HandSplitter loads, and removes the checkpoint."""
     pytest.importorskip("torch")
     import tracker.hand_split as hs
+    import tracker.small_nets as small_nets
 
     data = hs.prepare([EMBEDDED])
     assert data["x"].shape[1:] == (3, SPLIT_SIZE, SPLIT_SIZE) and data["y"].shape[1:] == (SPLIT_SIZE, SPLIT_SIZE)
     data = {k: v[:24] for k, v in data.items()}
     out = tmp_path / "w.pt"
-    real_save, calls = hs.save_atomically, []
+    real_save, calls = small_nets.save_atomically, []
 
     def crash_after_first(obj, path):
         real_save(obj, path)
         calls.append(path)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(hs, "save_atomically", crash_after_first)
+    monkeypatch.setattr(small_nets, "save_atomically", crash_after_first)
     with pytest.raises(KeyboardInterrupt):
         hs.train(data, out, epochs=2, batch=8, val=4)
     assert calls == [tmp_path / "w.pt.ckpt"] and not out.exists()
-    monkeypatch.setattr(hs, "save_atomically", real_save)
+    monkeypatch.setattr(small_nets, "save_atomically", real_save)
     metrics = hs.train(data, out, epochs=2, batch=8, val=4)
     assert metrics["epoch"] == 2 and not (tmp_path / "w.pt.ckpt").exists()
     assert HandSplitter(out).probability(data["x"][0].astype(np.float32)).shape == (SPLIT_SIZE, SPLIT_SIZE)

@@ -151,23 +151,24 @@ def test_training_checkpoints_resume_and_write_loadable_weights(tmp_path, monkey
     """Two epochs on the embedded sequence's frames, interrupted after the first: the second run
     resumes from the checkpoint, writes weights StartPredictor loads, and removes the checkpoint."""
     pytest.importorskip("torch")
+    import tracker.small_nets as small_nets
     import tracker.start_net as sn
 
     data = sn.prepare([EMBEDDED])
     data = {k: v[:24] for k, v in data.items()}
     out = tmp_path / "w.pt"
-    real_save, calls = sn.save_atomically, []
+    real_save, calls = small_nets.save_atomically, []
 
     def crash_after_first(obj, path):
         real_save(obj, path)
         calls.append(path)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sn, "save_atomically", crash_after_first)
+    monkeypatch.setattr(small_nets, "save_atomically", crash_after_first)
     with pytest.raises(KeyboardInterrupt):
         sn.train(data, out, epochs=2, batch=8, val=4)
     assert calls == [tmp_path / "w.pt.ckpt"] and not out.exists()
-    monkeypatch.setattr(sn, "save_atomically", real_save)
+    monkeypatch.setattr(small_nets, "save_atomically", real_save)
     metrics = sn.train(data, out, epochs=2, batch=8, val=4)
     assert metrics["epoch"] == 2 and not (tmp_path / "w.pt.ckpt").exists()
     assert StartPredictor(out).predict(data["x"][0].astype(np.float32))[0].shape == (len(rotation_bins()),)
@@ -194,3 +195,20 @@ def test_tracker_config_refuses_a_negative_learned_start():
     with pytest.raises(ValueError, match="learned_start"):
         TrackerConfig(learned_start=-1)
     assert TrackerConfig().learned_start == 3 and TrackerConfig(learned_start=0).learned_start == 0
+
+
+def test_turning_crops_moves_pixels_and_their_labels_and_brings_no_reading_from_outside():
+    torch = pytest.importorskip("torch")
+    from tracker.start_net import turn_crops
+
+    S = 16
+    x = torch.zeros(2, 3, S, S)
+    x[:, 0, 4, 12] = 1.0  # a region pixel right of the centre, above it
+    x[:, 2] = 0.5  # every pixel a reading
+    labels = x[:, :1].clone()
+    same, same_labels = turn_crops(x.clone(), torch.zeros(2), labels.clone())
+    assert torch.equal(same, x) and torch.equal(same_labels, labels)
+    turned, turned_labels = turn_crops(x.clone(), torch.tensor([math.pi, math.pi / 4]), labels.clone())
+    assert turned[0, 0, S - 1 - 4, S - 1 - 12] == 1.0 and turned[0, 0].sum() == 1.0  # half a turn about the centre
+    assert torch.equal(turned_labels[:, 0], turned[:, 0])
+    assert turned[1, 2, 0, 0] == DEPTH_CLIP and turned[1, 2, S // 2, S // 2] == 0.5  # the corners come from outside

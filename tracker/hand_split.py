@@ -23,8 +23,6 @@ start": this network first, then the start's, which trains on its regions).
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import math
 import os
@@ -37,7 +35,8 @@ import numpy as np
 
 from handrgbd.camera import CameraIntrinsics
 from tracker.detect import DetectorConfig, HandDetection, detect_hand, support_plane
-from tracker.start_net import DEPTH_CLIP, crop_matrix, save_atomically, start_input
+from tracker.small_nets import Checkpoint, fit, load_network, training_main
+from tracker.start_net import DEPTH_CLIP, crop_matrix, start_input, turn_crops
 
 log = logging.getLogger(__name__)
 
@@ -126,19 +125,9 @@ class HandSplitter:
     """The trained network, loaded once; ``hand`` splits a detection's region."""
 
     def __init__(self, weights: str | os.PathLike | None = None):
-        import torch
-
         path = Path(weights) if weights is not None else default_weights()
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: the hand split's weights are missing (docs/tracker.md, 'The learned "
-                                    f"start', has the command that makes them)")
-        try:
-            saved = torch.load(path, map_location="cpu", weights_only=True)
-            self.net = _network()
-            self.net.load_state_dict({k: v.float() for k, v in saved["model"].items()})
-        except Exception as e:  # a truncated or foreign file: torch raises several kinds
-            raise ValueError(f"{path}: not the hand split's weights ({e})") from e
-        self.net.eval()
+        self.net, _ = load_network(path, lambda saved: _network(), "the hand split",
+                                   "docs/tracker.md, 'The learned start',")
         self.path = path
 
     def probability(self, x: np.ndarray) -> np.ndarray:
@@ -255,13 +244,8 @@ def train(data: dict[str, np.ndarray], out: str | os.PathLike, epochs: int = 12,
     opt = torch.optim.AdamW(net.parameters(), lr / 2, weight_decay=1e-4)
     steps = epochs * math.ceil(len(tr) / batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps)
-    ckpt, start = out.with_name(out.name + ".ckpt"), 0
-    if ckpt.exists():
-        saved = torch.load(ckpt, map_location="cpu", weights_only=False)
-        net.load_state_dict(saved["model"]), opt.load_state_dict(saved["optimizer"]), sched.load_state_dict(saved["scheduler"])
-        start, rng = saved["epoch"], saved["rng"]
-        torch.set_rng_state(saved["torch_rng"])
-        log.info("hand_split: resumed %s at epoch %d", ckpt, start)
+    ckpt = Checkpoint(out, "hand_split")
+    start, rng = ckpt.resume(net, opt, sched, rng)
 
     def evaluate() -> dict:
         net.eval()
@@ -275,64 +259,25 @@ def train(data: dict[str, np.ndarray], out: str | os.PathLike, epochs: int = 12,
                 "worst_tenth_before": float(np.sort(before)[: max(1, len(va) // 10)].mean()),
                 "worst_tenth_after": float(np.sort(after)[: max(1, len(va) // 10)].mean())}
 
-    metrics = {}
-    for epoch in range(start, epochs):
-        t0, total = time.perf_counter(), 0.0
-        perm = rng.permutation(tr)
-        for b0 in range(0, len(perm), batch):
-            b = perm[b0:b0 + batch]
-            x, y = X[b].clone(), Y[b].clone()[:, None]
-            x[:, 1:] += (torch.rand(len(b), 1, 1, 1) - 0.5) * 0.2 * (x[:, 1:] != 0)
-            flip = torch.rand(len(b)) < 0.5
-            x[flip], y[flip] = x[flip].flip(-1), y[flip].flip(-1)
-            ang = (torch.rand(len(b)) * 2 - 1) * math.pi
-            c, s, z = torch.cos(ang), torch.sin(ang), torch.zeros(len(b))
-            theta = torch.stack([torch.stack([c, s, z], 1), torch.stack([-s, c, z], 1)], 1)
-            grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-            x = F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
-            y = F.grid_sample(y, grid, mode="nearest", padding_mode="zeros", align_corners=False)[:, 0]
-            outside = F.grid_sample(torch.ones_like(x[:, :1]), grid, mode="nearest", padding_mode="zeros",
-                                    align_corners=False) == 0
-            x[:, 2:3][outside] = DEPTH_CLIP  # beyond the crop: no reading
-            weight = (x[:, 2] < DEPTH_CLIP).float() + 2.0 * x[:, 0]  # readings, the region three times
-            loss = (F.binary_cross_entropy_with_logits(net(x), y, reduction="none") * weight).sum() / weight.sum()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item() * len(b)
-        metrics = {"epoch": epoch + 1, "loss": total / len(tr), **evaluate()}
-        log.info("hand_split: epoch %d/%d loss %.4f, held out: region's hand IoU %.3f -> %.3f (worst tenth %.3f -> %.3f) "
-                 "(%.0f s)", epoch + 1, epochs, metrics["loss"], metrics["region_hand_iou_before"],
-                 metrics["region_hand_iou_after"], metrics["worst_tenth_before"], metrics["worst_tenth_after"],
-                 time.perf_counter() - t0)
-        save_atomically({"model": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                         "epoch": epoch + 1, "rng": rng, "torch_rng": torch.get_rng_state()}, ckpt)
-    if not metrics:
-        metrics = {"epoch": epochs, **evaluate()}
-    save_atomically({"model": {k: v.half() for k, v in net.state_dict().items()}, "metrics": metrics}, out)
-    ckpt.unlink(missing_ok=True)
+    def loss_of(b):
+        x, y = X[b].clone(), Y[b].clone()[:, None]
+        x[:, 1:] += (torch.rand(len(b), 1, 1, 1) - 0.5) * 0.2 * (x[:, 1:] != 0)
+        flip = torch.rand(len(b)) < 0.5
+        x[flip], y[flip] = x[flip].flip(-1), y[flip].flip(-1)
+        x, y = turn_crops(x, (torch.rand(len(b)) * 2 - 1) * math.pi, y)
+        weight = (x[:, 2] < DEPTH_CLIP).float() + 2.0 * x[:, 0]  # readings, the region three times
+        return (F.binary_cross_entropy_with_logits(net(x), y[:, 0], reduction="none") * weight).sum() / weight.sum()
+
+    metrics = fit(net, opt, sched, ckpt, rng, tr, batch, epochs, start, loss_of, evaluate, lambda m: (
+        f"region's hand IoU {m['region_hand_iou_before']:.3f} -> {m['region_hand_iou_after']:.3f} (worst tenth "
+        f"{m['worst_tenth_before']:.3f} -> {m['worst_tenth_after']:.3f})"))
+    ckpt.finish(net, metrics=metrics)
     return metrics
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Train the hand split (tracker/hand_split.py) on synthetic recordings.")
-    p.add_argument("--data", nargs="+", required=True, help="recording folders with mask/ (the labelled hand)")
-    p.add_argument("--out", default=str(default_weights()), help="weights file (default: the shipped one)")
-    p.add_argument("--epochs", type=int, default=12)
-    p.add_argument("--seed", type=int, default=0)
-    return p
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    import torch
-
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
-    metrics = train(prepare(args.data), args.out, epochs=args.epochs, seed=args.seed)
-    print(json.dumps(metrics, indent=1))
-    return 0
+    return training_main(argv, "Train the hand split (tracker/hand_split.py) on synthetic recordings.",
+                         "recording folders with mask/ (the labelled hand)", default_weights(), 12, prepare, train)
 
 
 if __name__ == "__main__":

@@ -34,8 +34,6 @@ reproduces its joints. The shipped weights' recipe is in docs/tracker.md.
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import math
 import os
@@ -49,11 +47,13 @@ import numpy as np
 from handrgbd.camera import CameraIntrinsics
 from tracker.pose import (HandPose, axis_angle_quaternion, matrix_to_quaternion, mirror_quaternion,
                           quaternion_to_matrix)
+from tracker.small_nets import Checkpoint, fit, load_network, training_main
 
 log = logging.getLogger(__name__)
 
 __all__ = ["INPUT_SIZE", "ray_rotation", "crop_matrix", "start_input", "rotation_bins", "quaternion_angle",
-           "pose_targets", "poses_from_prediction", "StartPredictor", "default_weights", "prepare", "train"]
+           "pose_targets", "poses_from_prediction", "turn_crops", "StartPredictor", "default_weights", "prepare",
+           "train"]
 
 #: the network's input side, pixels
 INPUT_SIZE = 64
@@ -197,19 +197,9 @@ class StartPredictor:
     """The trained network, loaded once (13 ms; a crop's forward pass about 2 ms on 2 CPU cores)."""
 
     def __init__(self, weights: str | os.PathLike | None = None):
-        import torch
-
         path = Path(weights) if weights is not None else default_weights()
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: the learned start's weights are missing (docs/tracker.md, "
-                                    f"'The learned start', has the command that makes them)")
-        try:
-            saved = torch.load(path, map_location="cpu", weights_only=True)
-            self.net = _network(int(saved["bins"]))
-            self.net.load_state_dict({k: v.float() for k, v in saved["model"].items()})
-        except Exception as e:  # a truncated or foreign file: torch raises several kinds
-            raise ValueError(f"{path}: not the learned start's weights ({e})") from e
-        self.net.eval()
+        self.net, saved = load_network(path, lambda saved: _network(int(saved["bins"])), "the learned start",
+                                       "docs/tracker.md, 'The learned start',")
         self.bins = rotation_bins(int(saved["bins"]))
         self.path = path
 
@@ -300,17 +290,23 @@ def turn_about_view(q, offset, angle):
     return q, torch.stack([c * offset[:, 0] - s * offset[:, 1], s * offset[:, 0] + c * offset[:, 1], offset[:, 2]], 1)
 
 
-def save_atomically(obj, path: Path) -> None:
-    """``torch.save`` through the project's atomic writer (``handrgbd.outputs.atomic_write_bytes``)."""
-    import io
-
+def turn_crops(x, angle, labels=None):
+    """Inputs ``x (n, 3, S, S)`` (``start_input``'s channels) turned in the image by ``angle (n,)``
+    rad, and ``labels (n, 1, S, S)`` with them if given (torch tensors, nearest sampling); what
+    comes in from beyond the crop has no reading. Returns (x, labels)."""
     import torch
+    import torch.nn.functional as F
 
-    from handrgbd.outputs import atomic_write_bytes
-
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    c, s, z = torch.cos(angle), torch.sin(angle), torch.zeros(len(angle))
+    theta = torch.stack([torch.stack([c, s, z], 1), torch.stack([-s, c, z], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    if labels is not None:
+        labels = F.grid_sample(labels, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    outside = F.grid_sample(torch.ones_like(x[:, :1]), grid, mode="nearest", padding_mode="zeros",
+                            align_corners=False) == 0
+    x[:, 2:3][outside] = DEPTH_CLIP  # beyond the crop: no reading
+    return x, labels
 
 
 def train(data: dict[str, np.ndarray], out: str | os.PathLike, epochs: int = 40, batch: int = 64, lr: float = 2e-3,
@@ -337,13 +333,8 @@ def train(data: dict[str, np.ndarray], out: str | os.PathLike, epochs: int = 40,
     opt = torch.optim.AdamW(net.parameters(), lr / 2, weight_decay=1e-4)
     steps = epochs * math.ceil(len(tr) / batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps)
-    ckpt, start = out.with_name(out.name + ".ckpt"), 0
-    if ckpt.exists():
-        saved = torch.load(ckpt, map_location="cpu", weights_only=False)
-        net.load_state_dict(saved["model"]), opt.load_state_dict(saved["optimizer"]), sched.load_state_dict(saved["scheduler"])
-        start, rng = saved["epoch"], saved["rng"]
-        torch.set_rng_state(saved["torch_rng"])
-        log.info("start_net: resumed %s at epoch %d", ckpt, start)
+    ckpt = Checkpoint(out, "start_net")
+    start, rng = ckpt.resume(net, opt, sched, rng)
 
     def soft(q):
         d = 2.0 * torch.arccos((q @ Bt.T).abs().clamp(0.0, 1.0 - 1e-7))
@@ -363,68 +354,30 @@ def train(data: dict[str, np.ndarray], out: str | os.PathLike, epochs: int = 40,
                 "position_error_mm": float(np.linalg.norm(y[:, K + 20:] - data["offset"][va], axis=1).mean()
                                            * REFERENCE_LENGTH_MM)}
 
-    metrics = {}
-    for epoch in range(start, epochs):
-        t0, total = time.perf_counter(), 0.0
-        perm = rng.permutation(tr)
-        for b0 in range(0, len(perm), batch):
-            b = perm[b0:b0 + batch]
-            x, q, a_t, o_t = X[b].clone(), Q[b], A[b], O[b]
-            # the palm's depth known to +-9 mm: the relative depths shift together
-            x[:, 1:] += (torch.rand(len(b), 1, 1, 1) - 0.5) * 0.2 * (x[:, 1:] != 0)
-            if rotate_deg > 0:
-                ang = (torch.rand(len(b)) * 2 - 1) * math.radians(rotate_deg)
-                c, s, z = torch.cos(ang), torch.sin(ang), torch.zeros(len(b))
-                theta = torch.stack([torch.stack([c, s, z], 1), torch.stack([-s, c, z], 1)], 1)
-                grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-                x = F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
-                outside = F.grid_sample(torch.ones_like(x[:, :1]), grid, mode="nearest", padding_mode="zeros",
-                                        align_corners=False) == 0
-                x[:, 2:3][outside] = DEPTH_CLIP  # beyond the crop: no reading
-                q, o_t = turn_about_view(q, o_t, ang)
-            y = net(x)
-            K = len(bins)
-            loss = -(soft(q) * torch.log_softmax(y[:, :K], 1)).sum(1).mean() \
-                + 2.0 * F.smooth_l1_loss(y[:, K:K + 20], a_t, beta=0.1) \
-                + 5.0 * F.smooth_l1_loss(y[:, K + 20:], o_t, beta=0.05)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item() * len(b)
-        metrics = {"epoch": epoch + 1, "loss": total / len(tr), **evaluate()}
-        log.info("start_net: epoch %d/%d loss %.3f, held out: rotation median %.1f deg (%.0f%% within 30), angles %.1f deg, "
-                 "position %.1f mm (%.0f s)", epoch + 1, epochs, metrics["loss"], metrics["rotation_median_deg"],
-                 100 * metrics["rotation_within_30deg"], metrics["angles_mae_deg"], metrics["position_error_mm"],
-                 time.perf_counter() - t0)
-        save_atomically({"model": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                         "epoch": epoch + 1, "rng": rng, "torch_rng": torch.get_rng_state()}, ckpt)
-    if not metrics:
-        metrics = {"epoch": epochs, **evaluate()}
-    save_atomically({"model": {k: v.half() for k, v in net.state_dict().items()}, "bins": len(bins),
-                     "metrics": metrics}, out)
-    ckpt.unlink(missing_ok=True)
+    def loss_of(b):
+        x, q, a_t, o_t = X[b].clone(), Q[b], A[b], O[b]
+        # the palm's depth known to +-9 mm: the relative depths shift together
+        x[:, 1:] += (torch.rand(len(b), 1, 1, 1) - 0.5) * 0.2 * (x[:, 1:] != 0)
+        if rotate_deg > 0:
+            ang = (torch.rand(len(b)) * 2 - 1) * math.radians(rotate_deg)
+            x, _ = turn_crops(x, ang)
+            q, o_t = turn_about_view(q, o_t, ang)
+        y = net(x)
+        K = len(bins)
+        return -(soft(q) * torch.log_softmax(y[:, :K], 1)).sum(1).mean() \
+            + 2.0 * F.smooth_l1_loss(y[:, K:K + 20], a_t, beta=0.1) \
+            + 5.0 * F.smooth_l1_loss(y[:, K + 20:], o_t, beta=0.05)
+
+    metrics = fit(net, opt, sched, ckpt, rng, tr, batch, epochs, start, loss_of, evaluate, lambda m: (
+        f"rotation median {m['rotation_median_deg']:.1f} deg ({100 * m['rotation_within_30deg']:.0f}% within 30), "
+        f"angles {m['angles_mae_deg']:.1f} deg, position {m['position_error_mm']:.1f} mm"))
+    ckpt.finish(net, bins=len(bins), metrics=metrics)
     return metrics
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Train the learned start (tracker/start_net.py) on synthetic recordings.")
-    p.add_argument("--data", nargs="+", required=True, help="recording folders with poses.npy and joints.npy")
-    p.add_argument("--out", default=str(default_weights()), help="weights file (default: the shipped one)")
-    p.add_argument("--epochs", type=int, default=40)
-    p.add_argument("--seed", type=int, default=0)
-    return p
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    import torch
-
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
-    metrics = train(prepare(args.data), args.out, epochs=args.epochs, seed=args.seed)
-    print(json.dumps(metrics, indent=1))
-    return 0
+    return training_main(argv, "Train the learned start (tracker/start_net.py) on synthetic recordings.",
+                         "recording folders with poses.npy and joints.npy", default_weights(), 40, prepare, train)
 
 
 if __name__ == "__main__":
