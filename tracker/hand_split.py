@@ -35,7 +35,7 @@ import numpy as np
 
 from handrgbd.camera import CameraIntrinsics
 from tracker.detect import DetectorConfig, HandDetection, detect_hand, support_plane
-from tracker.small_nets import Checkpoint, fit, load_network, training_main
+from tracker.small_nets import Checkpoint, fit, held_out, load_network, one_cycle, training_main
 from tracker.start_net import DEPTH_CLIP, crop_matrix, start_input, turn_crops
 
 log = logging.getLogger(__name__)
@@ -182,7 +182,7 @@ def find_hand(depth_mm: np.ndarray, context_mm: np.ndarray, camera: CameraIntrin
 # ---- training -----------------------------------------------------------------------------------
 def prepare(folders: Sequence[str | os.PathLike]) -> dict[str, np.ndarray]:
     """Inputs and labels from recordings: ``x (N, 3, S, S) float16``, ``y (N, S, S) bool`` (the
-    labelled hand), ``valid (N, S, S) bool`` (a reading in the crop)."""
+    labelled hand with a reading)."""
     from handrgbd.recording import Recording
 
     xs, ys = [], []
@@ -201,10 +201,11 @@ def prepare(folders: Sequence[str | os.PathLike]) -> dict[str, np.ndarray]:
             if found is None or found.mask is None:
                 continue
             z = float(found.palm_mm[2])
-            y = label_crop(fr.mask & (raw > 0), fr.camera, found.palm_uv, z)
-            shown = (fr.mask & (raw > 0)).sum()
-            scale = (SPLIT_SIZE / (2.0 * SPLIT_CROP_HALF * 180.0 * fr.camera.fx / z)) ** 2  # crop px per frame px
-            if shown == 0 or y.sum() < MIN_HAND_IN_CROP * shown * scale:
+            seen = fr.mask & (raw > 0)
+            y = label_crop(seen, fr.camera, found.palm_uv, z)
+            # crop pixels per frame pixel
+            scale = float(crop_matrix(fr.camera, found.palm_uv, z, SPLIT_CROP_HALF, SPLIT_SIZE)[1, 1]) ** 2
+            if not seen.any() or y.sum() < MIN_HAND_IN_CROP * seen.sum() * scale:
                 continue
             xs.append(split_input(found.mask, depth, raw, fr.camera, found.palm_uv, z).astype(np.float16))
             ys.append(y)
@@ -233,17 +234,12 @@ def train(data: dict[str, np.ndarray], out: str | os.PathLike, epochs: int = 12,
     import torch.nn.functional as F
 
     torch.manual_seed(seed)
-    out = Path(out)
     rng = np.random.default_rng(seed)
-    n = len(data["x"])
-    order = rng.permutation(n)
-    va, tr = order[:min(val, n // 5)], order[min(val, n // 5):]
+    va, tr = held_out(len(data["x"]), val, rng)
     X = torch.from_numpy(data["x"].astype(np.float32))
     Y = torch.from_numpy(data["y"].astype(np.float32))
     net = _network()
-    opt = torch.optim.AdamW(net.parameters(), lr / 2, weight_decay=1e-4)
-    steps = epochs * math.ceil(len(tr) / batch)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps)
+    opt, sched = one_cycle(net, lr, epochs, math.ceil(len(tr) / batch))
     ckpt = Checkpoint(out, "hand_split")
     start, rng = ckpt.resume(net, opt, sched, rng)
 

@@ -15,7 +15,7 @@ from typing import Callable
 
 log = logging.getLogger(__name__)
 
-__all__ = ["save_atomically", "load_network", "Checkpoint", "fit", "training_main"]
+__all__ = ["save_atomically", "load_network", "held_out", "one_cycle", "Checkpoint", "fit", "training_main"]
 
 
 def save_atomically(obj, path: Path) -> None:
@@ -46,6 +46,23 @@ def load_network(path: Path, build: Callable[[dict], object], what: str, recipe:
         raise ValueError(f"{path}: not {what}'s weights ({e})") from e
     net.eval()
     return net, saved
+
+
+def held_out(n: int, val: int, rng):
+    """``(held-out ids, training ids)`` of ``n`` samples shuffled by ``rng``: the first ``val`` of
+    the shuffle, at most a fifth of them, are held out."""
+    order = rng.permutation(n)
+    k = min(val, n // 5)
+    return order[:k], order[k:]
+
+
+def one_cycle(net, lr: float, epochs: int, batches: int):
+    """``(optimizer, scheduler)``: AdamW (weight decay 1e-4) under a one-cycle schedule peaking
+    at ``lr`` over ``epochs`` x ``batches`` steps."""
+    import torch
+
+    opt = torch.optim.AdamW(net.parameters(), lr / 2, weight_decay=1e-4)
+    return opt, torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=epochs * batches)
 
 
 class Checkpoint:

@@ -47,7 +47,7 @@ import numpy as np
 from handrgbd.camera import CameraIntrinsics
 from tracker.pose import (HandPose, axis_angle_quaternion, matrix_to_quaternion, mirror_quaternion,
                           quaternion_to_matrix)
-from tracker.small_nets import Checkpoint, fit, load_network, training_main
+from tracker.small_nets import Checkpoint, fit, held_out, load_network, one_cycle, training_main
 
 log = logging.getLogger(__name__)
 
@@ -319,20 +319,15 @@ def train(data: dict[str, np.ndarray], out: str | os.PathLike, epochs: int = 40,
     import torch.nn.functional as F
 
     torch.manual_seed(seed)
-    out = Path(out)
     rng = np.random.default_rng(seed)
-    n = len(data["x"])
-    order = rng.permutation(n)
-    va, tr = order[:min(val, n // 5)], order[min(val, n // 5):]
+    va, tr = held_out(len(data["x"]), val, rng)
     X = torch.from_numpy(data["x"].astype(np.float32))
     Q, A, O = (torch.from_numpy(data[k].astype(np.float32)) for k in ("q", "angles", "offset"))
     bins = rotation_bins()
     Bt = torch.from_numpy(bins.astype(np.float32))
     sigma = math.radians(BIN_SIGMA_DEG)
     net = _network(len(bins))
-    opt = torch.optim.AdamW(net.parameters(), lr / 2, weight_decay=1e-4)
-    steps = epochs * math.ceil(len(tr) / batch)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps)
+    opt, sched = one_cycle(net, lr, epochs, math.ceil(len(tr) / batch))
     ckpt = Checkpoint(out, "start_net")
     start, rng = ckpt.resume(net, opt, sched, rng)
 
