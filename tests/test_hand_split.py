@@ -1,6 +1,6 @@
 """The hand split (tracker/hand_split.py): its crop maps against analytic geometry, the shipped
 weights against the renderer's hand labels (a held object taken out, a plain hand kept), the
-tracker's use of it, training's checkpoint and resume, bad input."""
+tracker's use of it, bad input (training's checkpoint and resume: test_small_nets.py)."""
 
 from __future__ import annotations
 
@@ -143,34 +143,6 @@ def test_the_tracker_starts_on_the_hand_the_split_keeps(held_object):
         kept.append((masks[1] & fr.mask).sum() / (masks[0] & fr.mask).sum())
     assert len(before) >= 4
     assert np.mean(after) > np.mean(before) + 0.25 and np.mean(kept) > 0.7
-
-
-def test_training_checkpoints_resume_and_write_loadable_weights(tmp_path, monkeypatch):
-    """Two epochs on the embedded sequence's frames, interrupted after the first: the second run
-    resumes from the checkpoint, writes weights HandSplitter loads, and removes the checkpoint."""
-    pytest.importorskip("torch")
-    import tracker.hand_split as hs
-    import tracker.small_nets as small_nets
-
-    data = hs.prepare([EMBEDDED])
-    assert data["x"].shape[1:] == (3, SPLIT_SIZE, SPLIT_SIZE) and data["y"].shape[1:] == (SPLIT_SIZE, SPLIT_SIZE)
-    data = {k: v[:24] for k, v in data.items()}
-    out = tmp_path / "w.pt"
-    real_save, calls = small_nets.save_atomically, []
-
-    def crash_after_first(obj, path):
-        real_save(obj, path)
-        calls.append(path)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(small_nets, "save_atomically", crash_after_first)
-    with pytest.raises(KeyboardInterrupt):
-        hs.train(data, out, epochs=2, batch=8, val=4)
-    assert calls == [tmp_path / "w.pt.ckpt"] and not out.exists()
-    monkeypatch.setattr(small_nets, "save_atomically", real_save)
-    metrics = hs.train(data, out, epochs=2, batch=8, val=4)
-    assert metrics["epoch"] == 2 and not (tmp_path / "w.pt.ckpt").exists()
-    assert HandSplitter(out).probability(data["x"][0].astype(np.float32)).shape == (SPLIT_SIZE, SPLIT_SIZE)
 
 
 def test_bad_weights_and_recordings_name_the_file(tmp_path):

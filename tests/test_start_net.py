@@ -1,5 +1,6 @@
 """The learned start (tracker/start_net.py): its geometry against analytic truth, the shipped
-weights on the embedded held-out sequence, training's checkpoint and resume, bad input."""
+weights on the embedded held-out sequence, bad input (training's checkpoint and resume:
+test_small_nets.py)."""
 
 from __future__ import annotations
 
@@ -145,33 +146,6 @@ def test_the_shipped_weights_on_the_held_out_sequence():
         angle = np.degrees(quaternion_angle(poses[0, 3:7], fr.pose[3:7]))
         good += angle < 30.0 and np.linalg.norm(poses[0, :3] - fr.pose[:3]) < 20.0
     assert good >= 6
-
-
-def test_training_checkpoints_resume_and_write_loadable_weights(tmp_path, monkeypatch):
-    """Two epochs on the embedded sequence's frames, interrupted after the first: the second run
-    resumes from the checkpoint, writes weights StartPredictor loads, and removes the checkpoint."""
-    pytest.importorskip("torch")
-    import tracker.small_nets as small_nets
-    import tracker.start_net as sn
-
-    data = sn.prepare([EMBEDDED])
-    data = {k: v[:24] for k, v in data.items()}
-    out = tmp_path / "w.pt"
-    real_save, calls = small_nets.save_atomically, []
-
-    def crash_after_first(obj, path):
-        real_save(obj, path)
-        calls.append(path)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(small_nets, "save_atomically", crash_after_first)
-    with pytest.raises(KeyboardInterrupt):
-        sn.train(data, out, epochs=2, batch=8, val=4)
-    assert calls == [tmp_path / "w.pt.ckpt"] and not out.exists()
-    monkeypatch.setattr(small_nets, "save_atomically", real_save)
-    metrics = sn.train(data, out, epochs=2, batch=8, val=4)
-    assert metrics["epoch"] == 2 and not (tmp_path / "w.pt.ckpt").exists()
-    assert StartPredictor(out).predict(data["x"][0].astype(np.float32))[0].shape == (len(rotation_bins()),)
 
 
 def test_bad_weights_and_recordings_name_the_file(tmp_path):
