@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 from typing import NamedTuple
@@ -55,6 +54,7 @@ from depthnet.model import FOREGROUNDS
 from depthnet.targets import BACKGROUND, FOREGROUND_MM, keypoint_targets, make_targets
 from handrgbd.camera import crop_image
 from handrgbd.joints import NUM_JOINTS, hand_side
+from handrgbd.outputs import write_csv
 from handrgbd.recording import Recording
 
 __all__ = ["Augmentation", "HandDepthDataset", "Sample", "augment_pair", "augment_matrix", "collate",
@@ -289,15 +289,9 @@ class MinedSquare:
 
 def write_mined_squares(path: str | Path, squares: list[MinedSquare]) -> None:
     """A mined squares file: CSV with a header of ``MinedSquare``'s fields, one square a row
-    (written beside it, then moved into place: never a half-written file)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow([fl.name for fl in fields(MinedSquare)])
-        for sq in squares:
-            w.writerow([*astuple(sq)[:-1], f"{sq.confidence:.4f}"])
-    os.replace(tmp, path)
+    (``handrgbd.outputs.write_csv``: atomic, never a half-written file)."""
+    write_csv(path, [[fl.name for fl in fields(MinedSquare)],
+                     *([*astuple(sq)[:-1], f"{sq.confidence:.4f}"] for sq in squares)])
 
 
 def read_mined_squares(path: str | Path) -> list[MinedSquare]:

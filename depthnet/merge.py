@@ -26,7 +26,7 @@ import torch
 
 from depthnet.model import DepthNet, file_digest
 from handrgbd.args import CommandParser, existing_file, number, out_path
-from handrgbd.outputs import check_output_file, make_folder
+from handrgbd.outputs import check_output_file, make_folder, save_torch
 
 __all__ = ["merge_state_dicts", "merge_weights", "merge_main"]
 
@@ -69,8 +69,6 @@ def merge_weights(base: str | Path, others: list[tuple[str | Path, float]], out:
     """Write ``base`` plus shares of ``others`` (weights files of the same model) to ``out``, a
     weights file ``DepthNet.load`` reads, written atomically; an existing ``out`` is replaced
     only if ``overwrite``. Its folder is created once the inputs are accepted."""
-    from depthnet.train import _atomic_save
-
     out = Path(out)
     if out.parent.is_dir():  # probe the output before reading any input
         check_output_file(out, overwrite, "--out")
@@ -90,10 +88,10 @@ def merge_weights(base: str | Path, others: list[tuple[str | Path, float]], out:
         raise ValueError(f"{base} and {[str(p) for p, _ in others]}: {e}") from e
     make_folder(out.parent)
     check_output_file(out, overwrite, "--out")
-    _atomic_save({"model": model, "config": blob["config"], "epoch": blob.get("epoch", 0),
-                  "global_step": blob.get("global_step", 0),
-                  "merged": {"base_sha256_10": file_digest(base),
-                             "added": [[file_digest(p), float(a)] for p, a in others]}}, out)
+    save_torch({"model": model, "config": blob["config"], "epoch": blob.get("epoch", 0),
+                "global_step": blob.get("global_step", 0),
+                "merged": {"base_sha256_10": file_digest(base),
+                           "added": [[file_digest(p), float(a)] for p, a in others]}}, out)
     return out
 
 

@@ -63,7 +63,7 @@ from depthnet.model import (FOREGROUNDS, KEYPOINT_HEADS, PRESETS, DepthNet, Dept
 from depthnet.targets import HEATMAP_SIGMA
 from handrgbd.args import MAX_WORKERS, SEED_MAX, CommandParser, existing_file, integer, number, out_path
 from handrgbd.joints import NUM_JOINTS
-from handrgbd.outputs import check_outputs, make_folder, write_csv, write_json
+from handrgbd.outputs import check_outputs, make_folder, save_torch, write_csv, write_json
 from handrgbd.recording import Recording
 
 log = logging.getLogger(__name__)
@@ -358,14 +358,6 @@ def head_losses(heatmaps: torch.Tensor | None, handedness: torch.Tensor | None, 
     return torch.stack([kp, side])
 
 
-def _atomic_save(obj: dict, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 #: TrainConfig fields a resumed run may change: where and how it runs, not what it learns
 RESUMABLE_CHANGES = ("out", "val", "val_frames", "checkpoint_every", "threads", "stop_after_epoch", "init",
                      "init_sha256_10", "device", "workers")
@@ -599,10 +591,10 @@ def train(config: TrainConfig, resume: bool = False, progress: bool | str = True
 
     def save(epoch: int, step_in_epoch: int) -> None:
         if rank == 0:
-            _atomic_save({"model": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                          "epoch": epoch, "step_in_epoch": step_in_epoch, "global_step": global_step,
-                          "config": config.model_config.to_dict()},
-                         ckpt_path)
+            save_torch({"model": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                        "epoch": epoch, "step_in_epoch": step_in_epoch, "global_step": global_step,
+                        "config": config.model_config.to_dict()},
+                       ckpt_path)
 
     metrics = {}
     last_epoch = config.epochs if config.stop_after_epoch is None else min(config.epochs, config.stop_after_epoch)
@@ -710,8 +702,8 @@ def export_weights(checkpoint: str | Path, out: str | Path) -> Path:
     """Weights-only file (model + config, float32) from a training checkpoint."""
     ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
     out = Path(out)
-    _atomic_save({"model": ck["model"], "config": ck["config"], "epoch": ck["epoch"],
-                  "global_step": ck["global_step"]}, out)
+    save_torch({"model": ck["model"], "config": ck["config"], "epoch": ck["epoch"],
+                "global_step": ck["global_step"]}, out)
     return out
 
 

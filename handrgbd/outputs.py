@@ -24,16 +24,18 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["atomic_write_bytes", "write_text", "write_json", "write_csv", "save_npy", "write_image",
+__all__ = ["atomic_write_bytes", "save_torch", "write_text", "write_json", "write_csv", "save_npy", "write_image",
            "save_figure", "finite_or_none", "undefined_reasons", "check_outputs", "check_output_file",
            "clear_outputs", "make_folder"]
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, durable: bool = False) -> None:
     """Write ``data`` to a hidden temporary file beside ``path``, then rename it over ``path``.
 
     The temporary file is created with mode 0o666 minus the umask, like a plain ``open``
-    (``tempfile.mkstemp`` would leave a 0o600 file behind the rename).
+    (``tempfile.mkstemp`` would leave a 0o600 file behind the rename). ``durable``: flushed to
+    the disk (``fsync``) before the rename, so a power cut cannot leave an empty file under the
+    final name either (training checkpoints: hours of work).
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
@@ -41,6 +43,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -68,6 +73,16 @@ def write_csv(path: str | os.PathLike, rows: Iterable[Mapping] | Iterable[Sequen
         w = csv.writer(buf)
     w.writerows(rows)
     write_text(path, buf.getvalue())
+
+
+def save_torch(obj, path: str | os.PathLike) -> None:
+    """``torch.save(obj)`` written atomically and durably: every checkpoint and weights file of
+    the project's trainings (depthnet's and the tracker's small networks) goes through here."""
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue(), durable=True)
 
 
 def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:

@@ -275,6 +275,22 @@ def test_json_writers_are_strict_and_nan_becomes_null(tmp_path):
     assert strict_json(tmp_path / "x.json") == clean
 
 
+def test_a_checkpoint_that_fails_to_save_leaves_the_previous_one(tmp_path):
+    """``save_torch`` (every training's checkpoints and weights): the file loads back; a save that
+    fails midway (an object torch cannot pickle) leaves the previous checkpoint and no temporary."""
+    import torch
+
+    from handrgbd.outputs import save_torch
+
+    path = tmp_path / "w.pt.ckpt"
+    save_torch({"epoch": 3, "model": {"w": torch.arange(4.0)}}, path)
+    with pytest.raises(Exception):
+        save_torch({"epoch": 4, "model": {"w": torch.zeros(4)}, "bad": lambda: None}, path)
+    saved = torch.load(path, weights_only=True)
+    assert saved["epoch"] == 3 and torch.equal(saved["model"]["w"], torch.arange(4.0))
+    assert [p.name for p in tmp_path.iterdir()] == ["w.pt.ckpt"]
+
+
 # ---- 5. outputs ----------------------------------------------------------------------------------
 def test_track_never_overwrites_without_overwrite(tmp_path, capsys):
     rec = small_recording(tmp_path / "r", 1)

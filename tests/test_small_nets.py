@@ -41,18 +41,18 @@ def test_training_checkpoints_resume_and_write_loadable_weights(network, tmp_pat
     module, check = network()
     data = {k: v[:24] for k, v in module.prepare([EMBEDDED]).items()}
     out = tmp_path / "w.pt"
-    real_save, calls = small_nets.save_atomically, []
+    real_save, calls = small_nets.save_torch, []
 
     def crash_after_first(obj, path):
         real_save(obj, path)
         calls.append(path)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(small_nets, "save_atomically", crash_after_first)
+    monkeypatch.setattr(small_nets, "save_torch", crash_after_first)
     with pytest.raises(KeyboardInterrupt):
         module.train(data, out, epochs=2, batch=8, val=4)
     assert calls == [tmp_path / "w.pt.ckpt"] and not out.exists()
-    monkeypatch.setattr(small_nets, "save_atomically", real_save)
+    monkeypatch.setattr(small_nets, "save_torch", real_save)
     metrics = module.train(data, out, epochs=2, batch=8, val=4)
     assert metrics["epoch"] == 2 and not (tmp_path / "w.pt.ckpt").exists()
     check(data, out)

@@ -5,7 +5,6 @@ every epoch and resumed, and the training command."""
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import logging
 import os
@@ -13,20 +12,11 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from handrgbd.outputs import save_torch
+
 log = logging.getLogger(__name__)
 
-__all__ = ["save_atomically", "load_network", "held_out", "one_cycle", "Checkpoint", "fit", "training_main"]
-
-
-def save_atomically(obj, path: Path) -> None:
-    """``torch.save`` through the project's atomic writer (``handrgbd.outputs.atomic_write_bytes``)."""
-    import torch
-
-    from handrgbd.outputs import atomic_write_bytes
-
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+__all__ = ["load_network", "held_out", "one_cycle", "Checkpoint", "fit", "training_main"]
 
 
 def load_network(path: Path, build: Callable[[dict], object], what: str, recipe: str):
@@ -88,13 +78,13 @@ class Checkpoint:
         """The state after ``epoch`` epochs (counted from 1)."""
         import torch
 
-        save_atomically({"model": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+        save_torch({"model": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                          "epoch": epoch, "rng": rng, "torch_rng": torch.get_rng_state()}, self.path)
 
     def finish(self, net, **extra) -> None:
         """The float16 weights (with ``extra`` entries, e.g. the held-out metrics) to ``out``; the
         checkpoint goes."""
-        save_atomically({"model": {k: v.half() for k, v in net.state_dict().items()}, **extra}, self.out)
+        save_torch({"model": {k: v.half() for k, v in net.state_dict().items()}, **extra}, self.out)
         self.path.unlink(missing_ok=True)
 
 
