@@ -293,7 +293,7 @@ def depthnet_crop_provider(weights: str | Path | None = None, backend: str = "au
             if keypoints and net.config.keypoints == 0:
                 raise ValueError(NO_KEYPOINT_HEAD)
             state["live"] = LiveConfig()
-            state["finder"] = HandFinder(net, state["live"].min_mask_pixels)
+            state["finder"] = HandFinder(net, state["live"].min_mask_pixels, state["live"].crop_margin)
         live, finder = state["live"], state["finder"]
 
         def found(obs) -> bool:

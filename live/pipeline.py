@@ -112,8 +112,6 @@ LOCALISE_WINDOWS = (0.5, 0.75)
 #: localisation: how many of the surest candidates (blobs' crops, then windows) are looked at
 #: again in a crop around their own keypoints (a second pass, kept when surer)
 LOCALISE_REFINE = 3
-#: localisation: that crop's margin around the keypoints, as the tracked crop's (``LiveConfig.crop_margin``)
-LOCALISE_REFINE_MARGIN = 0.4
 #: localisation: candidates are judged by their keypoints (and windows searched) only in frames
 #: at least this many times depthnet's input (a webcam frame, not a crop around a hand): in a
 #: smaller frame the coarse pass already sees any hand the network could read, the largest blob
@@ -155,14 +153,16 @@ class HandFinder:
     be a little surer than the whole hand's). Before blobs (and windows) are compared, the
     ``LOCALISE_REFINE`` surest of each are looked at again, as a hand detector's crop is handed
     to its landmark stage: depthnet on a square around the candidate's own keypoints (grown by
-    ``LOCALISE_REFINE_MARGIN``), which replaces the candidate when its keypoints are surer (a
-    blob's box or a window is often several times the hand, at a scale the network was not
-    trained on). Up to 1 + 6 + about 23 depthnet passes (640 x 480), only when no hand is
+    ``crop_margin``, the tracked crop's: ``LiveConfig.crop_margin``), which replaces the
+    candidate when its keypoints are surer (a blob's box or a window is often several times the
+    hand, at a scale the network was not trained on). Up to 1 + 6 + about 23 depthnet passes (640 x 480), only when no hand is
     followed."""
 
-    def __init__(self, depthnet: Inference, min_mask_pixels: int = 150):
+    def __init__(self, depthnet: Inference, min_mask_pixels: int = LiveConfig.min_mask_pixels,
+                 crop_margin: float = LiveConfig.crop_margin):
         self.depthnet = depthnet
         self.min_mask_pixels = min_mask_pixels
+        self.crop_margin = crop_margin
 
     def _predict_square(self, rgb: np.ndarray, x0: int, y0: int, side: int):
         """depthnet on the square ``(x0, y0, side)`` of the frame (black where it leaves the
@@ -239,8 +239,8 @@ class HandFinder:
 
     def _look_again(self, rgb: np.ndarray, crop: RegionOfInterest, predicted: tuple) -> tuple:
         """``(crop, prediction)``: depthnet on a square around ``predicted``'s keypoints (grown by
-        ``LOCALISE_REFINE_MARGIN``), None for both where that square misses the image."""
-        closer = RegionOfInterest.from_points(predicted[2].uv_px, margin=LOCALISE_REFINE_MARGIN, square=True)
+        ``crop_margin``), None for both where that square misses the image."""
+        closer = RegionOfInterest.from_points(predicted[2].uv_px, margin=self.crop_margin, square=True)
         again = self._predict_crop(rgb, closer)
         return (None, None) if again is None else (closer, again)
 
@@ -326,7 +326,7 @@ class LivePipeline:
         self.config = LiveConfig() if config is None else config
         net = DepthNet.from_pretrained() if net is None else net
         self.depthnet = net if isinstance(net, Inference) else Inference(net, self.config.depthnet_backend)
-        self.finder = HandFinder(self.depthnet, self.config.min_mask_pixels)
+        self.finder = HandFinder(self.depthnet, self.config.min_mask_pixels, self.config.crop_margin)
         tcfg = replace(self.config.tracker, mask_source="given", depth_offset_free=True)
         self.tracker = Tracker(camera, tcfg)
         self.crop: RegionOfInterest | None = None

@@ -199,16 +199,16 @@ def test_a_small_hand_in_a_large_blob_is_looked_at_again_around_its_keypoints():
     """A 40 px hand at the corner of a 200 px skin-coloured patch: the coarse pass sees one
     blob, whose crop (300 px) shows the hand small and unsure (0.2 + 0.1 x its share of 1.8%);
     depthnet again on a square around that crop's keypoints (the hand's 40 px box grown by
-    LOCALISE_REFINE_MARGIN per side) sees it surer (a share of 31%), and that crop is the
+    the tracked crop's margin, LiveConfig.crop_margin, per side) sees it surer (a share of 31%), and that crop is the
     answer: the whole hand in it and little else. No window is surer by the margin."""
-    from live.pipeline import LOCALISE_REFINE_MARGIN, HandFinder
+    from live.pipeline import HandFinder, LiveConfig
 
     frame = np.zeros((480, 640, 3), np.uint8)
     _paint(frame, 200, 120, 200, (255, 0, 0))
     _paint(frame, 400, 320, 40, (0, 255, 0))
     crop = HandFinder(_PaintedNetwork(graded=True)).localise(frame)
     assert crop is not None
-    assert crop.x1 - crop.x0 == pytest.approx((40 + 1) * (1 + 2 * LOCALISE_REFINE_MARGIN))  # from_points: the end pixel too
+    assert crop.x1 - crop.x0 == pytest.approx((40 + 1) * (1 + 2 * LiveConfig.crop_margin))  # from_points: the end pixel too
     assert all(_holds(crop, corner) for corner in ((400, 320), (439, 320), (400, 359), (439, 359)))
     assert crop.x0 > 380 and crop.y0 > 300
 
