@@ -155,8 +155,8 @@ class HandFinder:
     to its landmark stage: depthnet on a square around the candidate's own keypoints (grown by
     ``crop_margin``, the tracked crop's: ``LiveConfig.crop_margin``), which replaces the
     candidate when its keypoints are surer (a blob's box or a window is often several times the
-    hand, at a scale the network was not trained on). Up to 1 + 6 + about 23 depthnet passes (640 x 480), only when no hand is
-    followed."""
+    hand, at a scale the network was not trained on). Up to 1 + 6 + about 23 depthnet passes
+    (640 x 480), only when no hand is followed."""
 
     def __init__(self, depthnet: Inference, min_mask_pixels: int = LiveConfig.min_mask_pixels,
                  crop_margin: float = LiveConfig.crop_margin):

@@ -198,9 +198,10 @@ def test_localisation_searches_windows_for_a_hand_too_small_for_the_coarse_pass(
 def test_a_small_hand_in_a_large_blob_is_looked_at_again_around_its_keypoints():
     """A 40 px hand at the corner of a 200 px skin-coloured patch: the coarse pass sees one
     blob, whose crop (300 px) shows the hand small and unsure (0.2 + 0.1 x its share of 1.8%);
-    depthnet again on a square around that crop's keypoints (the hand's 40 px box grown by
-    the tracked crop's margin, LiveConfig.crop_margin, per side) sees it surer (a share of 31%), and that crop is the
-    answer: the whole hand in it and little else. No window is surer by the margin."""
+    depthnet again on a square around that crop's keypoints (the hand's 40 px box grown by the
+    tracked crop's margin, ``LiveConfig.crop_margin``, per side, or the finder's own) sees it
+    surer (a share of 31%), and that crop is the answer: the whole hand in it and little else.
+    No window is surer by the margin."""
     from live.pipeline import HandFinder, LiveConfig
 
     frame = np.zeros((480, 640, 3), np.uint8)
@@ -211,6 +212,8 @@ def test_a_small_hand_in_a_large_blob_is_looked_at_again_around_its_keypoints():
     assert crop.x1 - crop.x0 == pytest.approx((40 + 1) * (1 + 2 * LiveConfig.crop_margin))  # from_points: the end pixel too
     assert all(_holds(crop, corner) for corner in ((400, 320), (439, 320), (400, 359), (439, 359)))
     assert crop.x0 > 380 and crop.y0 > 300
+    closer = HandFinder(_PaintedNetwork(graded=True), crop_margin=0.25).localise(frame)
+    assert closer.x1 - closer.x0 == pytest.approx((40 + 1) * 1.5)
 
 
 def test_window_origins_cover_the_side_and_end_flush():
