@@ -53,7 +53,9 @@ def mine_frame(finder: HandFinder, rgb: np.ndarray, exclude: np.ndarray, hand: n
     pixels' box)}``."""
     ex, hd = cv2.integral(exclude.astype(np.uint8)), cv2.integral(hand.astype(np.uint8))
     squares, best_free, best_hand = [], 0.0, 0.0
-    for crop, confidence in finder.candidates(rgb):
+    with finder.one_frame():  # the squares localise weighs are among the candidates: predicted once
+        candidates, located = finder.candidates(rgb), finder.localise(rgb)
+    for crop, confidence in candidates:
         x0, y0, x1, y1 = (int(round(v)) for v in crop.box)
         side = max(x1 - x0, y1 - y0, 16)  # as the finder cuts it (HandFinder._predict_crop)
         if square_sum(ex, x0, y0, side) == 0:
@@ -63,9 +65,9 @@ def mine_frame(finder: HandFinder, rgb: np.ndarray, exclude: np.ndarray, hand: n
         elif square_sum(hd, x0, y0, side) > 0:
             best_hand = max(best_hand, confidence)
     ys, xs = np.nonzero(hand)
-    crop = finder.localise(rgb)
-    found = bool(xs.size) and crop is not None and \
-        crop.x0 <= (xs.min() + xs.max() + 1) / 2 <= crop.x1 and crop.y0 <= (ys.min() + ys.max() + 1) / 2 <= crop.y1
+    found = bool(xs.size) and located is not None and \
+        located.x0 <= (xs.min() + xs.max() + 1) / 2 <= located.x1 and \
+        located.y0 <= (ys.min() + ys.max() + 1) / 2 <= located.y1
     return {"squares": squares, "best_free": best_free, "best_hand": best_hand, "found": found}
 
 

@@ -22,6 +22,7 @@ Timings per stage are in ``LiveResult.timings`` (seconds).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -163,11 +164,32 @@ class HandFinder:
         self.depthnet = depthnet
         self.min_mask_pixels = min_mask_pixels
         self.crop_margin = crop_margin
+        self._seen: dict | None = None  # one_frame's predictions by square
+
+    @contextlib.contextmanager
+    def one_frame(self):
+        """Calls on one frame inside this block (``live.mining``: ``candidates``, then
+        ``localise``) run depthnet once per square: a square's prediction is kept and reused
+        until the block ends. Only for one frame: the squares are keyed by position alone."""
+        self._seen = {}
+        try:
+            yield self
+        finally:
+            self._seen = None
 
     def _predict_square(self, rgb: np.ndarray, x0: int, y0: int, side: int):
         """depthnet on the square ``(x0, y0, side)`` of the frame (black where it leaves the
         image), pasted back at full size: ``(relative (H, W) float32, 1 outside; mask (H, W);
         keypoints in the frame's pixels or None)``, or None when the square misses the image."""
+        if self._seen is None:
+            return self._predict_new(rgb, x0, y0, side)
+        key = (x0, y0, side)
+        if key not in self._seen:
+            self._seen[key] = self._predict_new(rgb, x0, y0, side)
+        return self._seen[key]
+
+    def _predict_new(self, rgb: np.ndarray, x0: int, y0: int, side: int):
+        """``_predict_square`` without ``one_frame``'s reuse."""
         H, W = rgb.shape[:2]
         sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + side, W), min(y0 + side, H)
         if sx1 <= sx0 or sy1 <= sy0:

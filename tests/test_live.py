@@ -280,7 +280,12 @@ def test_mining_lists_the_hand_free_squares_the_localiser_is_sure_of():
     from live.pipeline import HandFinder
 
     frame, hand, exclude = _lookalike_frame()
-    m = mine_frame(HandFinder(_PaintedNetwork(lookalike=0.6)), frame, exclude, hand, min_confidence=0.5)
+    net = _PaintedNetwork(lookalike=0.6)
+    m = mine_frame(HandFinder(net), frame, exclude, hand, min_confidence=0.5)
+    alone = _PaintedNetwork(lookalike=0.6)
+    with HandFinder(alone).one_frame() as finder:
+        finder.candidates(frame)
+    assert net.inputs == alone.inputs  # localise's squares are among the candidates: none predicted twice
     assert m["found"] and m["best_hand"] == pytest.approx(0.9) and m["best_free"] == pytest.approx(0.6) and m["squares"]
     for x0, y0, side, confidence in m["squares"]:
         square = frame[max(y0, 0):y0 + side, max(x0, 0):x0 + side]
