@@ -301,7 +301,7 @@ def read_mined_squares(path: str | Path) -> list[MinedSquare]:
     path = Path(path)
     names = [fl.name for fl in fields(MinedSquare)]
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8") as f:  # as write_csv writes it
             rows = list(csv.reader(f))
     except OSError as e:
         raise ValueError(f"{path}: cannot read mined squares ({e.strerror or e})") from e

@@ -29,7 +29,7 @@ __all__ = ["atomic_write_bytes", "save_torch", "write_text", "write_json", "writ
            "clear_outputs", "make_folder"]
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes, durable: bool = False) -> None:
+def atomic_write_bytes(path: str | os.PathLike, data: bytes | memoryview, durable: bool = False) -> None:
     """Write ``data`` to a hidden temporary file beside ``path``, then rename it over ``path``.
 
     The temporary file is created with mode 0o666 minus the umask, like a plain ``open``
@@ -82,7 +82,7 @@ def save_torch(obj, path: str | os.PathLike) -> None:
 
     buf = io.BytesIO()
     torch.save(obj, buf)
-    atomic_write_bytes(path, buf.getvalue(), durable=True)
+    atomic_write_bytes(path, buf.getbuffer(), durable=True)  # the buffer itself: no second copy
 
 
 def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:

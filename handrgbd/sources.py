@@ -293,7 +293,8 @@ def depthnet_crop_provider(weights: str | Path | None = None, backend: str = "au
             if keypoints and net.config.keypoints == 0:
                 raise ValueError(NO_KEYPOINT_HEAD)
             state["live"] = LiveConfig()
-            state["finder"] = HandFinder(net, state["live"].min_mask_pixels, state["live"].crop_margin)
+            state["finder"] = HandFinder(net, state["live"].min_mask_pixels,
+                                         state["live"].crop_margin if margin is None else margin)
         live, finder = state["live"], state["finder"]
 
         def found(obs) -> bool:

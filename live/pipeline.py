@@ -164,18 +164,19 @@ class HandFinder:
         self.depthnet = depthnet
         self.min_mask_pixels = min_mask_pixels
         self.crop_margin = crop_margin
-        self._seen: dict | None = None  # one_frame's predictions by square
+        self._seen: tuple[np.ndarray | None, dict] | None = None  # one_frame's: (frame, predictions by square)
 
     @contextlib.contextmanager
     def one_frame(self):
         """Calls on one frame inside this block (``live.mining``: ``candidates``, then
         ``localise``) run depthnet once per square: a square's prediction is kept and reused
-        until the block ends. Only for one frame: the squares are keyed by position alone."""
-        self._seen = {}
+        until the block ends, or until a call brings another frame (another array), whose
+        squares are predicted afresh."""
+        outer, self._seen = self._seen, (None, {})
         try:
             yield self
         finally:
-            self._seen = None
+            self._seen = outer
 
     def _predict_square(self, rgb: np.ndarray, x0: int, y0: int, side: int):
         """depthnet on the square ``(x0, y0, side)`` of the frame (black where it leaves the
@@ -183,10 +184,14 @@ class HandFinder:
         keypoints in the frame's pixels or None)``, or None when the square misses the image."""
         if self._seen is None:
             return self._predict_new(rgb, x0, y0, side)
+        frame, seen = self._seen
+        if frame is not rgb:
+            seen.clear()
+            self._seen = (rgb, seen)
         key = (x0, y0, side)
-        if key not in self._seen:
-            self._seen[key] = self._predict_new(rgb, x0, y0, side)
-        return self._seen[key]
+        if key not in seen:
+            seen[key] = self._predict_new(rgb, x0, y0, side)
+        return seen[key]
 
     def _predict_new(self, rgb: np.ndarray, x0: int, y0: int, side: int):
         """``_predict_square`` without ``one_frame``'s reuse."""

@@ -275,17 +275,27 @@ def test_json_writers_are_strict_and_nan_becomes_null(tmp_path):
     assert strict_json(tmp_path / "x.json") == clean
 
 
-def test_a_checkpoint_that_fails_to_save_leaves_the_previous_one(tmp_path):
+def test_a_checkpoint_that_fails_to_save_leaves_the_previous_one(tmp_path, monkeypatch):
     """``save_torch`` (every training's checkpoints and weights): the file loads back; a save that
-    fails midway (an object torch cannot pickle) leaves the previous checkpoint and no temporary."""
+    fails, while pickling (an object torch cannot pickle) or at the rename after the temporary
+    file was written (a full disk, a crash), leaves the previous checkpoint and no temporary."""
     import torch
 
-    from handrgbd.outputs import save_torch
+    import handrgbd.outputs as outputs
 
     path = tmp_path / "w.pt.ckpt"
-    save_torch({"epoch": 3, "model": {"w": torch.arange(4.0)}}, path)
+    outputs.save_torch({"epoch": 3, "model": {"w": torch.arange(4.0)}}, path)
     with pytest.raises(Exception):
-        save_torch({"epoch": 4, "model": {"w": torch.zeros(4)}, "bad": lambda: None}, path)
+        outputs.save_torch({"epoch": 4, "model": {"w": torch.zeros(4)}, "bad": lambda: None}, path)
+
+    def no_rename(src, dst):
+        assert Path(src).stat().st_size > 0  # the temporary was written
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(outputs.os, "replace", no_rename)
+    with pytest.raises(OSError, match="no space"):
+        outputs.save_torch({"epoch": 5, "model": {"w": torch.ones(4)}}, path)
+    monkeypatch.undo()
     saved = torch.load(path, weights_only=True)
     assert saved["epoch"] == 3 and torch.equal(saved["model"]["w"], torch.arange(4.0))
     assert [p.name for p in tmp_path.iterdir()] == ["w.pt.ckpt"]

@@ -285,6 +285,13 @@ def test_mining_lists_the_hand_free_squares_the_localiser_is_sure_of():
     alone = _PaintedNetwork(lookalike=0.6)
     with HandFinder(alone).one_frame() as finder:
         finder.candidates(frame)
+        # another frame inside the block is predicted afresh: the hand moved, so does the answer
+        moved = np.roll(frame, 100, axis=1)
+        assert finder.localise(moved).box == HandFinder(_PaintedNetwork(lookalike=0.6)).localise(moved).box
+    assert net.inputs < alone.inputs
+    alone.inputs = 0
+    with HandFinder(alone).one_frame() as finder:
+        finder.candidates(frame)
     assert net.inputs == alone.inputs  # localise's squares are among the candidates: none predicted twice
     assert m["found"] and m["best_hand"] == pytest.approx(0.9) and m["best_free"] == pytest.approx(0.6) and m["squares"]
     for x0, y0, side, confidence in m["squares"]:

@@ -79,7 +79,7 @@ class Checkpoint:
         import torch
 
         save_torch({"model": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                         "epoch": epoch, "rng": rng, "torch_rng": torch.get_rng_state()}, self.path)
+                    "epoch": epoch, "rng": rng, "torch_rng": torch.get_rng_state()}, self.path)
 
     def finish(self, net, **extra) -> None:
         """The float16 weights (with ``extra`` entries, e.g. the held-out metrics) to ``out``; the
