@@ -140,6 +140,8 @@ def save_tiles_png(path: str, hypotheses: int, tile_size: int, backend: str | No
     """Render the workload once and save the tile grid (near = bright), for the README."""
     import cv2
 
+    from handrgbd.outputs import write_image
+
     prims, transforms, camera, roi = hand_like_workload(hypotheses)
     with create_context(backend) as ctx, HypothesisRenderer(prims, tile_size, hypotheses, context=ctx) as r:
         depth = r.render(transforms, camera, roi)
@@ -152,9 +154,9 @@ def save_tiles_png(path: str, hypotheses: int, tile_size: int, backend: str | No
     valid = grid > 0
     lo, hi = grid[valid].min(), grid[valid].max()
     scaled = np.where(valid, 255 - (grid - lo) / max(hi - lo, 1e-6) * 200, 0).astype(np.uint8)
-    colour = cv2.applyColorMap(scaled, cv2.COLORMAP_INFERNO)
+    colour = cv2.applyColorMap(scaled, cv2.COLORMAP_INFERNO)  # BGR
     colour[~valid] = 0
-    cv2.imwrite(path, colour)
+    write_image(path, colour[..., ::-1])
 
 
 def main(argv: list[str] | None = None) -> int:
