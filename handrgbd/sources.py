@@ -163,7 +163,7 @@ def c2_mean_depth(depth_mm: np.ndarray, camera: CameraIntrinsics, mask: np.ndarr
     extent, puts the hand near zero anyway, and the found hand's mean is the zero (hard bench,
     docs/results.md "C2's zero"). On a hand alone in eq. 1 both agree and eq. 1's is kept."""
     from depthnet.targets import sensor_mean_depth
-    from tracker.detect import DetectorConfig, detect_hand, support_plane
+    from tracker.detect import DetectorConfig, detect_hand, without_support_plane
     from tracker.tracking import TrackerConfig
 
     few = TrackerConfig.min_hand_pixels  # the tracker's default: fewer pixels are no hand to take a mean over
@@ -178,7 +178,7 @@ def c2_mean_depth(depth_mm: np.ndarray, camera: CameraIntrinsics, mask: np.ndarr
     cfg = DetectorConfig() if hand_length_mm is None else DetectorConfig(hand_length_mm=float(hand_length_mm))
     depth = np.asarray(depth_mm, np.float32)
     depth = np.where(usable_depth(depth), depth, 0.0).astype(np.float32)  # NaN, <= 0, past 10 m: no reading
-    depth = np.where(support_plane(depth, camera, cfg), 0.0, depth).astype(np.float32)
+    depth = without_support_plane(depth, camera, cfg)
     found = detect_hand(depth, camera, cfg, mask=m & (depth > 0))
     if found is None:
         return mean

@@ -420,7 +420,7 @@ def _table_under_a_hand(tilt_deg: float, gap_mm: float):
 
 @pytest.mark.parametrize("tilt", [40.0, 65.0])
 def test_support_plane_is_the_table_not_the_hand(tilt):
-    from tracker.detect import support_plane
+    from tracker.detect import support_plane, without_support_plane
 
     cam, depth, hand = _table_under_a_hand(tilt, gap_mm=30.0)
     plane = support_plane(depth, cam)
@@ -431,6 +431,8 @@ def test_support_plane_is_the_table_not_the_hand(tilt):
     flat = np.full((240, 320), 300.0, np.float32)  # a flat surface the size of a palm filling the view
     assert not support_plane(flat, CameraIntrinsics(900.0, 900.0, 159.5, 119.5, 320, 240)).any()
     assert not support_plane(depth, cam, DetectorConfig(plane_tolerance_mm=None)).any()
+    left = without_support_plane(depth.astype(np.float64), cam)  # the depth a hand is detected in
+    assert left.dtype == np.float32 and np.array_equal(left, np.where(plane, 0.0, depth))
 
 
 def test_support_plane_kernels_match_numpy():

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from handrgbd import CameraIntrinsics, Recording
-from tracker.detect import detect_hand, support_plane
+from tracker.detect import detect_hand, without_support_plane
 from tracker.hand_split import (SPLIT_CROP_HALF, SPLIT_SIZE, HandSplitter, label_crop, region_iou, split_input,
                                 to_frame)
 from tracker.start_net import REFERENCE_LENGTH_MM
@@ -65,7 +65,7 @@ def test_region_iou():
 
 def _detected(frame):
     raw = np.where(np.isfinite(frame.depth_mm), frame.depth_mm, 0.0).astype(np.float32)
-    depth = np.where(support_plane(raw, frame.camera), 0.0, raw).astype(np.float32)
+    depth = without_support_plane(raw, frame.camera)
     return raw, depth, detect_hand(depth, frame.camera)
 
 

@@ -123,11 +123,11 @@ def test_frame_side_from_joints():
 
 
 def _detections(rec, frames):
-    from tracker.detect import detect_hand, support_plane
+    from tracker.detect import detect_hand, without_support_plane
 
     for i in frames:
         fr = rec[i]
-        depth = np.where(support_plane(fr.depth_mm, fr.camera), 0.0, fr.depth_mm).astype(np.float32)
+        depth = without_support_plane(fr.depth_mm, fr.camera)
         yield fr, depth, detect_hand(depth, fr.camera)
 
 

@@ -98,7 +98,7 @@ from tracker._kernels import plane_inlier_counts_kernel, plane_pixels_kernel, sk
 from tracker.kinematics import DEFAULT_HAND_LENGTH_MM, HAND_LENGTH_RANGE_MM
 
 __all__ = ["DetectorConfig", "HandDetection", "detect_hand", "hand_candidates", "hand_region", "support_plane",
-           "near_skeleton", "skeleton_distance", "thin_parts", "PALM_JOINTS"]
+           "without_support_plane", "near_skeleton", "skeleton_distance", "thin_parts", "PALM_JOINTS"]
 
 #: support_plane: points sampled, RANSAC trials (fixed seed: the same depth gives the same plane)
 PLANE_SAMPLES, PLANE_TRIALS = 2000, 200
@@ -780,3 +780,11 @@ def support_plane(depth_mm: np.ndarray, camera: CameraIntrinsics, config: Detect
     plane_pixels_kernel(depth, camera.fx, camera.fy, camera.cx, camera.cy, centre, np.ascontiguousarray(vt[2]),
                         float(tol), out)
     return out
+
+
+def without_support_plane(depth_mm: np.ndarray, camera: CameraIntrinsics,
+                          config: DetectorConfig | None = None) -> np.ndarray:
+    """``depth_mm (H, W)`` as ``float32`` with its ``support_plane`` pixels set to 0 (no
+    reading): the depth a hand is detected in (the tracker, C2's zero, the small networks'
+    training)."""
+    return np.where(support_plane(depth_mm, camera, config), 0.0, depth_mm).astype(np.float32)

@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 
 from handrgbd.camera import CameraIntrinsics
-from tracker.detect import DetectorConfig, HandDetection, detect_hand, support_plane
+from tracker.detect import DetectorConfig, HandDetection, detect_hand, without_support_plane
 from tracker.small_nets import Checkpoint, fit, held_out, load_network, one_cycle, training_main
 from tracker.start_net import DEPTH_CLIP, crop_matrix, start_input, turn_crops
 
@@ -196,7 +196,7 @@ def prepare(folders: Sequence[str | os.PathLike]) -> dict[str, np.ndarray]:
             if fr.mask is None or fr.depth_mm is None:
                 continue
             raw = np.where(np.isfinite(fr.depth_mm), fr.depth_mm, 0.0).astype(np.float32)
-            depth = np.where(support_plane(raw, fr.camera), 0.0, raw).astype(np.float32)
+            depth = without_support_plane(raw, fr.camera)
             found = detect_hand(depth, fr.camera)
             if found is None or found.mask is None:
                 continue

@@ -245,7 +245,7 @@ def prepare(folders: Sequence[str | os.PathLike], hand_split: bool = True,
     finds it (``tracker.hand_split.find_hand``: split by the hand split's network unless
     ``hand_split`` is False; ``hand_split_weights``: its weights, default the shipped ones)."""
     from handrgbd.recording import Recording
-    from tracker.detect import support_plane
+    from tracker.detect import without_support_plane
     from tracker.hand_split import HandSplitter, find_hand
 
     splitter = HandSplitter(hand_split_weights) if hand_split else None
@@ -260,7 +260,7 @@ def prepare(folders: Sequence[str | os.PathLike], hand_split: bool = True,
         for i in range(len(rec.names)):
             fr = rec[i]
             raw = np.where(np.isfinite(fr.depth_mm), fr.depth_mm, 0.0).astype(np.float32)
-            depth = np.where(support_plane(raw, fr.camera), 0.0, raw).astype(np.float32)
+            depth = without_support_plane(raw, fr.camera)
             found, depth = find_hand(depth, raw, fr.camera, splitter=splitter)
             palm_true = fr.joints_mm[[0, 5, 9, 13, 17]].mean(0)
             if found is None or found.mask is None or np.linalg.norm(found.palm_mm - palm_true) > MAX_PALM_ERROR_MM:

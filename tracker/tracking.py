@@ -86,7 +86,7 @@ from handrgbd.depth import usable_depth
 from handrgbd.joints import Joint, Keypoints
 from renderer.projection import RegionOfInterest
 from tracker.detect import (PALM_JOINTS, DetectorConfig, HandDetection, detect_hand, hand_region, near_skeleton,
-                            support_plane)
+                            without_support_plane)
 from tracker.hand_split import HandSplitter, find_hand
 from tracker.kinematics import DEFAULT_HAND_LENGTH_MM, HandModel, finger_crossing_penalty
 from tracker.objective import (CpuScorer, KeypointTerm, ObjectiveConfig, PosePrior, keypoint_term, load_pose_prior,
@@ -483,7 +483,7 @@ class Tracker:
         cfg = self.config
         frame_depth = depth
         if cfg.mask_source in ("depth", "skin"):  # sensor depth: a table under the hand is left out
-            depth = np.where(support_plane(depth, camera, cfg.detector), 0.0, depth).astype(np.float32)
+            depth = without_support_plane(depth, camera, cfg.detector)
         if cfg.mask_source == "depth":
             if self.previous is not None:
                 joints = self.model.joints(self.previous)[0]
