@@ -143,17 +143,3 @@ def test_the_tracker_starts_on_the_hand_the_split_keeps(held_object):
         kept.append((masks[1] & fr.mask).sum() / (masks[0] & fr.mask).sum())
     assert len(before) >= 4
     assert np.mean(after) > np.mean(before) + 0.25 and np.mean(kept) > 0.7
-
-
-def test_bad_weights_and_recordings_name_the_file(tmp_path):
-    pytest.importorskip("torch")
-    import tracker.hand_split as hs
-
-    with pytest.raises(FileNotFoundError, match="nothing.pt"):
-        HandSplitter(tmp_path / "nothing.pt")
-    bad = tmp_path / "bad.pt"
-    bad.write_bytes(b"not weights")
-    with pytest.raises(ValueError, match="bad.pt"):
-        HandSplitter(bad)
-    with pytest.raises(ValueError, match="sr305.*mask/"):
-        hs.prepare(["tests/data/sr305"])

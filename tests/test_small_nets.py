@@ -1,5 +1,7 @@
 """What the tracker's small networks share (tracker/small_nets.py): training interrupted after an
-epoch resumes from its atomic checkpoint and writes weights the network's loader takes."""
+epoch resumes from its atomic checkpoint and writes weights the network's loader takes; a missing
+or foreign weights file, and a recording without the labels a training needs, are errors naming
+the file."""
 
 from __future__ import annotations
 
@@ -56,3 +58,27 @@ def test_training_checkpoints_resume_and_write_loadable_weights(network, tmp_pat
     metrics = module.train(data, out, epochs=2, batch=8, val=4)
     assert metrics["epoch"] == 2 and not (tmp_path / "w.pt.ckpt").exists()
     check(data, out)
+
+
+#: each network's loader, and what its training's error names in a recording without its labels
+LOADERS = {"start_net": ("tracker.start_net", "StartPredictor", "sr305.*poses.npy"),
+           "hand_split": ("tracker.hand_split", "HandSplitter", "sr305.*mask/")}
+
+
+@pytest.mark.parametrize("name", list(LOADERS))
+def test_bad_weights_and_recordings_name_the_file(name, tmp_path):
+    pytest.importorskip("torch")
+    import importlib
+
+    module_name, loader_name, unlabelled = LOADERS[name]
+    module = importlib.import_module(module_name)
+    loader = getattr(module, loader_name)
+    with pytest.raises(FileNotFoundError, match="nothing.pt"):
+        loader(tmp_path / "nothing.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not weights")
+    with pytest.raises(ValueError, match="bad.pt"):
+        loader(bad)
+    assert module.default_weights().is_file()
+    with pytest.raises(ValueError, match=unlabelled):
+        module.prepare(["tests/data/sr305"])

@@ -13,7 +13,7 @@ from handrgbd import CameraIntrinsics, Recording
 from tracker import HandModel, HandPose
 from tracker.pose import axis_angle_quaternion, quaternion_multiply, quaternion_to_matrix
 from tracker.start_net import (CROP_HALF, DEPTH_CLIP, DEPTH_SCALE_MM, INPUT_SIZE, REFERENCE_LENGTH_MM,
-                               StartPredictor, default_weights, distinct_best, frame_side, pose_targets,
+                               StartPredictor, distinct_best, frame_side, pose_targets,
                                poses_from_prediction, quaternion_angle, ray_rotation, rotation_bins, start_input,
                                turn_about_view)
 
@@ -146,21 +146,6 @@ def test_the_shipped_weights_on_the_held_out_sequence():
         angle = np.degrees(quaternion_angle(poses[0, 3:7], fr.pose[3:7]))
         good += angle < 30.0 and np.linalg.norm(poses[0, :3] - fr.pose[:3]) < 20.0
     assert good >= 6
-
-
-def test_bad_weights_and_recordings_name_the_file(tmp_path):
-    pytest.importorskip("torch")
-    import tracker.start_net as sn
-
-    with pytest.raises(FileNotFoundError, match="nothing.pt"):
-        StartPredictor(tmp_path / "nothing.pt")
-    bad = tmp_path / "bad.pt"
-    bad.write_bytes(b"not weights")
-    with pytest.raises(ValueError, match="bad.pt"):
-        StartPredictor(bad)
-    assert default_weights().is_file()
-    with pytest.raises(ValueError, match="sr305.*poses.npy"):
-        sn.prepare(["tests/data/sr305"])
 
 
 def test_tracker_config_refuses_a_negative_learned_start():
